@@ -1,0 +1,156 @@
+"""The ``aisec`` command line: the same core as the operators, without Airflow.
+
+Exit codes, for every verb:
+    0  pass or warn
+    1  policy violation (verdict ``fail``), or a broken audit chain
+    2  invalid input or configuration (one line naming the file and the field)
+    3  a required service (Vault, S3) is unreachable
+    4  unexpected internal error (a bug: never a pass)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow_aisec import __version__
+from airflow_aisec.core.gate import GateRun, error_result, run_check
+from airflow_aisec.core.policy import LoadedPolicy, load_policy
+from airflow_aisec.core.result import CheckOutcome, GateResult, Verdict, utcnow
+from airflow_aisec.exceptions import AisecError, ServiceUnavailableError
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_INVALID = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERNAL = 4
+
+#: Modules under ``airflow_aisec.commands`` that each add verbs through ``register(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "policy",
+    "audit",
+    "source",
+    "pii",
+    "model",
+    "secrets",
+    "bias",
+    "drift",
+    "lint",
+)
+
+
+class CliError(Exception):
+    """Raised by a verb to end with a message and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_INVALID):
+        super().__init__(message)
+        self.code = code
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every gate verb takes: ``--policy``, ``--json``, ``--evidence``."""
+    parser.add_argument("--policy", required=True, help="policy YAML file")
+    parser.add_argument("--json", action="store_true", help="print the result contract as JSON")
+    parser.add_argument("--evidence", metavar="LOCATION", help="append the result to this audit trail")
+
+
+def exit_code_for(run: GateRun) -> int:
+    verdict = run.result.verdict
+    if verdict in (Verdict.PASS.value, Verdict.WARN.value):
+        return EXIT_OK
+    if verdict == Verdict.FAIL.value:
+        return EXIT_VIOLATION
+    exc = run.exception
+    if isinstance(exc, ServiceUnavailableError):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, AisecError):
+        return exc.exit_code
+    return EXIT_INTERNAL
+
+
+def print_result(result: GateResult, *, as_json: bool, stream=None) -> None:
+    stream = stream or sys.stdout
+    if as_json:
+        json.dump(result.to_dict(), stream, indent=2, sort_keys=False)
+        stream.write("\n")
+        return
+    policy = f"{result.policy.name} ({result.policy.sha256[:12]})" if result.policy else "-"
+    stream.write(f"gate: {result.gate}  verdict: {str(result.verdict).upper()}  policy: {policy}\n")
+    if result.error:
+        stream.write(f"error: {result.error.type}: {result.error.message}\n")
+    for f in result.findings:
+        flag = " (waived)" if f.waived else ""
+        count = f" count={f.count}" if f.count is not None else ""
+        stream.write(f"  {f.enforcement:<7} {f.severity:<8} [{f.rule}]{count} {f.message}{flag}\n")
+    for r in result.reports:
+        stream.write(f"  report: {r.uri}\n")
+
+
+def run_gate_command(
+    args: argparse.Namespace,
+    gate: str,
+    check: Callable[[LoadedPolicy], CheckOutcome],
+) -> int:
+    """Load the policy, run a core check, print and record the result; return the exit code."""
+    started = utcnow()
+    loaded: LoadedPolicy | None = None
+    try:
+        loaded = load_policy(args.policy)
+        loaded.policy.section(gate)
+    except AisecError as exc:
+        run = GateRun(error_result(gate, exc, loaded=loaded, started_at=started), exc)
+    else:
+        run = run_check(gate, loaded, lambda: check(loaded), started_at=started)
+    result = run.result
+    print_result(result, as_json=getattr(args, "json", False))
+    if run.exception is not None and result.verdict == Verdict.ERROR.value:
+        print(f"aisec: {result.error.message}", file=sys.stderr)
+    if getattr(args, "evidence", None):
+        from airflow_aisec.core.evidence import open_evidence_store
+
+        try:
+            ref = open_evidence_store(args.evidence).append(result.to_dict())
+        except AisecError as exc:
+            print(f"aisec: could not record evidence: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE if isinstance(exc, ServiceUnavailableError) else exc.exit_code
+        print(f"evidence: {ref.location} #{ref.seq} {ref.sha256}", file=sys.stderr)
+    return exit_code_for(run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aisec", description="Security gates for AI/ML pipelines.")
+    parser.add_argument("--version", action="version", version=f"aisec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"airflow_aisec.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aisec`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], Any] = args.handler
+    try:
+        return int(handler(args) or 0)
+    except CliError as exc:
+        print(f"aisec: {exc}", file=sys.stderr)
+        return exc.code
+    except AisecError as exc:
+        print(f"aisec: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE if isinstance(exc, ServiceUnavailableError) else exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug must never look like a pass
+        print(f"aisec: internal error: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

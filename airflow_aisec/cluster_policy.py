@@ -1,0 +1,1 @@
+"""Airflow cluster policy (``airflow.policy`` entry point). Rules land with the platform issue."""

@@ -1,0 +1,1 @@
+"""``aisec`` verbs, one module per concern; each exposes ``register(subparsers)``."""

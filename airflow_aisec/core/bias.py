@@ -1,0 +1,9 @@
+"""bias gate core (policy section; implementation lands with its issue)."""
+
+from __future__ import annotations
+
+from airflow_aisec.core.policy_model import GateSection
+
+
+class BiasPolicy(GateSection):
+    """Policy section `bias`."""

@@ -1,0 +1,9 @@
+"""pii gate core (policy section; implementation lands with its issue)."""
+
+from __future__ import annotations
+
+from airflow_aisec.core.policy_model import GateSection
+
+
+class PiiPolicy(GateSection):
+    """Policy section `pii`."""

@@ -1,0 +1,9 @@
+"""platform gate core (policy section; implementation lands with its issue)."""
+
+from __future__ import annotations
+
+from airflow_aisec.core.policy_model import GateSection
+
+
+class PlatformPolicy(GateSection):
+    """Policy section `platform`."""

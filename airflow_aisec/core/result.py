@@ -1,0 +1,176 @@
+"""The gate result contract (JSON, versioned).
+
+Every gate, whether it runs as an Airflow operator or from the ``aisec`` CLI,
+produces one :class:`GateResult`. It is what goes to XCom (key
+:data:`XCOM_KEY`), to the evidence store and to ``aisec ... --json``.
+
+Findings never carry a secret value or a raw PII value: only rule ids, counts,
+column names, entity types, row positions and digests.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from airflow_aisec.core.policy_model import Enforcement, Severity
+
+#: Version of the result contract. Bump the major on incompatible changes.
+SCHEMA_VERSION = "1.0"
+#: XCom key under which operators push the result.
+XCOM_KEY = "aisec_result"
+
+
+class Verdict(str, enum.Enum):
+    """Outcome of a gate, ordered from best to worst."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+def utcnow() -> str:
+    """Current UTC time as an ISO-8601 string."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+class _ResultModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+
+class Finding(_ResultModel):
+    """One violation of one policy rule.
+
+    Attributes:
+        rule: Rule id, ``<gate>.<check>`` (e.g. ``pii.entity_not_allowed``).
+        severity: How bad the finding is (independent of enforcement).
+        message: Human-readable, value-free description.
+        count: How many items (cells, rows, files, groups) are affected.
+        location: Where: column, file, group, row positions... never values.
+        enforcement: Enforcement level resolved from the policy (set by evaluation).
+        waived: True when an in-scope, unexpired waiver covers the rule.
+    """
+
+    rule: str
+    severity: Severity = Severity.HIGH
+    message: str
+    count: int | None = None
+    location: dict[str, Any] = Field(default_factory=dict)
+    enforcement: Enforcement | None = None
+    waived: bool = False
+
+
+class InputRef(_ResultModel):
+    """An input the gate looked at, with its digest when known."""
+
+    uri: str
+    sha256: str | None = None
+
+
+class ReportRef(_ResultModel):
+    """A report (e.g. HTML) written next to the result."""
+
+    name: str
+    uri: str
+    media_type: str = "text/html"
+
+
+class PolicyRef(_ResultModel):
+    name: str
+    sha256: str
+    source: str | None = None
+
+
+class AirflowRef(_ResultModel):
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int | None = None
+    map_index: int | None = None
+
+
+class WaiverRef(_ResultModel):
+    rule: str
+    reason: str
+    approved_by: str
+    expires: str
+
+
+class ErrorInfo(_ResultModel):
+    """Why a gate ended in ``error``: the exception type and a value-free message."""
+
+    type: str
+    message: str
+    retryable: bool = False
+
+
+class GateResult(_ResultModel):
+    """The versioned result document of one gate run."""
+
+    schema_version: str = SCHEMA_VERSION
+    gate: str
+    verdict: Verdict
+    policy: PolicyRef | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[InputRef] = Field(default_factory=list)
+    reports: list[ReportRef] = Field(default_factory=list)
+    waivers_applied: list[WaiverRef] = Field(default_factory=list)
+    started_at: str
+    finished_at: str
+    airflow: AirflowRef | None = None
+    error: ErrorInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict (what XCom and the evidence store hold)."""
+        return self.model_dump(mode="json")
+
+    @property
+    def blocking_findings(self) -> list[Finding]:
+        """Findings that fail the gate: enforce-level and not waived."""
+        return [f for f in self.findings if f.enforcement == Enforcement.ENFORCE.value and not f.waived]
+
+    @property
+    def warning_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.enforcement == Enforcement.WARN.value and not f.waived]
+
+    def summary(self, limit: int = 20) -> str:
+        """One combined, value-free message listing every blocking (or warning) finding."""
+        if self.verdict == Verdict.ERROR.value and self.error:
+            return f"{self.gate}: error: {self.error.type}: {self.error.message}"
+        chosen = self.blocking_findings or self.warning_findings
+        if not chosen:
+            return f"{self.gate}: {self.verdict}"
+        lines = [f"{self.gate}: {self.verdict}: {len(chosen)} finding(s)"]
+        for f in chosen[:limit]:
+            lines.append(f"  [{f.rule}] {f.message}")
+        if len(chosen) > limit:
+            lines.append(f"  ... and {len(chosen) - limit} more")
+        return "\n".join(lines)
+
+
+class CheckOutcome(BaseModel):
+    """What a core check returns before policy evaluation turns it into a :class:`GateResult`.
+
+    Attributes:
+        findings: Rule violations found (enforcement not yet resolved).
+        metrics: Aggregate, value-free numbers worth showing.
+        inputs: What was checked, with digests.
+        reports: Reports written by the check.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    findings: list[Finding] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[InputRef] = Field(default_factory=list)
+    reports: list[ReportRef] = Field(default_factory=list)
+
+
+def result_json_schema() -> dict[str, Any]:
+    """JSON Schema of the result contract."""
+    return GateResult.model_json_schema()

@@ -1,0 +1,47 @@
+"""Provider metadata for Airflow's providers manager (``apache_airflow_provider`` entry point)."""
+
+from __future__ import annotations
+
+from airflow_aisec import __version__
+
+
+def get_provider_info() -> dict:
+    return {
+        "package-name": "airflow-aisec",
+        "name": "AI Security Gates (airflow-aisec)",
+        "description": "Policy-driven security gates for AI/ML pipelines: source validation, PII, "
+        "Vault secrets, model signing, unsafe model files, bias, drift and a tamper-evident audit trail.",
+        "versions": [__version__],
+        "plugins": [{"name": "aisec", "plugin-class": "airflow_aisec.plugins.aisec_plugin.AisecPlugin"}],
+        "extra-links": ["airflow_aisec.operators.links.AisecGateResultLink"],
+        "config": {
+            "aisec": {
+                "description": "airflow-aisec settings.",
+                "options": {
+                    "default_policy": {
+                        "description": "Policy file used by gates that are not given one. "
+                        "Empty means gates refuse to run without an explicit policy.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/policies/strict.yaml",
+                        "default": "",
+                    },
+                    "evidence_location": {
+                        "description": "Audit trail location: a local directory or s3://bucket/prefix. "
+                        "Empty means $AIRFLOW_HOME/aisec/evidence.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://audit-bucket/aisec",
+                        "default": "",
+                    },
+                    "evidence_aws_conn_id": {
+                        "description": "Airflow connection used for an s3:// evidence location.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "aws_default",
+                        "default": "aws_default",
+                    },
+                },
+            }
+        },
+    }

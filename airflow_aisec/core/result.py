@@ -16,12 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_aisec.constants import RESULT_XCOM_KEY
 from airflow_aisec.core.policy_model import Enforcement, Severity
 
 #: Version of the result contract. Bump the major on incompatible changes.
 SCHEMA_VERSION = "1.0"
 #: XCom key under which operators push the result.
-XCOM_KEY = "aisec_result"
+XCOM_KEY = RESULT_XCOM_KEY
 
 
 class Verdict(str, enum.Enum):

@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_aisec.core.evidence import EvidenceRef, open_evidence_store
-from airflow_aisec.core.gate import GateRun, error_result, run_check
-from airflow_aisec.core.policy import LoadedPolicy, load_policy
-from airflow_aisec.core.result import AirflowRef, CheckOutcome, GateResult, Verdict, XCOM_KEY, utcnow
-from airflow_aisec.core.storage import is_s3_uri
+from airflow_aisec.constants import EVIDENCE_XCOM_KEY, RESULT_XCOM_KEY
 from airflow_aisec.exceptions import AisecError, ServiceUnavailableError
 from airflow_aisec.operators.links import AisecGateResultLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: XCom key holding the evidence record reference of a gate's result.
-EVIDENCE_XCOM_KEY = "aisec_evidence"
+    from airflow_aisec.core.evidence import EvidenceRef
+    from airflow_aisec.core.policy import LoadedPolicy
+    from airflow_aisec.core.result import AirflowRef, CheckOutcome, GateResult
+
+# The core (pydantic models, YAML) is imported inside the methods that run at task time:
+# DAG files import operator modules on every parse, and that must stay cheap.
 
 
 def _conf(key: str, fallback: str = "") -> str:
@@ -47,6 +47,8 @@ def default_evidence_location() -> str:
 
 
 def airflow_ref(context: Context) -> AirflowRef:
+    from airflow_aisec.core.result import AirflowRef
+
     ti = context["ti"]
     map_index = getattr(ti, "map_index", None)
     return AirflowRef(
@@ -86,6 +88,9 @@ class GateMixin:
 
     def record_evidence(self, result: GateResult, *, kind: str = "gate_result") -> EvidenceRef:
         """Append a result to the configured audit trail (retryable failure if unreachable)."""
+        from airflow_aisec.core.evidence import open_evidence_store
+        from airflow_aisec.core.storage import is_s3_uri
+
         location = self.evidence_location or default_evidence_location()
         client = self._evidence_s3_client() if is_s3_uri(location) else None
         return open_evidence_store(location, s3_client=client).append(result.to_dict(), kind=kind)
@@ -97,6 +102,10 @@ class GateMixin:
 
     def run_gate(self, context: Context, check: Callable[[LoadedPolicy], CheckOutcome]) -> GateResult:
         """Load the policy, run ``check``, publish the result and enforce the verdict."""
+        from airflow_aisec.core.gate import GateRun, error_result, run_check
+        from airflow_aisec.core.policy import load_policy
+        from airflow_aisec.core.result import utcnow
+
         started = utcnow()
         ref = airflow_ref(context)
         loaded: LoadedPolicy | None = None
@@ -109,7 +118,7 @@ class GateMixin:
             run = run_check(self.gate, loaded, lambda: check(loaded), airflow=ref, started_at=started)
 
         result = run.result
-        context["ti"].xcom_push(key=XCOM_KEY, value=result.to_dict())
+        context["ti"].xcom_push(key=RESULT_XCOM_KEY, value=result.to_dict())
         try:
             evidence = self.record_evidence(result)
         except AisecError as exc:
@@ -130,6 +139,8 @@ class GateMixin:
 
     def enforce(self, result: GateResult, exc: BaseException | None) -> None:
         """Turn a verdict into the task's outcome."""
+        from airflow_aisec.core.result import Verdict
+
         if result.verdict == Verdict.ERROR.value:
             if exc is not None and not isinstance(exc, AisecError):
                 self._log_exception(exc)

@@ -11,9 +11,11 @@ value-free message.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import os
+import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,16 +29,32 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "parquet")
 DEFAULT_BATCH_ROWS = 65_536
+#: Batches decoded ahead of the consumer. pyarrow's default (16) multiplies memory by 16 batches.
+DEFAULT_BATCH_READAHEAD = 2
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")
+_PARQUET_MAGIC = b"PAR1"
+_CSV_COLUMN_RE = re.compile(r"CSV column #(\d+)")
 
 
 @dataclass(frozen=True)
 class LocalCopy:
-    """A local file standing for ``uri`` (the file itself, or a temporary download of an S3 object)."""
+    """A local file standing for ``uri`` (the file itself, or a temporary download of an S3 object).
+
+    Attributes:
+        uri: What the caller asked for.
+        path: Local file to read.
+        s3_version_id: Version of the S3 object that was downloaded (versioned buckets).
+        s3_etag: ETag of the S3 object that was downloaded.
+        last_modified: Modification time of the file / ``LastModified`` of the object (UTC).
+        size: Size in bytes.
+    """
 
     uri: str
     path: Path
     s3_version_id: str | None = None
     s3_etag: str | None = None
+    last_modified: _dt.datetime | None = None
+    size: int | None = None
 
 
 def detect_format(uri: str, fmt: str | None = None) -> str:
@@ -77,9 +95,17 @@ def local_copy(uri: str | os.PathLike[str], *, s3_client: Any = None) -> Iterato
             raise InputDataError(f"not a regular file: {uri}")
         if not os.access(path, os.R_OK):
             raise InputDataError(f"file not readable (permission denied): {uri}")
-        yield LocalCopy(uri=uri, path=path)
+        st = path.stat()
+        yield LocalCopy(
+            uri=uri,
+            path=path,
+            last_modified=_dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc),
+            size=st.st_size,
+        )
         return
     loc = parse_s3_uri(uri)
+    if not loc.key or loc.key.endswith("/"):
+        raise InputDataError(f"S3 URI names a bucket or prefix, not an object: {uri}")
     client = s3_client or make_s3_client()
     suffix = "".join(Path(loc.key).suffixes[-2:])
     fd, tmp = tempfile.mkstemp(prefix="aisec-", suffix=suffix)
@@ -87,34 +113,130 @@ def local_copy(uri: str | os.PathLike[str], *, s3_client: Any = None) -> Iterato
     try:
         with translate_s3_errors(uri):
             head = client.head_object(Bucket=loc.bucket, Key=loc.key)
-            client.download_file(loc.bucket, loc.key, tmp)
+            version_id = head.get("VersionId")
+            etag = (head.get("ETag") or "").strip('"') or None
+            # Download exactly the version that HEAD described, so the metadata checked
+            # (version, ETag, age) belongs to the bytes read even if the key is overwritten meanwhile.
+            extra = {"VersionId": version_id} if version_id and version_id != "null" else None
+            client.download_file(loc.bucket, loc.key, tmp, ExtraArgs=extra)
+            if extra is None:
+                # Unversioned bucket: no way to pin the GET, so make sure the object did not change.
+                after = client.head_object(Bucket=loc.bucket, Key=loc.key)
+                if (after.get("ETag") or "").strip('"') != (etag or ""):
+                    raise InputDataError(f"S3 object changed while it was being downloaded: {uri}")
         yield LocalCopy(
             uri=uri,
             path=Path(tmp),
-            s3_version_id=head.get("VersionId"),
-            s3_etag=(head.get("ETag") or "").strip('"') or None,
+            s3_version_id=version_id,
+            s3_etag=etag,
+            last_modified=head.get("LastModified"),
+            size=os.path.getsize(tmp),
         )
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-def open_dataset(path: str | os.PathLike[str], fmt: str, *, uri: str | None = None) -> pads.Dataset:
+def sniff_format(path: str | os.PathLike[str], fmt: str, *, uri: str | None = None) -> None:
+    """Cheap checks of a file's first and last bytes, for clear errors on wrong or truncated files.
+
+    Raises:
+        InputDataError: empty file, a Parquet file without its magic bytes (wrong format or
+            truncated), or a "CSV" file that is binary.
+    """
+    name = uri or str(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+            tail = b""
+            if size >= 8:
+                fh.seek(size - 4)
+                tail = fh.read(4)
+    except OSError as exc:
+        raise InputDataError(f"{name}: file not readable ({exc.strerror or type(exc).__name__})") from None
+    if size == 0:
+        raise InputDataError(f"{name}: the file is empty (0 bytes)")
+    if fmt == "parquet":
+        if head[:4] != _PARQUET_MAGIC:
+            raise InputDataError(f"{name}: not a Parquet file (wrong format: no PAR1 header)")
+        if size < 12 or tail != _PARQUET_MAGIC:
+            raise InputDataError(f"{name}: Parquet file is truncated (no PAR1 footer)")
+        return
+    if str(name).lower().endswith(_COMPRESSED_SUFFIXES):
+        return
+    if head[:4] == _PARQUET_MAGIC:
+        raise InputDataError(f"{name}: wrong format: this is a Parquet file, not CSV")
+    if b"\x00" in head:
+        raise InputDataError(f"{name}: wrong format: binary data, not CSV text")
+
+
+def open_dataset(
+    path: str | os.PathLike[str],
+    fmt: str,
+    *,
+    uri: str | None = None,
+    csv_column_types: Mapping[str, Any] | None = None,
+) -> pads.Dataset:
     """A pyarrow dataset over a local file (lazy: nothing is read yet beyond metadata).
+
+    Args:
+        path: Local file.
+        fmt: ``csv`` or ``parquet``.
+        uri: Name used in error messages (the original URI).
+        csv_column_types: For CSV, pyarrow types to convert these columns to instead of
+            inferring them from the first block.
 
     Raises:
         InputDataError: the file is not a readable table of that format.
     """
     import pyarrow as pa
+    import pyarrow.csv as pcsv
     import pyarrow.dataset as ds
 
     name = uri or str(path)
+    sniff_format(path, fmt, uri=name)
     try:
         if fmt == "csv":
-            return ds.dataset(str(path), format=ds.CsvFileFormat())
+            convert = pcsv.ConvertOptions(column_types=dict(csv_column_types)) if csv_column_types else None
+            return ds.dataset(str(path), format=ds.CsvFileFormat(convert_options=convert))
         return ds.dataset(str(path), format="parquet")
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
+        if fmt == "csv":
+            raise InputDataError(_csv_error_message(exc, _csv_header(path), name)) from None
         raise InputDataError(f"{name}: not a readable {fmt} table ({type(exc).__name__})") from None
+
+
+def _csv_header(path: str | os.PathLike[str]) -> list[str]:
+    """Column names from a plain CSV file's first line (best effort, for error messages)."""
+    import csv
+
+    if str(path).lower().endswith(_COMPRESSED_SUFFIXES):
+        return []
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            return next(csv.reader([fh.readline()]), [])
+    except OSError:
+        return []
+
+
+def _csv_error_message(exc: BaseException, names: Sequence[str], uri: str, types: Sequence[Any] = ()) -> str:
+    """A value-free message for a CSV error (pyarrow's own text quotes the offending cell or row)."""
+    text = str(exc)
+    match = _CSV_COLUMN_RE.search(text)
+    if match and "conversion error" in text:
+        index = int(match.group(1))
+        column = f"'{names[index]}'" if index < len(names) else f"#{index}"
+        kind = f" {types[index]}" if index < len(types) else " of its type"
+        return (
+            f"{uri}: CSV column {column} holds a value that is not{kind} "
+            "(type declared in the policy or inferred from the first rows)"
+        )
+    if "Expected" in text and "columns" in text:
+        return f"{uri}: malformed CSV: a row has the wrong number of columns (truncated file?)"
+    if "Empty CSV" in text:
+        return f"{uri}: the CSV file has no header row"
+    return f"{uri}: CSV could not be parsed ({type(exc).__name__})"
 
 
 def check_columns(available: Sequence[str], required: Sequence[str], uri: str) -> None:
@@ -124,24 +246,45 @@ def check_columns(available: Sequence[str], required: Sequence[str], uri: str) -
         raise InputDataError(f"{uri}: column(s) not in the data: {', '.join(map(repr, missing))}")
 
 
+def _read_error_message(dataset: pads.Dataset, exc: BaseException, uri: str) -> str:
+    """A value-free message for a read error (pyarrow's own text may quote a cell)."""
+    import pyarrow.dataset as ds
+
+    if isinstance(getattr(dataset, "format", None), ds.CsvFileFormat):
+        schema = dataset.schema
+        return _csv_error_message(exc, schema.names, uri, [f.type for f in schema])
+    return f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})"
+
+
 def iter_batches(
     dataset: pads.Dataset,
     *,
     columns: Sequence[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     uri: str = "<table>",
+    batch_readahead: int = DEFAULT_BATCH_READAHEAD,
+    use_threads: bool = True,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream record batches; read errors (truncated or corrupt files) become :class:`InputDataError`."""
+    """Stream record batches; read errors (truncated or corrupt files) become :class:`InputDataError`.
+
+    Memory is bounded by about ``(batch_readahead + 1)`` decoded batches plus, for Parquet, the
+    compressed bytes of the row group being read.
+    """
     import pyarrow as pa
 
     if columns is not None:
         check_columns(dataset.schema.names, columns, uri)
     try:
-        scanner = dataset.scanner(columns=list(columns) if columns is not None else None, batch_size=batch_rows,
-                                  use_threads=True)
+        scanner = dataset.scanner(
+            columns=list(columns) if columns is not None else None,
+            batch_size=batch_rows,
+            batch_readahead=batch_readahead,
+            fragment_readahead=1,
+            use_threads=use_threads,
+        )
         yield from scanner.to_batches()
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as exc:
-        raise InputDataError(f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})") from None
+        raise InputDataError(_read_error_message(dataset, exc, uri)) from None
 
 
 def read_table(

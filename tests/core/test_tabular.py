@@ -1,0 +1,161 @@
+"""The shared table reader: formats, bad files, streaming in bounded batches, value-free errors."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_aisec.core.tabular import (
+    check_columns,
+    detect_format,
+    iter_batches,
+    local_copy,
+    open_dataset,
+    read_table,
+    sniff_format,
+)
+from airflow_aisec.exceptions import InputDataError
+
+SECRET_CELL = "zz-planted-cell-4242"
+
+
+@pytest.fixture
+def parquet_file(tmp_path):
+    path = tmp_path / "t.parquet"
+    table = pa.table({"id": list(range(1000)), "name": [f"n{i}" for i in range(1000)]})
+    pq.write_table(table, path, row_group_size=100)
+    return path
+
+
+def test_detect_format():
+    assert detect_format("s3://b/x.parquet") == "parquet"
+    assert detect_format("/a/b.PQ") == "parquet"
+    assert detect_format("/a/b.csv.gz") == "csv"
+    assert detect_format("/a/b.data", "CSV") == "csv"
+    with pytest.raises(InputDataError, match="cannot tell the table format"):
+        detect_format("/a/b.json")
+    with pytest.raises(InputDataError, match="unsupported table format 'orc'"):
+        detect_format("/a/b.csv", "orc")
+
+
+def test_local_copy_reports_size_and_mtime(parquet_file):
+    with local_copy(str(parquet_file)) as copy:
+        assert copy.path == parquet_file
+        assert copy.size == parquet_file.stat().st_size
+        assert copy.last_modified is not None and copy.last_modified.tzinfo is not None
+        assert copy.s3_version_id is None
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_local_copy_bad_paths(tmp_path, kind):
+    target = tmp_path / "nope.csv" if kind == "missing" else tmp_path
+    with pytest.raises(InputDataError, match="file not found|not a regular file"):
+        with local_copy(str(target)):
+            pass
+
+
+def test_dangling_symlink_is_a_clear_error(tmp_path):
+    link = tmp_path / "gone.csv"
+    link.symlink_to(tmp_path / "deleted.csv")
+    with pytest.raises(InputDataError, match="file not found"):
+        with local_copy(str(link)):
+            pass
+
+
+def test_streams_in_batches_no_larger_than_batch_rows(parquet_file):
+    dataset = open_dataset(parquet_file, "parquet")
+    sizes = [b.num_rows for b in iter_batches(dataset, batch_rows=64, uri="t")]
+    assert sum(sizes) == 1000
+    assert max(sizes) <= 64
+    assert len(sizes) >= 1000 // 64
+
+
+def test_projection_and_missing_column(parquet_file):
+    dataset = open_dataset(parquet_file, "parquet")
+    batch = next(iter_batches(dataset, columns=["name"], uri="t"))
+    assert batch.schema.names == ["name"]
+    with pytest.raises(InputDataError, match="column\\(s\\) not in the data: 'nope'"):
+        list(iter_batches(dataset, columns=["name", "nope"], uri="t"))
+    with pytest.raises(InputDataError, match="'x'"):
+        check_columns(["a"], ["x"], "t")
+
+
+def test_empty_file_is_refused(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_bytes(b"")
+    with pytest.raises(InputDataError, match="empty \\(0 bytes\\)"):
+        open_dataset(path, "csv")
+
+
+def test_truncated_parquet(parquet_file, tmp_path):
+    data = parquet_file.read_bytes()
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputDataError, match="truncated"):
+        open_dataset(cut, "parquet")
+
+
+def test_wrong_format_both_ways(parquet_file, tmp_path):
+    as_csv = tmp_path / "really_parquet.csv"
+    as_csv.write_bytes(parquet_file.read_bytes())
+    with pytest.raises(InputDataError, match="Parquet file, not CSV"):
+        open_dataset(as_csv, "csv")
+    as_parquet = tmp_path / "really_csv.parquet"
+    as_parquet.write_text("a,b\n1,2\n")
+    with pytest.raises(InputDataError, match="not a Parquet file"):
+        open_dataset(as_parquet, "parquet")
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\x00\x01\x02garbage")
+    with pytest.raises(InputDataError, match="binary data"):
+        sniff_format(binary, "csv")
+
+
+def test_csv_conversion_error_names_column_not_value(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("id,amount\n1,10\n2," + SECRET_CELL + "\n")
+    with pytest.raises(InputDataError) as info:  # the first block is converted when the dataset opens
+        open_dataset(path, "csv", csv_column_types={"amount": pa.int64()})
+    message = str(info.value)
+    assert "CSV column 'amount'" in message
+    assert SECRET_CELL not in message
+
+
+def test_csv_conversion_error_in_a_later_block(tmp_path):
+    # Inference sees integers in the first block; a later block holds text: named, value withheld.
+    path = tmp_path / "big.csv"
+    with open(path, "w") as fh:
+        fh.write("id,amount\n")
+        for i in range(300_000):
+            fh.write(f"{i},{i}\n")
+        fh.write("300000," + SECRET_CELL + "\n")
+    dataset = open_dataset(path, "csv")
+    with pytest.raises(InputDataError) as info:
+        list(iter_batches(dataset, uri="big.csv"))
+    message = str(info.value)
+    assert "CSV column 'amount'" in message and "int64" in message
+    assert SECRET_CELL not in message
+
+
+def test_truncated_csv_row(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c\n1,2,3\n4," + SECRET_CELL + "\n")
+    with pytest.raises(InputDataError) as info:
+        list(iter_batches(open_dataset(path, "csv"), uri="t.csv"))
+    assert "wrong number of columns" in str(info.value)
+    assert SECRET_CELL not in str(info.value)
+
+
+def test_read_table_empty_and_allow_empty(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("a,b\n")
+    with pytest.raises(InputDataError, match="empty"):
+        read_table(str(path))
+    assert read_table(str(path), allow_empty=True).num_rows == 0
+
+
+def test_read_table_columns(parquet_file):
+    table = read_table(str(parquet_file), columns=["id"])
+    assert table.num_rows == 1000 and table.schema.names == ["id"]

@@ -1,0 +1,188 @@
+"""Reports and evidence records the UI may serve, and nothing else.
+
+Report URIs and evidence locations come from XComs, which any task can write.
+The API server therefore only reads files under locations its own configuration
+names: ``[aisec] report_roots`` (comma-separated directories or ``s3://`` prefixes)
+for reports, ``[aisec] evidence_location`` for evidence records. Anything else is
+shown as text, never fetched, so a crafted XCom cannot make the UI read
+``/etc/passwd`` or an arbitrary bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_aisec.core.evidence import canonical_json, record_name
+from airflow_aisec.core.storage import is_s3_uri, parse_s3_uri
+from airflow_aisec.exceptions import AisecError, ConfigurationError, ServiceUnavailableError
+
+#: Largest report the UI serves (an HTML report is small; anything bigger is a misuse).
+MAX_REPORT_BYTES = 20 * 1024 * 1024
+MAX_RECORD_BYTES = 5 * 1024 * 1024
+EXTERNAL_SCHEMES = ("http", "https")
+
+
+def _conf(key: str, fallback: str = "") -> str:
+    from airflow.configuration import conf
+
+    return conf.get("aisec", key, fallback=fallback) or fallback
+
+
+def report_roots() -> list[str]:
+    return [r.strip() for r in _conf("report_roots").split(",") if r.strip()]
+
+
+def evidence_location() -> str:
+    """The configured audit trail (same default as the operators)."""
+    from airflow_aisec.operators.base import default_evidence_location
+
+    return default_evidence_location()
+
+
+def _local_path(uri: str) -> str | None:
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return parts.path or None
+    if parts.scheme == "" and uri.startswith("/"):
+        return uri
+    return None
+
+
+def _under(path: str, root: str) -> bool:
+    real = os.path.realpath(path)
+    real_root = os.path.realpath(root)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _s3_under(uri: str, root: str) -> bool:
+    loc, base = parse_s3_uri(uri), parse_s3_uri(root)
+    prefix = base.key.strip("/")
+    return loc.bucket == base.bucket and (not prefix or loc.key.startswith(prefix + "/"))
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    """How the UI shows one report: an external link, a link to the plugin, or text only."""
+
+    kind: str  # "external" | "served" | "text"
+    note: str = ""
+
+
+def classify_report(uri: str) -> ReportLink:
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme in EXTERNAL_SCHEMES:
+        return ReportLink("external")
+    if is_servable(uri):
+        return ReportLink("served")
+    if scheme not in ("", "file", "s3"):
+        return ReportLink("text", "not a link: unsupported scheme")
+    return ReportLink("text", "not served: outside [aisec] report_roots")
+
+
+def is_servable(uri: str) -> bool:
+    try:
+        if is_s3_uri(uri):
+            return any(is_s3_uri(r) and _s3_under(uri, r) for r in report_roots())
+        path = _local_path(uri)
+        return path is not None and any(not is_s3_uri(r) and _under(path, r) for r in report_roots())
+    except (AisecError, ValueError):
+        return False
+
+
+def _s3_client() -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=_conf("evidence_aws_conn_id", "aws_default")).get_conn()
+
+
+def _read_s3(uri: str, limit: int) -> bytes | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    loc = parse_s3_uri(uri)
+    try:
+        obj = _s3_client().get_object(Bucket=loc.bucket, Key=loc.key)
+        if int(obj.get("ContentLength") or 0) > limit:
+            raise ConfigurationError("file is too large to show")
+        return obj["Body"].read(limit + 1)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise ServiceUnavailableError("object store refused the read") from None
+    except BotoCoreError:
+        raise ServiceUnavailableError("object store is not reachable") from None
+
+
+def _read_local(path: str, limit: int) -> bytes | None:
+    try:
+        if os.path.getsize(path) > limit:
+            raise ConfigurationError("file is too large to show")
+        with open(path, "rb") as fh:
+            return fh.read(limit + 1)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except PermissionError:
+        raise ServiceUnavailableError("file is not readable by the API server") from None
+
+
+def read_report(uri: str) -> bytes | None:
+    """Bytes of a servable report, None when it does not exist.
+
+    Raises:
+        ConfigurationError: the report is not servable or too large.
+        ServiceUnavailableError: the storage cannot be read.
+    """
+    if not is_servable(uri):
+        raise ConfigurationError("report is outside [aisec] report_roots")
+    if is_s3_uri(uri):
+        return _read_s3(uri, MAX_REPORT_BYTES)
+    return _read_local(_local_path(uri) or "", MAX_REPORT_BYTES)
+
+
+def _same_location(a: str, b: str) -> bool:
+    if is_s3_uri(a) or is_s3_uri(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def read_evidence(ref: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
+    """Fetch the evidence record an XCom points to and check it against the XCom.
+
+    Returns:
+        ``{"ref", "record", "checks"}`` where ``checks`` says whether the record's
+        bytes match the digest in XCom, its own body digest holds, and its payload
+        equals the result shown in the UI.
+
+    Raises:
+        ConfigurationError: the location is not the configured audit trail.
+        ServiceUnavailableError: the store cannot be read.
+    """
+    configured = evidence_location()
+    if not _same_location(ref["location"], configured):
+        raise ConfigurationError("evidence location differs from [aisec] evidence_location; not read")
+    name = record_name(int(ref["seq"]))
+    if name != ref["name"]:
+        raise ConfigurationError("evidence reference is inconsistent")
+    if is_s3_uri(configured):
+        data = _read_s3(f"{configured.rstrip('/')}/{name}", MAX_RECORD_BYTES)
+    else:
+        data = _read_local(os.path.join(configured, name), MAX_RECORD_BYTES)
+    if data is None:
+        return {"ref": ref, "record": None, "checks": {"found": False}}
+    checks: dict[str, Any] = {"found": True, "sha256_matches": hashlib.sha256(data).hexdigest() == ref["sha256"]}
+    try:
+        record = json.loads(data)
+        claimed = record.pop("body_sha256", None)
+        checks["body_digest_valid"] = claimed == hashlib.sha256(canonical_json(record)).hexdigest()
+        record["body_sha256"] = claimed
+        checks["payload_matches_result"] = result is not None and record.get("payload") == result
+    except (ValueError, TypeError, AttributeError):
+        record = None
+        checks["body_digest_valid"] = False
+        checks["payload_matches_result"] = False
+    checks["verified"] = all(checks.get(k) for k in ("sha256_matches", "body_digest_valid", "payload_matches_result"))
+    return {"ref": ref, "record": record, "checks": checks}

@@ -1,0 +1,428 @@
+"""PII recognizers for the pii gate: Presidio's patterns and validators behind a vectorized pre-filter.
+
+Presidio (``presidio-analyzer``) is the source of truth for what an entity looks
+like: its recognizers' regexes, scores, ``validate_result`` / ``invalidate_result``
+(Luhn for cards, mod-97 for IBANs, public suffixes for e-mail, ``ipaddress`` for
+IPs, SSN area/group rules) and ``phonenumbers`` for phone numbers. Running
+Presidio's engine cell by cell is slow (a few thousand short strings per second),
+so the gate works in two steps:
+
+1. **Candidates**: RE2 regexes (``pyarrow.compute.match_substring_regex``) over
+   whole columns select the cells that *could* hold an entity. They are
+   deliberately looser than Presidio's regexes (RE2 has no look-around), so they
+   never drop a cell Presidio's regex recognizers would flag. Phone numbers, which
+   Presidio finds with python-phonenumbers rather than a regex, are candidates in
+   their usual written forms (``+<country> ...``, ``(area) ...``, grouped digits,
+   national trunk-0 numbers); python-phonenumbers then decides.
+2. **Validation**: only those cells go through Presidio's own compiled patterns
+   and validators (:meth:`Detector.detect`).
+
+On top of Presidio the gate applies rules that keep structured data from being
+mislabelled (presidio-structured calls integer id columns PHONE_NUMBER):
+
+* Presidio's "very weak" patterns (bare 9 digits as SSN or passport, 8-17 digits
+  as bank account, score < 0.3) and bare digit runs as phone numbers only count
+  with context: the column name (``ssn``, ``passport_no``, ``bank_account``,
+  ``phone``...) or one of the recognizer's context words among the five words
+  before the match (Presidio's own context window), minus words too generic to
+  mean anything (``us``, ``number``, ``check``...).
+* URLs without a scheme must end on a word boundary (Presidio's regex turns
+  ``john.doe@...`` into the URL ``john.do``) and must not be a file name such as
+  ``train.py``.
+* A match inside a longer, better-scored match of another entity is dropped
+  (the domain of an e-mail address is not a separate URL).
+* Checksum entities (cards, IBANs) in a column whose candidates validate no more
+  often than chance (random 16-digit references pass Luhn one time in ten) are
+  coincidences, not PII: see :func:`coincidental`.
+
+This module never imports Airflow; Presidio, ``regex``, ``phonenumbers`` and
+``tldextract`` are imported when a :class:`Detector` is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import functools
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Entity types the gate detects with patterns (no NLP model needed).
+PATTERN_ENTITIES: tuple[str, ...] = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "US_SSN",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_PASSPORT",
+    "US_BANK_NUMBER",
+    "URL",
+)
+#: Entity types that need a user-configured NLP model.
+NLP_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION")
+ALL_ENTITIES: tuple[str, ...] = PATTERN_ENTITIES + NLP_ENTITIES
+
+#: Presidio recognizer class (in ``presidio_analyzer.predefined_recognizers``) per entity.
+PRESIDIO_RECOGNIZERS: dict[str, str] = {
+    "EMAIL_ADDRESS": "EmailRecognizer",
+    "PHONE_NUMBER": "PhoneRecognizer",
+    "US_SSN": "UsSsnRecognizer",
+    "CREDIT_CARD": "CreditCardRecognizer",
+    "IBAN_CODE": "IbanRecognizer",
+    "IP_ADDRESS": "IpRecognizer",
+    "US_PASSPORT": "UsPassportRecognizer",
+    "US_BANK_NUMBER": "UsBankRecognizer",
+    "URL": "UrlRecognizer",
+}
+
+#: Presidio scores below this are its "very weak" patterns: they need context to count.
+STRONG_SCORE = 0.3
+#: Presidio's context similarity factor, added to a weak match that has context.
+CONTEXT_BOOST = 0.35
+#: Presidio's context window: words before the match that are searched for context.
+CONTEXT_PREFIX_WORDS = 5
+#: Chance that a random digit string passes the entity's checksum.
+CHECKSUM_CHANCE: dict[str, float] = {"CREDIT_CARD": 0.1, "IBAN_CODE": 1 / 97}
+#: Below this many candidate cells a column is too small to call its matches coincidences.
+MIN_CANDIDATES_FOR_CHANCE = 20
+
+# Context words from Presidio's recognizers that are too generic to support a weak match
+# ("us", "number", "check", "save", "call" appear in any text).
+_GENERIC_CONTEXT = frozenset({"us", "united", "states", "travel", "document", "number", "call", "check", "save",
+                              "security", "ssid", "transaction"})
+# Extra context words (same meaning as Presidio's, other spellings).
+_EXTRA_CONTEXT: dict[str, frozenset[str]] = {
+    "PHONE_NUMBER": frozenset({"tel", "fax", "phone", "mobile"}),
+    "US_BANK_NUMBER": frozenset({"acct", "account", "bank", "routing"}),
+    "US_SSN": frozenset({"ssn", "social"}),
+    "US_PASSPORT": frozenset({"passport"}),
+    "IP_ADDRESS": frozenset({"ip"}),
+}
+
+#: Column-name globs (over the normalised, ``_``-joined lower-case name) that give a weak entity context.
+DEFAULT_COLUMN_HINTS: dict[str, tuple[str, ...]] = {
+    "US_SSN": ("ssn", "ssn_*", "*_ssn", "*_ssn_*", "ssns", "*social_security*", "socsec*"),
+    "US_PASSPORT": ("passport", "passport_*", "*_passport", "*_passport_*"),
+    "US_BANK_NUMBER": ("*bank_account*", "bank_acct*", "*_bank_acct*", "acct", "acct_*", "*_acct", "*_acct_*",
+                       "account_number*", "*_account_number*", "account_no", "*_account_no", "account_num",
+                       "*_account_num", "bank_number", "*_bank_number"),
+    "PHONE_NUMBER": ("phone", "phone_*", "*_phone", "*_phone_*", "telephone*", "*_telephone*", "tel", "tel_*",
+                     "*_tel", "mobile", "mobile_*", "*_mobile", "*_mobile_*", "cell", "cell_phone*",
+                     "*_cell", "cellphone*", "fax", "*_fax", "fax_*"),
+    "IP_ADDRESS": ("ip", "ip_*", "*_ip", "*_ip_*", "ipv4*", "ipv6*", "*_ipv4", "*_ipv6"),
+}
+
+# --- RE2 candidate expressions (pyarrow.compute): looser than Presidio's, never stricter. ---------
+# Formatted phone numbers: "+<digits>", "(area) ...", three digit groups, trunk-0 national numbers, FR pairs.
+_PHONE_FORMATTED = (
+    r"\+\d{1,3}[-. (]*\d[\d\-. ()]{5,}\d"
+    r"|\(\d{1,5}\)[-. ]?\d{2,5}[-. ]?\d{2,5}"
+    r"|\b\d{2,5}[-. ]\d{3,5}[-. ]\d{3,5}\b"
+    r"|\b\d{3}[-. ]\d{7}\b"
+    r"|\b0\d{1,4}[-. ]\d{4,8}\b"
+    r"|\b\d{2}(?:[-. ]\d{2}){4}\b"
+)
+_STRONG_CANDIDATES: dict[str, str] = {
+    "EMAIL_ADDRESS": r"[^\s@]@[^\s@.]+\.[^\s@.]",
+    "URL": r"(?i)(?:https?://|\bwww\d{0,3}\.|[a-z0-9-]\.[a-z]{2,})",
+    "IP_ADDRESS": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}"
+                  r"|::[0-9A-Fa-f]{1,4}",
+    "CREDIT_CARD": r"\b[13456]\d{3}[- ]?\d{3,4}[- ]?\d{3,4}[- ]?\d{3,5}\b",
+    "IBAN_CODE": r"[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2}",
+    "US_SSN": r"\b\d{3}[- .]\d{2}[- .]\d{4}\b",
+    "PHONE_NUMBER": _PHONE_FORMATTED,
+}
+_WEAK_CANDIDATES: dict[str, str] = {
+    "US_SSN": r"\b\d{5}-\d{4}\b|\b\d{3}-\d{6}\b|\b\d{9}\b",
+    "US_PASSPORT": r"(?i)\b(?:\d{9}|[a-z]\d{8})\b",
+    "US_BANK_NUMBER": r"\b\d{8,17}\b",
+    "PHONE_NUMBER": r"\b\d{7,15}\b",
+    "IP_ADDRESS": r"::",
+}
+# File extensions that are also top-level domains: "train.py" is a file, not a URL.
+_FILE_LIKE_TLDS = frozenset({"py", "sh", "md", "rs", "pl", "ps", "cc", "so", "mov", "ml", "zip", "cs", "ts", "js"})
+_WORD = re.compile(r"[A-Za-z]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_ALNUM = re.compile(r"[^0-9a-zA-Z]+")
+
+
+@dataclass(frozen=True)
+class Match:
+    """One accepted entity occurrence inside a cell (offsets only; the text stays with the caller)."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class CellResult:
+    """What :meth:`Detector.detect` found in one cell.
+
+    Attributes:
+        matches: Accepted matches after overlap resolution.
+        checksum_candidates: Checksum entities whose Presidio pattern matched, valid or not.
+    """
+
+    matches: list[Match] = field(default_factory=list)
+    checksum_candidates: set[str] = field(default_factory=set)
+
+    @property
+    def entities(self) -> set[str]:
+        return {m.entity for m in self.matches}
+
+
+def normalise_column_name(name: str) -> str:
+    """``"CustomerSSN"`` -> ``"customer_ssn"``, ``"Bank Account#"`` -> ``"bank_account"``."""
+    spaced = _CAMEL.sub("_", str(name))
+    return "_".join(p for p in _NON_ALNUM.split(spaced.lower()) if p)
+
+
+def coincidental(entity: str, candidates: int, valid: int) -> bool:
+    """Whether ``valid`` checksum passes out of ``candidates`` are what random numbers would give.
+
+    A column of random 16-digit references has about 10% Luhn-valid values; a
+    card-number column has nearly 100%. Matches no more frequent than chance
+    plus three standard deviations are coincidences (only judged from
+    :data:`MIN_CANDIDATES_FOR_CHANCE` candidates on).
+    """
+    p = CHECKSUM_CHANCE.get(entity)
+    if p is None or candidates < MIN_CANDIDATES_FOR_CHANCE:
+        return False
+    expected = p * candidates
+    return valid <= expected + 3.0 * math.sqrt(candidates * p * (1.0 - p))
+
+
+@contextlib.contextmanager
+def quiet_presidio() -> Iterator[None]:
+    """Silence Presidio's and tldextract's loggers while scanning: some of their messages quote the text."""
+    loggers = [logging.getLogger(n) for n in ("presidio-analyzer", "tldextract", "phonenumbers")]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, old):
+            lg.setLevel(level)
+
+
+class Detector:
+    """Presidio-backed detection for a set of entity types; build once per scan.
+
+    Args:
+        entities: Pattern entity types to detect (subset of :data:`PATTERN_ENTITIES`).
+        column_hints: Extra column-name globs per entity, added to :data:`DEFAULT_COLUMN_HINTS`.
+    """
+
+    def __init__(self, entities: Iterable[str] = PATTERN_ENTITIES, *,
+                 column_hints: Mapping[str, Sequence[str]] | None = None) -> None:
+        import regex
+        from presidio_analyzer import predefined_recognizers as presidio
+
+        self.entities: tuple[str, ...] = tuple(e for e in PATTERN_ENTITIES if e in set(entities))
+        unknown = set(entities) - set(PATTERN_ENTITIES)
+        if unknown:
+            raise ValueError(f"not a pattern entity: {sorted(unknown)}")
+        self._recognizers: dict[str, Any] = {}
+        self._patterns: dict[str, list[tuple[float, Any]]] = {}
+        for entity in self.entities:
+            cls = getattr(presidio, PRESIDIO_RECOGNIZERS[entity])
+            recognizer = _offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
+            self._recognizers[entity] = recognizer
+            flags = getattr(recognizer, "global_regex_flags", None) or 0
+            self._patterns[entity] = [
+                (p.score, regex.compile(p.regex, flags=flags)) for p in getattr(recognizer, "patterns", [])
+            ]
+        self.context_words: dict[str, frozenset[str]] = {}
+        for entity, recognizer in self._recognizers.items():
+            words = {w.strip("#").lower() for w in (recognizer.context or []) if w.strip()}
+            words = (words - _GENERIC_CONTEXT) | _EXTRA_CONTEXT.get(entity, frozenset())
+            self.context_words[entity] = frozenset(w for w in words if w.isalpha())
+        hints = {e: list(g) for e, g in DEFAULT_COLUMN_HINTS.items()}
+        for entity, globs in (column_hints or {}).items():
+            hints.setdefault(entity, []).extend(g.lower() for g in globs)
+        self._column_hints = {e: tuple(g) for e, g in hints.items() if e in self.entities}
+        phone = self._recognizers.get("PHONE_NUMBER")
+        self._phone_regions: tuple[str, ...] = tuple(getattr(phone, "supported_regions", ()) or ())
+        self._phone_leniency = getattr(phone, "leniency", 1)
+        self._phone_score = float(getattr(phone, "SCORE", 0.4))
+
+    # --- column level -----------------------------------------------------------------------
+    def hinted_entities(self, column: str) -> frozenset[str]:
+        """Weak entities the column name gives context to (``customer_ssn`` -> ``US_SSN``)."""
+        name = normalise_column_name(column)
+        return frozenset(e for e, globs in self._column_hints.items()
+                         if any(fnmatch.fnmatchcase(name, g) for g in globs))
+
+    def candidate_regexes(self, hinted: frozenset[str]) -> dict[str, str]:
+        """RE2 expression per entity selecting the cells worth validating in a column."""
+        out: dict[str, str] = {}
+        for entity in self.entities:
+            parts = []
+            if entity in _STRONG_CANDIDATES:
+                parts.append(_STRONG_CANDIDATES[entity])
+            weak = _WEAK_CANDIDATES.get(entity)
+            if weak:
+                if entity in hinted:
+                    parts.append(weak)
+                elif self.context_words.get(entity):
+                    words = "|".join(sorted(self.context_words[entity]))
+                    parts.append(rf"(?is:\b(?:{words})\b.{{0,80}})(?:{weak})")
+            if parts:
+                out[entity] = "|".join(f"(?:{p})" for p in parts)
+        return out
+
+    @staticmethod
+    def union_regex(per_entity: Mapping[str, str]) -> str:
+        return "|".join(f"(?:{p})" for p in per_entity.values())
+
+    # --- cell level ---------------------------------------------------------------------------
+    def detect(self, text: str, entities: Iterable[str], hinted: frozenset[str] = frozenset()) -> CellResult:
+        """Validate one candidate cell with Presidio's patterns and validators.
+
+        Args:
+            text: The cell.
+            entities: Entities whose candidate expression matched this cell.
+            hinted: Weak entities the column name gives context to.
+
+        Returns:
+            Accepted matches (overlaps resolved) and the checksum entities seen.
+        """
+        result = CellResult()
+        found: list[Match] = []
+        for entity in entities:
+            if entity == "PHONE_NUMBER":
+                raw = self._phone_matches(text)
+            elif entity == "IBAN_CODE":
+                raw = self._iban_matches(text)
+            else:
+                raw = self._pattern_matches(entity, text, result)
+            for start, end, score in raw:
+                if entity == "URL" and not self._plausible_url(text, start, end):
+                    continue
+                if score < STRONG_SCORE:
+                    if entity not in hinted and not self._has_context(entity, text, start):
+                        continue
+                    score = min(1.0, score + CONTEXT_BOOST)
+                found.append(Match(entity, start, end, score))
+        result.matches = _resolve_overlaps(found)
+        return result
+
+    def _pattern_matches(self, entity: str, text: str, result: CellResult) -> Iterator[tuple[int, int, float]]:
+        """Presidio's ``PatternRecognizer`` loop, minus the result objects it builds."""
+        recognizer = self._recognizers[entity]
+        for base_score, compiled in self._patterns[entity]:
+            for m in compiled.finditer(text):
+                start, end = m.span()
+                if start == end:
+                    continue
+                piece = text[start:end]
+                score = base_score
+                validation = recognizer.validate_result(piece)
+                if validation is not None:
+                    if entity in CHECKSUM_CHANCE:
+                        result.checksum_candidates.add(entity)
+                    score = 1.0 if validation else 0.0
+                if recognizer.invalidate_result(piece):
+                    score = 0.0
+                if score > 0.0:
+                    yield start, end, score
+
+    def _iban_matches(self, text: str) -> Iterator[tuple[int, int, float]]:
+        # The IBAN recognizer has its own matching loop (shorter-group fallback): use it as is.
+        recognizer = self._recognizers["IBAN_CODE"]
+        for _score, compiled in self._patterns["IBAN_CODE"]:
+            if compiled.search(text):
+                break
+        else:
+            return
+        for r in recognizer.analyze(text, ["IBAN_CODE"]):
+            yield r.start, r.end, float(r.score)
+
+    def _phone_matches(self, text: str) -> Iterator[tuple[int, int, float]]:
+        """Presidio's ``PhoneRecognizer``: python-phonenumbers over its regions, stopping at the first hit."""
+        import phonenumbers
+
+        for region in self._phone_regions:
+            hits = list(phonenumbers.PhoneNumberMatcher(text, region, leniency=self._phone_leniency))
+            if not hits:
+                continue
+            for hit in hits:
+                raw = hit.raw_string
+                formatted = any(c in raw for c in "+()-. ")
+                # A bare digit run is an id as often as a phone number: it needs context (weak score).
+                yield hit.start, hit.end, self._phone_score if formatted else 0.1
+            return
+
+    def _has_context(self, entity: str, text: str, start: int) -> bool:
+        words = self.context_words.get(entity)
+        if not words:
+            return False
+        before = _WORD.findall(text[max(0, start - 120):start])[-CONTEXT_PREFIX_WORDS:]
+        return any(w.lower() in words for w in before)
+
+    @staticmethod
+    def _plausible_url(text: str, start: int, end: int) -> bool:
+        if end < len(text) and (text[end].isalnum() or text[end] in "_@"):
+            return False  # Presidio's URL pattern has no end boundary: "john.do" in "john.doe@x.com"
+        if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "@._-"):
+            return False
+        piece = text[start:end].lower()
+        if "://" in piece or piece.startswith("www") or "/" in piece:
+            return True
+        host = piece.rstrip(".")
+        tld = host.rsplit(".", 1)[-1]
+        return tld not in _FILE_LIKE_TLDS
+
+
+def _resolve_overlaps(found: list[Match]) -> list[Match]:
+    """Keep the best reading of each stretch of text.
+
+    A match inside another match of the same entity is a duplicate (Presidio's
+    SSN patterns overlap; a URL with and without its scheme); a match inside a
+    better-scored match of another entity is a by-product (the domain of an
+    e-mail address, the digits of an IBAN).
+    """
+    if len(found) < 2:
+        return found
+    kept: list[Match] = []
+    for m in sorted(found, key=lambda x: (-(x.end - x.start), -x.score, x.start)):
+        dominated = any(
+            o.start <= m.start and o.end >= m.end
+            and (o.entity == m.entity or o.score > m.score
+                 or (o.score == m.score and (o.end - o.start) > (m.end - m.start)))
+            for o in kept
+        )
+        if not dominated:
+            kept.append(m)
+    kept.sort(key=lambda x: x.start)
+    return kept
+
+
+def _offline_email_recognizer(base: type) -> type:
+    """Presidio's e-mail recognizer validating against tldextract's bundled suffix list.
+
+    Presidio calls ``tldextract.extract``, which downloads the public-suffix list
+    on first use (and logs a traceback when offline). Same check, no network.
+    """
+    import tldextract
+
+    extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    @functools.lru_cache(maxsize=65536)
+    def has_fqdn(domain: str) -> bool:
+        return extractor(domain).fqdn != ""
+
+    class OfflineEmailRecognizer(base):  # type: ignore[misc, valid-type]
+        def validate_result(self, pattern_text: str) -> bool:
+            # tldextract drops the user part itself; caching on the domain makes whole columns cheap.
+            return has_fqdn(pattern_text.rpartition("@")[2])
+
+    return OfflineEmailRecognizer

@@ -1,0 +1,181 @@
+"""Recognizers of the pii gate: Presidio's patterns and validators, context rules, RE2 candidates."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from airflow_aisec.core.pii_patterns import (
+    PATTERN_ENTITIES,
+    Detector,
+    coincidental,
+    normalise_column_name,
+)
+
+
+def luhn_complete(prefix: str, length: int = 16) -> str:
+    """A Luhn-valid card number starting with ``prefix``."""
+    body = prefix + "".join(str(random.Random(prefix).randint(0, 9)) for _ in range(length - len(prefix) - 1))
+    for check in "0123456789":
+        digits = [int(d) for d in body + check]
+        total = sum(digits[-1::-2]) + sum(sum(divmod(2 * d, 10)) for d in digits[-2::-2])
+        if total % 10 == 0:
+            return body + check
+    raise AssertionError("unreachable")
+
+
+def luhn_invalid(number: str) -> str:
+    last = (int(number[-1]) + 1) % 10
+    return number[:-1] + str(last)
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector()
+
+
+def found(detector: Detector, text: str, column: str = "notes") -> dict[str, list[str]]:
+    """Run the full path for one cell: RE2 candidates, then Presidio validation."""
+    hinted = detector.hinted_entities(column)
+    regexes = detector.candidate_regexes(hinted)
+    arr = pa.array([text])
+    candidates = [e for e, rx in regexes.items() if pc.match_substring_regex(arr, rx)[0].as_py()]
+    cell = detector.detect(text, candidates, hinted)
+    out: dict[str, list[str]] = {}
+    for m in cell.matches:
+        out.setdefault(m.entity, []).append(text[m.start:m.end])
+    return out
+
+
+CARD = luhn_complete("4539")
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        ("jane.roe@example.com", "EMAIL_ADDRESS", "jane.roe@example.com"),
+        ("write to Jane <jane.roe@mail.example.org> today", "EMAIL_ADDRESS", "jane.roe@mail.example.org"),
+        ("call (212) 555-0147 after 5pm", "PHONE_NUMBER", "(212) 555-0147"),
+        ("+44 20 7946 0958", "PHONE_NUMBER", "+44 20 7946 0958"),
+        ("patient SSN 372-81-4409 on file", "US_SSN", "372-81-4409"),
+        (f"card {CARD[:4]} {CARD[4:8]} {CARD[8:12]} {CARD[12:]} charged", "CREDIT_CARD",
+         f"{CARD[:4]} {CARD[4:8]} {CARD[8:12]} {CARD[12:]}"),
+        (CARD, "CREDIT_CARD", CARD),
+        ("pay to DE89 3704 0044 0532 0130 00 please", "IBAN_CODE", "DE89 3704 0044 0532 0130 00"),
+        ("GB82WEST12345698765432", "IBAN_CODE", "GB82WEST12345698765432"),
+        ("login from 192.168.10.24 failed", "IP_ADDRESS", "192.168.10.24"),
+        ("v6 host 2001:db8::8a2e:370:7334", "IP_ADDRESS", "2001:db8::8a2e:370:7334"),
+        ("see https://example.org/profile/42 for details", "URL", "https://example.org/profile/42"),
+        ("passport: A12345678", "US_PASSPORT", "A12345678"),
+        ("wire to bank acct 000123456789", "US_BANK_NUMBER", "000123456789"),
+    ],
+)
+def test_detects_entities_in_structured_and_free_text(detector, text, entity, value):
+    assert value in found(detector, text).get(entity, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1234567",                      # integer id
+        "123456789",                    # 9-digit id: SSN/passport/bank only with context
+        "2125550123",                   # bare 10 digits: phone only with context
+        "20240115",                     # compact date
+        "2024-01-15",                   # date
+        "v1.2.3",                       # version
+        luhn_invalid(CARD),             # Luhn-invalid 16-digit reference
+        "ref " + luhn_invalid(CARD),
+        "order 1234-5678 shipped",
+        "12345-6789",                   # ZIP+4 (SSN1 very weak pattern)
+        "run train.py then eval.sh",    # file names with ccTLD-like extensions
+        "000-12-3456",                  # SSN area 000 (Presidio invalidates)
+        "XX12 ABCD EFGH IJKL",          # IBAN-shaped, bad checksum
+        "3.14159 and 2.71828",
+        "user@localhost",               # no public suffix
+    ],
+)
+def test_no_false_positive_on_ids_references_and_the_like(detector, text):
+    assert found(detector, text) == {}
+
+
+def test_email_domain_is_not_also_a_url(detector):
+    assert found(detector, "john.doe@example.com") == {"EMAIL_ADDRESS": ["john.doe@example.com"]}
+
+
+def test_weak_patterns_need_column_or_text_context(detector):
+    assert found(detector, "529330187", column="id") == {}
+    assert found(detector, "529330187", column="customer_ssn") == {"US_SSN": ["529330187"]}
+    assert found(detector, "912345678", column="passport_no") == {"US_PASSPORT": ["912345678"]}
+    assert found(detector, "12345678901", column="BankAccountNumber") == {"US_BANK_NUMBER": ["12345678901"]}
+    assert found(detector, "2125550147", column="mobile_phone") == {"PHONE_NUMBER": ["2125550147"]}
+    assert found(detector, "my ssn is 529330187") == {"US_SSN": ["529330187"]}
+    # the context must come before the number, within Presidio's five-word window
+    assert found(detector, "529330187 is not my ssn") == {}
+    assert found(detector, "ssn one two three four five six 529330187") == {}
+
+
+def test_column_hints_from_policy(monkeypatch):
+    d = Detector(column_hints={"US_PASSPORT": ["pp_num*"]})
+    assert d.hinted_entities("PP_NUMBER") == {"US_PASSPORT"}
+    assert Detector().hinted_entities("PP_NUMBER") == frozenset()
+
+
+def test_normalise_column_name():
+    assert normalise_column_name("CustomerSSN") == "customer_ssn"
+    assert normalise_column_name("Bank Account#") == "bank_account"
+    assert normalise_column_name("phone-number") == "phone_number"
+
+
+def test_chance_correction_statistics():
+    # random 16-digit references: ~10% pass Luhn
+    assert coincidental("CREDIT_CARD", 1000, 105)
+    # a card column: nearly all pass
+    assert not coincidental("CREDIT_CARD", 1000, 990)
+    # 100 real cards hidden among 900 references stand out
+    assert not coincidental("CREDIT_CARD", 1000, 190)
+    # too few candidates to judge: every valid one counts
+    assert not coincidental("CREDIT_CARD", 5, 1)
+    # entities without a checksum are never coincidences
+    assert not coincidental("EMAIL_ADDRESS", 1000, 1)
+
+
+def test_candidates_are_never_stricter_than_presidio(detector):
+    """Every value Presidio's own engine flags (score >= 0.3, context-free) is a candidate for RE2."""
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    from airflow_aisec.core.pii_patterns import quiet_presidio
+
+    rng = random.Random(7)
+    samples = [
+        "jane.roe@example.com", "a_b-c+d@sub.example.co.uk", "(212) 555-0147", "+1 415-555-0132",
+        "+49 30 901820", "020 7946 0958", "01 23 45 67 89", "372-81-4409", "372 81 4409", "372.81.4409",
+        "DE89 3704 0044 0532 0130 00", "FR1420041010050500013M02606", "10.0.0.1", "fe80::1ff:fe23:4567:890a",
+        "https://www.example.com/a?b=c", "www.example.org", "example.net/path",
+    ]
+    samples += [luhn_complete(p, n) for p in ("4", "51", "6011", "37") for n in (15, 16)]
+    samples += [f"note {s} end" for s in list(samples)]
+    n_structured = len(samples)
+    samples += ["".join(rng.choice("0123456789-. ()+@abc") for _ in range(rng.randint(5, 25))) for _ in range(300)]
+    provider = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]})
+    engine = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
+    regexes = detector.candidate_regexes(frozenset())
+    arr = pa.array(samples)
+    masks = {e: pc.match_substring_regex(arr, rx).to_pylist() for e, rx in regexes.items()}
+    missed = []
+    with quiet_presidio():
+        for i, text in enumerate(samples):
+            for r in engine.analyze(text=text, language="en", entities=list(PATTERN_ENTITIES)):
+                if r.score < 0.3:
+                    continue  # very weak patterns need context by design
+                # Phone numbers come from python-phonenumbers, not a regex: candidates cover their
+                # written forms (the structured samples), not whatever it accepts in random junk.
+                if r.entity_type == "PHONE_NUMBER" and i >= n_structured:
+                    continue
+                if not masks[r.entity_type][i]:
+                    missed.append((i, r.entity_type))
+    assert missed == []

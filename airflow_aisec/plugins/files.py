@@ -2,8 +2,9 @@
 
 Report URIs and evidence locations come from XComs, which any task can write.
 The API server therefore only reads files under locations its own configuration
-names: ``[aisec] report_roots`` (comma-separated directories or ``s3://`` prefixes)
-for reports, ``[aisec] evidence_location`` for evidence records. Anything else is
+names: for reports ``<evidence_location>/reports`` (where the gates write them by
+default) and ``[aisec] report_roots`` (comma-separated directories or ``s3://``
+prefixes); for evidence records ``[aisec] evidence_location``. Anything else is
 shown as text, never fetched, so a crafted XCom cannot make the UI read
 ``/etc/passwd`` or an arbitrary bucket.
 """
@@ -34,7 +35,10 @@ def _conf(key: str, fallback: str = "") -> str:
 
 
 def report_roots() -> list[str]:
-    return [r.strip() for r in _conf("report_roots").split(",") if r.strip()]
+    """Where the UI may read reports: ``<evidence_location>/reports`` (where the bias and drift
+    gates write them by default) plus ``[aisec] report_roots``."""
+    configured = [r.strip() for r in _conf("report_roots").split(",") if r.strip()]
+    return [f"{evidence_location().rstrip('/')}/reports", *configured]
 
 
 def evidence_location() -> str:

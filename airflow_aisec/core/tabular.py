@@ -177,6 +177,7 @@ def open_dataset(
     *,
     uri: str | None = None,
     csv_column_types: Mapping[str, Any] | None = None,
+    csv_empty_as_null: bool = False,
 ) -> pads.Dataset:
     """A pyarrow dataset over a local file (lazy: nothing is read yet beyond metadata).
 
@@ -186,6 +187,8 @@ def open_dataset(
         uri: Name used in error messages (the original URI).
         csv_column_types: For CSV, pyarrow types to convert these columns to instead of
             inferring them from the first block.
+        csv_empty_as_null: For CSV, read empty fields of text columns as null (as pandas does)
+            rather than as empty strings (pyarrow's default).
 
     Raises:
         InputDataError: the file is not a readable table of that format.
@@ -198,7 +201,10 @@ def open_dataset(
     sniff_format(path, fmt, uri=name)
     try:
         if fmt == "csv":
-            convert = pcsv.ConvertOptions(column_types=dict(csv_column_types)) if csv_column_types else None
+            convert = None
+            if csv_column_types or csv_empty_as_null:
+                convert = pcsv.ConvertOptions(column_types=dict(csv_column_types or {}),
+                                              strings_can_be_null=csv_empty_as_null)
             return ds.dataset(str(path), format=ds.CsvFileFormat(convert_options=convert))
         return ds.dataset(str(path), format="parquet")
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:

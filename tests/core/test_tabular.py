@@ -159,3 +159,12 @@ def test_read_table_empty_and_allow_empty(tmp_path):
 def test_read_table_columns(parquet_file):
     table = read_table(str(parquet_file), columns=["id"])
     assert table.num_rows == 1000 and table.schema.names == ["id"]
+
+
+def test_csv_empty_fields_as_null_only_when_asked(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("a,b\n1,x\n2,\n")
+    default = pa.Table.from_batches(list(iter_batches(open_dataset(path, "csv"))))
+    assert default.column("b").null_count == 0
+    nulls = pa.Table.from_batches(list(iter_batches(open_dataset(path, "csv", csv_empty_as_null=True))))
+    assert nulls.column("b").null_count == 1

@@ -1,0 +1,394 @@
+"""Data-poisoning signals for the source gate, computed batch by batch in bounded memory.
+
+Signals, each compared with a threshold from the policy:
+
+* **label shift**: the label column's class distribution against a reference dataset, as the
+  population stability index (PSI) or a chi-square test of homogeneity (p-value). Memory: one
+  counter per class (capped by ``max_classes``). Label values never leave this module: results
+  carry the index, the p-value and the number of classes only.
+* **duplicate-row rate**: every row is reduced to a 64-bit hash (per-column hashes combined), the
+  hashes are partitioned by their top bits into temporary files and each partition is counted on
+  its own, so memory is about 8 bytes x rows / partitions, not the table. A false duplicate needs a
+  64-bit collision (probability about rows^2 / 2^65).
+* **out-of-range rate**: per numeric feature, the share of values outside the range seen in the
+  reference (widened by ``margin``) or an explicit range from the policy.
+* **volume change**: relative change of the row count against the reference.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from airflow_aisec.core.policy_model import StrictModel
+from airflow_aisec.exceptions import ConfigurationError, InputDataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+#: Smallest share used in the PSI so that a class absent on one side gives a large, finite value.
+PSI_EPSILON = 1e-4
+
+
+class LabelShiftPolicy(StrictModel):
+    """Label distribution shift against the reference.
+
+    Attributes:
+        column: The (categorical) label column.
+        method: ``psi`` (fails when PSI > ``max_psi``) or ``chi2`` (fails when p < ``min_p_value``).
+        max_psi: Largest PSI accepted (0.1 small, 0.25 large shift by the usual rule of thumb).
+        min_p_value: Smallest chi-square p-value accepted (with large tables tiny shifts are
+            significant: prefer PSI there).
+        max_classes: More distinct labels than this is not a categorical label: an error.
+    """
+
+    column: str = Field(min_length=1)
+    method: Literal["psi", "chi2"] = "psi"
+    max_psi: float = Field(default=0.2, gt=0)
+    min_p_value: float = Field(default=0.001, gt=0, lt=1)
+    max_classes: int = Field(default=1000, ge=2, le=1_000_000)
+
+
+class DuplicatesPolicy(StrictModel):
+    """Duplicate-row rate (rows that repeat an earlier row / all rows).
+
+    Attributes:
+        max_rate: Largest accepted rate, 0..1.
+        columns: Columns that define a duplicate (default: all columns).
+    """
+
+    max_rate: float = Field(ge=0, le=1)
+    columns: list[str] | None = Field(default=None, min_length=1)
+
+
+class OutOfRangePolicy(StrictModel):
+    """Per-feature share of values outside the expected range.
+
+    Attributes:
+        max_rate: Largest accepted share per column, 0..1.
+        columns: Numeric columns to check (default: the reference's numeric columns, label excluded).
+        ranges: Explicit ``[min, max]`` per column; other columns use the reference's min/max.
+        margin: Widen reference ranges by this fraction of their width on each side.
+    """
+
+    max_rate: float = Field(ge=0, le=1)
+    columns: list[str] | None = Field(default=None, min_length=1)
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    margin: float = Field(default=0.0, ge=0)
+
+    @field_validator("ranges")
+    @classmethod
+    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ValueError(f"range of '{name}' must be finite [min, max] with min <= max")
+        return value
+
+
+class VolumePolicy(StrictModel):
+    """Sudden volume change.
+
+    Attributes:
+        max_change: Largest accepted relative change of the row count, |rows - ref| / ref.
+    """
+
+    max_change: float = Field(gt=0)
+
+
+class PoisoningPolicy(StrictModel):
+    """``source.poisoning``: signals computed against a trusted reference dataset.
+
+    Attributes:
+        reference: Reference dataset (path relative to the policy file, or ``s3://``); the
+            operator's ``reference`` argument or ``--reference`` overrides it.
+    """
+
+    reference: str | None = None
+    label_shift: LabelShiftPolicy | None = None
+    duplicates: DuplicatesPolicy | None = None
+    out_of_range: OutOfRangePolicy | None = None
+    volume: VolumePolicy | None = None
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> PoisoningPolicy:
+        if not any((self.label_shift, self.duplicates, self.out_of_range, self.volume)):
+            raise ValueError("configure at least one of label_shift, duplicates, out_of_range, volume")
+        return self
+
+    def needs_reference(self) -> bool:
+        oor = self.out_of_range
+        oor_needs = oor is not None and (oor.columns is None or any(c not in oor.ranges for c in oor.columns))
+        return bool(self.label_shift or self.volume or oor_needs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Accumulators: update(batch) per streamed batch, then read the totals.
+# ------------------------------------------------------------------------------------------------
+def is_numeric(data_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type)
+
+
+class LabelCounter:
+    """Counts of each label class (keys normalised to text so CSV and Parquet labels compare)."""
+
+    def __init__(self, column: str, *, max_classes: int, uri: str):
+        self.column = column
+        self.max_classes = max_classes
+        self.uri = uri
+        self.counts: dict[str | None, int] = {}
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        import pyarrow.compute as pc
+
+        counted = pc.value_counts(batch.column(batch.schema.get_field_index(self.column)))
+        for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+            key = None if value is None else str(value)
+            self.counts[key] = self.counts.get(key, 0) + int(count)
+        if len(self.counts) > self.max_classes:
+            raise InputDataError(
+                f"{self.uri}: label column '{self.column}' has more than {self.max_classes} distinct values; "
+                "label_shift needs a categorical label (raise label_shift.max_classes if intended)"
+            )
+
+
+@dataclass
+class LabelShift:
+    psi: float
+    chi2_p_value: float
+    classes: int
+    new_classes: int
+    missing_classes: int
+
+
+def label_shift(data: dict[Any, int], reference: dict[Any, int]) -> LabelShift:
+    """PSI and chi-square homogeneity p-value of two class-count tables."""
+    import numpy as np
+
+    keys = [k for k in dict.fromkeys([*reference, *data]) if data.get(k, 0) or reference.get(k, 0)]
+    d = np.array([data.get(k, 0) for k in keys], dtype=float)
+    r = np.array([reference.get(k, 0) for k in keys], dtype=float)
+    if not keys or d.sum() == 0 or r.sum() == 0:
+        raise InputDataError("label shift needs at least one labelled row in the data and in the reference")
+    p = np.maximum(d / d.sum(), PSI_EPSILON)
+    q = np.maximum(r / r.sum(), PSI_EPSILON)
+    psi = float(np.sum((p - q) * np.log(p / q)))
+    if len(keys) < 2:
+        p_value = 1.0
+    else:
+        from scipy.stats import chi2_contingency
+
+        p_value = float(chi2_contingency(np.vstack([d, r]), correction=False).pvalue)
+    return LabelShift(
+        psi=psi,
+        chi2_p_value=p_value,
+        classes=len(keys),
+        new_classes=int(np.sum((d > 0) & (r == 0))),
+        missing_classes=int(np.sum((d == 0) & (r > 0))),
+    )
+
+
+class RangeProfile:
+    """Streaming min / max of numeric columns (the reference's ranges)."""
+
+    def __init__(self, columns: Sequence[str]):
+        self.columns = list(columns)
+        self.low: dict[str, float] = {}
+        self.high: dict[str, float] = {}
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for name in self.columns:
+            arr = batch.column(batch.schema.get_field_index(name)).cast(pa.float64())
+            mm = pc.min_max(arr)
+            low, high = mm["min"].as_py(), mm["max"].as_py()
+            if low is None or math.isnan(low):
+                continue
+            self.low[name] = min(self.low.get(name, low), low)
+            self.high[name] = max(self.high.get(name, high), high)
+
+
+class OutOfRangeCounter:
+    """Per column: values outside ``[low, high]`` (nulls and NaN are not counted either way)."""
+
+    def __init__(self, bounds: dict[str, tuple[float, float]]):
+        self.bounds = bounds
+        self.outside: dict[str, int] = dict.fromkeys(bounds, 0)
+        self.valid: dict[str, int] = dict.fromkeys(bounds, 0)
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for name, (low, high) in self.bounds.items():
+            arr = batch.column(batch.schema.get_field_index(name)).cast(pa.float64())
+            valid = pc.and_(pc.is_valid(arr), pc.invert(pc.is_nan(arr)))
+            outside = pc.and_(valid, pc.or_(pc.less(arr, low), pc.greater(arr, high)))
+            self.valid[name] += int(pc.sum(valid).as_py() or 0)
+            self.outside[name] += int(pc.sum(outside).as_py() or 0)
+
+    def rates(self) -> dict[str, float]:
+        return {n: (self.outside[n] / self.valid[n] if self.valid[n] else 0.0) for n in self.bounds}
+
+
+# ------------------------------------------------------------------------------------------------
+# Duplicate rows
+# ------------------------------------------------------------------------------------------------
+_MIX = 0x100000001B3  # FNV-1a 64-bit prime
+_NULL_HASH = 0x9E3779B97F4A7C15
+
+
+def _column_hash(arr: pa.Array) -> np.ndarray:
+    """64-bit hash per value that depends on the value only (not on nulls elsewhere in the batch)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pandas.util import hash_array
+
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    t = arr.type
+    nulls = arr.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        values = pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False) + 0.0  # -0.0 -> 0.0
+        values[np.isnan(values)] = np.nan  # one NaN bit pattern
+        hashed = hash_array(values, categorize=False)
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t):
+        as_int = pa.int64() if not pa.types.is_boolean(t) else pa.int8()
+        try:
+            values = pc.fill_null(arr.cast(as_int), 0).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # uint64 beyond int64: hash the text form instead
+            values = np.asarray(arr.cast(pa.string()).to_pylist(), dtype=object)
+        hashed = hash_array(values, categorize=False)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or \
+            pa.types.is_large_binary(t) or pa.types.is_string_view(t):
+        values = np.asarray(arr.to_pylist(), dtype=object)
+        values[nulls] = ""
+        hashed = hash_array(values, categorize=False)
+    else:  # nested and other types: their text form is stable
+        values = np.asarray([repr(v) for v in arr.to_pylist()], dtype=object)
+        hashed = hash_array(values, categorize=False)
+    hashed = hashed.astype(np.uint64, copy=True)
+    hashed[nulls] = np.uint64(_NULL_HASH)
+    return hashed
+
+
+def row_hashes(batch: pa.RecordBatch) -> np.ndarray:
+    """One 64-bit hash per row, combining the column hashes in column order."""
+    import numpy as np
+
+    combined = np.full(batch.num_rows, np.uint64(0xCBF29CE484222325), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for arr in batch.columns:
+            combined = (combined ^ _column_hash(arr)) * np.uint64(_MIX)
+            combined ^= combined >> np.uint64(29)
+    return combined
+
+
+@dataclass
+class DuplicateCounter:
+    """Counts rows equal to an earlier row, in memory bounded by ``rows x 8 / partitions`` bytes.
+
+    Hashes are buffered up to ``buffer_rows`` and then spilled to ``partitions`` temporary files by
+    their top bits; :meth:`finish` counts each partition on its own.
+    """
+
+    columns: list[str] | None = None
+    partitions: int = 64
+    buffer_rows: int = 1 << 20
+    rows: int = 0
+    _buffer: list[Any] = field(default_factory=list)
+    _buffered: int = 0
+    _tmpdir: tempfile.TemporaryDirectory | None = None
+    _files: list[Any] = field(default_factory=list)
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        if self.columns is not None:
+            batch = batch.select(self.columns)
+        hashes = row_hashes(batch)
+        self.rows += len(hashes)
+        self._buffer.append(hashes)
+        self._buffered += len(hashes)
+        if self._buffered >= self.buffer_rows:
+            self._spill()
+
+    def _spill(self) -> None:
+        import numpy as np
+
+        if not self._buffer:
+            return
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="aisec-dups-")
+            self._files = [
+                open(os.path.join(self._tmpdir.name, f"p{i:03d}.u64"), "wb")  # noqa: SIM115 - closed in finish
+                for i in range(self.partitions)
+            ]
+        hashes = np.sort(np.concatenate(self._buffer))
+        self._buffer, self._buffered = [], 0
+        shift = np.uint64(64 - int(math.log2(self.partitions)))
+        part = (hashes >> shift).astype(np.int64)
+        bounds = np.searchsorted(part, np.arange(self.partitions + 1))
+        for i in range(self.partitions):
+            lo, hi = bounds[i], bounds[i + 1]
+            if hi > lo:
+                hashes[lo:hi].tofile(self._files[i])
+
+    def finish(self) -> int:
+        """Number of duplicate rows (rows minus distinct rows)."""
+        import numpy as np
+
+        try:
+            if self._tmpdir is None:
+                distinct = len(np.unique(np.concatenate(self._buffer))) if self._buffer else 0
+                self._buffer = []
+                return self.rows - distinct
+            self._spill()
+            distinct = 0
+            for fh in self._files:
+                fh.close()
+                part = np.fromfile(fh.name, dtype=np.uint64)
+                distinct += len(np.unique(part))
+                del part
+            return self.rows - distinct
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for fh in self._files:
+            if not fh.closed:
+                fh.close()
+        self._files = []
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+
+def resolve_bounds(
+    policy: OutOfRangePolicy,
+    columns: Sequence[str],
+    reference: RangeProfile | None,
+) -> dict[str, tuple[float, float]]:
+    """Bounds per column: explicit range, else the reference's min/max widened by the margin."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for name in columns:
+        if name in policy.ranges:
+            bounds[name] = policy.ranges[name]
+            continue
+        if reference is None or name not in reference.low:
+            if reference is None:
+                raise ConfigurationError(f"out_of_range: column '{name}' needs a range or a reference dataset")
+            continue  # all-null in the reference: nothing to compare with
+        low, high = reference.low[name], reference.high[name]
+        pad = (high - low) * policy.margin
+        bounds[name] = (low - pad, high + pad)
+    return bounds

@@ -1,0 +1,498 @@
+"""Secrets gate and consumer helpers in real Airflow runs against the real OpenBao and PostgreSQL.
+
+DAG runs use the `run_dag` fixture (real ``dag.test()``); fail-closed error mapping (retryable or
+not) is checked on ``execute`` directly, since a retryable task would keep ``dag.test()`` waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SECRETS = {
+    "ops/train/db": {"password": "ops-db-pw-" + uuid.uuid4().hex, "username": "ops-trainer-account"},
+    "ops/train/api": {"api_key": "ops-api-key-" + uuid.uuid4().hex},
+    "ops/train/short": {"pin": "4321", "password": "ops-short-pw-" + uuid.uuid4().hex},
+    "ops/other/secret": {"password": "ops-other-pw-" + uuid.uuid4().hex},
+}
+PLANTED = [v for data in SECRETS.values() for v in data.values() if len(v) >= 5]
+
+POLICY = """
+version: 1
+name: secrets-ops
+secrets:
+  wrap_ttl: 2m
+  database: {{mount: dbops, max_lease_ttl: 10m}}
+  grants:
+    - dag_id: "secrets_ops_*"
+      task_id: "fetch*"
+      paths: ["ops/train/*"]
+    - dag_id: "secrets_ops_main"
+      task_id: "db_*"
+      database_roles: [ops-ro]
+    - dag_id: "secrets_ops_main"
+      task_id: "db_long"
+      database_roles: [ops-long]
+"""
+
+
+def _pg_roles(names: list[str]) -> dict[str, bool]:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,))
+            present = {r[0] for r in cur.fetchall()}
+    finally:
+        conn.close()
+    return {n: n in present for n in names}
+
+
+def _pg_roles_like(pattern: str) -> list[str]:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (pattern,))
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def env(bao_server, tmp_path_factory):
+    """Seed OpenBao (KV v2, limited policy, database engine), the Airflow connection and a policy file."""
+    import os
+
+    root = bao_server.client()
+    for path, data in SECRETS.items():
+        root.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
+    root.sys.create_or_update_policy(
+        "ops-limited",
+        """
+        path "secret/data/ops/train/*" { capabilities = ["read"] }
+        path "dbops/creds/ops-ro" { capabilities = ["read"] }
+        path "dbops/creds/ops-long" { capabilities = ["read"] }
+        path "sys/leases/revoke" { capabilities = ["update"] }
+        """,
+    )
+    token = root.auth.token.create(policies=["ops-limited"], ttl="2h")["auth"]["client_token"]
+    if "dbops/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("database", path="dbops")
+    root.secrets.database.configure(
+        name="pg", plugin_name="postgresql-database-plugin", mount_point="dbops",
+        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
+        username="postgres", password="trust-auth-ignores-this", allowed_roles=["ops-ro", "ops-long"],
+    )
+    create = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
+    root.secrets.database.create_role(name="ops-ro", db_name="pg", creation_statements=create,
+                                      default_ttl="5m", max_ttl="10m", mount_point="dbops")
+    root.secrets.database.create_role(name="ops-long", db_name="pg", creation_statements=create,
+                                      default_ttl="2h", max_ttl="3h", mount_point="dbops")
+    port = bao_server.addr.rsplit(":", 1)[1]
+    old = os.environ.get("AIRFLOW_CONN_VAULT_DEFAULT")
+    os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = json.dumps(
+        {"conn_type": "vault", "host": "127.0.0.1", "port": int(port), "password": token}
+    )
+    tmp = tmp_path_factory.mktemp("secrets-ops")
+    policy = tmp / "policy.yaml"
+    policy.write_text(POLICY.format())
+    yield {"root": root, "token": token, "addr": bao_server.addr, "policy": str(policy), "tmp": tmp,
+           "evidence": str(tmp / "evidence")}
+    if old is None:
+        os.environ.pop("AIRFLOW_CONN_VAULT_DEFAULT", None)
+    else:
+        os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = old
+
+
+def _records(evidence: str) -> list[dict]:
+    from airflow_aisec.core.evidence import open_evidence_store
+
+    store = open_evidence_store(evidence)
+    store.verify()
+    return store.read_records()
+
+
+def _assert_no_planted_values(*blobs) -> None:
+    text = "\n".join(b if isinstance(b, str) else json.dumps(b, default=str) for b in blobs)
+    hits = [v for v in PLANTED if v in text]
+    assert hits == [], f"{len(hits)} secret value(s) leaked"
+
+
+HEADER = '''
+import hashlib, json, pathlib
+from datetime import timedelta
+import pendulum
+from airflow.sdk import DAG, task, get_current_context
+from airflow_aisec.operators.secrets import (
+    VaultSecretsGateOperator, vault_secrets, unwrap_secrets, vault_database_credentials,
+)
+POLICY = {policy!r}
+EVIDENCE = {evidence!r}
+SIDE = pathlib.Path({side!r})
+'''
+
+
+def test_gate_hands_off_and_consumer_unwraps_once_db_leases_are_revoked(env, run_dag):
+    side = env["tmp"] / "main"
+    side.mkdir()
+    expected = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in SECRETS["ops/train/db"].items()}
+    expected_api = hashlib.sha256(SECRETS["ops/train/api"]["api_key"].encode()).hexdigest()
+    source = HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(side)) + f'''
+EXPECTED = {expected!r}
+EXPECTED_API = {expected_api!r}
+
+with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False) as dag:
+    fetch = VaultSecretsGateOperator(
+        task_id="fetch", paths={{"ops/train/db": ["password", "username"], "ops/train/api": None}},
+        policy=POLICY, evidence_location=EVIDENCE, wrap_ttl="90s",
+    )
+
+    @task
+    def consume():
+        with vault_secrets("fetch", evidence_location=EVIDENCE) as secrets:
+            db = secrets["ops/train/db"]
+            assert {{k: hashlib.sha256(v.encode()).hexdigest() for k, v in db.items()}} == EXPECTED
+            assert hashlib.sha256(secrets["ops/train/api"]["api_key"].encode()).hexdigest() == EXPECTED_API
+            (SIDE / "repr.txt").write_text(repr(secrets) + repr(db))
+            kept = secrets
+        assert len(kept) == 0  # dropped when the block exits
+        return "consumed"
+
+    fetch >> consume()
+
+    fetch_denied = VaultSecretsGateOperator(task_id="fetch_denied", paths=["ops/other/secret"], policy=POLICY,
+                                            evidence_location=EVIDENCE)
+
+    @task
+    def after_denied():
+        return "must not run"
+
+    fetch_denied >> after_denied()
+
+    VaultSecretsGateOperator(task_id="fetch_missing", paths=["ops/train/not-there"], policy=POLICY,
+                             evidence_location=EVIDENCE)
+    VaultSecretsGateOperator(task_id="fetch_short", paths=["ops/train/short"], policy=POLICY,
+                             evidence_location=EVIDENCE)
+
+    @task
+    def db_ok():
+        import psycopg2
+        with vault_database_credentials("ops-ro", policy=POLICY, evidence_location=EVIDENCE) as creds:
+            (SIDE / "db_ok.user").write_text(creds.username)
+            conn = psycopg2.connect(host="127.0.0.1", user=creds.username, password=creds.password,
+                                    dbname="postgres")
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_user")
+                assert cur.fetchone()[0] == creds.username
+            conn.close()
+        return "db ok"
+
+    @task
+    def db_fail():
+        with vault_database_credentials("ops-ro", policy=POLICY, evidence_location=EVIDENCE) as creds:
+            (SIDE / "db_fail.user").write_text(creds.username)
+            raise ValueError("training crashed")
+
+    @task
+    def db_denied():
+        with vault_database_credentials("ops-long", policy=POLICY, evidence_location=EVIDENCE):
+            return "must not get here"
+
+    @task
+    def db_long():
+        with vault_database_credentials("ops-long", policy=POLICY, evidence_location=EVIDENCE) as creds:
+            (SIDE / "db_long.user").write_text(creds.username)
+            return "must not get here"
+
+    db_ok()
+    db_fail()
+    db_denied()
+    db_long()
+'''
+    out = run_dag(source, "secrets_ops_main")
+    assert out.task_states == {
+        "fetch": "success",
+        "consume": "success",
+        "fetch_denied": "failed",
+        "after_denied": "upstream_failed",
+        "fetch_missing": "failed",
+        "fetch_short": "failed",
+        "db_ok": "success",
+        "db_fail": "failed",
+        "db_denied": "failed",
+        "db_long": "failed",
+    }
+
+    # the hand-off: handles only, each token already spent
+    result = out.xcom("fetch")
+    assert result["verdict"] == "pass" and result["metrics"]["wrapped"] == 2
+    assert result["metrics"]["wrap_ttl_seconds"] == 90
+    assert {i["uri"] for i in result["inputs"]} == {"vault://secret/ops/train/db?version=1",
+                                                    "vault://secret/ops/train/api?version=1"}
+    handles = out.xcom("fetch", "aisec_secret_handles")["handles"]
+    assert {h["creation_path"] for h in handles} == {"secret/data/ops/train/db", "secret/data/ops/train/api"}
+    from hvac import exceptions as hv
+
+    for h in handles:
+        with pytest.raises(hv.InvalidRequest):
+            env["root"].sys.unwrap(h["token"])
+    assert "SecretValues(paths=['ops/train/api', 'ops/train/db'])" in (side / "repr.txt").read_text()
+
+    # refusals: ungranted path (critical, never waived), missing path, short value; no handle issued
+    denied = out.xcom("fetch_denied")
+    assert denied["verdict"] == "fail" and denied["findings"][0]["rule"] == "secrets.path_not_allowed"
+    assert denied["findings"][0]["severity"] == "critical"
+    assert out.xcom("fetch_denied", "aisec_secret_handles") is None
+    missing = out.xcom("fetch_missing")
+    assert missing["verdict"] == "fail" and missing["findings"][0]["rule"] == "secrets.path_missing"
+    short = out.xcom("fetch_short")
+    assert short["verdict"] == "fail" and short["findings"][0]["rule"] == "secrets.value_unmaskable"
+    assert short["findings"][0]["location"] == {"path": "ops/train/short", "keys": ["pin"]}
+    assert out.xcom("fetch_short", "aisec_secret_handles") is None
+
+    # dynamic credentials: the PostgreSQL role is gone after success and after failure
+    users = [(side / f"{name}.user").read_text() for name in ("db_ok", "db_fail")]
+    assert _pg_roles(users) == {u: False for u in users}
+    assert out.xcom("db_ok")["verdict"] == "pass"
+    assert out.xcom("db_denied")["findings"][0]["rule"] == "secrets.database_role_not_allowed"
+    assert not (side / "db_denied.user").exists()
+    # a lease longer than the policy allows: the gate fails and revokes it before the body runs
+    too_long = out.xcom("db_long")
+    assert too_long["findings"][0]["rule"] == "secrets.lease_ttl_exceeds_policy"
+    assert not (side / "db_long.user").exists()
+    with pytest.raises(hv.InvalidRequest):
+        env["root"].sys.read_lease(too_long["metrics"]["lease_id"])
+    assert not _pg_roles_like("%ops-long%")
+
+    # the audit trail: gate results, the unwrap (accessors, no tokens), three revocations
+    records = _records(env["evidence"])
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("secret_unwrapped") == 1 and kinds.count("lease_revoked") == 3
+    unwrap = next(r for r in records if r["kind"] == "secret_unwrapped")["payload"]
+    assert unwrap["airflow"]["task_id"] == "consume"
+    assert {h["accessor"] for h in unwrap["handles"]} == {h["accessor"] for h in handles}
+    tokens = [h["token"] for h in handles]
+    blob = json.dumps(records)
+    assert not any(t in blob for t in tokens)
+    _assert_no_planted_values(records, list(out.xcoms.items()))
+
+
+def test_intercepted_token_fails_the_consumer_with_a_security_event(env, run_dag):
+    source = HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(env["tmp"])) + f'''
+with DAG("secrets_ops_intercept", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False) as dag:
+    fetch = VaultSecretsGateOperator(task_id="fetch", paths=["ops/train/db"], policy=POLICY,
+                                     evidence_location=EVIDENCE)
+
+    @task
+    def intercept():
+        import hvac
+        ti = get_current_context()["ti"]
+        handles = ti.xcom_pull(task_ids="fetch", key="aisec_secret_handles")
+        hvac.Client(url={env["addr"]!r}, token={env["token"]!r}).sys.unwrap(handles["handles"][0]["token"])
+
+    @task
+    def consume():
+        with vault_secrets("fetch", evidence_location=EVIDENCE) as secrets:
+            return "must not get here"
+
+    fetch >> intercept() >> consume()
+'''
+    before = len(_records(env["evidence"]))
+    out = run_dag(source, "secrets_ops_intercept")
+    assert out.task_states == {"fetch": "success", "intercept": "success", "consume": "failed"}
+    result = out.xcom("consume")
+    assert result["verdict"] == "fail"
+    [finding] = result["findings"]
+    assert finding["rule"] == "secrets.wrapping_token_reused" and finding["severity"] == "critical"
+    assert "intercepted" in finding["message"]
+    new = _records(env["evidence"])[before:]
+    events = [r for r in new if r["kind"] == "security_event"]
+    assert len(events) == 1
+    assert events[0]["payload"]["airflow"]["task_id"] == "consume"
+    assert events[0]["payload"]["findings"][0]["location"]["path"] == "ops/train/db"
+    assert not [r for r in new if r["kind"] == "secret_unwrapped"]
+    _assert_no_planted_values(new, list(out.xcoms.items()))
+
+
+def test_a_retry_after_unwrapping_is_not_mistaken_for_an_attack(env, run_dag):
+    side = env["tmp"] / "retry"
+    side.mkdir()
+    source = HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(side)) + '''
+with DAG("secrets_ops_retry", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False) as dag:
+    fetch = VaultSecretsGateOperator(task_id="fetch", paths=["ops/train/api"], policy=POLICY,
+                                     evidence_location=EVIDENCE)
+
+    @task(retries=1, retry_delay=timedelta(seconds=0))
+    def consume():
+        attempt = get_current_context()["ti"].try_number
+        try:
+            secrets = unwrap_secrets("fetch", evidence_location=EVIDENCE)
+        except Exception as exc:
+            (SIDE / f"retry_try{attempt}.txt").write_text(f"{type(exc).__name__}: {exc}")
+            raise
+        if attempt == 1:
+            raise RuntimeError("flaky training step")
+        return "must not get here"
+
+    fetch >> consume()
+'''
+    before = len(_records(env["evidence"]))
+    out = run_dag(source, "secrets_ops_retry")
+    assert out.task_states == {"fetch": "success", "consume": "failed"}
+    new = _records(env["evidence"])[before:]
+    assert [r["kind"] for r in new if r["kind"] != "gate_result"] == ["secret_unwrapped"]
+    assert new[-1]["payload"]["airflow"]["try_number"] == 1
+    assert not [r for r in new if r["kind"] == "security_event"]
+    assert not (side / "retry_try1.txt").exists()
+    message = (side / "retry_try2.txt").read_text()
+    assert message.startswith("AirflowFailException") and "unwrapped by try 1 of this task" in message
+    assert "clear task 'fetch'" in message
+
+
+# --------------------------------------------------------------------------------------------
+# execute() directly: retryable or not
+# --------------------------------------------------------------------------------------------
+def _context(dag_id="secrets_ops_direct", task_id="fetch_direct", xcom=None):
+    ti = mock.MagicMock()
+    ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.map_index = dag_id, "manual__1", task_id, 1, -1
+    ti.xcom_pull.return_value = xcom
+    return {"ti": ti}
+
+
+@pytest.fixture
+def vault_conn(monkeypatch):
+    def _set(addr: str, token: str = "x") -> None:
+        host, port = addr.removeprefix("http://").rsplit(":", 1)
+        monkeypatch.setenv("AIRFLOW_CONN_VAULT_DIRECT",
+                           json.dumps({"conn_type": "vault", "host": host, "port": int(port), "password": token}))
+    return _set
+
+
+def _gate(env, tmp_path, **kwargs):
+    from airflow_aisec.operators.secrets import VaultSecretsGateOperator
+
+    return VaultSecretsGateOperator(task_id="fetch_direct", paths=["ops/train/db"], policy=env["policy"],
+                                    evidence_location=str(tmp_path / "ev"), vault_conn_id="vault_direct", **kwargs)
+
+
+def test_unreachable_vault_is_a_retryable_failure(env, tmp_path, vault_conn):
+    import socket
+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    vault_conn(f"http://127.0.0.1:{dead}")
+    ctx = _context()
+    with pytest.raises(AirflowException) as info:
+        _gate(env, tmp_path).execute(ctx)
+    assert not isinstance(info.value, AirflowFailException)
+    pushed = next(c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list if c.kwargs["key"] == "aisec_result")
+    assert pushed["verdict"] == "error" and pushed["error"]["retryable"] is True
+    assert "aisec_secret_handles" not in [c.kwargs["key"] for c in ctx["ti"].xcom_push.call_args_list]
+
+
+def test_sealed_vault_is_retryable_for_gate_and_consumer(env, tmp_path, vault_conn):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import hvac
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from airflow_aisec.operators.secrets import unwrap_secrets
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bao = shutil.which("bao", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen([bao, "server", "-dev", "-dev-root-token-id=ops-sealed",
+                             f"-dev-listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(tmp_path)})
+    addr = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        client = hvac.Client(url=addr, token="ops-sealed")
+        client.secrets.kv.v2.create_or_update_secret(path="ops/train/db", secret=SECRETS["ops/train/db"],
+                                                     mount_point="secret")
+        vault_conn(addr, "ops-sealed")
+        ctx = _context()
+        _gate(env, tmp_path).execute(ctx)  # healthy: handles issued
+        handles = next(c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list
+                       if c.kwargs["key"] == "aisec_secret_handles")
+        client.sys.seal()
+        with pytest.raises(AirflowException) as info:
+            _gate(env, tmp_path).execute(_context())
+        assert not isinstance(info.value, AirflowFailException) and "sealed" in str(info.value)
+        with pytest.raises(AirflowException) as info:
+            unwrap_secrets("fetch_direct", vault_conn_id="vault_direct", evidence_location=str(tmp_path / "ev"),
+                           context=_context(task_id="consume", xcom=handles))
+        assert not isinstance(info.value, AirflowFailException)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "paths, wrap_ttl, match",
+    [
+        (["ops/../etc"], None, "invalid secret path"),
+        ([], None, "no secret paths"),
+        (["ops/train/db"], "1h", "exceeds the policy"),
+    ],
+)
+def test_bad_arguments_fail_without_retry(env, tmp_path, vault_conn, paths, wrap_ttl, match):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_aisec.operators.secrets import VaultSecretsGateOperator
+
+    vault_conn(env["addr"], env["token"])
+    op = VaultSecretsGateOperator(task_id="fetch_direct", paths=paths, wrap_ttl=wrap_ttl, policy=env["policy"],
+                                  evidence_location=str(tmp_path / "ev"), vault_conn_id="vault_direct")
+    with pytest.raises(AirflowFailException, match=match):
+        op.execute(_context())
+
+
+def test_missing_connection_and_malformed_handles_fail_without_retry(env, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_aisec.operators.secrets import unwrap_secrets
+
+    op = _gate(env, tmp_path)
+    op.vault_conn_id = "no_such_conn"
+    with pytest.raises(AirflowFailException, match="not defined"):
+        op.execute(_context())
+    for xcom, match in [(None, "run a VaultSecretsGateOperator"), ({"handles": [{"token": "s.x"}]}, "malformed"),
+                        ({"handles": []}, "malformed"), ("garbage", "malformed")]:
+        with pytest.raises(AirflowFailException, match=match):
+            unwrap_secrets("fetch", evidence_location=str(tmp_path / "ev"), context=_context(xcom=xcom))
+
+
+def test_constructor_does_no_io_and_templates_paths():
+    from airflow_aisec.operators.secrets import VaultSecretsGateOperator
+
+    with mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")), \
+            mock.patch("socket.socket", side_effect=AssertionError("network in __init__")):
+        op = VaultSecretsGateOperator(task_id="t", paths=["a/b"], policy="/nope.yaml")
+    assert {"paths", "vault_conn_id", "wrap_ttl", "policy", "evidence_location"} <= set(op.template_fields)
+    with pytest.raises(TypeError):
+        VaultSecretsGateOperator("t", ["a/b"])  # keyword-only

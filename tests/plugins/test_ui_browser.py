@@ -1,0 +1,134 @@
+"""End to end in a real browser: a real Airflow runs a DAG with a failing gate, headless
+Chromium logs in through the UI and opens the run's "Security gates" tab.
+
+Chromium is Debian's ``/usr/bin/chromium`` (no browser download), driven by Playwright.
+Screenshots land in ``artifacts/`` (gitignored) for CI to keep.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from ui_airflow import ADMIN_PASSWORD, live_airflow
+from ui_dags import MIXED_DAG, XSS_PAYLOAD, mixed_dag_source, pick_gate, policy_text
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def airflow_with_failed_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ui-browser") / "airflow"
+    gate = pick_gate()
+    policy = home.parent / "policy.yaml"
+    policy.write_text(policy_text(gate))
+    reports = home / "evidence" / "reports"  # the gates' default report root: served by the plugin
+    reports.mkdir(parents=True)
+    report = reports / "drift-report.html"
+    report.write_text("<html><body><h1>Drift report</h1></body></html>")
+    source = mixed_dag_source(gate, str(policy), str(report), str(reports))
+    with live_airflow(home, {f"{MIXED_DAG}.py": source}) as live:
+        live.wait_for_dag(MIXED_DAG)
+        run_id = live.trigger(MIXED_DAG)
+        state = live.wait_for_run(MIXED_DAG, run_id)
+        assert state == "failed", live.logs()
+        yield live, run_id, gate
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian chromium is missing (apt-get install chromium)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def login(page, base_url: str) -> None:
+    page.goto(f"{base_url}/", wait_until="domcontentloaded")
+    page.wait_for_url(re.compile(r".*/auth/login.*"), timeout=30_000)
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(ADMIN_PASSWORD)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
+    assert any(c["name"] == "_token" for c in page.context.cookies())
+
+
+def test_security_gates_tab_in_a_real_browser(airflow_with_failed_run, browser):
+    from playwright.sync_api import expect
+
+    live, run_id, gate = airflow_with_failed_run
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 1300})
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        # An anonymous browser gets nothing from the plugin.
+        anon = page.request.get(f"{live.base_url}/aisec/runs/{MIXED_DAG}/{quote(run_id, safe=':+')}")
+        assert anon.status == 401
+
+        login(page, live.base_url)
+
+        # The extra link stored by the worker is where the user clicks from the task: follow it.
+        status, links = live.request(
+            "GET",
+            f"/api/v2/dags/{MIXED_DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/gate_fail/links",
+        )
+        assert status == 200, links
+        link = links["extra_links"]["Security gate result"]
+        assert "/plugin/aisec-gates" in link
+        page.goto(link if link.startswith("http") else f"{live.base_url}{link}", wait_until="domcontentloaded")
+
+        # The run page shows a "Security gates" tab, and it is the selected one.
+        expect(page.get_by_role("link", name="Security gates").first).to_be_visible(timeout=30_000)
+        frame = page.frame_locator("iframe[title='Security gates']")
+        failing = frame.locator("section[data-task-id='gate_fail']")
+        expect(failing).to_be_visible(timeout=30_000)
+        expect(failing.locator(".badge")).to_have_text("FAIL")
+        expect(failing).to_contain_text(f"{gate}.psi_exceeded")
+        expect(failing).to_contain_text("PSI above threshold in column")
+        expect(failing).to_contain_text(XSS_PAYLOAD)  # rendered as text, not executed
+        expect(failing).to_contain_text("ui-test")
+        # Failed gate first.
+        first = frame.locator("section.gate").first
+        expect(first).to_have_attribute("data-task-id", "gate_fail")
+        expect(frame.locator("section[data-task-id='gate_waived']")).to_contain_text("JIRA-42")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "ui-security-gates-tab.png"), full_page=True)
+
+        # The stylesheet loaded through the authenticated route (a styled badge has a background).
+        bg = failing.locator(".badge").evaluate("e => getComputedStyle(e).backgroundColor")
+        assert bg not in ("rgba(0, 0, 0, 0)", "transparent"), bg
+
+        # Overview in the navigation: filter by verdict, see the failing gate, no script ran.
+        page.goto(f"{live.base_url}/plugin/aisec-overview", wait_until="domcontentloaded")
+        overview = page.frame_locator("iframe[title='Security gates']")
+        expect(overview.locator("table.overview")).to_be_visible(timeout=30_000)
+        overview.locator("select[name=verdict]").select_option("fail")
+        overview.locator("button[type=submit]").click()
+        rows = overview.locator("table.overview tbody tr")
+        expect(rows).to_have_count(1, timeout=15_000)
+        expect(rows.first).to_contain_text("gate_fail")
+        expect(rows.first).to_contain_text(f"{gate}.psi_exceeded")
+        page.screenshot(path=str(ARTIFACTS / "ui-security-gates-overview.png"), full_page=True)
+        assert not any("aisec-xss" in e for e in console_errors)
+    finally:
+        context.close()

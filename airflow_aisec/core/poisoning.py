@@ -163,14 +163,19 @@ class LabelCounter:
 @dataclass
 class LabelShift:
     psi: float
-    chi2_p_value: float
+    chi2_p_value: float | None
     classes: int
     new_classes: int
     missing_classes: int
 
 
-def label_shift(data: dict[Any, int], reference: dict[Any, int]) -> LabelShift:
-    """PSI and chi-square homogeneity p-value of two class-count tables."""
+def label_shift(data: dict[Any, int], reference: dict[Any, int], *, chi2: bool = True) -> LabelShift:
+    """PSI and (when ``chi2``) the chi-square homogeneity p-value of two class-count tables.
+
+    Raises:
+        InputDataError: a side has no labelled row.
+        ConfigurationError: ``chi2`` asked for but scipy (shipped with the ``gx`` extra) is missing.
+    """
     import numpy as np
 
     keys = [k for k in dict.fromkeys([*reference, *data]) if data.get(k, 0) or reference.get(k, 0)]
@@ -181,11 +186,14 @@ def label_shift(data: dict[Any, int], reference: dict[Any, int]) -> LabelShift:
     p = np.maximum(d / d.sum(), PSI_EPSILON)
     q = np.maximum(r / r.sum(), PSI_EPSILON)
     psi = float(np.sum((p - q) * np.log(p / q)))
-    if len(keys) < 2:
+    p_value: float | None = None
+    if chi2 and len(keys) < 2:
         p_value = 1.0
-    else:
-        from scipy.stats import chi2_contingency
-
+    elif chi2:
+        try:
+            from scipy.stats import chi2_contingency
+        except ImportError:
+            raise ConfigurationError("label_shift method 'chi2' needs scipy (install airflow-aisec[gx])") from None
         p_value = float(chi2_contingency(np.vstack([d, r]), correction=False).pvalue)
     return LabelShift(
         psi=psi,

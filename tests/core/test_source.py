@@ -397,6 +397,8 @@ def test_label_shift_psi_and_chi2(area, tmp_path):
 def test_new_label_class_counts_as_shift():
     shift = label_shift({"a": 500, "b": 450, "evil": 50}, {"a": 500, "b": 500})
     assert shift.new_classes == 1 and shift.psi > 0.2 and shift.chi2_p_value < 1e-6
+    assert label_shift({"a": 1}, {"a": 2}, chi2=False).chi2_p_value is None
+    assert label_shift({"a": 1}, {"a": 2}).psi == 0.0
 
 
 def test_label_with_too_many_classes_is_refused(area, tmp_path):

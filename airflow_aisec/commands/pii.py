@@ -1,9 +1,77 @@
-"""`aisec pii` verbs (land with their issue)."""
+"""``aisec pii scan DATA`` and ``aisec pii redact DATA OUT``: the pii gate and redaction from the shell.
+
+S3 locations use the standard AWS environment (``AWS_ENDPOINT_URL``, credentials, ...) or
+``--endpoint-url``. A Vault-held HMAC key is read with ``VAULT_ADDR`` / ``VAULT_TOKEN``.
+Exit codes as for every gate: 0 pass/warn, 1 violation, 2 invalid input, 3 unreachable service.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from airflow_aisec.cli import add_gate_arguments, run_gate_command
+
+LEVELS = ("public", "internal", "confidential", "restricted")
+
+
+def _s3_client_factory(args: argparse.Namespace, *uris: str) -> Any:
+    if not any(str(u).startswith("s3://") for u in uris):
+        return None
+    from airflow_aisec.core.storage import make_s3_client
+
+    return make_s3_client(endpoint_url=args.endpoint_url or None)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    def check(loaded):
+        from airflow_aisec.core.pii import check_pii
+
+        return check_pii(args.data, loaded, classification=args.classification,
+                         s3_client=_s3_client_factory(args, args.data), fmt=args.format)
+
+    return run_gate_command(args, "pii", check)
+
+
+def _redact(args: argparse.Namespace) -> int:
+    def check(loaded):
+        from airflow_aisec.core.pii import section_of
+        from airflow_aisec.core.redact import redact_table
+
+        settings = section_of(loaded).redaction
+        vault_client = None
+        if settings.method == "hash" and settings.key is not None and settings.key.vault_path:
+            from airflow_aisec.core.vault import client_from_env
+
+            vault_client = client_from_env()
+        return redact_table(args.data, args.out, loaded, classification=args.classification,
+                            vault_client=vault_client, s3_client=_s3_client_factory(args, args.data, args.out),
+                            src_format=args.format, dst_format=args.output_format)
+
+    return run_gate_command(args, "pii", check)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_gate_arguments(parser)
+    parser.add_argument("--classification", metavar="LEVEL",
+                        help=f"declared level of the data ({'|'.join(LEVELS)}); default: the policy's")
+    parser.add_argument("--format", choices=("csv", "parquet"), help="input format (default: from the extension)")
+    parser.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: the AWS environment)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """No verbs yet."""
+    parser = sub.add_parser("pii", help="classify PII in tables, write redacted copies")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    scan = verbs.add_parser("scan", help="per-column PII classification of a CSV/Parquet table against the policy")
+    scan.add_argument("data", metavar="DATA", help="table: local path or s3://bucket/key")
+    _common(scan)
+    scan.set_defaults(handler=_scan)
+
+    redact = verbs.add_parser("redact", help="write a redacted copy of a table; the copy must pass the pii gate")
+    redact.add_argument("data", metavar="DATA", help="input table (never modified)")
+    redact.add_argument("out", metavar="OUT", help="output table: local path or s3://bucket/key")
+    _common(redact)
+    redact.add_argument("--output-format", choices=("csv", "parquet"), help="output format (default: extension)")
+    redact.set_defaults(handler=_redact)

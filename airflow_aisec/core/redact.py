@@ -1,0 +1,382 @@
+"""Redaction: write a copy of a table with its PII masked, dropped or replaced by a keyed hash.
+
+The input is never modified: the copy goes to another path or object, and the
+input's sha256 is checked again at the end. Which cells change: every match of
+an entity that the output's classification (``pii.redaction.classification``,
+else the policy default, normally ``public``) does not allow, in every column
+that carries it, whatever ``min_share`` says. Methods:
+
+* ``mask``: each match becomes ``mask_token`` (``<US_SSN>`` by default); the rest
+  of a free-text cell stays readable;
+* ``drop``: the whole cell becomes null;
+* ``hash``: each match becomes ``<ENTITY>_<hex>``, a keyed HMAC-SHA256 of the
+  normalised value (e-mail lower-cased, separators removed from numbers), so the
+  same person gets the same token in every table redacted with the same key and
+  joins still work. The key comes from Vault (KV) when configured: core takes an
+  ``hvac`` client or a key provider callable; the operator uses Airflow's
+  ``VaultHook``, the CLI ``VAULT_ADDR`` / ``VAULT_TOKEN``.
+
+The output is written to a temporary file, re-scanned with the pii gate at the
+target classification, and published (renamed into place or uploaded) only when
+that re-scan has no finding. Residual PII gives ``pii.redaction_residual``
+findings and nothing is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.core.pii import (
+    Classification,
+    HashKeySettings,
+    NlpScanner,
+    PiiPolicy,
+    RedactionSettings,
+    build_plan,
+    classify,
+    iter_column_detections,
+    iter_rows,
+    open_for_scan,
+    scan_local,
+    section_of,
+)
+from airflow_aisec.core.result import CheckOutcome, InputRef
+from airflow_aisec.core.storage import is_s3_uri, parse_s3_uri
+from airflow_aisec.exceptions import ConfigurationError, InputDataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_aisec.core.pii_patterns import Match
+
+RULE_RESIDUAL = "pii.redaction_residual"
+#: Shortest HMAC key accepted (bytes).
+MIN_KEY_BYTES = 16
+
+KeyProvider = Callable[[], "bytes | str"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Keys
+# -------------------------------------------------------------------------------------------------
+def read_vault_key(client: Any, settings: HashKeySettings) -> str:
+    """Read the HMAC key from Vault / OpenBao KV (v1 or v2) with an ``hvac.Client``.
+
+    Raises:
+        AccessDeniedError: denied or no such secret.
+        ServiceUnavailableError: Vault unreachable or sealed.
+        ConfigurationError: the secret has no such field.
+    """
+    from airflow_aisec.core.vault import translate_vault_errors
+
+    where = f"{settings.vault_mount}/{settings.vault_path}"
+    with translate_vault_errors(where):
+        if settings.kv_version == 2:
+            response = client.secrets.kv.v2.read_secret_version(
+                path=settings.vault_path, mount_point=settings.vault_mount, raise_on_deleted_version=True
+            )
+            data = (response or {}).get("data", {}).get("data") or {}
+        else:
+            response = client.secrets.kv.v1.read_secret(path=settings.vault_path, mount_point=settings.vault_mount)
+            data = (response or {}).get("data") or {}
+    value = data.get(settings.vault_field)
+    if not value or not isinstance(value, str):
+        raise ConfigurationError(f"Vault secret {where} has no non-empty string field '{settings.vault_field}'")
+    return value
+
+
+def resolve_hmac_key(
+    settings: RedactionSettings,
+    *,
+    vault_client: Any = None,
+    key_provider: KeyProvider | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bytes:
+    """The HMAC key for ``hash`` redaction.
+
+    Order: an explicit ``key_provider``; Vault (``key.vault_path``, needs ``vault_client``);
+    the environment variable ``key.env``.
+
+    Raises:
+        ConfigurationError: no key source, an empty or too short key.
+    """
+    key_settings = settings.key
+    if key_provider is not None:
+        raw: bytes | str = key_provider()
+    elif key_settings is None:
+        raise ConfigurationError("hash redaction needs pii.redaction.key (vault_path or env)")
+    elif key_settings.vault_path:
+        if vault_client is None:
+            raise ConfigurationError("hash redaction reads its key from Vault, but no Vault client is configured")
+        raw = read_vault_key(vault_client, key_settings)
+    else:
+        env = os.environ if environ is None else environ
+        raw = env.get(key_settings.env or "", "")
+        if not raw:
+            raise ConfigurationError(f"environment variable {key_settings.env} holding the HMAC key is not set")
+    key = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigurationError(f"the HMAC key is shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
+# -------------------------------------------------------------------------------------------------
+# Cell rewriting
+# -------------------------------------------------------------------------------------------------
+def normalise_value(entity: str, text: str) -> str:
+    """Canonical form hashed for ``entity``: the same value written two ways gets one token."""
+    if entity in ("EMAIL_ADDRESS", "URL"):
+        return text.strip().lower()
+    if entity in ("PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "US_BANK_NUMBER", "US_PASSPORT"):
+        keep = "".join(c for c in text if c.isalnum())
+        if entity == "PHONE_NUMBER" and text.strip().startswith("+"):
+            keep = "+" + keep
+        return keep.upper()
+    return text.strip()
+
+
+class Rewriter:
+    """Replaces matches in a cell according to the redaction method."""
+
+    def __init__(self, settings: RedactionSettings, key: bytes | None) -> None:
+        self.method = settings.method
+        self.mask_token = settings.mask_token
+        self.hash_length = settings.hash_length
+        self._key = key
+
+    def token(self, entity: str, text: str) -> str:
+        if self.method == "hash":
+            assert self._key is not None
+            msg = f"{entity}\x00{normalise_value(entity, text)}".encode()
+            return f"{entity}_{hmac.new(self._key, msg, hashlib.sha256).hexdigest()[: self.hash_length]}"
+        return self.mask_token.format(entity=entity)
+
+    def rewrite(self, text: str, matches: list[Match]) -> str | None:
+        """The new cell (``None`` for ``drop``)."""
+        if self.method == "drop":
+            return None
+        spans = _merge_spans(matches)
+        out = text
+        for start, end, entity in reversed(spans):
+            out = out[:start] + self.token(entity, text[start:end]) + out[end:]
+        return out
+
+
+def _merge_spans(matches: list[Match]) -> list[tuple[int, int, str]]:
+    """Non-overlapping spans, each labelled with the best-scored entity it covers."""
+    spans: list[list[Any]] = []
+    for m in sorted(matches, key=lambda x: (x.start, -x.end)):
+        if spans and m.start < spans[-1][1]:
+            last = spans[-1]
+            if m.score > last[3]:
+                last[2], last[3] = m.entity, m.score
+            last[1] = max(last[1], m.end)
+        else:
+            spans.append([m.start, m.end, m.entity, m.score])
+    return [(s, e, ent) for s, e, ent, _score in spans]
+
+
+# -------------------------------------------------------------------------------------------------
+# Redaction
+# -------------------------------------------------------------------------------------------------
+def _same_target(src: str, dst: str) -> bool:
+    if is_s3_uri(src) or is_s3_uri(dst):
+        return src.rstrip("/") == dst.rstrip("/")
+    a, b = Path(src), Path(dst)
+    with contextlib.suppress(OSError):
+        if b.exists() and a.exists() and os.path.samefile(a, b):
+            return True
+    return a.resolve() == b.resolve()
+
+
+def _writer(path: Path, fmt: str, schema: pa.Schema):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        return pq.ParquetWriter(str(path), schema)
+    return pacsv.CSVWriter(str(path), schema)
+
+
+def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: str) -> pa.Schema:
+    import pyarrow as pa
+
+    if method == "drop":
+        return schema
+    fields = [pa.field(f.name, pa.string(), nullable=True, metadata=f.metadata) if f.name in targets else f
+              for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _redact_column(arr: pa.Array, plan: Any, entities: set[str], detector: Any, rewriter: Rewriter,
+                   nlp: Any) -> tuple[pa.Array, int]:
+    import pyarrow as pa
+
+    from airflow_aisec.core.pii import as_strings
+
+    changes: dict[int, str | None] = {}
+    for i, text, cell in iter_column_detections(arr, plan, detector, nlp):
+        chosen = [m for m in cell.matches if m.entity in entities]
+        if chosen:
+            changes[i] = rewriter.rewrite(text, chosen)
+    if not changes:
+        if rewriter.method == "drop":
+            return arr, 0
+        return as_strings(arr), 0
+    if rewriter.method == "drop":
+        import numpy as np
+        import pyarrow.compute as pc
+
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[list(changes)] = True
+        return pc.if_else(pa.array(mask), pa.nulls(len(arr), type=arr.type), arr), len(changes)
+    values = as_strings(arr).to_pylist()
+    for i, new in changes.items():
+        values[i] = new
+    return pa.array(values, type=pa.string()), len(changes)
+
+
+def redact_table(
+    src: str,
+    dst: str,
+    policy: PiiPolicy | Any,
+    *,
+    classification: str | Classification | None = None,
+    vault_client: Any = None,
+    key_provider: KeyProvider | None = None,
+    s3_client: Any = None,
+    src_format: str | None = None,
+    dst_format: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CheckOutcome:
+    """Write a redacted copy of ``src`` to ``dst``, re-scan it, and publish it only if it passes.
+
+    Args:
+        src: Input table (local path or ``s3://``); never modified.
+        dst: Output table (local path or ``s3://``); must differ from ``src``.
+        policy: The ``pii`` section, or a loaded policy holding one.
+        classification: Level the output must pass (default: ``redaction.classification``,
+            else the policy's ``default_classification``).
+        vault_client: ``hvac.Client`` for a Vault-held HMAC key.
+        key_provider: Callable returning the HMAC key (takes precedence over the policy's source).
+        s3_client: boto3 client for ``s3://`` input or output.
+        src_format / dst_format: ``csv`` / ``parquet`` (default: from the extension).
+        environ: Environment for ``key.env`` (default ``os.environ``).
+
+    Returns:
+        Findings of the output re-scan (``pii.redaction_residual``), redaction counts in metrics,
+        the input and the output (with digests) in inputs.
+
+    Raises:
+        ConfigurationError: output equals input, bad key configuration.
+        InputDataError: unreadable input (see :func:`airflow_aisec.core.pii.scan_table`).
+    """
+    import pyarrow as pa
+
+    from airflow_aisec.core.pii_patterns import Detector, quiet_presidio
+    from airflow_aisec.core.storage import make_s3_client, sha256_file, translate_s3_errors
+    from airflow_aisec.core.tabular import detect_format, local_copy
+
+    section = section_of(policy)
+    settings = section.redaction
+    src, dst = str(src), str(dst)
+    if not dst.strip():
+        raise ConfigurationError("no output given for the redacted copy")
+    if _same_target(src, dst):
+        raise ConfigurationError("the redacted copy must not overwrite its input")
+    target = section.resolve_classification(classification or settings.classification)
+    in_fmt = detect_format(src, src_format)
+    out_fmt = detect_format(dst, dst_format)
+    key = resolve_hmac_key(settings, vault_client=vault_client, key_provider=key_provider, environ=environ) \
+        if settings.method == "hash" else None
+    rewriter = Rewriter(settings, key)
+    level = section.level_rule(target)
+    started = time.perf_counter()
+    if (is_s3_uri(src) or is_s3_uri(dst)) and s3_client is None:
+        s3_client = make_s3_client()
+
+    with local_copy(src, s3_client=s3_client) as copy:
+        detector = Detector(section.entities, column_hints=section.column_hints)
+        before = scan_local(copy.path, src, in_fmt, section, full=True, detector=detector)
+        input_digest = before.sha256
+        targets = {name: {e for e in col.carried() if not level.allows(e)} for name, col in before.columns.items()}
+        targets = {name: ents for name, ents in targets.items() if ents}
+
+        out_dir = None if is_s3_uri(dst) else Path(dst).resolve().parent
+        if out_dir is not None and not out_dir.is_dir():
+            raise InputDataError(f"output directory does not exist: {out_dir}")
+        fd, tmp_name = tempfile.mkstemp(prefix=".aisec-redact-", suffix=f".{out_fmt}", dir=out_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        published = False
+        try:
+            counts: dict[str, dict[str, int]] = {}
+            with quiet_presidio():
+                dataset = open_for_scan(copy.path, in_fmt, src)
+                schema = dataset.schema
+                out_schema = _output_schema(schema, targets, settings.method)
+                nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
+                plans = {p.name: p for p in build_plan(detector, list(targets), schema)}
+                writer = _writer(tmp, out_fmt, out_schema)
+                try:
+                    for batch, _rows in iter_rows(dataset, schema.names, batch_rows=section.scan.batch_rows,
+                                                  uri=src):
+                        arrays = []
+                        for name in schema.names:
+                            arr = batch.column(name)
+                            if name in targets:
+                                arr, n = _redact_column(arr, plans[name], targets[name], detector, rewriter, nlp)
+                                counts.setdefault(name, {"cells": 0})
+                                counts[name]["cells"] += n
+                            arrays.append(arr)
+                        writer.write(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
+                finally:
+                    writer.close()
+
+            after = scan_local(tmp, dst, out_fmt, section, full=True, detector=detector)
+            residual = classify(after, section, target, rule=RULE_RESIDUAL, subject="redacted output: ")
+            output_digest = sha256_file(tmp)
+            if not residual.findings:
+                if is_s3_uri(dst):
+                    loc = parse_s3_uri(dst)
+                    with translate_s3_errors(dst):
+                        s3_client.upload_file(str(tmp), loc.bucket, loc.key)
+                else:
+                    os.replace(tmp, dst)
+                published = True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.exists():
+                    tmp.unlink()
+        if not is_s3_uri(src) and sha256_file(copy.path) != input_digest:
+            raise InputDataError(f"{src}: the input changed while it was being redacted")
+
+    for name, ents in targets.items():
+        counts.setdefault(name, {"cells": 0})["entities"] = sorted(ents)  # type: ignore[assignment]
+    metrics: dict[str, Any] = {
+        "redaction": {
+            "method": settings.method,
+            "classification": target.value,
+            "output": dst,
+            "published": published,
+            "columns": counts,
+            "cells_redacted": sum(c["cells"] for c in counts.values()),
+            "rows": before.rows_scanned,
+            "duration_s": round(time.perf_counter() - started, 3),
+        },
+        "input_scan": {"pii_columns": {n: sorted(c.carried()) for n, c in before.columns.items() if c.carried()}},
+        "output_scan": residual.metrics,
+    }
+    return CheckOutcome(
+        findings=residual.findings,
+        metrics=metrics,
+        inputs=[InputRef(uri=src, sha256=input_digest), InputRef(uri=dst, sha256=output_digest)],
+    )

@@ -948,8 +948,11 @@ def check_granted_paths(client: Any, section: SecretsPolicy, *, dag_id: str | No
             if api_path in checked_roles:
                 continue
             checked_roles.add(api_path)
-            with translate_vault_errors(f"vault://{api_path} (capabilities)", gate=GATE):
-                response = client.adapter.post("/v1/sys/capabilities-self", json={"paths": [api_path]})
+            try:
+                with translate_vault_errors(f"vault://{api_path} (capabilities)", gate=GATE):
+                    response = client.adapter.post("/v1/sys/capabilities-self", json={"paths": [api_path]})
+            except AccessDeniedError:
+                response = {}  # the token may not even ask (e.g. it is invalid): not readable
             caps = ((response or {}).get("data") or {}).get(api_path) or (response or {}).get(api_path) or []
             if not ({"read", "root"} & set(caps)):
                 findings.append(

@@ -1,0 +1,126 @@
+"""``aisec secrets check``: exit codes, JSON, evidence, and no secret value in any output."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SECRETS = {
+    "cli/app/db": {"password": "cli-db-pw-" + uuid.uuid4().hex},
+    "cli/app/nested/api": {"api_key": "cli-api-" + uuid.uuid4().hex},
+    "cli/other/x": {"password": "cli-other-" + uuid.uuid4().hex},
+}
+VALUES = [v for d in SECRETS.values() for v in d.values()]
+
+GOOD = """
+name: cli-secrets
+secrets:
+  database: {mount: dbcli}
+  grants:
+    - dag_id: "train_*"
+      paths: ["cli/app/db", "cli/app/**"]
+      database_roles: [cli-ro]
+"""
+BAD = GOOD + """
+    - dag_id: "deploy"
+      paths: ["cli/other/x", "cli/app/missing"]
+"""
+
+
+@pytest.fixture(scope="module")
+def cli_vault(bao_server):
+    root = bao_server.client()
+    for path, data in SECRETS.items():
+        root.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
+    root.sys.create_or_update_policy(
+        "cli-limited",
+        """
+        path "secret/data/cli/app/*" { capabilities = ["read"] }
+        path "secret/metadata/cli/*" { capabilities = ["list"] }
+        path "dbcli/creds/cli-ro" { capabilities = ["read"] }
+        """,
+    )
+    token = root.auth.token.create(policies=["cli-limited"], ttl="1h")["auth"]["client_token"]
+    return {"VAULT_ADDR": bao_server.addr, "VAULT_TOKEN": token}
+
+
+@pytest.fixture
+def policies(tmp_path):
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "bad.yaml").write_text(BAD)
+    (tmp_path / "nosection.yaml").write_text("name: empty\n")
+    return tmp_path
+
+
+def _no_values(proc) -> None:
+    assert not [v for v in VALUES if v in proc.stdout or v in proc.stderr]
+
+
+def test_every_granted_path_readable_exits_0(aisec_cli, cli_vault, policies):
+    proc = aisec_cli("secrets", "check", "--policy", str(policies / "good.yaml"), "--json", env=cli_vault)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["gate"] == "secrets" and result["verdict"] == "pass"
+    assert result["metrics"]["readable"] == 3  # db, nested/api (db deduplicated), the database role
+    assert {i["uri"] for i in result["inputs"]} == {
+        "vault://secret/cli/app/db?version=1",
+        "vault://secret/cli/app/nested/api?version=1",
+        "vault://dbcli/creds/cli-ro",
+    }
+    _no_values(proc)
+
+
+def test_unreadable_or_missing_paths_exit_1_and_dag_filter(aisec_cli, cli_vault, policies, tmp_path):
+    evidence = tmp_path / "ev"
+    proc = aisec_cli("secrets", "check", "--policy", str(policies / "bad.yaml"), "--evidence", str(evidence),
+                     env=cli_vault)
+    assert proc.returncode == 1
+    assert "[secrets.path_unreadable]" in proc.stdout and "[secrets.path_missing]" in proc.stdout
+    assert "cli/other/x" in proc.stdout
+    _no_values(proc)
+    from airflow_aisec.core.evidence import open_evidence_store
+
+    [record] = open_evidence_store(evidence).read_records()
+    assert record["payload"]["verdict"] == "fail"
+    assert not [v for v in VALUES if v in json.dumps(record)]
+    only_train = aisec_cli("secrets", "check", "--policy", str(policies / "bad.yaml"), "--dag-id", "train_daily",
+                           env=cli_vault)
+    assert only_train.returncode == 0, only_train.stdout
+
+
+def test_vault_unreachable_exits_3(aisec_cli, policies):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = aisec_cli("secrets", "check", "--policy", str(policies / "good.yaml"),
+                     env={"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "t"})
+    assert proc.returncode == 3
+    assert "unreachable" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "policy, env, message",
+    [
+        ("good.yaml", {"VAULT_ADDR": "", "VAULT_TOKEN": "t"}, "VAULT_ADDR is not set"),
+        ("good.yaml", {"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": ""}, "VAULT_TOKEN is not set"),
+        ("nosection.yaml", {}, "no 'secrets' section"),
+        ("missing.yaml", {}, "policy file not found"),
+    ],
+)
+def test_bad_configuration_exits_2(aisec_cli, policies, policy, env, message):
+    proc = aisec_cli("secrets", "check", "--policy", str(policies / policy), env=env)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_a_rejected_token_reports_every_path_unreadable(aisec_cli, cli_vault, policies):
+    proc = aisec_cli("secrets", "check", "--policy", str(policies / "good.yaml"), "--json",
+                     env={**cli_vault, "VAULT_TOKEN": "not-a-valid-token"})
+    assert proc.returncode == 1
+    rules = {f["rule"] for f in json.loads(proc.stdout)["findings"]}
+    assert rules == {"secrets.path_unreadable", "secrets.database_role_unreadable"}

@@ -1,9 +1,60 @@
-"""`aisec source` verbs (land with their issue)."""
+"""``aisec source check DATA... --policy P [--reference REF]`` and ``aisec source pin DATA...``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
+
+from airflow_aisec.cli import add_gate_arguments, run_gate_command
+
+#: Fail fast on a dead endpoint instead of retrying for minutes (the CLI is interactive).
+_S3_CONFIG = {"retries": {"max_attempts": 2, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 60}
+
+
+def _s3_factory(endpoint_url: str | None):
+    def make() -> Any:
+        from botocore.config import Config
+
+        from airflow_aisec.core.storage import make_s3_client
+
+        return make_s3_client(endpoint_url=endpoint_url, config=Config(**_S3_CONFIG))
+
+    return make
+
+
+def _check(args: argparse.Namespace) -> int:
+    from airflow_aisec.core.source import check_sources
+
+    factory = _s3_factory(args.endpoint_url)
+    return run_gate_command(
+        args,
+        "source",
+        lambda loaded: check_sources(args.data, loaded, reference=args.reference, s3_client=factory),
+    )
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from airflow_aisec.core.source import pin_sources
+
+    manifest = pin_sources(args.data, s3_client=_s3_factory(args.endpoint_url))
+    print(json.dumps(manifest, indent=2, sort_keys=True))
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """No verbs yet."""
+    parser = sub.add_parser("source", help="validate dataset sources (origin, pins, schema, GX, poisoning)")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    check = verbs.add_parser("check", help="validate datasets against the policy's 'source' section")
+    check.add_argument("data", nargs="+", metavar="DATA", help="dataset: local path or s3:// URI (CSV or Parquet)")
+    check.add_argument("--reference", metavar="REF", help="reference dataset for the poisoning signals")
+    check.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: the AWS environment)")
+    add_gate_arguments(check)
+    check.set_defaults(handler=_check)
+
+    pin = verbs.add_parser("pin", help="print a pinning manifest (sha256, S3 VersionId / ETag) for datasets")
+    pin.add_argument("data", nargs="+", metavar="DATA")
+    pin.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: the AWS environment)")
+    pin.set_defaults(handler=_pin)

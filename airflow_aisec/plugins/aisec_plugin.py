@@ -15,6 +15,8 @@ served under a sub-path.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_aisec.operators.links import OVERVIEW_ROUTE, RUN_TAB_ROUTE, AisecGateResultLink
@@ -33,8 +35,8 @@ class AisecPlugin(AirflowPlugin):
     """Gate results in the Airflow UI."""
 
     name = "aisec"
-    operator_extra_links = [AisecGateResultLink()]
-    external_views = [
+    operator_extra_links: ClassVar[list[Any]] = [AisecGateResultLink()]
+    external_views: ClassVar[list[dict[str, Any]]] = [
         {
             "name": "Security gates",
             "href": "aisec/runs/{DAG_ID}/{RUN_ID}",

@@ -25,15 +25,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_authenticated
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_aisec.core.result import GateResult
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, ServiceUnavailableError
@@ -97,7 +96,9 @@ class Urls:
         return f"?map_index={gate.map_index}" if gate.map_index >= 0 else ""
 
     def evidence(self, gate: GateView) -> str:
-        return f"{self.run(gate.dag_id, gate.run_id)}/tasks/{_q(gate.task_id)}/evidence{self._task_suffix(gate)}"
+        return (
+            f"{self.run(gate.dag_id, gate.run_id)}/tasks/{_q(gate.task_id)}/evidence{self._task_suffix(gate)}"
+        )
 
     def report(self, gate: GateView, index: int) -> str:
         return (
@@ -144,7 +145,9 @@ def _reports(gate: GateView) -> list[dict[str, Any]]:
         return out
     for index, report in enumerate(gate.result.reports):
         link = files.classify_report(report.uri)
-        out.append({"index": index, "name": report.name, "uri": report.uri, "kind": link.kind, "note": link.note})
+        out.append(
+            {"index": index, "name": report.name, "uri": report.uri, "kind": link.kind, "note": link.note}
+        )
     return out
 
 
@@ -290,7 +293,10 @@ def create_app() -> FastAPI:
         return Response(
             data,
             media_type=media_type,
-            headers={"Content-Security-Policy": REPORT_CSP, "Content-Disposition": f"{disposition}; filename=report"},
+            headers={
+                "Content-Security-Policy": REPORT_CSP,
+                "Content-Disposition": f"{disposition}; filename=report",
+            },
         )
 
     # --- overview ----------------------------------------------------------------------------
@@ -303,7 +309,9 @@ def create_app() -> FastAPI:
         limit: int,
     ):
         if verdict and verdict not in VERDICTS:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"verdict must be one of {', '.join(VERDICTS)}")
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"verdict must be one of {', '.join(VERDICTS)}"
+            )
         readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
         return load_overview(
             session,

@@ -177,7 +177,10 @@ def read_evidence(ref: dict[str, Any], result: dict[str, Any] | None) -> dict[st
         data = _read_local(os.path.join(configured, name), MAX_RECORD_BYTES)
     if data is None:
         return {"ref": ref, "record": None, "checks": {"found": False}}
-    checks: dict[str, Any] = {"found": True, "sha256_matches": hashlib.sha256(data).hexdigest() == ref["sha256"]}
+    checks: dict[str, Any] = {
+        "found": True,
+        "sha256_matches": hashlib.sha256(data).hexdigest() == ref["sha256"],
+    }
     try:
         record = json.loads(data)
         claimed = record.pop("body_sha256", None)
@@ -188,5 +191,7 @@ def read_evidence(ref: dict[str, Any], result: dict[str, Any] | None) -> dict[st
         record = None
         checks["body_digest_valid"] = False
         checks["payload_matches_result"] = False
-    checks["verified"] = all(checks.get(k) for k in ("sha256_matches", "body_digest_valid", "payload_matches_result"))
+    checks["verified"] = all(
+        checks.get(k) for k in ("sha256_matches", "body_digest_valid", "payload_matches_result")
+    )
     return {"ref": ref, "record": record, "checks": checks}

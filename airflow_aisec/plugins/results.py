@@ -197,7 +197,7 @@ def _gate_task_ids(session: Session, dag_id: str) -> set[str]:
             for task_id, task in dag.task_dict.items()
             if any(getattr(link, "xcom_key", None) == LINK_XCOM_KEY for link in task.operator_extra_links)
         }
-    except Exception:  # noqa: BLE001 - display helper, never fatal
+    except Exception:
         log.debug("could not read the serialized DAG of %s", dag_id, exc_info=True)
         return set()
 
@@ -241,7 +241,9 @@ def load_run(session: Session, dag_id: str, run_id: str) -> RunView | None:
         return gates[key]
 
     rows = session.execute(
-        select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value, XComModel.timestamp).where(
+        select(
+            XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value, XComModel.timestamp
+        ).where(
             XComModel.dag_id == dag_id,
             XComModel.run_id == run_id,
             XComModel.key.in_([XCOM_KEY, EVIDENCE_XCOM_KEY]),
@@ -256,7 +258,7 @@ def load_run(session: Session, dag_id: str, run_id: str) -> RunView | None:
             gate.evidence = parse_evidence(row.value)
 
     for task_id in _gate_task_ids(session, dag_id):
-        for (ti_task_id, map_index) in tis:
+        for ti_task_id, map_index in tis:
             if ti_task_id == task_id:
                 _gate(task_id, map_index)
 
@@ -300,7 +302,9 @@ def load_overview(
     gates = sorted(
         g
         for (g,) in session.execute(
-            select(gate_col).where(XComModel.key == XCOM_KEY, XComModel.dag_id.in_(sorted(readable_dag_ids))).distinct()
+            select(gate_col)
+            .where(XComModel.key == XCOM_KEY, XComModel.dag_id.in_(sorted(readable_dag_ids)))
+            .distinct()
         )
         if g
     )

@@ -17,8 +17,15 @@ import pytest
 # The test auth manager is named by its import path in Airflow's config: make it importable.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ui_dags import MIXED_DAG, SECRET_DAG, mixed_dag_source, pick_gate, policy_text, secret_dag_source  # noqa: E402
-from ui_dags import SECRET_MARKER, XSS_PAYLOAD  # noqa: E402,F401
+from ui_dags import (
+    MIXED_DAG,
+    SECRET_DAG,
+    XSS_PAYLOAD,
+    mixed_dag_source,
+    pick_gate,
+    policy_text,
+    secret_dag_source,
+)
 
 
 @dataclass

@@ -10,12 +10,12 @@ subclass) because SimpleAuthManager alone cannot deny one user one DAG.
 from __future__ import annotations
 
 import json
+import os
 import re
 from urllib.parse import quote
 
 import markupsafe
 import pytest
-
 from ui_dags import MIXED_DAG, SECRET_DAG, SECRET_MARKER, XSS_PAYLOAD
 
 pytestmark = pytest.mark.integration
@@ -25,9 +25,8 @@ PASSWORDS = {"admin": "admin-pw-1", "viewer": "viewer-pw-2", "restricted": "rest
 
 @pytest.fixture(scope="module")
 def client(gate_runs, session_dir):
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi import app as api_app
+    from fastapi.testclient import TestClient
 
     pw_file = session_dir / "ui-passwords.json"
     pw_file.write_text(json.dumps(PASSWORDS))
@@ -36,6 +35,9 @@ def client(gate_runs, session_dir):
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,viewer:viewer,restricted:viewer")
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(pw_file))
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+        # Set explicitly: whether airflow.cfg (with a generated secret) existed when Airflow's
+        # config was first loaded depends on which test module imported Airflow first.
+        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", os.urandom(32).hex())
         app = api_app.create_app()
         with TestClient(app) as c:
             yield c
@@ -182,7 +184,7 @@ def test_run_json_lists_every_gate_with_verdicts(client, gate_runs, admin):
         "gate_after_fail": "pending",
     }
     # Failed gates first, passes last.
-    assert [g["task_id"] for g in data["gates"]][0] == "gate_fail"
+    assert data["gates"][0]["task_id"] == "gate_fail"
     assert [g["verdict"] for g in data["gates"]][-1] == "pass"
     assert data["counts"] == {"fail": 1, "error": 0, "warn": 1, "pending": 1, "pass": 2}
     failing = data["gates"][0]
@@ -201,7 +203,9 @@ def test_run_page_shows_gate_rule_message_policy_waivers_links(client, gate_runs
     page = resp.text
     order = re.findall(r'data-task-id="([^"]+)" data-verdict="([^"]+)"', page)
     assert order[0] == ("gate_fail", "fail")
-    assert [v for _, v in order] == sorted((v for _, v in order), key=["fail", "error", "warn", "pending", "pass"].index)
+    assert [v for _, v in order] == sorted(
+        (v for _, v in order), key=["fail", "error", "warn", "pending", "pass"].index
+    )
     gate = gate_runs.gate
     assert f"{gate}.psi_exceeded" in page
     assert "PSI above threshold in column" in page
@@ -263,7 +267,9 @@ def test_reports_are_served_sandboxed_and_only_from_report_roots(client, gate_ru
 
 
 def test_evidence_record_is_read_and_checked_against_the_xcom(client, gate_runs, admin):
-    resp = client.get(run_path(MIXED_DAG, gate_runs.mixed_run_id) + "/tasks/gate_fail/evidence", headers=admin)
+    resp = client.get(
+        run_path(MIXED_DAG, gate_runs.mixed_run_id) + "/tasks/gate_fail/evidence", headers=admin
+    )
     assert resp.status_code == 200
     body = resp.json()
     assert body["checks"] == {
@@ -317,7 +323,9 @@ def test_extra_link_points_to_the_run_tab(client, gate_runs, admin):
     from airflow_aisec.operators.links import run_tab_url
 
     expected = run_tab_url(MIXED_DAG, gate_runs.mixed_run_id, task_id="gate_fail")
-    assert expected.startswith(f"/dags/{MIXED_DAG}/runs/") and "/plugin/aisec-gates#task-gate_fail" in expected
+    assert (
+        expected.startswith(f"/dags/{MIXED_DAG}/runs/") and "/plugin/aisec-gates#task-gate_fail" in expected
+    )
     resp = client.get(
         f"/api/v2/dags/{MIXED_DAG}/dagRuns/{quote(gate_runs.mixed_run_id, safe='')}/taskInstances/gate_fail/links",
         headers=admin,

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
 from ui_airflow import ADMIN_PASSWORD, live_airflow
 from ui_dags import MIXED_DAG, XSS_PAYLOAD, mixed_dag_source, pick_gate, policy_text
 
@@ -95,7 +94,9 @@ def test_security_gates_tab_in_a_real_browser(airflow_with_failed_run, browser):
         assert status == 200, links
         link = links["extra_links"]["Security gate result"]
         assert "/plugin/aisec-gates" in link
-        page.goto(link if link.startswith("http") else f"{live.base_url}{link}", wait_until="domcontentloaded")
+        page.goto(
+            link if link.startswith("http") else f"{live.base_url}{link}", wait_until="domcontentloaded"
+        )
 
         # The run page shows a "Security gates" tab, and it is the selected one.
         expect(page.get_by_role("link", name="Security gates").first).to_be_visible(timeout=30_000)

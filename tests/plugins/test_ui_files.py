@@ -202,6 +202,9 @@ def test_result_naming_another_task_is_flagged():
 
 
 def test_evidence_refs_are_validated():
-    assert parse_evidence({"location": "/x", "seq": "3", "name": "000000000003.json", "sha256": "ab"})["seq"] == 3
+    assert (
+        parse_evidence({"location": "/x", "seq": "3", "name": "000000000003.json", "sha256": "ab"})["seq"]
+        == 3
+    )
     assert parse_evidence({"location": "/x"}) is None
     assert parse_evidence("garbage") is None

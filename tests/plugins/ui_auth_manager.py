@@ -18,4 +18,6 @@ class RestrictedAuthManager(SimpleAuthManager):
     def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
         if details is not None and details.id in DENIED_DAGS.get(user.username, set()):
             return False
-        return super().is_authorized_dag(method=method, user=user, access_entity=access_entity, details=details)
+        return super().is_authorized_dag(
+            method=method, user=user, access_entity=access_entity, details=details
+        )

@@ -83,7 +83,12 @@ def mixed_dag_source(gate: str, policy: str, report: str, report_root: str) -> s
             "count": 3,
             "location": {"column": XSS_PAYLOAD},
         },
-        {"rule": f"{gate}.minor_shift", "severity": "low", "message": "small mean shift in column age", "count": 1},
+        {
+            "rule": f"{gate}.minor_shift",
+            "severity": "low",
+            "message": "small mean shift in column age",
+            "count": 1,
+        },
     ]
     return GATE_OPERATOR_SOURCE.format(gate=gate) + textwrap.dedent(
         f"""

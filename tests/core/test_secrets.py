@@ -520,3 +520,19 @@ def test_unreachable_and_sealed_vault_are_retryable(tmp_path):
     finally:
         server.process.terminate()
         server.process.wait(timeout=10)
+
+
+@pytest.mark.integration
+def test_kv_version_1_mount(vault):
+    root = vault["root"]
+    if "kv1core/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("kv", path="kv1core", options={"version": "1"})
+    value = {"password": "kv1-pw-" + uuid.uuid4().hex}
+    root.secrets.kv.v1.create_or_update_secret(path="app/db", secret=value, mount_point="kv1core")
+    data, version = read_kv(root, "kv1core", "app/db", kv_version=1)
+    assert data == value and version is None
+    handle = wrap_kv(root, "kv1core", "app/db", ttl=60, kv_version=1)
+    assert handle.creation_path == "kv1core/app/db"
+    assert unwrap_handle(root, handle, mask=lambda v: None) == value
+    with pytest.raises(AccessDeniedError):
+        read_kv(root, "kv1core", "app/missing", kv_version=1)

@@ -214,10 +214,18 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
             (SIDE / "db_long.user").write_text(creds.username)
             return "must not get here"
 
+    @task(execution_timeout=timedelta(seconds=3))
+    def db_timeout():
+        import time
+        with vault_database_credentials("ops-ro", policy=POLICY, evidence_location=EVIDENCE) as creds:
+            (SIDE / "db_timeout.user").write_text(creds.username)
+            time.sleep(60)  # Airflow stops the task: the lease must still be revoked
+
     db_ok()
     db_fail()
     db_denied()
     db_long()
+    db_timeout()
 '''
     out = run_dag(source, "secrets_ops_main")
     assert out.task_states == {
@@ -231,6 +239,7 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
         "db_fail": "failed",
         "db_denied": "failed",
         "db_long": "failed",
+        "db_timeout": "failed",
     }
 
     # the hand-off: handles only, each token already spent
@@ -261,7 +270,7 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
     assert out.xcom("fetch_short", "aisec_secret_handles") is None
 
     # dynamic credentials: the PostgreSQL role is gone after success and after failure
-    users = [(side / f"{name}.user").read_text() for name in ("db_ok", "db_fail")]
+    users = [(side / f"{name}.user").read_text() for name in ("db_ok", "db_fail", "db_timeout")]
     assert _pg_roles(users) == {u: False for u in users}
     assert out.xcom("db_ok")["verdict"] == "pass"
     assert out.xcom("db_denied")["findings"][0]["rule"] == "secrets.database_role_not_allowed"
@@ -277,7 +286,7 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
     # the audit trail: gate results, the unwrap (accessors, no tokens), three revocations
     records = _records(env["evidence"])
     kinds = [r["kind"] for r in records]
-    assert kinds.count("secret_unwrapped") == 1 and kinds.count("lease_revoked") == 3
+    assert kinds.count("secret_unwrapped") == 1 and kinds.count("lease_revoked") == 4
     unwrap = next(r for r in records if r["kind"] == "secret_unwrapped")["payload"]
     assert unwrap["airflow"]["task_id"] == "consume"
     assert {h["accessor"] for h in unwrap["handles"]} == {h["accessor"] for h in handles}
@@ -496,3 +505,65 @@ def test_constructor_does_no_io_and_templates_paths():
     assert {"paths", "vault_conn_id", "wrap_ttl", "policy", "evidence_location"} <= set(op.template_fields)
     with pytest.raises(TypeError):
         VaultSecretsGateOperator("t", ["a/b"])  # keyword-only
+
+
+@pytest.mark.parametrize("auth", ["approle", "jwt"])
+def test_hook_auth_methods_work_for_gate_and_consumer(env, tmp_path, monkeypatch, auth):
+    """The connection may use any auth method VaultHook supports; AppRole and JWT against real OpenBao."""
+    import time
+
+    root = env["root"]
+    methods = root.sys.list_auth_methods()["data"]
+    if auth == "approle":
+        if "approle/" not in methods:
+            root.sys.enable_auth_method("approle")
+        root.auth.approle.create_or_update_approle("ops-airflow", token_policies=["ops-limited"], token_ttl="10m")
+        role_id = root.auth.approle.read_role_id("ops-airflow")["data"]["role_id"]
+        secret_id = root.auth.approle.generate_secret_id("ops-airflow")["data"]["secret_id"]
+        conn = {"login": role_id, "password": secret_id, "extra": {"auth_type": "approle"}}
+    else:
+        import jwt as pyjwt
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        if "jwt-ops/" not in methods:
+            root.sys.enable_auth_method("jwt", path="jwt-ops")
+        root.auth.jwt.configure(jwt_validation_pubkeys=[pem], path="jwt-ops")
+        root.auth.jwt.create_role(name="ops-airflow", role_type="jwt", user_claim="sub", bound_audiences=["vault"],
+                                  token_policies=["ops-limited"], allowed_redirect_uris=[], path="jwt-ops")
+        now = int(time.time())
+        token = pyjwt.encode({"sub": "airflow-worker", "aud": "vault", "iat": now, "exp": now + 600}, key,
+                             algorithm="RS256")
+        conn = {"extra": {"auth_type": "jwt", "jwt_role": "ops-airflow", "jwt_token": token,
+                          "auth_mount_point": "jwt-ops"}}
+    port = int(env["addr"].rsplit(":", 1)[1])
+    monkeypatch.setenv("AIRFLOW_CONN_VAULT_DIRECT", json.dumps({"conn_type": "vault", "host": "127.0.0.1",
+                                                                "port": port, **conn}))
+    from airflow_aisec.operators.secrets import unwrap_secrets
+
+    ctx = _context()
+    assert _gate(env, tmp_path).execute(ctx) == "pass"
+    handles = next(c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list
+                   if c.kwargs["key"] == "aisec_secret_handles")
+    values = unwrap_secrets("fetch_direct", vault_conn_id="vault_direct", evidence_location=str(tmp_path / "ev"),
+                            context=_context(task_id="consume", xcom=handles))
+    assert dict(values["ops/train/db"]) == SECRETS["ops/train/db"]
+
+
+def test_warn_level_unmaskable_value_still_hands_off(env, tmp_path, vault_conn):
+    from airflow_aisec.operators.secrets import VaultSecretsGateOperator
+
+    policy = tmp_path / "warn.yaml"
+    policy.write_text(POLICY.format().replace("name: secrets-ops", "name: secrets-ops-warn\nrules:\n  "
+                                                                     "secrets.value_unmaskable: warn"))
+    vault_conn(env["addr"], env["token"])
+    ctx = _context()
+    op = VaultSecretsGateOperator(task_id="fetch_direct", paths=["ops/train/short"], policy=str(policy),
+                                  evidence_location=str(tmp_path / "ev"), vault_conn_id="vault_direct")
+    assert op.execute(ctx) == "warn"
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
+    assert pushed["aisec_result"]["findings"][0]["enforcement"] == "warn"
+    assert len(pushed["aisec_secret_handles"]["handles"]) == 1

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
@@ -97,7 +97,13 @@ def parse_duration(value: Any) -> int:
     return seconds
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration)]
+#: Seconds; written as an int or a Vault-style duration string (the JSON Schema accepts both).
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1},
+                              {"type": "string", "pattern": r"^\s*\d+\s*[smhd]?\s*$"}]}),
+]
 
 
 def validate_secret_path(path: Any) -> str:

@@ -536,3 +536,18 @@ def test_kv_version_1_mount(vault):
     assert unwrap_handle(root, handle, mask=lambda v: None) == value
     with pytest.raises(AccessDeniedError):
         read_kv(root, "kv1core", "app/missing", kv_version=1)
+
+
+@pytest.mark.parametrize("name", ["strict.yaml", "secrets-example.yaml"])
+def test_shipped_policies_match_the_json_schema(name):
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    from airflow_aisec.core.policy import load_policy, policy_json_schema
+
+    path = Path(__file__).resolve().parents[2] / "policies" / name
+    assert load_policy(path).policy.secrets is not None
+    section_only = {"name": "x", "secrets": yaml.safe_load(path.read_text())["secrets"]}
+    jsonschema.validate(section_only, policy_json_schema())  # "5m" durations included

@@ -93,6 +93,7 @@ _NEEDS_POSITIVES = ("equalized_odds", "equal_opportunity", "true_positive_rate",
 _NEEDS_NEGATIVES = ("equalized_odds", "false_positive_rate", "true_negative_rate", "roc_auc")
 
 MISSING_LABEL = "<missing>"
+_YAML_BOOLS = {"yes": "true", "y": "true", "on": "true", "no": "false", "n": "false", "off": "false"}
 Scalar = bool | int | float | str
 
 
@@ -369,6 +370,9 @@ def _binary(column: pa.ChunkedArray, name: str, role: str, positive: Any, negati
 
     codes, values = _dictionary(column)
     canon = [_canon(v, lower=True) for v in values]
+    if isinstance(positive, bool) or isinstance(negative, bool):
+        # YAML 1.1 reads an unquoted `yes`/`no` as a boolean: match the column's spellings too.
+        canon = [_YAML_BOOLS.get(c, c) if c is not None else None for c in canon]
     missing = int(np.count_nonzero(codes < 0))
     bad_codes = [i for i, c in enumerate(canon) if c is None]
     if bad_codes:

@@ -469,20 +469,33 @@ def evaluate_drift(reference: pa.Table, current: pa.Table, policy: DriftPolicy, 
     return DriftEvaluation(findings=findings, metrics=metrics, report_labels=report_labels)
 
 
-def _read(uri: str, s3_client: Any) -> tuple[pa.Table, InputRef]:
+def _read_both(reference: str, current: str, policy: DriftPolicy, features: Sequence[str] | str | None,
+               s3_client: Any) -> tuple[pa.Table, pa.Table, list[str], list[InputRef]]:
+    """Read only the compared columns of both tables (unrelated columns are never parsed)."""
     import pyarrow as pa
 
     from airflow_aisec.core.storage import sha256_file
     from airflow_aisec.core.tabular import detect_format, iter_batches, local_copy, open_dataset
 
-    fmt = detect_format(uri)
-    with local_copy(uri, s3_client=s3_client) as copy:
-        digest = sha256_file(copy.path)
-        dataset = open_dataset(copy.path, fmt, uri=uri)
-        table = pa.Table.from_batches(list(iter_batches(dataset, uri=uri)), schema=dataset.schema)
-    if table.num_rows == 0:
-        raise InputDataError(f"{uri}: the table is empty")
-    return table, InputRef(uri=uri, sha256=digest)
+    ref_fmt, cur_fmt = detect_format(reference), detect_format(current)
+    with local_copy(reference, s3_client=s3_client) as ref_copy, \
+            local_copy(current, s3_client=s3_client) as cur_copy:
+        ref_ds = open_dataset(ref_copy.path, ref_fmt, uri=reference)
+        cur_ds = open_dataset(cur_copy.path, cur_fmt, uri=current)
+        chosen = resolve_features(policy, ref_ds.schema.names, features)
+        tables = []
+        for ds_, which, uri in ((ref_ds, "reference", reference), (cur_ds, "current", current)):
+            missing = [c for c in chosen if c not in ds_.schema.names]
+            if missing:
+                raise InputDataError(f"column(s) not in the {which} table: {', '.join(map(repr, missing))}")
+            schema = pa.schema([ds_.schema.field(c) for c in chosen])
+            table = pa.Table.from_batches(list(iter_batches(ds_, columns=chosen, uri=uri)), schema=schema)
+            if table.num_rows == 0:
+                raise InputDataError(f"the {which} table is empty: {uri}")
+            tables.append(table)
+        inputs = [InputRef(uri=reference, sha256=sha256_file(ref_copy.path)),
+                  InputRef(uri=current, sha256=sha256_file(cur_copy.path))]
+    return tables[0], tables[1], chosen, inputs
 
 
 def check_drift(
@@ -511,15 +524,13 @@ def check_drift(
     Returns:
         Findings, metrics, input digests and the report reference.
     """
-    ref_table, ref_input = _read(str(reference), s3_client)
-    cur_table, cur_input = _read(str(current), s3_client)
-    evaluation = evaluate_drift(ref_table, cur_table, policy, features=features)
-    outcome = CheckOutcome(findings=evaluation.findings, metrics=evaluation.metrics,
-                           inputs=[ref_input, cur_input])
+    ref_table, cur_table, chosen, inputs = _read_both(str(reference), str(current), policy, features, s3_client)
+    evaluation = evaluate_drift(ref_table, cur_table, policy, features=chosen)
+    outcome = CheckOutcome(findings=evaluation.findings, metrics=evaluation.metrics, inputs=inputs)
     if report:
         from airflow_aisec.core.report import render_drift_report, write_report
 
-        html_text = render_drift_report(evaluation.metrics, evaluation.findings, inputs=[ref_input, cur_input],
+        html_text = render_drift_report(evaluation.metrics, evaluation.findings, inputs=inputs,
                                         meta=report_meta or {}, labels=evaluation.report_labels)
         ref, digest = write_report(html_text, report, name="drift-report", s3_client=report_s3_client or s3_client)
         outcome.reports.append(ref)

@@ -447,3 +447,15 @@ def test_check_bias_reads_parquet_digests_it_and_writes_the_report(tmp_path):
     assert out.metrics["report_sha256"] == hashlib.sha256(data).hexdigest()
     assert b"<svg" in data and b"demographic_parity_difference" in data
     assert not math.isnan(out.metrics["groupings"][0]["disparities"]["demographic_parity_difference"])
+
+
+def test_unquoted_yaml_yes_no_labels_still_match():
+    # `positive_label: yes` is the boolean true in YAML 1.1; the column holds the strings "yes"/"no"
+    loaded = parse_policy(b"name: t\nbias: {label: y, prediction: p, sensitive: [sex], positive_label: yes,\n"
+                          b"  prediction_positive_label: 1, min_group_size: 1}\n")
+    pol = loaded.policy.bias
+    assert pol.positive_label is True
+    frame = pd.DataFrame({"y": ["yes", "no", "Yes", "no"] * 25, "p": [1, 0, 0, 1] * 25, "sex": ["F", "M"] * 50})
+    ev = evaluate_bias(pa.Table.from_pandas(frame), pol, resolve_columns(pol))
+    groups = ev.metrics["groupings"][0]["groups"]
+    assert [g["positives"] for g in groups] == [50, 0]  # F rows are the "yes" rows

@@ -248,3 +248,17 @@ def test_report_names_only_frequent_categories(tmp_path):
                          DriftPolicy(report_category_labels=False), report=str(tmp_path / "h.html"))
     assert "common-a" not in (tmp_path / "h.html").read_text()
     assert hidden.findings[-1].rule == "drift.unseen_category"
+
+
+def test_files_read_only_the_compared_columns(tmp_path):
+    ref, cur = tables()
+    ref["notes"] = "free text that is never compared"
+    ref.to_csv(tmp_path / "r.csv", index=False)
+    cur.to_csv(tmp_path / "c.csv", index=False)  # no "notes" column at all: fine, it is excluded
+    out = check_drift(str(tmp_path / "r.csv"), str(tmp_path / "c.csv"), DriftPolicy(exclude=["notes"]))
+    assert [f["feature"] for f in out.metrics["features"]] == ["age", "income", "region"]
+    with pytest.raises(InputDataError, match="column\\(s\\) not in the current table: 'notes'"):
+        check_drift(str(tmp_path / "r.csv"), str(tmp_path / "c.csv"), DriftPolicy())
+    (tmp_path / "e.csv").write_text("age,income,region,notes\n")
+    with pytest.raises(InputDataError, match="the current table is empty"):
+        check_drift(str(tmp_path / "r.csv"), str(tmp_path / "e.csv"), DriftPolicy())

@@ -1,0 +1,108 @@
+"""Sensor that waits for a model's signature to appear, then verifies it as a gate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.operators.base import AisecGateSensor
+from airflow_aisec.operators.signing import s3_client, vault_client
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_aisec.core.policy import LoadedPolicy
+    from airflow_aisec.core.result import CheckOutcome
+
+
+class ModelSignatureSensor(AisecGateSensor):
+    """Wait until a model's signature exists (local file or S3 object), then verify the model.
+
+    Poking only checks that the signature exists; verification runs once, when it does, with the
+    same rules as :class:`~airflow_aisec.operators.signing.ModelVerifyGateOperator` (a failed
+    verification fails the task, it does not keep waiting). An unreachable S3 endpoint counts as
+    "not there yet". Use ``mode="reschedule"`` for long waits.
+
+    Args:
+        model: Model directory or ``s3://bucket/prefix/`` (templated).
+        signature: Signature location to wait for (templated); default ``<model>.sig``.
+        public_key: PEM public key file or ``s3://`` object (templated).
+        transit_key: Vault Transit key name (templated).
+        transit_mount: Transit mount; default the one the policy names for the key.
+        vault_conn_id: Airflow Vault connection used through ``VaultHook``.
+        aws_conn_id: Airflow AWS connection used through ``S3Hook`` for ``s3://`` locations.
+        policy: Policy file (templated).
+        evidence_location: Audit trail location (templated).
+        evidence_aws_conn_id: Connection for an ``s3://`` evidence location.
+        **kwargs: ``BaseSensorOperator`` arguments (``poke_interval``, ``timeout``, ``mode``...).
+    """
+
+    gate = "signing"
+    template_fields: Sequence[str] = (
+        *AisecGateSensor.template_fields, "model", "signature", "public_key", "transit_key", "transit_mount",
+    )
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        signature: str | None = None,
+        public_key: str | None = None,
+        transit_key: str | None = None,
+        transit_mount: str | None = None,
+        vault_conn_id: str = "vault_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (public_key is None) == (transit_key is None):
+            raise ValueError("ModelSignatureSensor needs exactly one of public_key or transit_key")
+        self.model = model
+        self.signature = signature
+        self.public_key = public_key
+        self.transit_key = transit_key
+        self.transit_mount = transit_mount
+        self.vault_conn_id = vault_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    def _signature_uri(self) -> str:
+        from airflow_aisec.core.signing import default_signature_uri
+
+        return self.signature or default_signature_uri(self.model)
+
+    def is_ready(self, context: Context) -> bool:
+        import os
+
+        from airflow_aisec.core.storage import is_s3_uri, parse_s3_uri, translate_s3_errors
+        from airflow_aisec.exceptions import InputDataError
+
+        uri = self._signature_uri()
+        if not is_s3_uri(uri):
+            ready = os.path.isfile(uri)
+        else:
+            loc = parse_s3_uri(uri)
+            try:
+                with translate_s3_errors(uri):
+                    s3_client(self.aws_conn_id).head_object(Bucket=loc.bucket, Key=loc.key)
+                ready = True
+            except InputDataError:  # not found (yet)
+                ready = False
+        self.log.info("signature %s %s", uri, "found" if ready else "not found yet")
+        return ready
+
+    def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
+        from airflow_aisec.core.signing import verify_model
+
+        uri = self._signature_uri()
+        return verify_model(
+            self.model,
+            policy=loaded.policy.section("signing"),
+            signature=uri,
+            public_key=self.public_key or None,
+            transit_key=self.transit_key or None,
+            transit_mount=self.transit_mount or None,
+            vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
+            s3_client=s3_client(self.aws_conn_id) if any(
+                str(u or "").startswith("s3://") for u in (self.model, uri, self.public_key)
+            ) else None,
+        )

@@ -1,0 +1,233 @@
+"""Sign-after-training, verify-before-deploy in real Airflow runs (dag.test), local and Vault Transit keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+POLICY = """
+version: 1
+name: signing-test
+signing:
+  trusted_keys:
+    - id: ci-pem
+      fingerprint: "{fingerprint}"
+    - id: ci-transit
+      transit: {{name: "{transit}", versions: [1]}}
+"""
+
+DAG = '''
+import pendulum
+from pathlib import Path
+from airflow.sdk import DAG, task
+from airflow_aisec.operators.signing import ModelSignOperator, ModelVerifyGateOperator
+from airflow_aisec.sensors.signing import ModelSignatureSensor
+
+MODEL = Path({model!r})
+
+with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False) as dag:
+    @task
+    def train():
+        (MODEL / "sub").mkdir(parents=True, exist_ok=True)
+        (MODEL / "model.safetensors").write_bytes(b"\\x02" + b"\\x00" * 7 + b"{{}}" + b"\\x01" * 2048)
+        (MODEL / "sub" / "config.json").write_text('{{"layers": 3}}')
+        return str(MODEL)
+
+    @task
+    def between():
+        {between}
+
+    @task
+    def deploy():
+        return "deployed"
+
+    sign = ModelSignOperator(task_id="sign", model=str(MODEL), {sign_key}, policy={policy!r},
+                             evidence_location={evidence!r})
+    verify = {verifier}(task_id="verify", model=str(MODEL), {verify_key}, policy={policy!r},
+                        evidence_location={evidence!r}{verifier_extra})
+    train() >> sign >> between() >> verify >> deploy()
+'''
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from airflow_aisec.core.signing import key_fingerprint
+
+    d = tmp_path_factory.mktemp("opkeys")
+    key = ec.generate_private_key(ec.SECP256R1())
+    (d / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    (d / "k.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
+    return d / "k.pem", d / "k.pub", key_fingerprint(key.public_key())
+
+
+@pytest.fixture(scope="module")
+def transit(bao_server):
+    client = bao_server.client()
+    if "transit/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("transit", path="transit")
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+    client.secrets.transit.create_key(name=name, key_type="ecdsa-p256")
+    host, port = bao_server.addr.removeprefix("http://").split(":")
+    os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = json.dumps({
+        "conn_type": "vault", "host": host, "port": int(port), "password": bao_server.token,
+        "extra": {"auth_type": "token", "kv_engine_version": 2},
+    })
+    yield name
+    os.environ.pop("AIRFLOW_CONN_VAULT_DEFAULT", None)
+
+
+@pytest.fixture
+def make(tmp_path, pem):
+    def _make(dag_id, *, between="return None", transit_key=None, verifier="ModelVerifyGateOperator",
+              verifier_extra="", policy_text=None):
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(policy_text or POLICY.format(fingerprint=pem[2], transit=transit_key or "unused"))
+        if transit_key:
+            sign_key, verify_key = f"transit_key={transit_key!r}", f"transit_key={transit_key!r}"
+        else:
+            sign_key, verify_key = f"private_key={str(pem[0])!r}", f"public_key={str(pem[1])!r}"
+        return DAG.format(model=str(tmp_path / "model"), dag_id=dag_id, between=between, sign_key=sign_key,
+                          verify_key=verify_key, policy=str(policy), evidence=str(tmp_path / "evidence"),
+                          verifier=verifier, verifier_extra=verifier_extra)
+
+    _make.evidence = tmp_path / "evidence"
+    _make.model = tmp_path / "model"
+    return _make
+
+
+def evidence_payloads(path: Path) -> list[dict]:
+    from airflow_aisec.core.evidence import open_evidence_store
+
+    store = open_evidence_store(path)
+    store.verify()
+    return [r["payload"] for r in store.read_records()]
+
+
+def test_sign_then_verify_gate_lets_the_deploy_run(run_dag, make, pem):
+    out = run_dag(make("sig_pem_ok"), "sig_pem_ok")
+    assert out.state == "success", out.task_states
+    assert out.task_states == {"train": "success", "sign": "success", "between": "success", "verify": "success",
+                               "deploy": "success"}
+    signed = out.xcom("sign")
+    assert signed["verdict"] == "pass" and signed["metrics"]["key_fingerprint"] == pem[2]
+    summary = out.xcom("sign", "aisec_signature")
+    assert summary["signature"] == str(make.model) + ".sig" and len(summary["model_digest"]) == 64
+    verified = out.xcom("verify")
+    assert verified["verdict"] == "pass" and verified["metrics"]["trusted_key_id"] == "ci-pem"
+    assert verified["metrics"]["model_digest"] == summary["model_digest"]
+    assert [p["gate"] for p in evidence_payloads(make.evidence)] == ["signing", "signing"]
+
+
+def test_tampered_model_fails_the_gate_and_blocks_the_deploy(run_dag, make):
+    between = "(MODEL / 'model.safetensors').write_bytes(b'backdoored weights')"
+    out = run_dag(make("sig_pem_tampered", between=between), "sig_pem_tampered")
+    assert out.state == "failed"
+    assert out.task_states["verify"] == "failed" and out.task_states["deploy"] == "upstream_failed"
+    result = out.xcom("verify")
+    assert result["verdict"] == "fail"
+    (finding,) = result["findings"]
+    assert finding["rule"] == "signing.tampered" and finding["severity"] == "critical"
+    assert finding["location"]["changed"] == ["model.safetensors"]
+    assert evidence_payloads(make.evidence)[-1]["verdict"] == "fail"
+
+
+def test_signature_swapped_for_another_keys_fails_as_untrusted(run_dag, make, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    rogue = tmp_path / "rogue.pem"
+    rogue.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    between = ("from airflow_aisec.core.signing import sign_model; "
+               f"sign_model(MODEL, private_key={str(rogue)!r})")
+    out = run_dag(make("sig_pem_rogue", between=between), "sig_pem_rogue")
+    assert out.task_states["verify"] == "failed" and out.task_states["deploy"] == "upstream_failed"
+    assert out.xcom("verify")["findings"][0]["rule"] == "signing.untrusted_key"
+
+
+def test_transit_signing_through_the_vault_connection(run_dag, make, transit, bao_server):
+    out = run_dag(make("sig_transit_ok", transit_key=transit), "sig_transit_ok")
+    assert out.state == "success", out.task_states
+    assert out.xcom("sign")["metrics"]["transit_key"] == transit
+    assert out.xcom("verify")["metrics"]["transit_key_version"] == 1
+    # The Vault token never lands in XCom, results or the audit trail.
+    everything = json.dumps(list(out.xcoms.values()), default=str) + json.dumps(evidence_payloads(make.evidence))
+    assert bao_server.token not in everything
+
+
+def test_sensor_waits_for_the_signature_then_verifies(run_dag, make, pem):
+    # The signature reaches the watched location ~2 s after the sensor starts poking (a background
+    # thread of the in-process dag.test run moves it there).
+    hidden, sig = str(make.model) + "-staging.sig", str(make.model) + "-late.sig"
+    between = ("import os, threading, time; "
+               f"threading.Thread(target=lambda: (time.sleep(2.5), os.rename({hidden!r}, {sig!r})), "
+               "daemon=True).start()")
+    dag = make("sig_sensor_ok", between=between, verifier="ModelSignatureSensor",
+               verifier_extra=f", signature={sig!r}, poke_interval=1, timeout=60, mode='poke'")
+    dag = dag.replace("sign = ModelSignOperator(task_id=\"sign\", model=str(MODEL),",
+                      f"sign = ModelSignOperator(task_id=\"sign\", model=str(MODEL), signature={hidden!r},")
+    assert hidden in dag
+    out = run_dag(dag, "sig_sensor_ok")
+    assert out.state == "success", out.task_states
+    assert out.xcom("verify")["verdict"] == "pass"
+    assert out.xcom("verify")["metrics"]["signature"] == sig
+
+
+def test_sensor_times_out_without_a_signature(run_dag, make, pem):
+    dag = make("sig_sensor_timeout", verifier="ModelSignatureSensor",
+               verifier_extra=", signature='/nonexistent/never.sig', poke_interval=1, timeout=3, mode='poke'")
+    out = run_dag(dag, "sig_sensor_timeout")
+    assert out.task_states["verify"] == "failed" and out.task_states["deploy"] == "upstream_failed"
+    assert out.xcom("verify") is None  # it never got to verify anything
+
+
+def test_sensor_fails_on_a_tampered_model_instead_of_waiting(run_dag, make):
+    between = "(MODEL / 'sub' / 'extra.py').write_text('import os')"
+    out = run_dag(make("sig_sensor_tampered", between=between, verifier="ModelSignatureSensor",
+                       verifier_extra=", poke_interval=1, timeout=60, mode='poke'"), "sig_sensor_tampered")
+    assert out.task_states["verify"] == "failed"
+    assert out.xcom("verify")["findings"][0]["location"]["added"] == ["sub/extra.py"]
+
+
+def test_policy_without_signing_section_refuses_to_run(run_dag, make):
+    out = run_dag(make("sig_nopolicy", policy_text="version: 1\nname: empty\n"), "sig_nopolicy")
+    assert out.task_states["sign"] == "failed"
+    assert "no 'signing' section" in out.xcom("sign")["error"]["message"]
+
+
+def test_s3_model_signed_and_verified_in_a_dag(run_dag, make, s3_server, pem, tmp_path):
+    client = s3_server.client()
+    bucket = f"dagmodels-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    client.put_object(Bucket=bucket, Key="m/model.safetensors", Body=b"\x02" + b"\x00" * 7 + b"{}")
+    dag = make("sig_s3").replace("model=str(MODEL)", f"model='s3://{bucket}/m/'")
+    out = run_dag(dag, "sig_s3")
+    assert out.state == "success", out.task_states
+    assert out.xcom("sign", "aisec_signature")["signature"] == f"s3://{bucket}/m.sig"
+    assert out.xcom("verify")["metrics"]["s3_versions_checked"] == 1
+
+
+def test_operators_validate_arguments_without_io():
+    from airflow_aisec.operators.signing import ModelSignOperator, ModelVerifyGateOperator
+    from airflow_aisec.sensors.signing import ModelSignatureSensor
+
+    with pytest.raises(ValueError, match="exactly one"):
+        ModelSignOperator(task_id="s", model="/nonexistent")
+    with pytest.raises(ValueError, match="exactly one"):
+        ModelVerifyGateOperator(task_id="v", model="/nonexistent", public_key="a", transit_key="b")
+    with pytest.raises(ValueError, match="exactly one"):
+        ModelSignatureSensor(task_id="w", model="/nonexistent")
+    op = ModelVerifyGateOperator(task_id="v2", model="/nonexistent/{{ ds }}", transit_key="k")
+    assert {"model", "signature", "public_key", "transit_key", "policy"} <= set(op.template_fields)

@@ -165,8 +165,7 @@ def rates(counts: ConfusionCounts) -> dict[str, np.ndarray]:
         "true_negative_rate": _divide(counts.tn, counts.negatives, zero_division=0.0),
     }
     if np.any(empty):
-        for key in out:
-            out[key] = np.where(empty, nan, out[key])
+        out = {key: np.where(empty, nan, value) for key, value in out.items()}
     return out
 
 

@@ -48,6 +48,14 @@ th{background:#f1f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+_NOTE = ("Aggregates only: counts, rates and metric values; no row-level value appears in this report. "
+         "Findings are listed before enforcement levels and waivers are applied; the gate result holds "
+         "the verdict.")
+_BINS_NOTE = ("Numeric bins are cut at quantiles of the reference (bin 1 holds the lowest values); bin edges "
+              "are not shown because they are data values. Categories are named only when frequent enough.")
+
+
 def esc(value: Any) -> str:
     """HTML-escape anything (quotes too: safe in text and in attribute values)."""
     return html.escape("" if value is None else str(value), quote=True)
@@ -77,6 +85,13 @@ def _short(text: str, limit: int) -> str:
 # ------------------------------------------------------------------------------------------------
 # SVG charts
 # ------------------------------------------------------------------------------------------------
+def _svg_open(width: int, height: int, title: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">'
+            f"<title>{esc(title)}</title>"
+            f'<text x="8" y="18" font-size="13" font-weight="600">{esc(_short(title, 70))}</text>')
+
+
 @dataclass(frozen=True)
 class ThresholdLine:
     """A vertical line on a bar chart; bars on the ``bad_side`` (``below``/``above``) are violations."""
@@ -106,10 +121,7 @@ def bar_chart(
     def x(v: float) -> float:
         return label_w + plot_w * max(0.0, min(v, vmax)) / vmax
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">',
-           f"<title>{esc(title)}</title>",
-           f'<text x="8" y="18" font-size="13" font-weight="600">{esc(_short(title, 70))}</text>']
+    out = [_svg_open(width, height, title)]
     for i, (label, value) in enumerate(zip(labels, values)):
         y = top + i * row_h
         bad = value is not None and any(
@@ -160,14 +172,13 @@ def histogram(
     slot = plot_w / n
     bw = max(1.0, slot * 0.38)
     ymax = max([*reference, *current, 0.01])
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">',
-           f"<title>{esc(title)}</title>",
-           f'<text x="8" y="18" font-size="13" font-weight="600">{esc(_short(title, 70))}</text>',
-           f'<rect x="{width - 170}" y="8" width="10" height="10" fill="{_REF}"/>'
-           f'<text x="{width - 156}" y="17" font-size="11">reference</text>'
-           f'<rect x="{width - 90}" y="8" width="10" height="10" fill="{_CUR}"/>'
-           f'<text x="{width - 76}" y="17" font-size="11">current</text>']
+    out = [
+        _svg_open(width, height, title),
+        (f'<rect x="{width - 170}" y="8" width="10" height="10" fill="{_REF}"/>'
+         f'<text x="{width - 156}" y="17" font-size="11">reference</text>'
+         f'<rect x="{width - 90}" y="8" width="10" height="10" fill="{_CUR}"/>'
+         f'<text x="{width - 76}" y="17" font-size="11">current</text>'),
+    ]
     base = top + plot_h
     for i, label in enumerate(bins):
         x0 = left + i * slot + slot * 0.1
@@ -227,14 +238,12 @@ def page(title: str, meta: Mapping[str, Any], inputs: Sequence[InputRef], findin
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        "img-src data:\">",
+        # No script, no remote resource: even a missed escape could not run or call home.
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="referrer" content="no-referrer">',
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        '<p class="muted">Aggregates only: counts, rates and metric values; no row-level value appears '
-        "in this report. Findings are listed before enforcement levels and waivers are applied; the gate "
-        "result holds the verdict.</p>",
+        f'<p class="muted">{_NOTE}</p>',
         table(["field", "value"], meta_rows),
         "<h2>Inputs</h2>",
         table(["uri", "sha256"], [(i.uri, i.sha256 or "") for i in inputs]),
@@ -412,8 +421,7 @@ def render_drift_report(
                "unseen categories", "status"], rows,
               numeric=[False, False, True, True, True, True, True, True, False]),
         "<h2>Distributions</h2>",
-        '<p class="muted">Numeric bins are cut at quantiles of the reference (bin 1 holds the lowest values); bin edges are '
-        "not shown because they are data values. Categories are named only when frequent enough.</p>",
+        f'<p class="muted">{_BINS_NOTE}</p>',
     ]
     charts = []
     for f in features:

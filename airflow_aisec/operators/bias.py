@@ -118,7 +118,6 @@ class BiasGateOperator(ReportingGateMixin, AisecGateOperator):
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         from airflow_aisec.core.bias import check_bias
-
         from airflow_aisec.core.storage import is_s3_uri
 
         section = loaded.policy.section(self.gate)

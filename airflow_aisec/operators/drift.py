@@ -65,7 +65,6 @@ class DriftGateOperator(ReportingGateMixin, AisecGateOperator):
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         from airflow_aisec.core.drift import check_drift
-
         from airflow_aisec.core.storage import is_s3_uri
 
         section = loaded.policy.section(self.gate)

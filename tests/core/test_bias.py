@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pydantic import ValidationError
 
 from airflow_aisec.core.bias import BiasPolicy, Bound, check_bias, evaluate_bias, resolve_columns
 from airflow_aisec.core.evidence import canonical_json

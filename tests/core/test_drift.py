@@ -43,8 +43,8 @@ def tables(n: int = 3000, seed: int = 0, shift: float = 0.0, new_region: float =
 
 
 def evaluate(ref: pd.DataFrame, cur: pd.DataFrame, **kwargs):
-    to = lambda df: pa.Table.from_pandas(df, preserve_index=False)  # noqa: E731
-    return evaluate_drift(to(ref), to(cur), DriftPolicy.model_validate(kwargs))
+    return evaluate_drift(pa.Table.from_pandas(ref, preserve_index=False),
+                          pa.Table.from_pandas(cur, preserve_index=False), DriftPolicy.model_validate(kwargs))
 
 
 def rules(ev) -> list[str]:

@@ -117,8 +117,8 @@ def test_findings_messages_are_escaped():
 # Locations and storage
 # ------------------------------------------------------------------------------------------------
 def test_report_uri_layout():
-    kw = dict(default_root="/ev", gate="bias", dag_id="d", run_id="manual__2025-01-01T00:00:00+00:00",
-              task_id="t", try_number=2)
+    kw = {"default_root": "/ev", "gate": "bias", "dag_id": "d", "run_id": "manual__2025-01-01T00:00:00+00:00",
+          "task_id": "t", "try_number": 2}
     assert report_uri(None, **kw) == "/ev/reports/d/manual__2025-01-01T00_00_00_00_00/t/bias-report-try2.html"
     assert report_uri("s3://b/reports/", **kw).startswith("s3://b/reports/d/")
     assert report_uri("/out/fixed.html", **kw) == "/out/fixed.html"

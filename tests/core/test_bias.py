@@ -458,3 +458,22 @@ def test_unquoted_yaml_yes_no_labels_still_match():
     ev = evaluate_bias(pa.Table.from_pandas(frame), pol, resolve_columns(pol))
     groups = ev.metrics["groupings"][0]["groups"]
     assert [g["positives"] for g in groups] == [50, 0]  # F rows are the "yes" rows
+
+
+def test_example_policy_runs_end_to_end():
+    from pathlib import Path
+
+    from airflow_aisec.core.policy import load_policy
+
+    pol = load_policy(Path(__file__).resolve().parents[2] / "policies" / "bias-example.yaml").policy.bias
+    rng = np.random.default_rng(4)
+    n = 3000
+    frame = pd.DataFrame({
+        "approved": rng.choice(["yes", "no"], n), "predicted": rng.integers(0, 2, n), "score": rng.random(n),
+        "sex": rng.choice(["F", "M", None], n, p=[0.49, 0.49, 0.02]), "age_band": rng.choice(["<30", "30+"], n),
+    })
+    ev = evaluate_bias(pa.Table.from_pandas(frame), pol, resolve_columns(pol))
+    assert [g["name"] for g in ev.metrics["groupings"]] == ["sex", "age_band", "sex & age_band"]
+    assert ev.metrics["groupings"][0]["intervals"]["demographic_parity_difference"][0] is not None
+    # random predictions: accuracy and AUC near 0.5 fail their per-group minimums
+    assert {"bias.accuracy", "bias.roc_auc"} <= set(rules(ev))

@@ -262,3 +262,22 @@ def test_files_read_only_the_compared_columns(tmp_path):
     (tmp_path / "e.csv").write_text("age,income,region,notes\n")
     with pytest.raises(InputDataError, match="the current table is empty"):
         check_drift(str(tmp_path / "r.csv"), str(tmp_path / "e.csv"), DriftPolicy())
+
+
+def test_example_policy_runs_end_to_end():
+    from pathlib import Path
+
+    from airflow_aisec.core.policy import load_policy
+
+    pol = load_policy(Path(__file__).resolve().parents[2] / "policies" / "drift-example.yaml").policy.drift
+    rng = np.random.default_rng(8)
+    n = 2000
+
+    def frame(shift):
+        return pd.DataFrame({"customer_id": np.arange(n), "income": rng.lognormal(10 + shift, 0.5, n),
+                             "zip_code": rng.choice([10115, 20095], n), "scored_at": np.arange(n) + shift})
+
+    ev = evaluate_drift(pa.Table.from_pandas(frame(0.0)), pa.Table.from_pandas(frame(0.2)), pol)
+    assert [f["feature"] for f in ev.metrics["features"]] == ["income", "zip_code"]
+    assert feature(ev, "zip_code")["kind"] == "categorical"
+    assert "drift.psi" in rules(ev) and feature(ev, "income")["thresholds"]["psi"] == {"max": 0.1}

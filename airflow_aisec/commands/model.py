@@ -1,9 +1,178 @@
-"""`aisec model` verbs (land with their issue)."""
+"""``aisec model sign|verify|scan``: model signing, verification and unsafe-file scanning.
+
+* ``aisec model sign DIR (--key PRIVATE_PEM | --transit-key NAME) [--signature OUT] [--policy P]``
+* ``aisec model verify DIR --policy P (--public-key PEM | --transit-key NAME) [--signature SIG]``
+* ``aisec model scan DIR --policy P``
+
+Vault comes from ``VAULT_ADDR`` / ``VAULT_TOKEN``; S3 from the standard AWS environment
+(``AWS_ENDPOINT_URL`` and friends). An encrypted private key's password is read from
+``AISEC_SIGNING_KEY_PASSWORD`` (never from the command line, where ``ps`` would show it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from typing import Any
+
+from airflow_aisec.cli import add_gate_arguments, run_gate_command
+
+#: Policy used by ``aisec model sign`` when no ``--policy`` is given: the library's defaults.
+BUILTIN_SIGNING_POLICY = b"""version: 1
+name: builtin-signing-defaults
+description: sha256 per-file hashing, no symlinks, git metadata ignored (model-signing defaults).
+signing: {}
+"""
+PASSWORD_ENV = "AISEC_SIGNING_KEY_PASSWORD"
+
+
+def _is_s3(*uris: Any) -> bool:
+    return any(str(u or "").startswith("s3://") for u in uris)
+
+
+def _vault() -> Any:
+    from airflow_aisec.core.vault import client_from_env
+
+    return client_from_env()
+
+
+def _s3() -> Any:
+    from airflow_aisec.core.storage import make_s3_client
+
+    return make_s3_client()
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from airflow_aisec.cli import exit_code_for, print_result
+    from airflow_aisec.core.gate import GateRun, error_result, run_check
+    from airflow_aisec.core.policy import load_policy, parse_policy
+    from airflow_aisec.core.result import Verdict, utcnow
+    from airflow_aisec.core.signing import sign_model
+    from airflow_aisec.exceptions import AisecError, ServiceUnavailableError
+
+    started = utcnow()
+    password = os.environ.get(PASSWORD_ENV)
+
+    def check(loaded: Any) -> Any:
+        return sign_model(
+            args.model,
+            policy=loaded.policy.section("signing"),
+            signature=args.signature,
+            private_key=args.key,
+            private_key_password=password.encode("utf-8") if (password and args.key) else None,
+            transit_key=args.transit_key,
+            transit_mount=args.transit_mount,
+            transit_key_version=args.key_version,
+            vault_client=_vault() if args.transit_key else None,
+            s3_client=_s3() if _is_s3(args.model, args.signature) else None,
+        )
+
+    loaded = None
+    try:
+        loaded = (load_policy(args.policy) if args.policy
+                  else parse_policy(BUILTIN_SIGNING_POLICY, source="<built-in signing defaults>"))
+        loaded.policy.section("signing")
+    except AisecError as exc:
+        run = GateRun(error_result("signing", exc, loaded=loaded, started_at=started), exc)
+    else:
+        run = run_check("signing", loaded, lambda: check(loaded), started_at=started)
+    result = run.result
+    print_result(result, as_json=args.json)
+    if result.verdict == Verdict.ERROR.value and result.error:
+        print(f"aisec: {result.error.message}", file=sys.stderr)
+    elif not args.json:
+        m = result.metrics
+        print(f"  signature: {m.get('signature')}")
+        print(f"  model digest (sha256 of file digests): {m.get('model_digest')}  files: {m.get('files')}")
+        key = m.get("key_fingerprint")
+        if m.get("transit_key"):
+            key = f"Transit key {m['transit_key']} v{m.get('transit_key_version')} ({key})"
+        print(f"  key: {key}{'' if m.get('key_trusted_by_policy') else '  [not in the policy trusted_keys]'}")
+    if args.evidence:
+        from airflow_aisec.core.evidence import open_evidence_store
+
+        try:
+            ref = open_evidence_store(args.evidence).append(result.to_dict())
+        except AisecError as exc:
+            print(f"aisec: could not record evidence: {exc}", file=sys.stderr)
+            return 3 if isinstance(exc, ServiceUnavailableError) else exc.exit_code
+        print(f"evidence: {ref.location} #{ref.seq} {ref.sha256}", file=sys.stderr)
+    return exit_code_for(run)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    def check(loaded: Any) -> Any:
+        from airflow_aisec.core.signing import verify_model
+
+        return verify_model(
+            args.model,
+            policy=loaded.policy.section("signing"),
+            signature=args.signature,
+            public_key=args.public_key,
+            transit_key=args.transit_key,
+            transit_mount=args.transit_mount,
+            vault_client=_vault() if args.transit_key else None,
+            s3_client=_s3() if _is_s3(args.model, args.signature, args.public_key) else None,
+        )
+
+    return run_gate_command(args, "signing", check)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    def check(loaded: Any) -> Any:
+        from airflow_aisec.core.model_scan import scan_model
+
+        return scan_model(args.model, policy=loaded.policy.section("model_scan"),
+                          s3_client=_s3() if _is_s3(args.model) else None)
+
+    return run_gate_command(args, "model_scan", check)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """No verbs yet."""
+    """Add ``aisec model sign|verify|scan``."""
+    parser = sub.add_parser("model", help="sign, verify and scan ML models")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    sign = verbs.add_parser(
+        "sign",
+        help="sign a model directory (OpenSSF model-signing format)",
+        description="Sign DIR (or s3://bucket/prefix/) with a local PEM EC key or a Vault Transit ecdsa-p256 key "
+        f"(VAULT_ADDR/VAULT_TOKEN). An encrypted PEM key's password comes from {PASSWORD_ENV}.",
+    )
+    sign.add_argument("model", metavar="DIR", help="model directory or s3://bucket/prefix/")
+    key = sign.add_mutually_exclusive_group(required=True)
+    key.add_argument("--key", metavar="PRIVATE_PEM", help="local PEM EC private key")
+    key.add_argument("--transit-key", metavar="NAME", help="Vault Transit key name")
+    sign.add_argument("--transit-mount", default="transit", metavar="MOUNT", help="Transit mount (default transit)")
+    sign.add_argument("--key-version", type=int, metavar="N", help="Transit key version (default latest)")
+    sign.add_argument("--signature", metavar="OUT", help="signature location (default DIR.sig next to DIR)")
+    sign.add_argument("--policy", help="policy whose signing.hashing is used (default: sha256 per file)")
+    sign.add_argument("--json", action="store_true", help="print the result contract as JSON")
+    sign.add_argument("--evidence", metavar="LOCATION", help="append the result to this audit trail")
+    sign.set_defaults(handler=_sign)
+
+    verify = verbs.add_parser(
+        "verify",
+        help="verify a model against its signature and the policy's trusted keys",
+        description="Exit 0 verified, 1 tampered / untrusted key / malformed or missing signature, 2 invalid "
+        "input, 3 Vault or S3 unreachable.",
+    )
+    verify.add_argument("model", metavar="DIR", help="model directory or s3://bucket/prefix/")
+    vkey = verify.add_mutually_exclusive_group(required=True)
+    vkey.add_argument("--public-key", metavar="PEM", help="PEM public key (file or s3://) the policy trusts")
+    vkey.add_argument("--transit-key", metavar="NAME", help="Vault Transit key name the policy trusts")
+    verify.add_argument("--transit-mount", metavar="MOUNT", help="Transit mount (default: as in the policy)")
+    verify.add_argument("--signature", metavar="SIG", help="signature location (default DIR.sig next to DIR)")
+    add_gate_arguments(verify)
+    verify.set_defaults(handler=_verify)
+
+    scan = verbs.add_parser(
+        "scan",
+        help="scan a model directory for unsafe files (pickle payloads, forbidden formats)",
+        description="Runs picklescan, modelscan and a built-in static analysis; never loads a model.",
+    )
+    scan.add_argument("model", metavar="DIR", help="model directory or s3://bucket/prefix/")
+    add_gate_arguments(scan)
+    scan.set_defaults(handler=_scan)

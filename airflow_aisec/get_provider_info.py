@@ -34,6 +34,14 @@ def get_provider_info() -> dict:
                         "example": "s3://audit-bucket/aisec",
                         "default": "",
                     },
+                    "report_roots": {
+                        "description": "Extra directories or s3:// prefixes (comma-separated) the UI may "
+                        "serve gate reports from, besides <evidence_location>/reports.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/data/aisec-reports,s3://reports-bucket/aisec",
+                        "default": "",
+                    },
                     "evidence_aws_conn_id": {
                         "description": "Airflow connection used for an s3:// evidence location.",
                         "version_added": "0.1.0",

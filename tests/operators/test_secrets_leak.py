@@ -153,7 +153,7 @@ def api_server(airflow_db, vault_for_leak, tmp_path_factory):
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "leak-test-" + uuid.uuid4().hex,
+        "AIRFLOW__API_AUTH__JWT_SECRET": "leak-test-" + uuid.uuid4().hex + uuid.uuid4().hex,
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW_CONN_VAULT_DEFAULT": vault_for_leak["conn"],
     }

@@ -589,3 +589,33 @@ def test_strict_policy_signing_section_is_strict():
     assert strict is not None
     assert strict.allow_unsigned is False and strict.allow_unsigned_files is False
     assert strict.allow_symlinks is False and strict.trusted_keys
+
+
+# ----------------------------------------------------------------------------------------------
+# golden bundle (made once with the stock model_signing 1.1.1 CLI; only the public key is kept)
+# ----------------------------------------------------------------------------------------------
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "signing"
+
+
+def _normalised_statement(sig: Path) -> dict:
+    st = statement_of(sig)
+    st["predicate"]["serialization"]["ignore_paths"] = sorted(st["predicate"]["serialization"]["ignore_paths"])
+    return st
+
+
+def test_golden_stock_bundle_still_verifies_and_our_statement_matches_it(tmp_path, keys):
+    model = tmp_path / "model"
+    shutil.copytree(GOLDEN / "model", model)
+    golden_key = load_public_key((GOLDEN / "key.pub").read_bytes())
+    policy = SigningPolicy(trusted_keys=[{"id": "golden", "fingerprint": key_fingerprint(golden_key)}])
+    result = verify_model(model, policy=policy, public_key=GOLDEN / "key.pub", signature=GOLDEN / "model.sig")
+    assert result.metrics["model_digest"] == "c6873e72891f2db9d2976ecfca235bfbe7101cb0365bec905d006b7c18091729"
+
+    # Our signer produces the very same in-toto statement for the same model.
+    ours = tmp_path / "ours.sig"
+    sign_model(model, policy=SigningPolicy(), private_key=keys["a"][1], signature=ours)
+    assert _normalised_statement(ours) == _normalised_statement(GOLDEN / "model.sig")
+
+    (model / "sub" / "weights.bin").write_bytes(b"\x00" + (model / "sub" / "weights.bin").read_bytes()[1:])
+    with pytest.raises(ModelTamperedError, match=r"changed \[sub/weights.bin\]"):
+        verify_model(model, policy=policy, public_key=GOLDEN / "key.pub", signature=GOLDEN / "model.sig")

@@ -97,6 +97,10 @@ def test_clean_sklearn_joblib_passes_unless_pickle_is_forbidden(tmp_path):
 
     allow = ModelScanPolicy(allowed_globals=["sklearn.*", "numpy.*", "joblib.numpy_pickle.NumpyArrayWrapper"])
     assert scan_model(tmp_path, policy=allow).findings == []
+    from airflow_aisec.core.policy import load_policy
+
+    example = load_policy(Path(__file__).resolve().parents[2] / "policies" / "model-supply-chain.yaml")
+    assert scan_model(tmp_path, policy=example.policy.model_scan).findings == []
     out = scan_model(tmp_path, policy=ModelScanPolicy(allowed_globals=["numpy.*"]))
     f = finding(out, "model_scan.unlisted_import", "model.joblib")
     assert "sklearn.linear_model._logistic.LogisticRegression" in f.location["imports"]

@@ -33,6 +33,7 @@ import lzma
 import math
 import os
 import pickletools
+import re
 import stat
 import struct
 import tempfile
@@ -85,6 +86,7 @@ _JOBLIB_WRAPPERS = {
     ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
 }
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # Denylist of imports that execute code, touch files/network/processes, or load further
 # pickles. Merged with picklescan's and modelscan's own lists at scan time.
@@ -643,11 +645,12 @@ def _compression(head: bytes) -> str | None:
     return None
 
 
-def _looks_like_text_pickle(head: bytes) -> bool:
+def _looks_like_text_pickle(head: bytes, *, whole: bool) -> bool:
     """A protocol 0/1 pickle (no magic) that imports something, e.g. hidden in a ``.json``.
 
     Text that merely starts with an opcode letter fails to parse within a few bytes; a pickle
-    either reaches STOP inside ``head`` or parses cleanly up to its end.
+    either reaches STOP inside ``head`` or (when ``head`` is only the start of a larger file)
+    parses cleanly up to its end. Its imports must look like Python dotted names.
     """
     if not head or chr(head[0]) not in "(cI]})NSVdliLFp":
         return False
@@ -662,9 +665,9 @@ def _looks_like_text_pickle(head: bytes) -> bool:
         complete = False
     except Exception:  # noqa: BLE001 - any other parse failure means "not a pickle"
         return False
-    if not report.imports:
+    if not report.imports or not all(_IDENT.match(m) and _IDENT.match(n) for m, n in report.imports):
         return False
-    return complete or reader.pos >= len(head) - 16
+    return complete or (not whole and reader.pos >= len(head) - 16)
 
 
 def _safetensors_header_ok(fh: IO[bytes], size: int) -> bool:
@@ -756,7 +759,8 @@ def _scan_stream_by_content(fh: IO[bytes], result: FileAnalysis, label: str, *, 
         return "gguf"
     # Protocol 0/1 pickles have no magic: parse the start of anything else.
     more = head + fh.read(_HEAD - len(head))
-    if _looks_like_text_pickle(more) or (ext in PICKLE_EXTENSIONS and more[:1] in (b"(", b"c", b"}", b"]")):
+    whole = size is not None and size <= len(more)
+    if _looks_like_text_pickle(more, whole=whole) or (ext in PICKLE_EXTENSIONS and more[:1] in (b"(", b"c", b"}", b"]")):
         result.pickle = True
         _scan_pickle_file(_Prefixed(more, fh), result, ext=ext, size=size)
         return "pickle"

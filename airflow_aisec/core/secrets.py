@@ -800,15 +800,30 @@ def issue_database_credentials(client: Any, mount: str, role: str, *, mask: Mask
     )
 
 
+_LEASE_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+
+
 def revoke_lease(client: Any, lease_id: str) -> None:
     """Revoke a lease now (synchronously: the database user is dropped before this returns).
 
+    The lease id goes in the URL first (``sys/leases/revoke/<lease_id>``), so a least-privilege
+    Vault policy can allow ``sys/leases/revoke/<mount>/creds/<role>/*`` only; a token that is
+    allowed the bare ``sys/leases/revoke`` endpoint instead is served by the body form.
+
     Raises:
+        InputDataError: malformed lease id.
         ServiceUnavailableError: Vault unreachable or sealed.
         AccessDeniedError: the token may not revoke it.
     """
+    from hvac import exceptions as hv
+
+    if not isinstance(lease_id, str) or not _LEASE_ID_RE.match(lease_id) or ".." in lease_id.split("/"):
+        raise InputDataError("malformed lease id")
     with translate_vault_errors(f"lease {lease_id}", gate=GATE):
-        client.adapter.put("/v1/sys/leases/revoke", json={"lease_id": lease_id, "sync": True})
+        try:
+            client.adapter.put(f"/v1/sys/leases/revoke/{lease_id}", json={"sync": True})
+        except hv.Forbidden:
+            client.adapter.put("/v1/sys/leases/revoke", json={"lease_id": lease_id, "sync": True})
 
 
 def lease_findings(section: SecretsPolicy, creds: DatabaseCredentials) -> list[Finding]:

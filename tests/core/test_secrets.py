@@ -551,3 +551,33 @@ def test_shipped_policies_match_the_json_schema(name):
     assert load_policy(path).policy.secrets is not None
     section_only = {"name": "x", "secrets": yaml.safe_load(path.read_text())["secrets"]}
     jsonschema.validate(section_only, policy_json_schema())  # "5m" durations included
+
+
+@pytest.mark.integration
+def test_revocation_works_with_a_least_privilege_policy(vault):
+    """``sys/leases/revoke/<mount>/creds/<role>/*`` is enough; other leases stay out of reach."""
+    import hvac
+
+    root = vault["root"]
+    root.sys.create_or_update_policy(
+        "core-narrow-revoke",
+        """
+        path "dbcore/creds/core-ro" { capabilities = ["read"] }
+        path "sys/leases/revoke/dbcore/creds/core-ro/*" { capabilities = ["update"] }
+        """,
+    )
+    token = root.auth.token.create(policies=["core-narrow-revoke"], ttl="10m")["auth"]["client_token"]
+    narrow = hvac.Client(url=vault["addr"], token=token)
+    creds = issue_database_credentials(narrow, "dbcore", "core-ro", mask=lambda v: None)
+    assert _pg_role_exists(creds.username)
+    revoke_lease(narrow, creds.lease_id)
+    assert not _pg_role_exists(creds.username)
+    other = issue_database_credentials(root, "dbcore", "core-long", mask=lambda v: None)
+    try:
+        with pytest.raises(AccessDeniedError):
+            revoke_lease(narrow, other.lease_id)
+        with pytest.raises(InputDataError):
+            revoke_lease(narrow, "dbcore/creds/../../sys/x")
+    finally:
+        revoke_lease(root, other.lease_id)
+    assert not _pg_role_exists(other.username)

@@ -82,7 +82,7 @@ def env(bao_server, tmp_path_factory):
         path "secret/data/ops/train/*" { capabilities = ["read"] }
         path "dbops/creds/ops-ro" { capabilities = ["read"] }
         path "dbops/creds/ops-long" { capabilities = ["read"] }
-        path "sys/leases/revoke" { capabilities = ["update"] }
+        path "sys/leases/revoke/dbops/creds/*" { capabilities = ["update"] }
         """,
     )
     token = root.auth.token.create(policies=["ops-limited"], ttl="2h")["auth"]["client_token"]

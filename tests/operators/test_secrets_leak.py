@@ -125,7 +125,7 @@ def vault_for_leak(bao_server):
         """
         path "secret/data/leak/app/*" { capabilities = ["read"] }
         path "dbleak/creds/leak-ro" { capabilities = ["read"] }
-        path "sys/leases/revoke" { capabilities = ["update"] }
+        path "sys/leases/revoke/dbleak/creds/leak-ro/*" { capabilities = ["update"] }
         """,
     )
     token = root.auth.token.create(policies=["leak-limited"], ttl="2h")["auth"]["client_token"]

@@ -34,10 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs.required = True
     check = verbs.add_parser(
         "check",
-        help="check that every KV path and database role the policy grants is readable (VAULT_ADDR/VAULT_TOKEN)",
-        description="Read every secret the policy's secrets.grants allow (values are discarded, never printed) "
+        help="check that every KV path and database role the policy grants is readable "
+        "(VAULT_ADDR/VAULT_TOKEN)",
+        description="Read every secret the policy's secrets.grants allow (values are discarded, "
+        "never printed) "
         "and check the database roles' creds paths with sys/capabilities-self.",
     )
     add_gate_arguments(check)
-    check.add_argument("--dag-id", metavar="DAG_ID", help="only check the grants whose dag_id glob matches this DAG")
+    check.add_argument(
+        "--dag-id", metavar="DAG_ID", help="only check the grants whose dag_id glob matches this DAG"
+    )
     check.set_defaults(handler=_check)

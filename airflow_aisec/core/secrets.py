@@ -101,8 +101,14 @@ def parse_duration(value: Any) -> int:
 Duration = Annotated[
     int,
     BeforeValidator(parse_duration),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1},
-                              {"type": "string", "pattern": r"^\s*\d+\s*[smhd]?\s*$"}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": r"^\s*\d+\s*[smhd]?\s*$"},
+            ]
+        }
+    ),
 ]
 
 
@@ -121,7 +127,9 @@ def validate_secret_path(path: Any) -> str:
         raise InputDataError("secret path is longer than 512 characters")
     for segment in path.split("/"):
         if segment in ("", ".", "..") or not _SEGMENT_RE.match(segment):
-            raise InputDataError(f"invalid secret path {path!r}: use segments of [A-Za-z0-9_.@=+-] joined by '/'")
+            raise InputDataError(
+                f"invalid secret path {path!r}: use segments of [A-Za-z0-9_.@=+-] joined by '/'"
+            )
     return path
 
 
@@ -130,7 +138,9 @@ def _validate_pattern(pattern: str) -> str:
         raise ValueError("path pattern must be a non-empty string")
     for segment in pattern.split("/"):
         if segment in ("", ".", "..") or not _PATTERN_SEGMENT_RE.match(segment):
-            raise ValueError(f"invalid path pattern {pattern!r}: segments of [A-Za-z0-9_.@=+-*] joined by '/'")
+            raise ValueError(
+                f"invalid path pattern {pattern!r}: segments of [A-Za-z0-9_.@=+-*] joined by '/'"
+            )
         if "**" in segment and segment != "**":
             raise ValueError(f"invalid path pattern {pattern!r}: '**' must be a whole segment")
     return pattern
@@ -397,7 +407,8 @@ def authorize_database_role(section: SecretsPolicy, dag_id: str, task_id: str, r
         raise InputDataError("database role must be a literal role name of [A-Za-z0-9_.-]")
     if not section.database_role_allowed(dag_id, task_id, role):
         raise AccessDeniedError(
-            f"policy does not allow DAG '{dag_id}' task '{task_id}' to get credentials for database role '{role}'",
+            f"policy does not allow DAG '{dag_id}' task '{task_id}' to get credentials "
+            f"for database role '{role}'",
             rule=f"{GATE}.database_role_not_allowed",
             location={"dag_id": dag_id, "task_id": task_id, "role": role},
         )
@@ -465,8 +476,9 @@ def _extract_kv(response: Any, *, kv_version: int, what: str) -> tuple[dict[str,
         version = meta.get("version") if isinstance(meta, Mapping) else None
         deleted = isinstance(meta, Mapping) and (meta.get("deletion_time") or meta.get("destroyed"))
         if data is None or deleted:
-            raise AccessDeniedError(f"Vault path not found (deleted or destroyed): {what}",
-                                    rule=f"{GATE}.path_missing")
+            raise AccessDeniedError(
+                f"Vault path not found (deleted or destroyed): {what}", rule=f"{GATE}.path_missing"
+            )
     else:
         data, version = body, None
         if data is None:
@@ -477,7 +489,13 @@ def _extract_kv(response: Any, *, kv_version: int, what: str) -> tuple[dict[str,
 
 
 def read_kv(
-    client: Any, mount: str, path: str, *, kv_version: int = 2, version: int | None = None, mask: Mask = _no_mask
+    client: Any,
+    mount: str,
+    path: str,
+    *,
+    kv_version: int = 2,
+    version: int | None = None,
+    mask: Mask = _no_mask,
 ) -> tuple[dict[str, Any], int | None]:
     """Read one KV secret and register its values with the masker before returning them.
 
@@ -566,7 +584,9 @@ def wrap_kv(
     what = vault_uri(mount, path, version)
     params = {"version": version} if version is not None and kv_version == 2 else None
     with translate_vault_errors(what, gate=GATE):
-        response = client.adapter.get(_url(kv_api_path(mount, path, kv_version)), params=params, wrap_ttl=f"{ttl}s")
+        response = client.adapter.get(
+            _url(kv_api_path(mount, path, kv_version)), params=params, wrap_ttl=f"{ttl}s"
+        )
     info = response.get("wrap_info") if isinstance(response, Mapping) else None
     if not isinstance(info, Mapping) or not info.get("token"):
         raise InputDataError(f"Vault did not wrap the response for {what}")
@@ -618,7 +638,8 @@ def validate_secrets(
             missing = [k for k in req.required_keys if k not in data]
             if missing:
                 raise InputDataError(
-                    f"secret {vault_uri(section.kv_mount, req.path)} lacks required key(s): {', '.join(missing)}"
+                    f"secret {vault_uri(section.kv_mount, req.path)} lacks required key(s): "
+                    + ", ".join(missing)
                 )
             unmaskable = [k for k in mask_values(data, _no_mask) if not section.key_may_be_unmaskable(k)]
             if unmaskable:
@@ -627,9 +648,10 @@ def validate_secrets(
                         rule=f"{GATE}.value_unmaskable",
                         severity=Severity.HIGH,
                         message=(
-                            f"{len(unmaskable)} value(s) of {vault_uri(section.kv_mount, req.path)} are shorter than "
-                            f"{MIN_MASKABLE_LENGTH} characters (or a reserved word), so Airflow's masker would not hide "
-                            "them; lengthen them or list the keys under secrets.unmaskable_keys"
+                            f"{len(unmaskable)} value(s) of {vault_uri(section.kv_mount, req.path)} are "
+                            f"shorter than {MIN_MASKABLE_LENGTH} characters (or a reserved word), so "
+                            "Airflow's masker would not hide them; lengthen them or list the keys under "
+                            "secrets.unmaskable_keys"
                         ),
                         count=len(unmaskable),
                         location={"path": req.path, "keys": sorted(unmaskable)},
@@ -687,7 +709,9 @@ class WrappingTokenGone(SecurityViolationError):
     """The wrapping token no longer exists before its TTL ran out: someone unwrapped it first."""
 
 
-def unwrap_handle(client: Any, handle: SecretHandle, *, mask: Mask, now: _dt.datetime | None = None) -> dict[str, Any]:
+def unwrap_handle(
+    client: Any, handle: SecretHandle, *, mask: Mask, now: _dt.datetime | None = None
+) -> dict[str, Any]:
     """Look up, check and unwrap one handle; every value is masked before it is returned.
 
     Raises:
@@ -707,7 +731,8 @@ def unwrap_handle(client: Any, handle: SecretHandle, *, mask: Mask, now: _dt.dat
         expires = _parse_time(handle.expires_at)
         if expires is not None and current > expires + _dt.timedelta(seconds=EXPIRY_GRACE_SECONDS):
             return AccessDeniedError(
-                f"wrapping token for {what} expired (TTL {handle.ttl}s) before it was used; clear the gate task "
+                f"wrapping token for {what} expired (TTL {handle.ttl}s) before it was used; "
+                "clear the gate task "
                 "to issue a new one",
                 rule=f"{GATE}.wrapping_token_expired",
                 location=location,
@@ -765,7 +790,10 @@ class DatabaseCredentials:
     renewable: bool
 
     def __repr__(self) -> str:
-        return f"DatabaseCredentials(role={self.role!r}, lease_duration={self.lease_duration}, username=***, password=***)"
+        return (
+            f"DatabaseCredentials(role={self.role!r}, lease_duration={self.lease_duration}, "
+            "username=***, password=***)"
+        )
 
     __str__ = __repr__
 
@@ -835,7 +863,8 @@ def lease_findings(section: SecretsPolicy, creds: DatabaseCredentials) -> list[F
                 rule=f"{GATE}.lease_ttl_exceeds_policy",
                 severity=Severity.HIGH,
                 message=(
-                    f"database role '{creds.role}' issued a lease of {creds.lease_duration}s; the policy allows "
+                    f"database role '{creds.role}' issued a lease of {creds.lease_duration}s; "
+                    "the policy allows "
                     f"at most {limit}s (set the role's default_ttl/max_ttl lower)"
                 ),
                 count=1,
@@ -947,7 +976,8 @@ def check_granted_paths(client: Any, section: SecretsPolicy, *, dag_id: str | No
                         Finding(
                             rule=f"{GATE}.pattern_matches_nothing",
                             severity=Severity.MEDIUM,
-                            message=f"no secret under {section.kv_mount}/ matches the granted pattern {pattern!r}",
+                            message=f"no secret under {section.kv_mount}/ matches the granted pattern "
+                            f"{pattern!r}",
                             count=0,
                             location={"path": pattern, "dag_id": grant.dag_id},
                         )
@@ -980,7 +1010,8 @@ def check_granted_paths(client: Any, section: SecretsPolicy, *, dag_id: str | No
                     Finding(
                         rule=f"{GATE}.database_role_unreadable",
                         severity=Severity.HIGH,
-                        message=f"the token may not read vault://{api_path} (capabilities: {', '.join(caps) or 'none'})",
+                        message=f"the token may not read vault://{api_path} "
+                        f"(capabilities: {', '.join(caps) or 'none'})",
                         count=1,
                         location={"role": role, "dag_id": grant.dag_id},
                     )

@@ -42,7 +42,9 @@ def client_from_env(addr: str | None = None, token: str | None = None) -> Any:
         verify = os.environ["VAULT_CACERT"]
     elif os.environ.get("VAULT_SKIP_VERIFY", "").strip().lower() in ("1", "true", "yes"):
         verify = False
-    return hvac.Client(url=addr, token=token, namespace=os.environ.get("VAULT_NAMESPACE") or None, verify=verify)
+    return hvac.Client(
+        url=addr, token=token, namespace=os.environ.get("VAULT_NAMESPACE") or None, verify=verify
+    )
 
 
 @contextlib.contextmanager
@@ -67,16 +69,24 @@ def translate_vault_errors(what: str, *, gate: str | None = None) -> Iterator[No
     try:
         yield
     except (hv.VaultDown, hv.BadGateway, hv.InternalServerError) as exc:
-        raise ServiceUnavailableError(f"Vault unavailable or sealed for {what}: {type(exc).__name__}") from None
+        raise ServiceUnavailableError(
+            f"Vault unavailable or sealed for {what}: {type(exc).__name__}"
+        ) from None
     except hv.RateLimitExceeded:
         raise ServiceUnavailableError(f"Vault rate limit for {what}") from None
     except (hv.Forbidden, hv.Unauthorized):
-        raise AccessDeniedError(f"Vault denied access to {what}", rule=denied_rule, location={"vault": what}) from None
+        raise AccessDeniedError(
+            f"Vault denied access to {what}", rule=denied_rule, location={"vault": what}
+        ) from None
     except hv.InvalidPath:
-        raise AccessDeniedError(f"Vault path not found: {what}", rule=missing_rule, location={"vault": what}) from None
+        raise AccessDeniedError(
+            f"Vault path not found: {what}", rule=missing_rule, location={"vault": what}
+        ) from None
     except hv.InvalidRequest as exc:
         errors = "; ".join(str(e) for e in (getattr(exc, "errors", None) or [])[:3])
-        raise InputDataError(f"Vault rejected the request for {what}: {errors or 'invalid request'}") from None
+        raise InputDataError(
+            f"Vault rejected the request for {what}: {errors or 'invalid request'}"
+        ) from None
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise ServiceUnavailableError(f"Vault unreachable for {what}: {type(exc).__name__}") from None
     except hv.VaultError as exc:

@@ -39,7 +39,9 @@ def get_vault_client(vault_conn_id: str = DEFAULT_VAULT_CONN_ID, **hook_kwargs: 
         raise ConfigurationError(f"Vault connection '{vault_conn_id}' is not defined") from None
     except (VaultError, ValueError, TypeError) as exc:
         # The hook validates the URL scheme and KV version here; its messages name no secret.
-        raise ConfigurationError(f"Vault connection '{vault_conn_id}' is invalid: {type(exc).__name__}") from None
+        raise ConfigurationError(
+            f"Vault connection '{vault_conn_id}' is invalid: {type(exc).__name__}"
+        ) from None
     # get_conn() authenticates (AppRole, JWT, ...) and probes the token: both can hit the network.
     with translate_vault_errors(f"Vault connection '{vault_conn_id}'"):
         return hook.get_conn()

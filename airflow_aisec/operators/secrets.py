@@ -96,7 +96,12 @@ class VaultSecretsGateOperator(AisecGateOperator):
         evidence_aws_conn_id: Connection for an ``s3://`` evidence location.
     """
 
-    template_fields: Sequence[str] = (*AisecGateOperator.template_fields, "paths", "vault_conn_id", "wrap_ttl")
+    template_fields: Sequence[str] = (
+        *AisecGateOperator.template_fields,
+        "paths",
+        "vault_conn_id",
+        "wrap_ttl",
+    )
     gate = "secrets"
 
     def __init__(
@@ -136,10 +141,14 @@ class VaultSecretsGateOperator(AisecGateOperator):
         # Only hand secrets out if the findings would not fail the gate (same evaluation as the base).
         preview = evaluate(self.gate, loaded, outcome, started_at=utcnow(), airflow=ref)
         if preview.verdict not in (Verdict.PASS.value, Verdict.WARN.value):
-            self.log.warning("secrets: %d finding(s) block the hand-off; no wrapping token issued", len(outcome.findings))
+            self.log.warning(
+                "secrets: %d finding(s) block the hand-off; no wrapping token issued", len(outcome.findings)
+            )
             outcome.metrics.update(wrapped=0, wrap_ttl_seconds=ttl)
             return outcome
-        handles = issue_wrapped_secrets(client, section, requests=requests, versions=versions, ttl=ttl, mask=_mask)
+        handles = issue_wrapped_secrets(
+            client, section, requests=requests, versions=versions, ttl=ttl, mask=_mask
+        )
         context["ti"].xcom_push(
             key=SECRET_HANDLES_XCOM_KEY,
             value={"handle_version": 1, "handles": [h.model_dump(mode="json") for h in handles]},
@@ -147,7 +156,11 @@ class VaultSecretsGateOperator(AisecGateOperator):
         for h in handles:
             self.log.info(
                 "secrets: wrapped %s/%s (version %s) for one unwrap within %ss (accessor %s)",
-                h.mount, h.path, h.secret_version if h.secret_version is not None else "-", h.ttl, h.accessor,
+                h.mount,
+                h.path,
+                h.secret_version if h.secret_version is not None else "-",
+                h.ttl,
+                h.accessor,
             )
         outcome.metrics.update(wrapped=len(handles), wrap_ttl_seconds=ttl)
         return outcome
@@ -161,7 +174,9 @@ class _TaskGate(GateMixin):
 
     gate = "secrets"
 
-    def __init__(self, *, policy: str | None, evidence_location: str | None, evidence_aws_conn_id: str | None):
+    def __init__(
+        self, *, policy: str | None, evidence_location: str | None, evidence_aws_conn_id: str | None
+    ):
         self.policy = policy
         self.evidence_location = evidence_location
         self.evidence_aws_conn_id = evidence_aws_conn_id
@@ -178,7 +193,9 @@ class _TaskGate(GateMixin):
     def append(self, payload: dict[str, Any], *, kind: str) -> Any:
         return self.store().append(payload, kind=kind)
 
-    def fail_security(self, context: Context, ref: AirflowRef, exc: SecurityViolationError, started: str) -> None:
+    def fail_security(
+        self, context: Context, ref: AirflowRef, exc: SecurityViolationError, started: str
+    ) -> None:
         """Record a security event (audit trail + XCom result) and fail the task without retry."""
         from airflow_aisec.core.gate import security_violation_result
 
@@ -190,8 +207,9 @@ class _TaskGate(GateMixin):
         except AisecError as rec_exc:
             self.log.error("secrets: could not record the security event in the audit trail: %s", rec_exc)
             raise AirflowFailException(f"{result.summary()}\n(audit trail unavailable: {rec_exc})") from None
-        self.log.error("secrets: SECURITY EVENT [%s] %s (evidence %s#%s)",
-                       exc.rule, exc, evidence.location, evidence.seq)
+        self.log.error(
+            "secrets: SECURITY EVENT [%s] %s (evidence %s#%s)", exc.rule, exc, evidence.location, evidence.seq
+        )
         raise AirflowFailException(result.summary()) from None
 
 
@@ -300,7 +318,10 @@ def _earlier_try(gate: _TaskGate, ref: AirflowRef, accessor: str) -> int | None:
         payload = record.get("payload") or {}
         who = payload.get("airflow") or {}
         if (who.get("dag_id"), who.get("run_id"), who.get("task_id"), who.get("map_index")) != (
-            ref.dag_id, ref.run_id, ref.task_id, ref.map_index
+            ref.dag_id,
+            ref.run_id,
+            ref.task_id,
+            ref.map_index,
         ):
             continue
         if any(h.get("accessor") == accessor for h in payload.get("handles") or []):
@@ -347,12 +368,15 @@ def unwrap_secrets(
     started = utcnow()
     context = _context(context)
     ref = airflow_ref(context)
-    gate = _TaskGate(policy=None, evidence_location=evidence_location, evidence_aws_conn_id=evidence_aws_conn_id)
+    gate = _TaskGate(
+        policy=None, evidence_location=evidence_location, evidence_aws_conn_id=evidence_aws_conn_id
+    )
     values: dict[str, SecretFields] = {}
     unwrapped: list[SecretHandle] = []
     try:
-        handles = _parse_handles(context["ti"].xcom_pull(task_ids=gate_task_id, key=SECRET_HANDLES_XCOM_KEY),
-                                 gate_task_id)
+        handles = _parse_handles(
+            context["ti"].xcom_pull(task_ids=gate_task_id, key=SECRET_HANDLES_XCOM_KEY), gate_task_id
+        )
         if paths is not None:
             wanted = list(paths)
             by_path = {h.path: h for h in handles}
@@ -369,7 +393,8 @@ def unwrap_secrets(
                 if earlier is not None:
                     # Our own earlier attempt consumed it: not an attack, but a retry cannot succeed.
                     raise InputDataError(
-                        f"the wrapping token for {handle.mount}/{handle.path} was unwrapped by try {earlier} of this "
+                        f"the wrapping token for {handle.mount}/{handle.path} was unwrapped by try "
+                        f"{earlier} of this "
                         f"task; clear task '{gate_task_id}' too so that it issues a new one"
                     ) from None
                 raise exc from None
@@ -405,7 +430,9 @@ def _record_unwrapped(gate: _TaskGate, ref: AirflowRef, handles: list[SecretHand
     except AisecError as exc:
         log.error("secrets: could not record the unwrap in the audit trail: %s", exc)
         if strict:
-            raise AirflowException(f"secrets: could not record the unwrap in the audit trail: {exc}") from None
+            raise AirflowException(
+                f"secrets: could not record the unwrap in the audit trail: {exc}"
+            ) from None
 
 
 @contextlib.contextmanager
@@ -488,7 +515,9 @@ def vault_database_credentials(
 
     context = _context(context)
     ref = airflow_ref(context)
-    gate = _TaskGate(policy=policy, evidence_location=evidence_location, evidence_aws_conn_id=evidence_aws_conn_id)
+    gate = _TaskGate(
+        policy=policy, evidence_location=evidence_location, evidence_aws_conn_id=evidence_aws_conn_id
+    )
     issued: dict[str, Any] = {}
 
     def check(loaded: LoadedPolicy) -> CheckOutcome:
@@ -507,8 +536,12 @@ def vault_database_credentials(
     try:
         gate.run_gate(context, check)
         creds = issued["creds"]
-        log.info("secrets: database credentials for role %s, lease %s (%ss)", role, creds.lease_id,
-                 creds.lease_duration)
+        log.info(
+            "secrets: database credentials for role %s, lease %s (%ss)",
+            role,
+            creds.lease_id,
+            creds.lease_duration,
+        )
         yield creds
     except BaseException:
         body_failed = True
@@ -518,8 +551,15 @@ def vault_database_credentials(
             _revoke(gate, ref, issued["creds"], issued["client"], vault_conn_id, raise_errors=not body_failed)
 
 
-def _revoke(gate: _TaskGate, ref: AirflowRef, creds: DatabaseCredentials, client: Any, vault_conn_id: str,
-            *, raise_errors: bool) -> None:
+def _revoke(
+    gate: _TaskGate,
+    ref: AirflowRef,
+    creds: DatabaseCredentials,
+    client: Any,
+    vault_conn_id: str,
+    *,
+    raise_errors: bool,
+) -> None:
     from airflow_aisec.core.result import utcnow
     from airflow_aisec.core.secrets import revoke_lease
     from airflow_aisec.exceptions import AccessDeniedError
@@ -532,11 +572,17 @@ def _revoke(gate: _TaskGate, ref: AirflowRef, creds: DatabaseCredentials, client
             # The task's token may have expired during a long task: authenticate again once.
             revoke_lease(get_vault_client(vault_conn_id), creds.lease_id)
     except AisecError as exc:
-        log.error("secrets: could not revoke lease %s of role %s: %s; the credentials expire after %ss",
-                  creds.lease_id, creds.role, exc, creds.lease_duration)
+        log.error(
+            "secrets: could not revoke lease %s of role %s: %s; the credentials expire after %ss",
+            creds.lease_id,
+            creds.role,
+            exc,
+            creds.lease_duration,
+        )
         if raise_errors:
             raise AirflowFailException(
-                f"secrets: could not revoke the database lease of role '{creds.role}' ({exc}); it expires after "
+                f"secrets: could not revoke the database lease of role '{creds.role}' ({exc}); "
+                "it expires after "
                 f"{creds.lease_duration}s"
             ) from None
         return

@@ -26,10 +26,13 @@ secrets:
       paths: ["cli/app/db", "cli/app/**"]
       database_roles: [cli-ro]
 """
-BAD = GOOD + """
+BAD = (
+    GOOD
+    + """
     - dag_id: "deploy"
       paths: ["cli/other/x", "cli/app/missing"]
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +80,9 @@ def test_every_granted_path_readable_exits_0(aisec_cli, cli_vault, policies):
 
 def test_unreadable_or_missing_paths_exit_1_and_dag_filter(aisec_cli, cli_vault, policies, tmp_path):
     evidence = tmp_path / "ev"
-    proc = aisec_cli("secrets", "check", "--policy", str(policies / "bad.yaml"), "--evidence", str(evidence),
-                     env=cli_vault)
+    proc = aisec_cli(
+        "secrets", "check", "--policy", str(policies / "bad.yaml"), "--evidence", str(evidence), env=cli_vault
+    )
     assert proc.returncode == 1
     assert "[secrets.path_unreadable]" in proc.stdout and "[secrets.path_missing]" in proc.stdout
     assert "cli/other/x" in proc.stdout
@@ -88,8 +92,9 @@ def test_unreadable_or_missing_paths_exit_1_and_dag_filter(aisec_cli, cli_vault,
     [record] = open_evidence_store(evidence).read_records()
     assert record["payload"]["verdict"] == "fail"
     assert not [v for v in VALUES if v in json.dumps(record)]
-    only_train = aisec_cli("secrets", "check", "--policy", str(policies / "bad.yaml"), "--dag-id", "train_daily",
-                           env=cli_vault)
+    only_train = aisec_cli(
+        "secrets", "check", "--policy", str(policies / "bad.yaml"), "--dag-id", "train_daily", env=cli_vault
+    )
     assert only_train.returncode == 0, only_train.stdout
 
 
@@ -97,8 +102,13 @@ def test_vault_unreachable_exits_3(aisec_cli, policies):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = aisec_cli("secrets", "check", "--policy", str(policies / "good.yaml"),
-                     env={"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "t"})
+    proc = aisec_cli(
+        "secrets",
+        "check",
+        "--policy",
+        str(policies / "good.yaml"),
+        env={"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "t"},
+    )
     assert proc.returncode == 3
     assert "unreachable" in proc.stderr
 
@@ -119,8 +129,14 @@ def test_bad_configuration_exits_2(aisec_cli, policies, policy, env, message):
 
 
 def test_a_rejected_token_reports_every_path_unreadable(aisec_cli, cli_vault, policies):
-    proc = aisec_cli("secrets", "check", "--policy", str(policies / "good.yaml"), "--json",
-                     env={**cli_vault, "VAULT_TOKEN": "not-a-valid-token"})
+    proc = aisec_cli(
+        "secrets",
+        "check",
+        "--policy",
+        str(policies / "good.yaml"),
+        "--json",
+        env={**cli_vault, "VAULT_TOKEN": "not-a-valid-token"},
+    )
     assert proc.returncode == 1
     rules = {f["rule"] for f in json.loads(proc.stdout)["findings"]}
     assert rules == {"secrets.path_unreadable", "secrets.database_role_unreadable"}

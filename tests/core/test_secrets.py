@@ -102,7 +102,9 @@ def test_bad_policy_sections_are_rejected_with_the_field(body, field):
     assert info.value.field == field
 
 
-@pytest.mark.parametrize("value, seconds", [(30, 30), ("45", 45), ("90s", 90), ("5m", 300), ("2h", 7200), ("1d", 86400)])
+@pytest.mark.parametrize(
+    "value, seconds", [(30, 30), ("45", 45), ("90s", 90), ("5m", 300), ("2h", 7200), ("1d", 86400)]
+)
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
 
@@ -143,8 +145,13 @@ def test_path_patterns(pattern, path, expected):
     assert path_matches(pattern, path) is expected
 
 
-@given(st.lists(st.text(alphabet="abc-_.", min_size=1, max_size=4).filter(lambda s: s not in (".", "..")),
-                min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.text(alphabet="abc-_.", min_size=1, max_size=4).filter(lambda s: s not in (".", "..")),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_single_star_never_crosses_a_segment(segments):
     path = "/".join(segments)
     assert path_matches("/".join("*" for _ in segments), path)
@@ -180,8 +187,21 @@ def test_empty_grants_allow_nothing():
 
 @pytest.mark.parametrize(
     "paths",
-    [[], "", ["a/../b"], ["a//b"], ["/a"], ["a/b?version=1"], ["a#b"], ["a%2fb"], [3], {"a": "password"},
-     ["a", "a"], 42, {"a": [""]}],
+    [
+        [],
+        "",
+        ["a/../b"],
+        ["a//b"],
+        ["/a"],
+        ["a/b?version=1"],
+        ["a#b"],
+        ["a%2fb"],
+        [3],
+        {"a": "password"},
+        ["a", "a"],
+        42,
+        {"a": [""]},
+    ],
 )
 def test_bad_requests_are_input_errors(paths):
     with pytest.raises(InputDataError):
@@ -198,17 +218,32 @@ def test_requests_forms():
 
 def test_mask_values_registers_each_leaf_without_a_name_and_reports_short_ones():
     seen: list[str] = []
-    data = {"password": "long-enough-secret", "user": "bob", "port": 5432, "nested": {"api": "abcdefgh"},
-            "list": ["xyzxyzxyz"], "flag": True, "none": None, "word": "airflow"}
+    data = {
+        "password": "long-enough-secret",
+        "user": "bob",
+        "port": 5432,
+        "nested": {"api": "abcdefgh"},
+        "list": ["xyzxyzxyz"],
+        "flag": True,
+        "none": None,
+        "word": "airflow",
+    }
     short = mask_values(data, seen.append)
     assert set(seen) == {"long-enough-secret", "bob", "5432", "abcdefgh", "xyzxyzxyz", "airflow"}
     assert sorted(short) == ["port", "user", "word"]
 
 
 def test_handle_public_view_has_no_token():
-    h = SecretHandle(path="a/b", mount="secret", creation_path="secret/data/a/b", token="s.TOKEN-VALUE-123",
-                     accessor="acc", ttl=60, created_at="2026-01-01T00:00:00+00:00",
-                     expires_at="2026-01-01T00:01:00+00:00")
+    h = SecretHandle(
+        path="a/b",
+        mount="secret",
+        creation_path="secret/data/a/b",
+        token="s.TOKEN-VALUE-123",
+        accessor="acc",
+        ttl=60,
+        created_at="2026-01-01T00:00:00+00:00",
+        expires_at="2026-01-01T00:01:00+00:00",
+    )
     assert "token" not in h.public() and "s.TOKEN-VALUE-123" not in repr(h)
     with pytest.raises(ValueError):
         SecretHandle.model_validate({**h.model_dump(), "path": "../x"})
@@ -241,7 +276,9 @@ def _start_bao(home):
     port = _free_port()
     proc = subprocess.Popen(
         [bao, "server", "-dev", "-dev-root-token-id=sealed-root", f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
     )
     addr = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -290,15 +327,31 @@ def vault(bao_server):
     if "dbcore/" not in root.sys.list_mounted_secrets_engines()["data"]:
         root.sys.enable_secrets_engine("database", path="dbcore")
     root.secrets.database.configure(
-        name="pg", plugin_name="postgresql-database-plugin", mount_point="dbcore",
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        mount_point="dbcore",
         connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
-        username="postgres", password="trust-auth-ignores-this", allowed_roles=["core-ro", "core-long"],
+        username="postgres",
+        password="trust-auth-ignores-this",
+        allowed_roles=["core-ro", "core-long"],
     )
     create = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
-    root.secrets.database.create_role(name="core-ro", db_name="pg", creation_statements=create,
-                                      default_ttl="5m", max_ttl="10m", mount_point="dbcore")
-    root.secrets.database.create_role(name="core-long", db_name="pg", creation_statements=create,
-                                      default_ttl="2h", max_ttl="3h", mount_point="dbcore")
+    root.secrets.database.create_role(
+        name="core-ro",
+        db_name="pg",
+        creation_statements=create,
+        default_ttl="5m",
+        max_ttl="10m",
+        mount_point="dbcore",
+    )
+    root.secrets.database.create_role(
+        name="core-long",
+        db_name="pg",
+        creation_statements=create,
+        default_ttl="2h",
+        max_ttl="3h",
+        mount_point="dbcore",
+    )
     import hvac
 
     return {"root": root, "limited": hvac.Client(url=bao_server.addr, token=limited), "addr": bao_server.addr}
@@ -338,7 +391,9 @@ def test_denied_and_missing_paths_are_non_retryable(vault):
 @pytest.mark.integration
 def test_deleted_version_counts_as_missing(vault):
     root = vault["root"]
-    root.secrets.kv.v2.create_or_update_secret(path="core/train/deleted", secret={"k": "v" * 10}, mount_point="secret")
+    root.secrets.kv.v2.create_or_update_secret(
+        path="core/train/deleted", secret={"k": "v" * 10}, mount_point="secret"
+    )
     root.secrets.kv.v2.delete_latest_version_of_secret(path="core/train/deleted", mount_point="secret")
     with pytest.raises(AccessDeniedError, match="deleted"):
         read_kv(vault["limited"], "secret", "core/train/deleted")
@@ -348,7 +403,10 @@ def test_deleted_version_counts_as_missing(vault):
 def test_validate_reports_unmaskable_values_and_missing_keys(vault):
     s = section()
     outcome, versions = validate_secrets(
-        vault["limited"], s, dag_id="train_x", task_id="gate",
+        vault["limited"],
+        s,
+        dag_id="train_x",
+        task_id="gate",
         requests=[SecretRequest("core/train/db", ("password",)), SecretRequest("core/train/short")],
     )
     assert versions == {"core/train/db": 1, "core/train/short": 1}
@@ -358,11 +416,17 @@ def test_validate_reports_unmaskable_values_and_missing_keys(vault):
     dumped = outcome.model_dump_json()
     assert not any(v in dumped for d in VALUES.values() for v in d.values())
     with pytest.raises(InputDataError, match="lacks required key"):
-        validate_secrets(vault["limited"], s, dag_id="train_x", task_id="gate",
-                         requests=[SecretRequest("core/train/db", ("api_key",))])
+        validate_secrets(
+            vault["limited"],
+            s,
+            dag_id="train_x",
+            task_id="gate",
+            requests=[SecretRequest("core/train/db", ("api_key",))],
+        )
     with pytest.raises(AccessDeniedError, match="policy does not allow"):
-        validate_secrets(vault["limited"], s, dag_id="other", task_id="gate",
-                         requests=[SecretRequest("core/train/db")])
+        validate_secrets(
+            vault["limited"], s, dag_id="other", task_id="gate", requests=[SecretRequest("core/train/db")]
+        )
 
 
 @pytest.mark.integration
@@ -382,8 +446,13 @@ def test_wrap_then_unwrap_once(vault):
 
 @pytest.mark.integration
 def test_intercepted_token_fails_the_consumer(vault):
-    [handle] = issue_wrapped_secrets(vault["limited"], section(), requests=[SecretRequest("core/deploy/registry")],
-                                     versions={"core/deploy/registry": 1}, ttl=60)
+    [handle] = issue_wrapped_secrets(
+        vault["limited"],
+        section(),
+        requests=[SecretRequest("core/deploy/registry")],
+        versions={"core/deploy/registry": 1},
+        ttl=60,
+    )
     vault["root"].sys.unwrap(handle.token)  # an attacker got there first
     with pytest.raises(SecurityViolationError, match="intercepted"):
         unwrap_handle(vault["limited"], handle, mask=lambda v: None)
@@ -401,8 +470,11 @@ def test_substituted_token_is_refused_and_not_consumed(vault):
     # a token minted with sys/wrapping/wrap carries arbitrary data: refused as well
     wrapped = vault["root"].sys.wrap(payload={"password": "attacker-chosen-value"}, ttl="60s")
     with pytest.raises(SecurityViolationError, match="different Vault path"):
-        unwrap_handle(vault["limited"], real.model_copy(update={"token": wrapped["wrap_info"]["token"]}),
-                      mask=lambda v: None)
+        unwrap_handle(
+            vault["limited"],
+            real.model_copy(update={"token": wrapped["wrap_info"]["token"]}),
+            mask=lambda v: None,
+        )
     assert unwrap_handle(vault["limited"], real, mask=lambda v: None) == VALUES["core/train/db"]
 
 
@@ -422,11 +494,13 @@ def test_expired_token_is_told_apart_from_a_stolen_one(vault):
 @pytest.mark.integration
 def test_unwrap_pins_the_validated_version(vault):
     root = vault["root"]
-    root.secrets.kv.v2.create_or_update_secret(path="core/train/rotating", secret={"k": "version-one-value"},
-                                               mount_point="secret")
+    root.secrets.kv.v2.create_or_update_secret(
+        path="core/train/rotating", secret={"k": "version-one-value"}, mount_point="secret"
+    )
     handle = wrap_kv(vault["limited"], "secret", "core/train/rotating", ttl=60, version=1)
-    root.secrets.kv.v2.create_or_update_secret(path="core/train/rotating", secret={"k": "version-two-value"},
-                                               mount_point="secret")
+    root.secrets.kv.v2.create_or_update_secret(
+        path="core/train/rotating", secret={"k": "version-two-value"}, mount_point="secret"
+    )
     assert unwrap_handle(vault["limited"], handle, mask=lambda v: None) == {"k": "version-one-value"}
 
 
@@ -442,8 +516,12 @@ def test_dynamic_database_credentials_and_revocation(vault):
         assert 0 < creds.lease_duration <= 300
         assert lease_findings(section(), creds) == []
         assert _pg_role_exists(creds.username)
-        with psycopg2.connect(host="127.0.0.1", user=creds.username, password=creds.password,
-                              dbname="postgres") as conn, conn.cursor() as cur:
+        with (
+            psycopg2.connect(
+                host="127.0.0.1", user=creds.username, password=creds.password, dbname="postgres"
+            ) as conn,
+            conn.cursor() as cur,
+        ):
             cur.execute("SELECT current_user")
             assert cur.fetchone()[0] == creds.username
     finally:

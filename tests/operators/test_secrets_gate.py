@@ -89,15 +89,31 @@ def env(bao_server, tmp_path_factory):
     if "dbops/" not in root.sys.list_mounted_secrets_engines()["data"]:
         root.sys.enable_secrets_engine("database", path="dbops")
     root.secrets.database.configure(
-        name="pg", plugin_name="postgresql-database-plugin", mount_point="dbops",
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        mount_point="dbops",
         connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
-        username="postgres", password="trust-auth-ignores-this", allowed_roles=["ops-ro", "ops-long"],
+        username="postgres",
+        password="trust-auth-ignores-this",
+        allowed_roles=["ops-ro", "ops-long"],
     )
     create = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
-    root.secrets.database.create_role(name="ops-ro", db_name="pg", creation_statements=create,
-                                      default_ttl="5m", max_ttl="10m", mount_point="dbops")
-    root.secrets.database.create_role(name="ops-long", db_name="pg", creation_statements=create,
-                                      default_ttl="2h", max_ttl="3h", mount_point="dbops")
+    root.secrets.database.create_role(
+        name="ops-ro",
+        db_name="pg",
+        creation_statements=create,
+        default_ttl="5m",
+        max_ttl="10m",
+        mount_point="dbops",
+    )
+    root.secrets.database.create_role(
+        name="ops-long",
+        db_name="pg",
+        creation_statements=create,
+        default_ttl="2h",
+        max_ttl="3h",
+        mount_point="dbops",
+    )
     port = bao_server.addr.rsplit(":", 1)[1]
     old = os.environ.get("AIRFLOW_CONN_VAULT_DEFAULT")
     os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = json.dumps(
@@ -106,8 +122,14 @@ def env(bao_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("secrets-ops")
     policy = tmp / "policy.yaml"
     policy.write_text(POLICY.format())
-    yield {"root": root, "token": token, "addr": bao_server.addr, "policy": str(policy), "tmp": tmp,
-           "evidence": str(tmp / "evidence")}
+    yield {
+        "root": root,
+        "token": token,
+        "addr": bao_server.addr,
+        "policy": str(policy),
+        "tmp": tmp,
+        "evidence": str(tmp / "evidence"),
+    }
     if old is None:
         os.environ.pop("AIRFLOW_CONN_VAULT_DEFAULT", None)
     else:
@@ -128,7 +150,7 @@ def _assert_no_planted_values(*blobs) -> None:
     assert hits == [], f"{len(hits)} secret value(s) leaked"
 
 
-HEADER = '''
+HEADER = """
 import hashlib, json, pathlib
 from datetime import timedelta
 import pendulum
@@ -139,7 +161,7 @@ from airflow_aisec.operators.secrets import (
 POLICY = {policy!r}
 EVIDENCE = {evidence!r}
 SIDE = pathlib.Path({side!r})
-'''
+"""
 
 
 def test_gate_hands_off_and_consumer_unwraps_once_db_leases_are_revoked(env, run_dag):
@@ -147,7 +169,9 @@ def test_gate_hands_off_and_consumer_unwraps_once_db_leases_are_revoked(env, run
     side.mkdir()
     expected = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in SECRETS["ops/train/db"].items()}
     expected_api = hashlib.sha256(SECRETS["ops/train/api"]["api_key"].encode()).hexdigest()
-    source = HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(side)) + f'''
+    source = (
+        HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(side))
+        + f"""
 EXPECTED = {expected!r}
 EXPECTED_API = {expected_api!r}
 
@@ -226,7 +250,8 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
     db_denied()
     db_long()
     db_timeout()
-'''
+"""
+    )
     out = run_dag(source, "secrets_ops_main")
     assert out.task_states == {
         "fetch": "success",
@@ -246,8 +271,10 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
     result = out.xcom("fetch")
     assert result["verdict"] == "pass" and result["metrics"]["wrapped"] == 2
     assert result["metrics"]["wrap_ttl_seconds"] == 90
-    assert {i["uri"] for i in result["inputs"]} == {"vault://secret/ops/train/db?version=1",
-                                                    "vault://secret/ops/train/api?version=1"}
+    assert {i["uri"] for i in result["inputs"]} == {
+        "vault://secret/ops/train/db?version=1",
+        "vault://secret/ops/train/api?version=1",
+    }
     handles = out.xcom("fetch", "aisec_secret_handles")["handles"]
     assert {h["creation_path"] for h in handles} == {"secret/data/ops/train/db", "secret/data/ops/train/api"}
     from hvac import exceptions as hv
@@ -297,7 +324,9 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
 
 
 def test_intercepted_token_fails_the_consumer_with_a_security_event(env, run_dag):
-    source = HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(env["tmp"])) + f'''
+    source = (
+        HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(env["tmp"]))
+        + f"""
 with DAG("secrets_ops_intercept", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False) as dag:
     fetch = VaultSecretsGateOperator(task_id="fetch", paths=["ops/train/db"], policy=POLICY,
                                      evidence_location=EVIDENCE)
@@ -315,7 +344,8 @@ with DAG("secrets_ops_intercept", schedule=None, start_date=pendulum.datetime(20
             return "must not get here"
 
     fetch >> intercept() >> consume()
-'''
+"""
+    )
     before = len(_records(env["evidence"]))
     out = run_dag(source, "secrets_ops_intercept")
     assert out.task_states == {"fetch": "success", "intercept": "success", "consume": "failed"}
@@ -336,7 +366,9 @@ with DAG("secrets_ops_intercept", schedule=None, start_date=pendulum.datetime(20
 def test_a_retry_after_unwrapping_is_not_mistaken_for_an_attack(env, run_dag):
     side = env["tmp"] / "retry"
     side.mkdir()
-    source = HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(side)) + '''
+    source = (
+        HEADER.format(policy=env["policy"], evidence=env["evidence"], side=str(side))
+        + """
 with DAG("secrets_ops_retry", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False) as dag:
     fetch = VaultSecretsGateOperator(task_id="fetch", paths=["ops/train/api"], policy=POLICY,
                                      evidence_location=EVIDENCE)
@@ -354,7 +386,8 @@ with DAG("secrets_ops_retry", schedule=None, start_date=pendulum.datetime(2025, 
         return "must not get here"
 
     fetch >> consume()
-'''
+"""
+    )
     before = len(_records(env["evidence"]))
     out = run_dag(source, "secrets_ops_retry")
     assert out.task_states == {"fetch": "success", "consume": "failed"}
@@ -382,16 +415,25 @@ def _context(dag_id="secrets_ops_direct", task_id="fetch_direct", xcom=None):
 def vault_conn(monkeypatch):
     def _set(addr: str, token: str = "x") -> None:
         host, port = addr.removeprefix("http://").rsplit(":", 1)
-        monkeypatch.setenv("AIRFLOW_CONN_VAULT_DIRECT",
-                           json.dumps({"conn_type": "vault", "host": host, "port": int(port), "password": token}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_VAULT_DIRECT",
+            json.dumps({"conn_type": "vault", "host": host, "port": int(port), "password": token}),
+        )
+
     return _set
 
 
 def _gate(env, tmp_path, **kwargs):
     from airflow_aisec.operators.secrets import VaultSecretsGateOperator
 
-    return VaultSecretsGateOperator(task_id="fetch_direct", paths=["ops/train/db"], policy=env["policy"],
-                                    evidence_location=str(tmp_path / "ev"), vault_conn_id="vault_direct", **kwargs)
+    return VaultSecretsGateOperator(
+        task_id="fetch_direct",
+        paths=["ops/train/db"],
+        policy=env["policy"],
+        evidence_location=str(tmp_path / "ev"),
+        vault_conn_id="vault_direct",
+        **kwargs,
+    )
 
 
 def test_unreachable_vault_is_a_retryable_failure(env, tmp_path, vault_conn):
@@ -407,7 +449,9 @@ def test_unreachable_vault_is_a_retryable_failure(env, tmp_path, vault_conn):
     with pytest.raises(AirflowException) as info:
         _gate(env, tmp_path).execute(ctx)
     assert not isinstance(info.value, AirflowFailException)
-    pushed = next(c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list if c.kwargs["key"] == "aisec_result")
+    pushed = next(
+        c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list if c.kwargs["key"] == "aisec_result"
+    )
     assert pushed["verdict"] == "error" and pushed["error"]["retryable"] is True
     assert "aisec_secret_handles" not in [c.kwargs["key"] for c in ctx["ti"].xcom_push.call_args_list]
 
@@ -429,9 +473,12 @@ def test_sealed_vault_is_retryable_for_gate_and_consumer(env, tmp_path, vault_co
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bao = shutil.which("bao", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen([bao, "server", "-dev", "-dev-root-token-id=ops-sealed",
-                             f"-dev-listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(tmp_path)})
+    proc = subprocess.Popen(
+        [bao, "server", "-dev", "-dev-root-token-id=ops-sealed", f"-dev-listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     addr = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):
@@ -441,20 +488,28 @@ def test_sealed_vault_is_retryable_for_gate_and_consumer(env, tmp_path, vault_co
             except OSError:
                 time.sleep(0.2)
         client = hvac.Client(url=addr, token="ops-sealed")
-        client.secrets.kv.v2.create_or_update_secret(path="ops/train/db", secret=SECRETS["ops/train/db"],
-                                                     mount_point="secret")
+        client.secrets.kv.v2.create_or_update_secret(
+            path="ops/train/db", secret=SECRETS["ops/train/db"], mount_point="secret"
+        )
         vault_conn(addr, "ops-sealed")
         ctx = _context()
         _gate(env, tmp_path).execute(ctx)  # healthy: handles issued
-        handles = next(c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list
-                       if c.kwargs["key"] == "aisec_secret_handles")
+        handles = next(
+            c.kwargs["value"]
+            for c in ctx["ti"].xcom_push.call_args_list
+            if c.kwargs["key"] == "aisec_secret_handles"
+        )
         client.sys.seal()
         with pytest.raises(AirflowException) as info:
             _gate(env, tmp_path).execute(_context())
         assert not isinstance(info.value, AirflowFailException) and "sealed" in str(info.value)
         with pytest.raises(AirflowException) as info:
-            unwrap_secrets("fetch_direct", vault_conn_id="vault_direct", evidence_location=str(tmp_path / "ev"),
-                           context=_context(task_id="consume", xcom=handles))
+            unwrap_secrets(
+                "fetch_direct",
+                vault_conn_id="vault_direct",
+                evidence_location=str(tmp_path / "ev"),
+                context=_context(task_id="consume", xcom=handles),
+            )
         assert not isinstance(info.value, AirflowFailException)
     finally:
         proc.terminate()
@@ -475,8 +530,14 @@ def test_bad_arguments_fail_without_retry(env, tmp_path, vault_conn, paths, wrap
     from airflow_aisec.operators.secrets import VaultSecretsGateOperator
 
     vault_conn(env["addr"], env["token"])
-    op = VaultSecretsGateOperator(task_id="fetch_direct", paths=paths, wrap_ttl=wrap_ttl, policy=env["policy"],
-                                  evidence_location=str(tmp_path / "ev"), vault_conn_id="vault_direct")
+    op = VaultSecretsGateOperator(
+        task_id="fetch_direct",
+        paths=paths,
+        wrap_ttl=wrap_ttl,
+        policy=env["policy"],
+        evidence_location=str(tmp_path / "ev"),
+        vault_conn_id="vault_direct",
+    )
     with pytest.raises(AirflowFailException, match=match):
         op.execute(_context())
 
@@ -490,8 +551,12 @@ def test_missing_connection_and_malformed_handles_fail_without_retry(env, tmp_pa
     op.vault_conn_id = "no_such_conn"
     with pytest.raises(AirflowFailException, match="not defined"):
         op.execute(_context())
-    for xcom, match in [(None, "run a VaultSecretsGateOperator"), ({"handles": [{"token": "s.x"}]}, "malformed"),
-                        ({"handles": []}, "malformed"), ("garbage", "malformed")]:
+    for xcom, match in [
+        (None, "run a VaultSecretsGateOperator"),
+        ({"handles": [{"token": "s.x"}]}, "malformed"),
+        ({"handles": []}, "malformed"),
+        ("garbage", "malformed"),
+    ]:
         with pytest.raises(AirflowFailException, match=match):
             unwrap_secrets("fetch", evidence_location=str(tmp_path / "ev"), context=_context(xcom=xcom))
 
@@ -499,8 +564,10 @@ def test_missing_connection_and_malformed_handles_fail_without_retry(env, tmp_pa
 def test_constructor_does_no_io_and_templates_paths():
     from airflow_aisec.operators.secrets import VaultSecretsGateOperator
 
-    with mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")), \
-            mock.patch("socket.socket", side_effect=AssertionError("network in __init__")):
+    with (
+        mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")),
+        mock.patch("socket.socket", side_effect=AssertionError("network in __init__")),
+    ):
         op = VaultSecretsGateOperator(task_id="t", paths=["a/b"], policy="/nope.yaml")
     assert {"paths", "vault_conn_id", "wrap_ttl", "policy", "evidence_location"} <= set(op.template_fields)
     with pytest.raises(TypeError):
@@ -517,7 +584,9 @@ def test_hook_auth_methods_work_for_gate_and_consumer(env, tmp_path, monkeypatch
     if auth == "approle":
         if "approle/" not in methods:
             root.sys.enable_auth_method("approle")
-        root.auth.approle.create_or_update_approle("ops-airflow", token_policies=["ops-limited"], token_ttl="10m")
+        root.auth.approle.create_or_update_approle(
+            "ops-airflow", token_policies=["ops-limited"], token_ttl="10m"
+        )
         role_id = root.auth.approle.read_role_id("ops-airflow")["data"]["role_id"]
         secret_id = root.auth.approle.generate_secret_id("ops-airflow")["data"]["secret_id"]
         conn = {"login": role_id, "password": secret_id, "extra": {"auth_type": "approle"}}
@@ -527,29 +596,55 @@ def test_hook_auth_methods_work_for_gate_and_consumer(env, tmp_path, monkeypatch
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
         if "jwt-ops/" not in methods:
             root.sys.enable_auth_method("jwt", path="jwt-ops")
         root.auth.jwt.configure(jwt_validation_pubkeys=[pem], path="jwt-ops")
-        root.auth.jwt.create_role(name="ops-airflow", role_type="jwt", user_claim="sub", bound_audiences=["vault"],
-                                  token_policies=["ops-limited"], allowed_redirect_uris=[], path="jwt-ops")
+        root.auth.jwt.create_role(
+            name="ops-airflow",
+            role_type="jwt",
+            user_claim="sub",
+            bound_audiences=["vault"],
+            token_policies=["ops-limited"],
+            allowed_redirect_uris=[],
+            path="jwt-ops",
+        )
         now = int(time.time())
-        token = pyjwt.encode({"sub": "airflow-worker", "aud": "vault", "iat": now, "exp": now + 600}, key,
-                             algorithm="RS256")
-        conn = {"extra": {"auth_type": "jwt", "jwt_role": "ops-airflow", "jwt_token": token,
-                          "auth_mount_point": "jwt-ops"}}
+        token = pyjwt.encode(
+            {"sub": "airflow-worker", "aud": "vault", "iat": now, "exp": now + 600}, key, algorithm="RS256"
+        )
+        conn = {
+            "extra": {
+                "auth_type": "jwt",
+                "jwt_role": "ops-airflow",
+                "jwt_token": token,
+                "auth_mount_point": "jwt-ops",
+            }
+        }
     port = int(env["addr"].rsplit(":", 1)[1])
-    monkeypatch.setenv("AIRFLOW_CONN_VAULT_DIRECT", json.dumps({"conn_type": "vault", "host": "127.0.0.1",
-                                                                "port": port, **conn}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_VAULT_DIRECT",
+        json.dumps({"conn_type": "vault", "host": "127.0.0.1", "port": port, **conn}),
+    )
     from airflow_aisec.operators.secrets import unwrap_secrets
 
     ctx = _context()
     assert _gate(env, tmp_path).execute(ctx) == "pass"
-    handles = next(c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list
-                   if c.kwargs["key"] == "aisec_secret_handles")
-    values = unwrap_secrets("fetch_direct", vault_conn_id="vault_direct", evidence_location=str(tmp_path / "ev"),
-                            context=_context(task_id="consume", xcom=handles))
+    handles = next(
+        c.kwargs["value"]
+        for c in ctx["ti"].xcom_push.call_args_list
+        if c.kwargs["key"] == "aisec_secret_handles"
+    )
+    values = unwrap_secrets(
+        "fetch_direct",
+        vault_conn_id="vault_direct",
+        evidence_location=str(tmp_path / "ev"),
+        context=_context(task_id="consume", xcom=handles),
+    )
     assert dict(values["ops/train/db"]) == SECRETS["ops/train/db"]
 
 
@@ -557,12 +652,20 @@ def test_warn_level_unmaskable_value_still_hands_off(env, tmp_path, vault_conn):
     from airflow_aisec.operators.secrets import VaultSecretsGateOperator
 
     policy = tmp_path / "warn.yaml"
-    policy.write_text(POLICY.format().replace("name: secrets-ops", "name: secrets-ops-warn\nrules:\n  "
-                                                                     "secrets.value_unmaskable: warn"))
+    policy.write_text(
+        POLICY.format().replace(
+            "name: secrets-ops", "name: secrets-ops-warn\nrules:\n  secrets.value_unmaskable: warn"
+        )
+    )
     vault_conn(env["addr"], env["token"])
     ctx = _context()
-    op = VaultSecretsGateOperator(task_id="fetch_direct", paths=["ops/train/short"], policy=str(policy),
-                                  evidence_location=str(tmp_path / "ev"), vault_conn_id="vault_direct")
+    op = VaultSecretsGateOperator(
+        task_id="fetch_direct",
+        paths=["ops/train/short"],
+        policy=str(policy),
+        evidence_location=str(tmp_path / "ev"),
+        vault_conn_id="vault_direct",
+    )
     assert op.execute(ctx) == "warn"
     pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
     assert pushed["aisec_result"]["findings"][0]["enforcement"] == "warn"

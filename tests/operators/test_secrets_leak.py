@@ -33,7 +33,10 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SECRETS = {
-    "leak/app/db": {"password": "leak-db-pw-" + uuid.uuid4().hex, "username": "leak-user-" + uuid.uuid4().hex[:8]},
+    "leak/app/db": {
+        "password": "leak-db-pw-" + uuid.uuid4().hex,
+        "username": "leak-user-" + uuid.uuid4().hex[:8],
+    },
     "leak/app/api": {"api_key": "leak-api-key-" + uuid.uuid4().hex, "port": "5432"},
 }
 PLANTED = [v for data in SECRETS.values() for v in data.values() if len(v) >= 5]
@@ -53,7 +56,7 @@ secrets:
       database_roles: [leak-ro]
 """
 
-DAG_SOURCE = '''
+DAG_SOURCE = """
 import hashlib, logging, pathlib
 import pendulum
 from airflow.sdk import DAG, task
@@ -106,7 +109,7 @@ with DAG("secrets_leak_dag", schedule=None, start_date=pendulum.datetime(2025, 1
     fetch >> consume()
     fetch_again >> consume_and_crash()
     use_database()
-'''
+"""
 
 
 def _free_port() -> int:
@@ -132,17 +135,29 @@ def vault_for_leak(bao_server):
     if "dbleak/" not in root.sys.list_mounted_secrets_engines()["data"]:
         root.sys.enable_secrets_engine("database", path="dbleak")
     root.secrets.database.configure(
-        name="pg", plugin_name="postgresql-database-plugin", mount_point="dbleak",
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        mount_point="dbleak",
         connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
-        username="postgres", password="trust-auth-ignores-this", allowed_roles=["leak-ro"],
+        username="postgres",
+        password="trust-auth-ignores-this",
+        allowed_roles=["leak-ro"],
     )
     root.secrets.database.create_role(
-        name="leak-ro", db_name="pg", mount_point="dbleak", default_ttl="5m", max_ttl="10m",
-        creation_statements=["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
+        name="leak-ro",
+        db_name="pg",
+        mount_point="dbleak",
+        default_ttl="5m",
+        max_ttl="10m",
+        creation_statements=[
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+        ],
     )
     port = int(bao_server.addr.rsplit(":", 1)[1])
-    return {"root": root, "conn": json.dumps({"conn_type": "vault", "host": "127.0.0.1", "port": port,
-                                              "password": token})}
+    return {
+        "root": root,
+        "conn": json.dumps({"conn_type": "vault", "host": "127.0.0.1", "port": port, "password": token}),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +177,19 @@ def api_server(airflow_db, vault_for_leak, tmp_path_factory):
     out_file = tmp_path_factory.mktemp("api-server") / "api-server.out"
     with open(out_file, "wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1",
-             "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            [
+                str(Path(sys.executable).parent / "airflow"),
+                "api-server",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                "--workers",
+                "1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
         )
     try:
         deadline = time.monotonic() + 180
@@ -209,7 +234,9 @@ def _search(haystacks: dict[str, str], needles: list[str]) -> list[tuple[str, in
     return [(where, i) for where, text in haystacks.items() for i, n in enumerate(needles) if n in text]
 
 
-def test_no_secret_reaches_logs_xcom_rendered_fields_results_or_audit_trail(api_server, vault_for_leak, tmp_path):
+def test_no_secret_reaches_logs_xcom_rendered_fields_results_or_audit_trail(
+    api_server, vault_for_leak, tmp_path
+):
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
@@ -220,8 +247,13 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_results_or_audit_trail(api_
     evidence = tmp_path / "evidence"
     (tmp_path / "policy.yaml").write_text(POLICY)
     expected = hashlib.sha256(SECRETS["leak/app/db"]["password"].encode()).hexdigest()
-    source = DAG_SOURCE.format(policy=str(tmp_path / "policy.yaml"), evidence=str(evidence), side=str(side),
-                               expected=expected, canary=CANARY)
+    source = DAG_SOURCE.format(
+        policy=str(tmp_path / "policy.yaml"),
+        evidence=str(evidence),
+        side=str(side),
+        expected=expected,
+        canary=CANARY,
+    )
     started = time.monotonic()
     dr = _run_with_local_executor(source, "secrets_leak_dag")
     elapsed = time.monotonic() - started
@@ -230,15 +262,29 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_results_or_audit_trail(api_
         tis = s.query(TaskInstance).filter_by(dag_id="secrets_leak_dag", run_id=dr.run_id).all()
         states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in tis}
         hostnames = {ti.hostname for ti in tis}
-        ti_rows = json.dumps([{c.name: str(getattr(ti, c.name)) for c in TaskInstance.__table__.columns}
-                              for ti in tis])
-        xcoms = {(r.task_id, r.key): r.value for r in
-                 s.query(XComModel).filter_by(dag_id="secrets_leak_dag", run_id=dr.run_id).all()}
-        rtif = json.dumps([r.rendered_fields for r in
-                           s.query(RenderedTaskInstanceFields).filter_by(dag_id="secrets_leak_dag",
-                                                                          run_id=dr.run_id).all()], default=str)
-    assert states == {"fetch": "success", "fetch_again": "success", "consume": "success",
-                      "consume_and_crash": "failed", "use_database": "success"}, f"took {elapsed:.0f}s"
+        ti_rows = json.dumps(
+            [{c.name: str(getattr(ti, c.name)) for c in TaskInstance.__table__.columns} for ti in tis]
+        )
+        xcoms = {
+            (r.task_id, r.key): r.value
+            for r in s.query(XComModel).filter_by(dag_id="secrets_leak_dag", run_id=dr.run_id).all()
+        }
+        rtif = json.dumps(
+            [
+                r.rendered_fields
+                for r in s.query(RenderedTaskInstanceFields)
+                .filter_by(dag_id="secrets_leak_dag", run_id=dr.run_id)
+                .all()
+            ],
+            default=str,
+        )
+    assert states == {
+        "fetch": "success",
+        "fetch_again": "success",
+        "consume": "success",
+        "consume_and_crash": "failed",
+        "use_database": "success",
+    }, f"took {elapsed:.0f}s"
     assert rtif != "[]"  # rendered fields were stored (and are searched below)
 
     logs_root = Path(os.environ["AIRFLOW_HOME"]) / "logs" / "dag_id=secrets_leak_dag" / f"run_id={dr.run_id}"
@@ -252,8 +298,11 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_results_or_audit_trail(api_
     assert "connecting as *** with ***" in logs["task_id=use_database/attempt=1.log"]
 
     db_user, db_password = (side / "db_user").read_text(), (side / "db_password").read_text()
-    handles = [h for key in (("fetch", "aisec_secret_handles"), ("fetch_again", "aisec_secret_handles"))
-               for h in json.loads(xcoms[key] if isinstance(xcoms[key], str) else json.dumps(xcoms[key]))["handles"]]
+    handles = [
+        h
+        for key in (("fetch", "aisec_secret_handles"), ("fetch_again", "aisec_secret_handles"))
+        for h in json.loads(xcoms[key] if isinstance(xcoms[key], str) else json.dumps(xcoms[key]))["handles"]
+    ]
     tokens = [h["token"] for h in handles]
     assert len(tokens) == 3
     values = [*PLANTED, db_user, db_password]
@@ -280,8 +329,11 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_results_or_audit_trail(api_
     assert ("log:task_id=consume/attempt=1.log", 0) in _search(haystacks, [CANARY])
     assert _search(haystacks, values) == []
     # wrapping tokens: only in the handle XCom (and so in the DB), nowhere else
-    no_token_places = {k: v for k, v in haystacks.items()
-                       if not k.startswith("xcom:") and k != "sqlite metadata db (raw bytes)"}
+    no_token_places = {
+        k: v
+        for k, v in haystacks.items()
+        if not k.startswith("xcom:") and k != "sqlite metadata db (raw bytes)"
+    }
     no_token_places.update({f"xcom:{k}": v for k, v in non_handle_xcoms.items()})
     assert _search(no_token_places, tokens) == []
     # ... and each of them is spent (or, for the crashed consumer, spent as well: it unwrapped first)

@@ -11,9 +11,11 @@ small config files, written to a temp dir and deleted at the end):
    (both with their imports, same key, same hashing). Target: aisec faster (ratio < 1).
 
 Runs alternate between candidate and baseline after a warm-up that reads every file once
-(page cache warm for both); medians are reported. The machine is shared: run it on a quiet box.
+(page cache warm for both); the verdict uses medians, the best-of-N ratio is printed next to
+them. Both sides do the same sha256 work, so on a busy machine the noise is larger than the
+difference: run it on a quiet box (the exit code is 0 only if both targets are met).
 
-Usage: python bench/bench_signing.py [--size-mib 1024] [--files 4] [--runs 5]
+Usage: python bench/bench_signing.py [--size-mib 1024] [--files 4] [--runs 7]
 """
 
 from __future__ import annotations
@@ -78,7 +80,11 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def alternate(runs: int, candidate: Callable[[], object], baseline: Callable[[], object]) -> tuple[float, float]:
+MINIMA: dict[str, tuple[float, float]] = {}
+
+
+def alternate(runs: int, candidate: Callable[[], object], baseline: Callable[[], object],
+              name: str = "") -> tuple[float, float]:
     cand, base = [], []
     for i in range(runs):
         # Alternate the order so neither side always runs on a cache the other just warmed.
@@ -88,6 +94,7 @@ def alternate(runs: int, candidate: Callable[[], object], baseline: Callable[[],
         else:
             base.append(timed(baseline))
             cand.append(timed(candidate))
+    MINIMA[name] = (min(cand), min(base))
     return statistics.median(cand), statistics.median(base)
 
 
@@ -95,7 +102,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
     from airflow_aisec.core import _model_signing_compat as compat
@@ -141,8 +148,10 @@ def main() -> int:
 
         ours_sign()
         raw_sign()  # signatures exist before the verify runs; also a second warm-up
-        sign_c, sign_b = alternate(args.runs, ours_sign, raw_sign)
-        ver_c, ver_b = alternate(args.runs, ours_verify, raw_verify)
+        sign_c, sign_b = alternate(args.runs, ours_sign, raw_sign, "sign (API)")
+        ver_c, ver_b = alternate(args.runs, ours_verify, raw_verify, "verify (API)")
+        MINIMA["sign + verify (API)"] = tuple(a + b for a, b in zip(MINIMA["sign (API)"], MINIMA["verify (API)"],
+                                                                   strict=True))
         both_c, both_b = sign_c + ver_c, sign_b + ver_b
 
         proc_sig_a, proc_sig_b = tmp / "proc-aisec.sig", tmp / "proc-stock.sig"
@@ -162,7 +171,7 @@ def main() -> int:
 
         aisec_proc()
         stock_proc()
-        proc_c, proc_b = alternate(args.runs, aisec_proc, stock_proc)
+        proc_c, proc_b = alternate(args.runs, aisec_proc, stock_proc, "sign process end to end")
         # Both processes produced signatures the other side accepts.
         verify_model(model, policy=policy, public_key=pub, signature=proc_sig_b)
         ms.verifying.Config().use_elliptic_key_verifier(public_key=pub).set_hashing_config(raw_hashing()).verify(
@@ -175,13 +184,15 @@ def main() -> int:
             ("sign + verify (API)", both_c, both_b, API_TARGET),
             ("sign process end to end", proc_c, proc_b, PROCESS_TARGET),
         ]
-        print(f"\n{'measure':<26}{'airflow-aisec':>15}{'baseline':>12}{'ratio':>8}  target   baseline is")
+        print(f"\n{'measure (median)':<26}{'airflow-aisec':>15}{'baseline':>12}{'ratio':>8}{'min-ratio':>10}"
+              "  target   baseline is")
         for name, c, b, target in rows:
             ok = (c / b <= target) if target != PROCESS_TARGET else (c / b < target)
             base = "model_signing sign key (CLI)" if "process" in name else "raw model_signing API"
             cmp = "<=" if target != PROCESS_TARGET else "<"
-            print(f"{name:<26}{c:>13.3f} s{b:>10.3f} s{c / b:>8.3f}  {cmp} {target:<5} {'OK ' if ok else 'MISS'} "
-                  f"{base}")
+            lo_c, lo_b = MINIMA[name]
+            print(f"{name:<26}{c:>13.3f} s{b:>10.3f} s{c / b:>8.3f}{lo_c / lo_b:>10.3f}  {cmp} {target:<5} "
+                  f"{'OK ' if ok else 'MISS'} {base}")
         print(f"\nthroughput (sign, API): airflow-aisec {gib / sign_c:.2f} GiB/s, raw {gib / sign_b:.2f} GiB/s")
         api_ok = both_c / both_b <= API_TARGET
         proc_ok = proc_c / proc_b < PROCESS_TARGET

@@ -204,6 +204,7 @@ def make_digest_signer(sign_digest: Callable[[bytes], bytes], public_key: Any) -
     Returns:
         An instance of a ``model_signing._signing.sign_sigstore_pb.Signer`` subclass.
     """
+    from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -222,7 +223,14 @@ def make_digest_signer(sign_digest: Callable[[bytes], bytes], public_key: Any) -
             digest = hashlib.sha256(sign_sigstore_pb.pae(raw)).digest()
             der = sign_digest(digest)
             # Fail before writing anything if the remote signer used another key.
-            self._public_key.verify(der, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+            try:
+                self._public_key.verify(der, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+            except InvalidSignature:
+                from airflow_aisec.exceptions import InputDataError
+
+                raise InputDataError(
+                    "the remote signer returned a signature that does not verify with the expected public key"
+                ) from None
             json_text = _build_bundle(raw, der, self._public_key)
             return _TextSignature(json_text)
 

@@ -619,3 +619,22 @@ def test_golden_stock_bundle_still_verifies_and_our_statement_matches_it(tmp_pat
     (model / "sub" / "weights.bin").write_bytes(b"\x00" + (model / "sub" / "weights.bin").read_bytes()[1:])
     with pytest.raises(ModelTamperedError, match=r"changed \[sub/weights.bin\]"):
         verify_model(model, policy=policy, public_key=GOLDEN / "key.pub", signature=GOLDEN / "model.sig")
+
+
+def test_remote_signer_with_the_wrong_key_never_produces_a_bundle(tmp_path, keys):
+    """A Transit-style signer that answers with another key's signature is caught before writing."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    wrong = keys["b"][0]
+    signer = compat.make_digest_signer(
+        lambda digest: wrong.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), keys["a"][0].public_key())
+    ms = compat.import_model_signing()
+    manifest = ms.hashing.Config().hash(make_model(tmp_path))
+    with pytest.raises(InputDataError, match="does not verify with the expected public key"):
+        compat.sign_payload(signer, compat.make_payload(manifest))
+    good = compat.make_digest_signer(
+        lambda digest: keys["a"][0].sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))),
+        keys["a"][0].public_key())
+    bundle = json.loads(compat.sign_payload(good, compat.make_payload(manifest)))
+    assert bundle["verificationMaterial"]["publicKey"]["hint"] == compat.public_key_hint(keys["a"][0].public_key())

@@ -212,3 +212,18 @@ def test_unreachable_vault_is_retryable(tmp_path, transit_key):
 def test_transit_key_info(vault, transit_key):
     tk = read_transit_key(vault, transit_key)
     assert tk.key_type == "ecdsa-p256" and tk.latest_version == 1 and set(tk.public_keys) == {1}
+
+
+def test_least_privilege_token_is_enough(tmp_path, bao_server, vault, transit_key):
+    """Signing needs only read on transit/keys/NAME and update on transit/sign/NAME (docker/openbao policy)."""
+    import hvac
+
+    vault.sys.create_or_update_policy(name=f"sign-{transit_key}", policy=(
+        f'path "transit/sign/{transit_key}" {{ capabilities = ["update"] }}\n'
+        f'path "transit/keys/{transit_key}" {{ capabilities = ["read"] }}\n'))
+    token = vault.auth.token.create(policies=[f"sign-{transit_key}"], ttl="5m")["auth"]["client_token"]
+    client = hvac.Client(url=bao_server.addr, token=token)
+    model = make_model(tmp_path)
+    sign_model(model, policy=policy_for(transit_key), transit_key=transit_key, vault_client=client)
+    assert verify_model(model, policy=policy_for(transit_key), transit_key=transit_key,
+                        vault_client=client).metrics["verified"] is True

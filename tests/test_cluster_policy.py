@@ -507,3 +507,22 @@ def test_strict_policy_rejects_deploy_without_verification(tmp_path, monkeypatch
     for dag_id, rule in specs.items():
         got = [v.rule for v in evaluate_dag(loaded_strict, cluster_policy.describe_dag(bag.dags[dag_id]))]
         assert got == [rule], (dag_id, got)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_policy_is_warmed_when_airflow_loads_the_plugin(tmp_path, broken):
+    """Configured: loaded once at `import airflow` (forked parsers start warm); broken: Airflow still starts."""
+    path = tmp_path / "platform.yaml"
+    path.write_text("version: 1\nname: [broken\n" if broken else POLICY)
+    code = textwrap.dedent("""
+        import sys
+        import airflow  # loads the airflow.policy entry points
+        from airflow_aisec import cluster_policy
+        cached = cluster_policy._cache.get(sys.argv[1])
+        print(type(cached[1]).__name__ if cached else "none")
+    """)
+    env = {**os.environ, "AIRFLOW__AISEC__PLATFORM_POLICY": str(path)}
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[-1] == ("PolicyError" if broken else "LoadedPolicy")

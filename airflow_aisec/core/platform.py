@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fnmatch
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -373,12 +374,27 @@ class PlatformViolation:
         return f"[{self.rule}] {self.enforcement.value}: {self.message}{flag}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _glob_regex(globs: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled regex for a set of ``fnmatch`` globs (rules run on every task of every DAG parse)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs))
+
+
 def _any_glob(values: Iterable[str], globs: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(v, g) for v in values for g in globs)
+    if not globs:
+        return False
+    match = _glob_regex(tuple(globs)).match
+    return any(match(v) for v in values)
+
+
+#: Sentinel in a trigger-rule list: follow every edge (plain reachability, for messages).
+_ANY = ("*",)
 
 
 def _blocks(task: TaskSpec, gate_id: str, blocking_rules: Sequence[str]) -> bool:
     """Whether a failure of ``gate_id`` keeps ``task`` from running (one hop)."""
+    if "*" in blocking_rules:
+        return True
     if task.approves is not None:
         # An approval task runs after a failed gate on purpose; it blocks only for its own gate
         # (it fails unless a person approves that gate's findings).
@@ -386,23 +402,23 @@ def _blocks(task: TaskSpec, gate_id: str, blocking_rules: Sequence[str]) -> bool
     return task.trigger_rule in blocking_rules
 
 
-def _blocking_path(dag: DagSpec, gate_id: str, target_id: str, blocking_rules: Sequence[str],
-                   downstream: Mapping[str, list[str]]) -> bool:
-    """A path gate -> ... -> target on which every task after the gate blocks on the gate's failure."""
+def _blocked_by(dag: DagSpec, gate_id: str, blocking_rules: Sequence[str],
+                downstream: Mapping[str, list[str]]) -> set[str]:
+    """Tasks a failure of ``gate_id`` keeps from running: reachable from it through blocking tasks only.
+
+    One breadth-first walk per gate, so a rule costs O(gates x (tasks + edges)), not per target.
+    """
+    reached: set[str] = set()
     queue = deque([gate_id])
-    seen = {gate_id}
     while queue:
         current = queue.popleft()
         for child in downstream.get(current, ()):
-            if child in seen or child not in dag.tasks:
+            if child in reached or child not in dag.tasks:
                 continue
-            if not _blocks(dag.tasks[child], gate_id, blocking_rules):
-                continue
-            if child == target_id:
-                return True
-            seen.add(child)
-            queue.append(child)
-    return False
+            if _blocks(dag.tasks[child], gate_id, blocking_rules):
+                reached.add(child)
+                queue.append(child)
+    return reached
 
 
 def _waiver_route_violations(dag: DagSpec) -> list[tuple[str, str]]:
@@ -443,23 +459,28 @@ def check_dag(section: PlatformPolicy, dag: DagSpec) -> list[tuple[str, str, str
     for rule in rules:
         what = rule.description or rule.id
         wanted = " or ".join(s.describe() for s in rule.require_upstream)
-        for task in dag.tasks.values():
-            if not rule.targets.matches(task):
+        targets = [t for t in dag.tasks.values() if rule.targets.matches(t)]
+        if not targets:
+            continue
+        gates = {tid for tid, t in dag.tasks.items() if any(s.matches(t) for s in rule.require_upstream)}
+        protected: set[str] = set()
+        for gate_id in sorted(gates):
+            protected |= _blocked_by(dag, gate_id, blocking, downstream)
+        reach: dict[str, set[str]] | None = None  # gate -> all descendants, only if something is unprotected
+        for task in targets:
+            if task.task_id in protected:
                 continue
-            ancestors = dag.ancestors(task.task_id)
-            gates = [g for g in sorted(ancestors) if any(s.matches(dag.tasks[g]) for s in rule.require_upstream)]
-            if any(_blocking_path(dag, g, task.task_id, blocking, downstream) for g in gates):
-                continue
-            if gates:
+            if reach is None:
+                reach = {g: _blocked_by(dag, g, FAILURE_BLOCKING_TRIGGER_RULES + _ANY, downstream) for g in gates}
+            upstream_gates = sorted(g for g in gates if task.task_id in reach[g])  # for the message
+            if upstream_gates:
                 message = (
-                    f"DAG '{dag.dag_id}' task '{task.task_id}': gate task(s) {gates} are upstream but a "
-                    f"failure would not stop it (trigger rule '{task.trigger_rule}' on the task or a task in "
+                    f"DAG '{dag.dag_id}' task '{task.task_id}': gate task(s) {upstream_gates} are upstream but "
+                    f"a failure would not stop it (trigger rule '{task.trigger_rule}' on the task or a task in "
                     f"between is not one of {list(blocking)}); rule: {what}"
                 )
             else:
-                message = (
-                    f"DAG '{dag.dag_id}' task '{task.task_id}': no {wanted} upstream; rule: {what}"
-                )
+                message = f"DAG '{dag.dag_id}' task '{task.task_id}': no {wanted} upstream; rule: {what}"
             out.append((rule.rule_id, task.task_id, message, rule.severity))
     return out
 

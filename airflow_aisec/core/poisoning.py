@@ -313,7 +313,7 @@ class DuplicateCounter:
 
     columns: list[str] | None = None
     partitions: int = 64
-    buffer_rows: int = 1 << 20
+    buffer_rows: int = 1 << 18
     rows: int = 0
     _buffer: list[Any] = field(default_factory=list)
     _buffered: int = 0

@@ -262,6 +262,46 @@ def _read_error_message(dataset: pads.Dataset, exc: BaseException, uri: str) -> 
     return f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})"
 
 
+def _iter_csv(
+    path: str,
+    dataset: pads.Dataset,
+    projection: list[str] | None,
+    batch_rows: int,
+    use_threads: bool,
+) -> Iterator[pa.RecordBatch]:
+    """Stream a CSV file with pyarrow's streaming reader, re-chunked to ``batch_rows`` rows.
+
+    The dataset scanner reads CSV blocks ahead of a slow consumer without bound (peak memory grew
+    with file size); ``open_csv`` parses one block at a time. The dataset's inferred schema is
+    imposed on every column so both paths agree on types.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    options = dataset.format.default_fragment_scan_options
+    read = options.read_options
+    read.use_threads = use_threads
+    convert = options.convert_options
+    convert.column_types = {f.name: f.type for f in dataset.schema}
+    convert.include_columns = projection if projection is not None else []
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    with pcsv.open_csv(path, read_options=read, parse_options=dataset.format.parse_options,
+                       convert_options=convert) as reader:
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            pending.append(batch)
+            rows += batch.num_rows
+            while rows >= batch_rows:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, batch_rows).combine_chunks().to_batches()[0]
+                rest = table.slice(batch_rows)
+                pending, rows = rest.to_batches(), rest.num_rows
+        if rows:
+            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
 def iter_batches(
     dataset: pads.Dataset,
     *,
@@ -273,16 +313,32 @@ def iter_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream record batches; read errors (truncated or corrupt files) become :class:`InputDataError`.
 
-    Memory is bounded by about ``(batch_readahead + 1)`` decoded batches plus, for Parquet, the
-    compressed bytes of the row group being read.
+    Memory is bounded by the batch size (CSV: a batch plus one parse block) or by one Parquet row
+    group (read one at a time), not by the file size. ``batch_readahead`` applies to the generic
+    dataset scanner only (multi-file datasets).
     """
     import pyarrow as pa
+    import pyarrow.dataset as ds
 
     if columns is not None:
         check_columns(dataset.schema.names, columns, uri)
+    projection = list(columns) if columns is not None else None
     try:
+        files = getattr(dataset, "files", None) or []
+        if isinstance(getattr(dataset, "format", None), ds.ParquetFileFormat) and len(files) == 1:
+            # The dataset scanner reads Parquet row groups ahead of the consumer (peak memory grew
+            # with file size in bench/bench_source_memory.py); ParquetFile without pre-buffering
+            # holds one row group at a time.
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(files[0], pre_buffer=False) as parquet:
+                yield from parquet.iter_batches(batch_size=batch_rows, columns=projection, use_threads=use_threads)
+            return
+        if isinstance(getattr(dataset, "format", None), ds.CsvFileFormat) and len(files) == 1:
+            yield from _iter_csv(files[0], dataset, projection, batch_rows, use_threads)
+            return
         scanner = dataset.scanner(
-            columns=list(columns) if columns is not None else None,
+            columns=projection,
             batch_size=batch_rows,
             batch_readahead=batch_readahead,
             fragment_readahead=1,

@@ -85,9 +85,10 @@ log "database engine $DB_MOUNT/, role $DB_ROLE on $DB_HOST:$DB_PORT/$DB_NAME (tt
 # Read ML pipeline secrets (the secrets gate narrows this further per DAG with its grants).
 path "$KV/data/ml/*" { capabilities = ["read"] }
 path "$KV/metadata/ml/*" { capabilities = ["read", "list"] }
-# Short-lived database users; leases are revoked when the task ends.
+# Short-lived database users; the task revokes its own leases when it ends (lease id in the URL,
+# so only leases of this role can be revoked).
 path "$DB_MOUNT/creds/$DB_ROLE" { capabilities = ["read"] }
-path "sys/leases/revoke" { capabilities = ["update"] }
+path "sys/leases/revoke/$DB_MOUNT/creds/$DB_ROLE/*" { capabilities = ["update"] }
 EOF
 "$BAO" policy write aisec-airflow-signing - >/dev/null <<EOF
 # Sign model digests with the Transit key and read its public key to verify; no export, no rotation.

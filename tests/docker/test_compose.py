@@ -476,7 +476,11 @@ def test_init_script_configures_openbao_for_airflow(compose, bao, features_db, t
     with psycopg2.connect(f"postgresql://postgres@127.0.0.1:5432/{features_db}") as pg, pg.cursor() as cur:
         cur.execute("SELECT rolcanlogin, rolvaliduntil IS NOT NULL FROM pg_roles WHERE rolname = %s", (user,))
         assert cur.fetchone() == (True, True)
-    client.sys.revoke_lease(lease)
+    with pytest.raises(Forbidden):  # the bare endpoint would revoke any lease: not granted
+        client.sys.revoke_lease(lease)
+    from airflow_aisec.core.secrets import revoke_lease
+
+    revoke_lease(client, lease)  # the gates' own revocation works with this least-privilege policy
     with psycopg2.connect(f"postgresql://postgres@127.0.0.1:5432/{features_db}") as pg, pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (user,))
         assert cur.fetchone() == (0,)

@@ -461,6 +461,19 @@ def test_init_script_configures_openbao_for_airflow(compose, bao, features_db, t
     sig = client.secrets.transit.sign_data("model-signing", hash_input=digest, prehashed=True,
                                            hash_algorithm="sha2-256", marshaling_algorithm="asn1")
     assert sig["data"]["signature"].startswith("vault:v1:")
+    # The project's own signing and verification with the Transit key, through Airflow's AppRole token,
+    # checked against the shipped strict policy's trusted keys.
+    from airflow_aisec.core.policy import load_policy
+    from airflow_aisec.core.signing import sign_model, verify_model
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.safetensors").write_bytes(b"\x00" * 64)
+    strict_signing = load_policy(REPO / "policies" / "strict.yaml").policy.signing
+    signed = sign_model(model, policy=strict_signing, transit_key="model-signing", vault_client=client)
+    assert signed.findings == []
+    verified = verify_model(model, policy=strict_signing, transit_key="model-signing", vault_client=client)
+    assert verified.findings == []
     root.secrets.kv.v2.create_or_update_secret(path="other/app", secret={"k": "v"}, mount_point="secret")
     with pytest.raises(Forbidden):
         client.secrets.kv.v2.read_secret_version(path="other/app", mount_point="secret", raise_on_deleted_version=True)

@@ -27,12 +27,14 @@ keys) are resolved against the policy file's directory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fnmatch
+import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -63,7 +65,7 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 def _parse_duration(value: Any) -> Any:
     """Seconds (number), ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``, ``"2w"``, or a timedelta."""
     if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '24h'")
+        raise ValueError("a duration is a number of seconds or a string like '24h'")  # noqa: TRY004 - pydantic
     if isinstance(value, (int, float)):
         return _dt.timedelta(seconds=value)
     if isinstance(value, str):
@@ -434,8 +436,7 @@ def _pin_key(key: str, base_dir: str | None) -> str:
     key = key.strip()
     if is_s3_uri(key):
         return parse_s3_uri(key).uri
-    if key.startswith("file://"):
-        key = key[len("file://"):]
+    key = key.removeprefix("file://")
     return _resolve_local(key, base_dir)
 
 
@@ -540,7 +541,7 @@ def _fmt_age(seconds: float) -> str:
 
 
 def _utc(value: _dt.datetime) -> _dt.datetime:
-    return value.replace(tzinfo=_dt.timezone.utc) if value.tzinfo is None else value.astimezone(_dt.timezone.utc)
+    return value.replace(tzinfo=_dt.UTC) if value.tzinfo is None else value.astimezone(_dt.UTC)
 
 
 def _finding(rule: str, message: str, *, severity: Severity = Severity.HIGH, count: int | None = None,
@@ -580,8 +581,6 @@ def _load_pins(ctx_section: SourcePolicy, base_dir: str | None, s3: _S3ClientPro
             data = read_bytes(location, s3_client=s3.for_uri(location))
         except InputDataError as exc:
             raise ConfigurationError(f"pinning manifest: {exc}") from None
-        import hashlib
-
         inputs.append(InputRef(uri=location, sha256=hashlib.sha256(data).hexdigest()))
         sha, versions = parse_manifest(data, location)
         manifest_base = _dirname(location) or base_dir
@@ -610,8 +609,6 @@ def _load_expectations(section: SourcePolicy, base_dir: str | None, s3: _S3Clien
             data = read_bytes(location, s3_client=s3.for_uri(location))
         except InputDataError as exc:
             raise ConfigurationError(f"GX suite: {exc}") from None
-        import hashlib
-
         inputs.append(InputRef(uri=location, sha256=hashlib.sha256(data).hexdigest()))
         suite_specs = parse_suite(data, location)
     return build_items(policy.expect, suite_specs, suite_name)
@@ -677,6 +674,19 @@ def _newest_timestamp(arr: pa.Array) -> _dt.datetime | None:
     return _utc(newest) if newest is not None else None
 
 
+class _NewestTimestamp:
+    """Streaming maximum of a timestamp/date column (UTC)."""
+
+    def __init__(self, column: str):
+        self.column = column
+        self.value: _dt.datetime | None = None
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        newest = _newest_timestamp(batch.column(batch.schema.get_field_index(self.column)))
+        if newest is not None and (self.value is None or newest > self.value):
+            self.value = newest
+
+
 @dataclass
 class _Profile:
     """What a scan of one table produced."""
@@ -727,7 +737,7 @@ def _profile_reference(ctx: _Context, target: Target, metrics: dict[str, Any]) -
 
     poisoning = ctx.section.poisoning
     assert poisoning is not None
-    with _translate_denied(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
+    with _denied_is_bad_input(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
         digest = sha256_file(copy.path)
         ctx.inputs.append(InputRef(uri=target.uri, sha256=digest))
         pinned = _check_pins(ctx, target, digest, copy.s3_version_id, copy.s3_etag)
@@ -785,34 +795,111 @@ def _require_pinned(ctx: _Context, target: Target, pinned: bool) -> None:
         ))
 
 
-class _translate_denied:
-    """An S3 'access denied' while reading a dataset is bad input for this gate (exit 2), as the spec asks."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is not None and isinstance(exc, AccessDeniedError):
-            raise InputDataError(str(exc)) from None
-        return False
+@contextlib.contextmanager
+def _denied_is_bad_input() -> Iterator[None]:
+    """An S3 'access denied' on a dataset is bad input for this gate (exit 2, as the issue asks),
+    not a security violation: the object is unusable until someone fixes the grant."""
+    try:
+        yield
+    except AccessDeniedError as exc:
+        raise InputDataError(str(exc)) from None
 
 
-def _scan_input(ctx: _Context, target: Target, reference: _Profile | None) -> dict[str, Any]:
-    """All checks on one dataset; returns its metrics."""
+@dataclass
+class _Scan:
+    """Accumulators of one streamed pass over a dataset."""
+
+    accumulators: list[Any] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    newest: _NewestTimestamp | None = None
+    gx: Any = None
+    labels: Any = None
+    duplicates: Any = None
+    out_of_range: Any = None
+    rows: int = 0
+    batches: int = 0
+
+    def add(self, accumulator: Any, columns: Iterable[str]) -> Any:
+        self.accumulators.append(accumulator)
+        self.columns.extend(columns)
+        return accumulator
+
+
+def _named_columns(section: SourcePolicy, gx: Any) -> list[str]:
+    """Every column the policy names: each must exist, so a typo cannot silently skip a check."""
+    named: list[str] = []
+    if section.table_schema is not None:
+        named += list(section.table_schema.columns)
+    if section.freshness is not None and section.freshness.column:
+        named.append(section.freshness.column)
+    if gx is not None:
+        named += gx.required_columns
+    poisoning = section.poisoning
+    if poisoning is not None:
+        if poisoning.label_shift:
+            named.append(poisoning.label_shift.column)
+        if poisoning.duplicates and poisoning.duplicates.columns:
+            named += poisoning.duplicates.columns
+        if poisoning.out_of_range and poisoning.out_of_range.columns:
+            named += poisoning.out_of_range.columns
+    return list(dict.fromkeys(named))
+
+
+def _plan_scan(ctx: _Context, target: Target, schema: pa.Schema, gx: Any, reference: _Profile | None) -> _Scan:
+    """Set up the accumulators (and the columns they read) for one streamed pass."""
+    import pyarrow as pa
+
     from airflow_aisec.core.poisoning import (
         DuplicateCounter,
         LabelCounter,
         OutOfRangeCounter,
         is_numeric,
-        label_shift,
         resolve_bounds,
     )
+
+    section = ctx.section
+    scan = _Scan()
+    freshness = section.freshness
+    if freshness is not None and freshness.column:
+        col_type = schema.field(freshness.column).type
+        if not (pa.types.is_timestamp(col_type) or pa.types.is_date(col_type)):
+            raise InputDataError(
+                f"{target.uri}: freshness column '{freshness.column}' is not a timestamp or date ({col_type})"
+            )
+        scan.newest = scan.add(_NewestTimestamp(freshness.column), [freshness.column])
+    if gx is not None:
+        scan.gx = scan.add(gx, gx.scan_columns)
+    poisoning = section.poisoning
+    if poisoning is None:
+        return scan
+    if poisoning.label_shift:
+        ls = poisoning.label_shift
+        scan.labels = scan.add(LabelCounter(ls.column, max_classes=ls.max_classes, uri=target.uri), [ls.column])
+    if poisoning.duplicates:
+        columns = poisoning.duplicates.columns
+        scan.duplicates = scan.add(DuplicateCounter(columns=columns), columns or schema.names)
+    if poisoning.out_of_range:
+        oor = poisoning.out_of_range
+        if oor.columns is not None:
+            columns = list(oor.columns)
+            _require_numeric(schema, columns, target.uri)
+        else:
+            label = poisoning.label_shift.column if poisoning.label_shift else None
+            candidates = set(oor.ranges) | set(reference.ranges.columns if reference and reference.ranges else [])
+            columns = [n for n in schema.names
+                       if n in candidates and n != label and is_numeric(schema.field(n).type)]
+        bounds = resolve_bounds(oor, columns, reference.ranges if reference else None)
+        scan.out_of_range = scan.add(OutOfRangeCounter(bounds), bounds)
+    return scan
+
+
+def _scan_input(ctx: _Context, target: Target, reference: _Profile | None) -> dict[str, Any]:
+    """All checks on one dataset, in one streamed pass; returns its metrics."""
     from airflow_aisec.core.tabular import check_columns, iter_batches, local_copy
 
     section = ctx.section
-    poisoning = section.poisoning
     metrics: dict[str, Any] = {"uri": target.uri}
-    with _translate_denied(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
+    with _denied_is_bad_input(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
         before = os.stat(copy.path)
         digest = sha256_file(copy.path)
         ctx.inputs.append(InputRef(uri=target.uri, sha256=digest))
@@ -826,226 +913,172 @@ def _scan_input(ctx: _Context, target: Target, reference: _Profile | None) -> di
 
         dataset = _open(copy, target, section)
         schema = dataset.schema
-        names = schema.names
-
-        # Every column the policy names must exist: a typo must not silently skip a check.
-        named: list[str] = []
-        if section.table_schema is not None:
-            named += list(section.table_schema.columns)
-        freshness = section.freshness
-        if freshness is not None and freshness.column:
-            named.append(freshness.column)
         gx = None
         if ctx.expectation_items:
             from airflow_aisec.core.expectations import GxValidator
 
-            gx = GxValidator(ctx.expectation_items, schema, target.uri,
-                             section.expectations.max_full_table_rows if section.expectations else 1)
-            named += gx.required_columns
-        if poisoning is not None:
-            if poisoning.label_shift:
-                named.append(poisoning.label_shift.column)
-            if poisoning.duplicates and poisoning.duplicates.columns:
-                named += poisoning.duplicates.columns
-            if poisoning.out_of_range and poisoning.out_of_range.columns:
-                named += poisoning.out_of_range.columns
-        check_columns(names, list(dict.fromkeys(named)), target.uri)
+            limit = section.expectations.max_full_table_rows if section.expectations else 1
+            gx = GxValidator(ctx.expectation_items, schema, target.uri, limit)
+        check_columns(schema.names, _named_columns(section, gx), target.uri)
         _check_schema(ctx, target, schema)
 
-        accumulators: list[Any] = []
-        scan: list[str] = []
-        newest: list[_dt.datetime] = []
-        if freshness is not None and freshness.column:
-            col_type = schema.field(freshness.column).type
-            import pyarrow as pa
-
-            if not (pa.types.is_timestamp(col_type) or pa.types.is_date(col_type)):
-                raise InputDataError(
-                    f"{target.uri}: freshness column '{freshness.column}' is not a timestamp or date ({col_type})"
-                )
-            fcol = freshness.column
-
-            class _Newest:
-                def update(self, batch: Any) -> None:
-                    value = _newest_timestamp(batch.column(batch.schema.get_field_index(fcol)))
-                    if value is not None:
-                        newest[:] = [max(newest[0], value)] if newest else [value]
-
-            accumulators.append(_Newest())
-            scan.append(fcol)
-        if gx is not None:
-            accumulators.append(gx)
-            scan += gx.scan_columns
-        labels = dups = oor_counter = None
-        if poisoning is not None:
-            if poisoning.label_shift:
-                labels = LabelCounter(poisoning.label_shift.column,
-                                      max_classes=poisoning.label_shift.max_classes, uri=target.uri)
-                accumulators.append(labels)
-                scan.append(poisoning.label_shift.column)
-            if poisoning.duplicates:
-                dups = DuplicateCounter(columns=poisoning.duplicates.columns)
-                accumulators.append(dups)
-                scan += poisoning.duplicates.columns or names
-            if poisoning.out_of_range:
-                oor = poisoning.out_of_range
-                if oor.columns is not None:
-                    columns = list(oor.columns)
-                    _require_numeric(schema, columns, target.uri)
-                else:
-                    label = poisoning.label_shift.column if poisoning.label_shift else None
-                    candidates = set(oor.ranges) | set(reference.ranges.columns if reference and reference.ranges
-                                                       else [])
-                    columns = [n for n in names if n in candidates and n != label and is_numeric(schema.field(n).type)]
-                bounds = resolve_bounds(oor, columns, reference.ranges if reference else None)
-                oor_counter = OutOfRangeCounter(bounds)
-                accumulators.append(oor_counter)
-                scan += list(bounds)
-        scan = list(dict.fromkeys(scan)) or [names[0]]
-
-        rows = batches = 0
+        scan = _plan_scan(ctx, target, schema, gx, reference)
+        columns = list(dict.fromkeys(scan.columns)) or [schema.names[0]]
+        duplicate_rows = None
         try:
-            for batch in iter_batches(dataset, columns=scan, batch_rows=section.batch_rows, uri=target.uri):
-                rows += batch.num_rows
-                batches += 1
-                for acc in accumulators:
-                    acc.update(batch)
-            if rows == 0:
+            for batch in iter_batches(dataset, columns=columns, batch_rows=section.batch_rows, uri=target.uri):
+                scan.rows += batch.num_rows
+                scan.batches += 1
+                for accumulator in scan.accumulators:
+                    accumulator.update(batch)
+            if scan.rows == 0:
                 raise InputDataError(f"{target.uri}: the table is empty")
-            duplicate_rows = dups.finish() if dups is not None else None
+            if scan.duplicates is not None:
+                duplicate_rows = scan.duplicates.finish()
         finally:
-            if dups is not None:
-                dups.close()
+            if scan.duplicates is not None:
+                scan.duplicates.close()
         after = os.stat(copy.path)
         if (before.st_size, before.st_mtime_ns, before.st_ino) != (after.st_size, after.st_mtime_ns, after.st_ino):
             raise InputDataError(f"{target.uri}: the file changed while it was being validated")
+        metrics.update({"rows": scan.rows, "batches": scan.batches, "columns": len(schema.names)})
 
-        metrics.update({"rows": rows, "batches": batches, "columns": len(names)})
-
-        # --- freshness ------------------------------------------------------------------------
-        if freshness is not None:
-            if freshness.column:
-                stamp = newest[0] if newest else None
-                basis = f"newest '{freshness.column}' value"
-            else:
-                stamp = _utc(copy.last_modified) if copy.last_modified else None
-                basis = "modification time"
-            limit = freshness.max_age.total_seconds()
-            if stamp is None:
-                ctx.findings.append(_finding(
-                    "stale", f"{target.uri}: no {basis} to judge freshness by",
-                    count=1, uri=target.uri, max_age_seconds=limit,
-                ))
-            else:
-                age = max((ctx.now - stamp).total_seconds(), 0.0)
-                metrics["age_seconds"] = round(age, 3)
-                if age > limit:
-                    ctx.findings.append(_finding(
-                        "stale", f"{target.uri}: data is {_fmt_age(age)} old by its {basis} "
-                        f"(max {_fmt_age(limit)})",
-                        count=1, uri=target.uri, age_seconds=round(age, 3), max_age_seconds=limit,
-                    ))
-
-        # --- row count ------------------------------------------------------------------------
-        bounds_rows = section.rows
-        if bounds_rows is not None and (
-            (bounds_rows.min is not None and rows < bounds_rows.min)
-            or (bounds_rows.max is not None and rows > bounds_rows.max)
-        ):
-            ctx.findings.append(_finding(
-                "row_count",
-                f"{target.uri}: {rows} rows, outside the allowed bounds "
-                f"[{bounds_rows.min if bounds_rows.min is not None else '-'}, "
-                f"{bounds_rows.max if bounds_rows.max is not None else '-'}]",
-                count=rows, uri=target.uri, rows=rows, min=bounds_rows.min, max=bounds_rows.max,
-            ))
-
-        # --- Great Expectations ---------------------------------------------------------------
+        _freshness_findings(ctx, target, scan, copy.last_modified, metrics)
+        _row_count_findings(ctx, target, scan.rows)
         if gx is not None:
-            outcomes = gx.finish(rows)
-            failed = [o for o in outcomes if not o.success]
-            metrics["expectations"] = {"evaluated": len(outcomes), "failed": len(failed)}
-            for o in failed:
-                on = ("on " + ", ".join(repr(c) for c in o.columns)) if o.columns else "on the table"
-                if o.unexpected_count is not None:
-                    detail = (f"{o.unexpected_count} of {o.element_count} rows unexpected "
-                              f"({o.unexpected_percent:.2f}% of non-null)")
-                else:
-                    detail = "failed"
-                ctx.findings.append(_finding(
-                    "expectation", f"{target.uri}: {o.type} {on}: {detail}",
-                    count=o.unexpected_count if o.unexpected_count is not None else 1,
-                    uri=target.uri, expectation=o.type, expectation_index=f"{o.origin}[{o.index}]",
-                    columns=o.columns, mode=o.mode, element_count=o.element_count,
-                    unexpected_percent=None if o.unexpected_percent is None else round(o.unexpected_percent, 4),
-                ))
-
-    # --- poisoning signals ----------------------------------------------------------------------
-    if poisoning is not None:
-        if labels is not None and reference is not None and poisoning.label_shift is not None:
-            ls = poisoning.label_shift
-            # scipy (~1 s to import) only when the chi-square test is the configured method.
-            shift = label_shift(labels.counts, reference.labels.counts, chi2=ls.method == "chi2")
-            metrics["label_shift"] = {
-                "psi": round(shift.psi, 6), "classes": shift.classes,
-                "new_classes": shift.new_classes, "missing_classes": shift.missing_classes,
-            }
-            if shift.chi2_p_value is not None:
-                metrics["label_shift"]["chi2_p_value"] = shift.chi2_p_value
-            if ls.method == "psi" and shift.psi > ls.max_psi:
-                ctx.findings.append(_finding(
-                    "label_shift",
-                    f"{target.uri}: label '{ls.column}' distribution shifted from the reference: "
-                    f"PSI {shift.psi:.4f} > {ls.max_psi} ({shift.new_classes} new class(es))",
-                    count=shift.classes, uri=target.uri, column=ls.column, method="psi",
-                    psi=round(shift.psi, 6), max_psi=ls.max_psi, new_classes=shift.new_classes,
-                ))
-            if ls.method == "chi2" and shift.chi2_p_value is not None and shift.chi2_p_value < ls.min_p_value:
-                ctx.findings.append(_finding(
-                    "label_shift",
-                    f"{target.uri}: label '{ls.column}' distribution differs from the reference: "
-                    f"chi-square p={shift.chi2_p_value:.3g} < {ls.min_p_value}",
-                    count=shift.classes, uri=target.uri, column=ls.column, method="chi2",
-                    p_value=shift.chi2_p_value, min_p_value=ls.min_p_value, new_classes=shift.new_classes,
-                ))
-        if dups is not None and poisoning.duplicates is not None and duplicate_rows is not None:
-            rate = duplicate_rows / rows
-            metrics["duplicate_rows"] = duplicate_rows
-            metrics["duplicate_rate"] = round(rate, 6)
-            if rate > poisoning.duplicates.max_rate:
-                ctx.findings.append(_finding(
-                    "duplicate_rate",
-                    f"{target.uri}: {rate:.2%} duplicate rows ({duplicate_rows} of {rows}), "
-                    f"max {poisoning.duplicates.max_rate:.2%}",
-                    count=duplicate_rows, uri=target.uri, rate=round(rate, 6),
-                    max_rate=poisoning.duplicates.max_rate, columns=poisoning.duplicates.columns,
-                ))
-        if oor_counter is not None and poisoning.out_of_range is not None:
-            rates = oor_counter.rates()
-            metrics["out_of_range_rate"] = {k: round(v, 6) for k, v in rates.items()}
-            for name, rate in rates.items():
-                if rate > poisoning.out_of_range.max_rate:
-                    basis = "policy range" if name in poisoning.out_of_range.ranges else "reference range"
-                    ctx.findings.append(_finding(
-                        "out_of_range",
-                        f"{target.uri}: column '{name}': {rate:.2%} of values outside the {basis} "
-                        f"({oor_counter.outside[name]} of {oor_counter.valid[name]}), "
-                        f"max {poisoning.out_of_range.max_rate:.2%}",
-                        count=oor_counter.outside[name], uri=target.uri, column=name, rate=round(rate, 6),
-                        max_rate=poisoning.out_of_range.max_rate,
-                    ))
-        if poisoning.volume is not None and reference is not None:
-            change = (rows - reference.rows) / reference.rows
-            metrics["volume_change"] = round(change, 6)
-            if abs(change) > poisoning.volume.max_change:
-                ctx.findings.append(_finding(
-                    "volume_change",
-                    f"{target.uri}: row count changed by {change:+.1%} against the reference "
-                    f"({rows} vs {reference.rows}; max ±{poisoning.volume.max_change:.0%})",
-                    count=rows, uri=target.uri, rows=rows, reference_rows=reference.rows,
-                    change=round(change, 6), max_change=poisoning.volume.max_change,
-                ))
+            _expectation_findings(ctx, target, gx.finish(scan.rows), metrics)
+    _poisoning_findings(ctx, target, scan, duplicate_rows, reference, metrics)
     return metrics
+
+
+def _freshness_findings(ctx: _Context, target: Target, scan: _Scan, last_modified: _dt.datetime | None,
+                        metrics: dict[str, Any]) -> None:
+    freshness = ctx.section.freshness
+    if freshness is None:
+        return
+    if freshness.column:
+        stamp = scan.newest.value if scan.newest is not None else None
+        basis = f"newest '{freshness.column}' value"
+    else:
+        stamp = _utc(last_modified) if last_modified else None
+        basis = "modification time"
+    limit = freshness.max_age.total_seconds()
+    if stamp is None:
+        ctx.findings.append(_finding(
+            "stale", f"{target.uri}: no {basis} to judge freshness by", count=1, uri=target.uri,
+            max_age_seconds=limit,
+        ))
+        return
+    age = max((ctx.now - stamp).total_seconds(), 0.0)
+    metrics["age_seconds"] = round(age, 3)
+    if age > limit:
+        ctx.findings.append(_finding(
+            "stale", f"{target.uri}: data is {_fmt_age(age)} old by its {basis} (max {_fmt_age(limit)})",
+            count=1, uri=target.uri, age_seconds=round(age, 3), max_age_seconds=limit,
+        ))
+
+
+def _row_count_findings(ctx: _Context, target: Target, rows: int) -> None:
+    bounds = ctx.section.rows
+    if bounds is None:
+        return
+    if (bounds.min is not None and rows < bounds.min) or (bounds.max is not None and rows > bounds.max):
+        low = bounds.min if bounds.min is not None else "-"
+        high = bounds.max if bounds.max is not None else "-"
+        ctx.findings.append(_finding(
+            "row_count", f"{target.uri}: {rows} rows, outside the allowed bounds [{low}, {high}]",
+            count=rows, uri=target.uri, rows=rows, min=bounds.min, max=bounds.max,
+        ))
+
+
+def _expectation_findings(ctx: _Context, target: Target, outcomes: list[Any], metrics: dict[str, Any]) -> None:
+    failed = [o for o in outcomes if not o.success]
+    metrics["expectations"] = {"evaluated": len(outcomes), "failed": len(failed)}
+    for o in failed:
+        on = ("on " + ", ".join(repr(c) for c in o.columns)) if o.columns else "on the table"
+        if o.unexpected_count is not None:
+            detail = f"{o.unexpected_count} of {o.element_count} rows unexpected ({o.unexpected_percent:.2f}% of non-null)"
+        else:
+            detail = "failed"
+        ctx.findings.append(_finding(
+            "expectation", f"{target.uri}: {o.type} {on}: {detail}",
+            count=o.unexpected_count if o.unexpected_count is not None else 1,
+            uri=target.uri, expectation=o.type, expectation_index=f"{o.origin}[{o.index}]",
+            columns=o.columns, mode=o.mode, element_count=o.element_count,
+            unexpected_percent=None if o.unexpected_percent is None else round(o.unexpected_percent, 4),
+        ))
+
+
+def _poisoning_findings(ctx: _Context, target: Target, scan: _Scan, duplicate_rows: int | None,
+                        reference: _Profile | None, metrics: dict[str, Any]) -> None:
+    from airflow_aisec.core.poisoning import label_shift
+
+    poisoning = ctx.section.poisoning
+    if poisoning is None:
+        return
+    rows = scan.rows
+    ls = poisoning.label_shift
+    if ls is not None and scan.labels is not None and reference is not None and reference.labels is not None:
+        # scipy (~1 s to import) only when the chi-square test is the configured method.
+        shift = label_shift(scan.labels.counts, reference.labels.counts, chi2=ls.method == "chi2")
+        metrics["label_shift"] = {"psi": round(shift.psi, 6), "classes": shift.classes,
+                                  "new_classes": shift.new_classes, "missing_classes": shift.missing_classes}
+        if shift.chi2_p_value is not None:
+            metrics["label_shift"]["chi2_p_value"] = shift.chi2_p_value
+        if ls.method == "psi" and shift.psi > ls.max_psi:
+            ctx.findings.append(_finding(
+                "label_shift",
+                f"{target.uri}: label '{ls.column}' distribution shifted from the reference: "
+                f"PSI {shift.psi:.4f} > {ls.max_psi} ({shift.new_classes} new class(es))",
+                count=shift.classes, uri=target.uri, column=ls.column, method="psi",
+                psi=round(shift.psi, 6), max_psi=ls.max_psi, new_classes=shift.new_classes,
+            ))
+        if ls.method == "chi2" and shift.chi2_p_value is not None and shift.chi2_p_value < ls.min_p_value:
+            ctx.findings.append(_finding(
+                "label_shift",
+                f"{target.uri}: label '{ls.column}' distribution differs from the reference: "
+                f"chi-square p={shift.chi2_p_value:.3g} < {ls.min_p_value}",
+                count=shift.classes, uri=target.uri, column=ls.column, method="chi2",
+                p_value=shift.chi2_p_value, min_p_value=ls.min_p_value, new_classes=shift.new_classes,
+            ))
+    dup = poisoning.duplicates
+    if dup is not None and duplicate_rows is not None:
+        rate = duplicate_rows / rows
+        metrics["duplicate_rows"] = duplicate_rows
+        metrics["duplicate_rate"] = round(rate, 6)
+        if rate > dup.max_rate:
+            ctx.findings.append(_finding(
+                "duplicate_rate",
+                f"{target.uri}: {rate:.2%} duplicate rows ({duplicate_rows} of {rows}), max {dup.max_rate:.2%}",
+                count=duplicate_rows, uri=target.uri, rate=round(rate, 6), max_rate=dup.max_rate,
+                columns=dup.columns,
+            ))
+    oor = poisoning.out_of_range
+    if oor is not None and scan.out_of_range is not None:
+        counter = scan.out_of_range
+        rates = counter.rates()
+        metrics["out_of_range_rate"] = {k: round(v, 6) for k, v in rates.items()}
+        for name, rate in rates.items():
+            if rate > oor.max_rate:
+                basis = "policy range" if name in oor.ranges else "reference range"
+                ctx.findings.append(_finding(
+                    "out_of_range",
+                    f"{target.uri}: column '{name}': {rate:.2%} of values outside the {basis} "
+                    f"({counter.outside[name]} of {counter.valid[name]}), max {oor.max_rate:.2%}",
+                    count=counter.outside[name], uri=target.uri, column=name, rate=round(rate, 6),
+                    max_rate=oor.max_rate,
+                ))
+    if poisoning.volume is not None and reference is not None:
+        change = (rows - reference.rows) / reference.rows
+        metrics["volume_change"] = round(change, 6)
+        if abs(change) > poisoning.volume.max_change:
+            ctx.findings.append(_finding(
+                "volume_change",
+                f"{target.uri}: row count changed by {change:+.1%} against the reference "
+                f"({rows} vs {reference.rows}; max ±{poisoning.volume.max_change:.0%})",
+                count=rows, uri=target.uri, rows=rows, reference_rows=reference.rows,
+                change=round(change, 6), max_change=poisoning.volume.max_change,
+            ))
 
 
 def check_sources(
@@ -1083,7 +1116,7 @@ def check_sources(
         raise InputDataError("no dataset given")
     base_dir = _dirname(loaded.source) if loaded.source and not loaded.source.startswith("<") else None
     s3 = _S3ClientProvider(s3_client)
-    now = _utc(now) if now else _dt.datetime.now(_dt.timezone.utc)
+    now = _utc(now) if now else _dt.datetime.now(_dt.UTC)
 
     targets = [canonical_target(u) for u in uris]
     reference_target = None
@@ -1130,7 +1163,7 @@ def pin_sources(data: Sequence[str], *, s3_client: Any | Callable[[], Any] | Non
     manifest: dict[str, Any] = {"sha256": {}, "s3_versions": {}}
     for uri in data:
         target = canonical_target(uri)
-        with _translate_denied(), local_copy(target.read_uri, s3_client=s3.for_uri(target.uri)) as copy:
+        with _denied_is_bad_input(), local_copy(target.read_uri, s3_client=s3.for_uri(target.uri)) as copy:
             manifest["sha256"][target.canonical] = sha256_file(copy.path)
             if target.scheme == "s3":
                 pin = {k: v for k, v in (("version_id", copy.s3_version_id), ("etag", copy.s3_etag))

@@ -99,7 +99,7 @@ def local_copy(uri: str | os.PathLike[str], *, s3_client: Any = None) -> Iterato
         yield LocalCopy(
             uri=uri,
             path=path,
-            last_modified=_dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc),
+            last_modified=_dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC),
             size=st.st_size,
         )
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -58,7 +59,7 @@ def test_pass_and_violation_through_the_console_script(aisec_cli, files, tmp_pat
 
 def test_bad_input_through_the_console_script_is_one_line_exit_2(aisec_cli, files, tmp_path):
     truncated = files["dir"] / "cut.parquet"
-    truncated.write_bytes(open(files["clean"], "rb").read()[:300])
+    truncated.write_bytes(Path(files["clean"]).read_bytes()[:300])
     out = aisec_cli("source", "check", str(truncated), "--policy", files["policy"])
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("aisec: ")
@@ -69,13 +70,13 @@ def bad_input(kind, files, tmp_path):
     d = files["dir"]
     if kind == "truncated":
         p = d / "t.parquet"
-        p.write_bytes(open(files["clean"], "rb").read()[:-50])
+        p.write_bytes(Path(files["clean"]).read_bytes()[:-50])
     elif kind == "wrong_format":
         p = d / "t.parquet"
         p.write_text("id,label\n1,a\n")
     elif kind == "csv_is_parquet":
         p = d / "t.csv"
-        p.write_bytes(open(files["clean"], "rb").read())
+        p.write_bytes(Path(files["clean"]).read_bytes())
     elif kind == "empty_table":
         p = d / "t.csv"
         p.write_text("id,label\n")

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from airflow_aisec.core.gate import run_check
-from airflow_aisec.core.policy import load_policy
 from airflow_aisec.core.poisoning import DuplicateCounter, label_shift, row_hashes
+from airflow_aisec.core.policy import load_policy
 from airflow_aisec.core.source import (
     canonical_target,
     check_sources,
@@ -276,7 +276,7 @@ def test_freshness_by_modification_time(area, tmp_path):
     data = write_parquet(area / "d.parquet", make_table(10))
     loaded = write_policy(tmp_path, base_section(area, freshness={"max_age": "1h"}))
     assert run(loaded, [data]).result.verdict == "pass"
-    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).timestamp()
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).timestamp()
     os.utime(data, (old, old))
     result = run(loaded, [data]).result
     [finding] = result.findings
@@ -288,11 +288,11 @@ def test_freshness_by_timestamp_column(area, tmp_path):
     data = write_parquet(area / "d.parquet", pa.table({"ts": stamps, "v": [1, 2, 3]}))
     loaded = write_policy(tmp_path, base_section(area, freshness={"max_age": "1d", "column": "ts"}))
     fresh = run_check("source", loaded, lambda: check_sources(
-        [data], loaded, now=dt.datetime(2026, 3, 2, 18, tzinfo=dt.timezone.utc)))
+        [data], loaded, now=dt.datetime(2026, 3, 2, 18, tzinfo=dt.UTC)))
     assert fresh.result.verdict == "pass"
     assert fresh.result.metrics["datasets"][0]["age_seconds"] == 12 * 3600
     stale = run_check("source", loaded, lambda: check_sources(
-        [data], loaded, now=dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc)))
+        [data], loaded, now=dt.datetime(2026, 3, 5, tzinfo=dt.UTC)))
     assert [f.rule for f in stale.result.findings] == ["source.stale"]
 
     wrong = write_policy(tmp_path, base_section(area, freshness={"max_age": "1d", "column": "v"}))
@@ -377,7 +377,7 @@ def test_no_dataset_given(area, tmp_path):
 # Poisoning signals
 # ------------------------------------------------------------------------------------------------
 def test_label_shift_psi_and_chi2(area, tmp_path):
-    ref = write_parquet(area / "ref.parquet", make_table(4000, seed=1))
+    write_parquet(area / "ref.parquet", make_table(4000, seed=1))
     same = write_parquet(area / "same.parquet", make_table(4000, seed=2))
     shifted = write_parquet(area / "shifted.parquet", make_table(4000, seed=3, label_p=(0.8, 0.2)))
     psi = write_policy(tmp_path, base_section(area, poisoning={

@@ -107,7 +107,7 @@ def test_freshness_from_last_modified(tmp_path, s3):
     uri = f"s3://{bucket}/d.parquet"
     loaded = write_policy(tmp_path, {"origins": [f"s3://{bucket}/*"], "freshness": {"max_age": "1d"}})
     assert run(loaded, [uri], client).result.verdict == "pass"
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     [finding] = run(loaded, [uri], client, now=later).result.findings
     assert finding.rule == "source.stale" and "modification time" in finding.message
 
@@ -188,7 +188,7 @@ def auth_s3(tmp_path_factory):
     try:
         wait_for_http(f"{endpoint}/moto-api/", timeout=30)
         kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
-        admin = dict(aws_access_key_id="testing", aws_secret_access_key="testing")
+        admin = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         s3 = boto3.client("s3", **kw, **admin)
         s3.create_bucket(Bucket="locked")
         s3.put_object(Bucket="locked", Key="d.parquet", Body=parquet_bytes())

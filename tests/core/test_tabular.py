@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -52,17 +50,15 @@ def test_local_copy_reports_size_and_mtime(parquet_file):
 @pytest.mark.parametrize("kind", ["missing", "directory"])
 def test_local_copy_bad_paths(tmp_path, kind):
     target = tmp_path / "nope.csv" if kind == "missing" else tmp_path
-    with pytest.raises(InputDataError, match="file not found|not a regular file"):
-        with local_copy(str(target)):
-            pass
+    with pytest.raises(InputDataError, match="file not found|not a regular file"), local_copy(str(target)):
+        pass
 
 
 def test_dangling_symlink_is_a_clear_error(tmp_path):
     link = tmp_path / "gone.csv"
     link.symlink_to(tmp_path / "deleted.csv")
-    with pytest.raises(InputDataError, match="file not found"):
-        with local_copy(str(link)):
-            pass
+    with pytest.raises(InputDataError, match="file not found"), local_copy(str(link)):
+        pass
 
 
 def test_streams_in_batches_no_larger_than_batch_rows(parquet_file):
@@ -128,8 +124,7 @@ def test_csv_conversion_error_in_a_later_block(tmp_path):
     path = tmp_path / "big.csv"
     with open(path, "w") as fh:
         fh.write("id,amount\n")
-        for i in range(300_000):
-            fh.write(f"{i},{i}\n")
+        fh.writelines(f"{i},{i}\n" for i in range(300_000))
         fh.write("300000," + SECRET_CELL + "\n")
     dataset = open_dataset(path, "csv")
     with pytest.raises(InputDataError) as info:

@@ -211,3 +211,32 @@ def test_constructor_does_no_io_and_templates():
     assert op.gate == "source"
     assert set(op.template_fields) >= {"policy", "evidence_location", "data", "reference"}
     assert not Path("/no/such.yaml").exists() and os.environ.get("AIRFLOW_CONN_NOPE") is None
+
+
+@pytest.mark.parametrize("kind", ["truncated", "wrong_format", "empty", "missing_column", "missing_file"])
+def test_bad_inputs_fail_the_task_without_retry(tmp_path, kind):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_aisec.operators.source import SourceValidationOperator
+
+    path = tmp_path / "d.parquet"
+    if kind == "truncated":
+        pq.write_table(table(200), path)
+        path.write_bytes(path.read_bytes()[:-40])
+    elif kind == "wrong_format":
+        path.write_text("id,label\n1,a\n")
+    elif kind == "empty":
+        pq.write_table(table(0), path)
+    elif kind == "missing_column":
+        pq.write_table(pa.table({"id": [1, 2]}), path)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"version: 1\nname: p\nsource:\n  origins: ['{tmp_path}/*']\n"
+                      "  schema: {columns: {id: integer, label: string}, allow_extra_columns: true}\n")
+    op = SourceValidationOperator(task_id="t", data=str(path), policy=str(policy), evidence_location=str(tmp_path / "ev"))
+    ctx = _context(tmp_path)
+    with pytest.raises(AirflowFailException) as info:
+        op.execute(ctx)
+    assert "\n" not in str(info.value)
+    pushed = ctx["ti"].xcom_push.call_args_list[0].kwargs["value"]
+    assert pushed["verdict"] == "error" and pushed["error"]["type"] == "InputDataError"
+    assert pushed["error"]["retryable"] is False

@@ -94,9 +94,7 @@ class GateSelector(StrictModel):
     def matches(self, task: TaskSpec) -> bool:
         if self.gate is not None and task.gate != self.gate:
             return False
-        if self.operator is not None and not _any_glob(task.classes, [self.operator]):
-            return False
-        return True
+        return self.operator is None or _any_glob(task.classes, [self.operator])
 
     def describe(self) -> str:
         parts = []
@@ -427,18 +425,19 @@ def _waiver_route_violations(dag: DagSpec) -> list[tuple[str, str]]:
         if task.approves is None:
             continue
         gate = dag.tasks.get(task.approves)
+        name = f"approval task '{task.task_id}'"
         if gate is None:
-            out.append((task.task_id, f"approval task '{task.task_id}' names gate task '{task.approves}', "
-                                       "which is not in the DAG"))
+            problem = f"{name} names gate task '{task.approves}', which is not in the DAG"
         elif gate.gate is None:
-            out.append((task.task_id, f"approval task '{task.task_id}' names '{task.approves}', "
-                                       "which is not an aisec gate"))
+            problem = f"{name} names '{task.approves}', which is not an aisec gate"
         elif set(task.upstream) != {task.approves}:
-            out.append((task.task_id, f"approval task '{task.task_id}' must have exactly one upstream task, "
-                                       f"its gate '{task.approves}' (has: {sorted(task.upstream)})"))
+            problem = (f"{name} must have exactly one upstream task, its gate '{task.approves}' "
+                       f"(has: {sorted(task.upstream)})")
         elif task.trigger_rule != APPROVAL_TRIGGER_RULE:
-            out.append((task.task_id, f"approval task '{task.task_id}' must use trigger rule "
-                                       f"'{APPROVAL_TRIGGER_RULE}' (has '{task.trigger_rule}')"))
+            problem = f"{name} must use trigger rule '{APPROVAL_TRIGGER_RULE}' (has '{task.trigger_rule}')"
+        else:
+            continue
+        out.append((task.task_id, problem))
     return out
 
 
@@ -516,7 +515,7 @@ def evaluate_dag(loaded: LoadedPolicy, dag: DagSpec, *, today: _dt.date | None =
     """
     policy = loaded.policy
     section = platform_section(loaded)
-    today = today or _dt.datetime.now(_dt.timezone.utc).date()
+    today = today or _dt.datetime.now(_dt.UTC).date()
     out: list[PlatformViolation] = []
     for rule_id, task_id, message, severity in check_dag(section, dag):
         if rule_id == WAIVER_ROUTE_RULE:

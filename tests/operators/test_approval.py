@@ -97,9 +97,8 @@ def hitl_api(airflow_db, tmp_path_factory):
     }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
 
     purge_cached_app()
     app = create_app(apps="core")
@@ -412,7 +411,7 @@ def test_approval_without_audit_trail_does_not_count(failed_gate, setup):
         with pytest.raises(AirflowException, match="could not record the approved decision"):
             waiver.execute_complete({"ti": ti, "task_instance": ti}, {
                 "chosen_options": ["Approve"], "params_input": {},
-                "responded_at": dt.datetime.now(dt.timezone.utc),
+                "responded_at": dt.datetime.now(dt.UTC),
                 "responded_by_user": {"id": "approver", "name": "approver"}})
     finally:
         os.chmod(evidence, 0o700)

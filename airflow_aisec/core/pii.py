@@ -30,9 +30,8 @@ Example policy section::
 from __future__ import annotations
 
 import enum
-import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -362,7 +361,6 @@ class ColumnPlan:
     hinted: frozenset[str]
     regexes: dict[str, str]
     union: str
-    cast: bool
 
 
 def _is_scannable(dtype: pa.DataType) -> bool:
@@ -374,8 +372,12 @@ def _is_scannable(dtype: pa.DataType) -> bool:
             or getattr(pa.types, "is_string_view", lambda _t: False)(dtype) or pa.types.is_integer(dtype))
 
 
-def as_strings(arr: pa.Array) -> pa.Array:
-    """The column as a UTF-8 string array (integers become their decimal text)."""
+def as_strings(arr: pa.Array, column: str = "?") -> pa.Array:
+    """The column as a UTF-8 string array (integers become their decimal text).
+
+    Raises:
+        InputDataError: the column cannot be read as text (e.g. binary that is not UTF-8).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -385,36 +387,52 @@ def as_strings(arr: pa.Array) -> pa.Array:
         arr = arr.dictionary_decode()
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         return arr
-    return pc.cast(arr, pa.string())
+    try:
+        return pc.cast(arr, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise InputDataError(f"column '{column}' cannot be read as text ({type(exc).__name__})") from None
 
 
-def build_plan(detector: Detector, names: Sequence[str], schema: pa.Schema) -> list[ColumnPlan]:
+def build_plan(detector: Detector, names: Sequence[str], schema: pa.Schema | None = None) -> list[ColumnPlan]:
+    """One :class:`ColumnPlan` per column name."""
     plans = []
     for name in names:
         hinted = detector.hinted_entities(name)
         regexes = detector.candidate_regexes(hinted)
-        plans.append(ColumnPlan(name=name, hinted=hinted, regexes=regexes, union=detector.union_regex(regexes),
-                                cast=not _is_plain_string(schema.field(name).type)))
+        plans.append(ColumnPlan(name=name, hinted=hinted, regexes=regexes, union=detector.union_regex(regexes)))
     return plans
 
 
-def _is_plain_string(dtype: pa.DataType) -> bool:
-    import pyarrow as pa
+class ChecksumTally(dict):
+    """Per checksum entity: ``[cells whose Presidio pattern matched, cells where it validated]``."""
 
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+    def add(self, entity: str, candidates: int, valid: int) -> None:
+        slot = self.setdefault(entity, [0, 0])
+        slot[0] += int(candidates)
+        slot[1] += int(valid)
 
 
 def iter_column_detections(
-    arr: pa.Array, plan: ColumnPlan, detector: Detector, nlp: NlpScanner | None = None
+    arr: pa.Array,
+    plan: ColumnPlan,
+    detector: Detector,
+    nlp: NlpScanner | None = None,
+    tally: ChecksumTally | None = None,
 ) -> Iterator[tuple[int, str, CellResult]]:
     """Detections in one column of one batch: ``(index in batch, cell text, result)`` for cells with matches.
 
-    RE2 selects candidate cells over the whole column; only those reach Presidio's validators.
+    RE2 selects candidate cells over the whole column. Whole-cell values whose Presidio
+    verdict follows from their shape are decided in bulk (:func:`_decide_in_bulk`); only the
+    rest reach Presidio's validators one by one. ``tally`` counts checksum candidates and
+    passes (for the chance correction).
     """
     import numpy as np
     import pyarrow.compute as pc
 
-    strings = as_strings(arr)
+    from airflow_aisec.core.pii_patterns import CellResult
+
+    tally = ChecksumTally() if tally is None else tally
+    strings = as_strings(arr, plan.name)
     found: dict[int, tuple[str, CellResult]] = {}
     if plan.union:
         union = pc.fill_null(pc.match_substring_regex(strings, plan.union), False)
@@ -427,23 +445,155 @@ def iter_column_detections(
             ])
             texts = sub.to_pylist()
             positions = idx.to_numpy()
-            for j, text in enumerate(texts):
-                candidates = [order[k] for k in np.flatnonzero(masks[:, j])]
-                if not candidates:
-                    continue
-                cell = detector.detect(text, candidates, plan.hinted)
-                if cell.matches or cell.checksum_candidates:
+            decided, done = _decide_in_bulk(sub, texts, order, masks, plan, detector, tally)
+            for j, cell in decided.items():
+                found[int(positions[j])] = (texts[j], cell)
+            for j in np.flatnonzero(masks.any(axis=0) & ~done):
+                text = texts[j]
+                cell = detector.detect(text, [order[k] for k in np.flatnonzero(masks[:, j])], plan.hinted)
+                for entity in cell.checksum_candidates:
+                    tally.add(entity, 1, entity in cell.entities)
+                if cell.matches:
                     found[int(positions[j])] = (text, cell)
     if nlp is not None:
         for i, text, matches in nlp.detect_array(strings):
             if i in found:
                 found[i][1].matches = _merge(found[i][1].matches, matches)
             else:
-                from airflow_aisec.core.pii_patterns import CellResult
-
                 found[i] = (text, CellResult(matches=list(matches)))
     for i in sorted(found):
         yield i, found[i][0], found[i][1]
+
+
+# Whole-cell shapes whose Presidio result is known without running its regexes cell by cell.
+_WHOLE_EMAIL = (r"^[A-Za-z0-9_](?:[A-Za-z0-9._%+\-]*[A-Za-z0-9_%+\-])?@"
+                r"[A-Za-z0-9_]+(?:-+[A-Za-z0-9_]+)*(?:\.[A-Za-z0-9_]+(?:-+[A-Za-z0-9_]+)*)+$")
+_WHOLE_DIGITS = r"^[0-9]{8,17}$"
+# Presidio's card pattern on a bare digit string: 13-17 digits starting with 1, 3, 4, 50-55 or 6,
+# but not 13 digits starting with 1 (its look-ahead).
+_WHOLE_CARD_SHAPE = r"^(?:[346][0-9]{12,16}|5[0-5][0-9]{11,15}|1[0-9]{13,16})$"
+_WHOLE_PASSPORT_NG = r"^[A-Za-z][0-9]{8}$"
+_WHOLE_NANP = r"^(?:\+1[ .-]?|1[ .-])?(?:\([2-9][0-9]{2}\)|[2-9][0-9]{2})[ .-]?[0-9]{3}[ .-]?[0-9]{4}$"
+_WHOLE_IBAN = r"^[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?$"
+
+
+def _decide_in_bulk(sub: pa.Array, texts: list, order: list[str], masks: Any, plan: ColumnPlan,
+                    detector: Detector, tally: ChecksumTally) -> tuple[dict[int, CellResult], Any]:
+    """Presidio's verdict for whole-cell values of a known shape, computed for many cells at once.
+
+    * an e-mail address filling the cell: Presidio's e-mail pattern matches all of it and its
+      validator only looks at the domain, so each distinct domain is validated once (a URL
+      match inside it would be a by-product);
+    * an IBAN filling the cell: Presidio's IBAN recognizer tries the longest match first, so a
+      cell that passes its ``validate_result`` (mod 97 and the country's format) is one IBAN
+      (digit groups inside it would be by-products);
+    * a digit string filling the cell: Presidio's card pattern matches it whole exactly when it
+      has 13-17 digits, starts with 1, 3, 4, 50-55 or 6 and is not 13 digits starting with 1; the card
+      then stands or falls with Luhn (vectorized here). Bank account (8-17 digits) and passport
+      (9 digits, or a letter and 8 digits) readings are Presidio's very weak patterns: accepted
+      exactly when the column name gives them context (a bare number has no words around it).
+
+    Cells that need anything else (an SSN or phone reading of digits, an invalid domain or
+    checksum, other candidates) are left to :meth:`Detector.detect`.
+
+    Returns:
+        Decided cells that have matches, and a mask of every decided cell (with or without matches).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from airflow_aisec.core.pii_patterns import CellResult, Match, luhn_valid, nanp_valid
+
+    out: dict[int, CellResult] = {}
+    n = len(texts)
+    done = np.zeros(n, dtype=bool)
+    k = {e: i for i, e in enumerate(order)}
+    any_cand = masks.any(axis=0)
+
+    def others(allowed: set[str]):
+        rest = [masks[i] for e, i in k.items() if e not in allowed]
+        return np.logical_or.reduce(rest) if rest else np.zeros(n, dtype=bool)
+
+    def shape(regex: str, sel):
+        if sel.any():
+            sel = sel & pc.match_substring_regex(sub, regex).to_numpy(zero_copy_only=False)
+        return sel
+
+    if "EMAIL_ADDRESS" in k:
+        sel = shape(_WHOLE_EMAIL, masks[k["EMAIL_ADDRESS"]] & ~others({"EMAIL_ADDRESS", "URL"}))
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            domains = [texts[j].rpartition("@")[2] for j in idx]
+            valid = {d: detector.email_domain_valid(d) for d in set(domains)}
+            for j, d in zip(idx, domains):
+                if valid[d]:
+                    out[int(j)] = CellResult(matches=[Match("EMAIL_ADDRESS", 0, len(texts[j]), 1.0)])
+                    done[j] = True
+
+    if "IBAN_CODE" in k:
+        inner = {"IBAN_CODE", "CREDIT_CARD", "PHONE_NUMBER", "US_BANK_NUMBER", "US_PASSPORT", "US_SSN"}
+        sel = shape(_WHOLE_IBAN, masks[k["IBAN_CODE"]] & ~others(inner))
+        for j in np.flatnonzero(sel):
+            if detector.iban_valid(texts[j]):
+                out[int(j)] = CellResult(matches=[Match("IBAN_CODE", 0, len(texts[j]), 1.0)])
+                done[j] = True
+
+    bulk_digit = {"CREDIT_CARD", "US_BANK_NUMBER", "US_PASSPORT"}
+    if k.keys() & bulk_digit:
+        sel = shape(_WHOLE_DIGITS, any_cand & ~others(bulk_digit) & ~done)
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            done[idx] = True
+            card = np.zeros(len(idx), dtype=bool)
+            if "CREDIT_CARD" in k:
+                card = masks[k["CREDIT_CARD"]][idx] & shape(_WHOLE_CARD_SHAPE, sel)[idx]
+            luhn = np.zeros(len(idx), dtype=bool)
+            if card.any():
+                luhn[card] = luhn_valid([texts[j] for j in idx[card]])
+            if card.any():
+                tally.add("CREDIT_CARD", card.sum(), luhn.sum())
+            lengths = np.fromiter((len(texts[j]) for j in idx), dtype=np.int64, count=len(idx))
+            bank = (masks[k["US_BANK_NUMBER"]][idx] if "US_BANK_NUMBER" in k and "US_BANK_NUMBER" in plan.hinted
+                    else np.zeros(len(idx), dtype=bool))
+            passport = (masks[k["US_PASSPORT"]][idx] & (lengths == 9)
+                        if "US_PASSPORT" in k and "US_PASSPORT" in plan.hinted else np.zeros(len(idx), dtype=bool))
+            for pos in np.flatnonzero(luhn | bank | passport):
+                j, size = int(idx[pos]), int(lengths[pos])
+                cell = CellResult()
+                if luhn[pos]:
+                    cell.matches.append(Match("CREDIT_CARD", 0, size, 1.0))
+                if bank[pos]:
+                    cell.matches.append(Match("US_BANK_NUMBER", 0, size, 0.4))
+                if passport[pos]:
+                    cell.matches.append(Match("US_PASSPORT", 0, size, 0.4))
+                out[j] = cell
+
+    if "PHONE_NUMBER" in k:
+        # A North American number filling the cell: Presidio's first region (US) parses it to
+        # country code 1 and its 10 digits; phonenumbers' validity for +1 is evaluated in bulk.
+        # Invalid ones go to the one-by-one path (another region may still accept them).
+        sel = shape(_WHOLE_NANP, masks[k["PHONE_NUMBER"]] & ~others({"PHONE_NUMBER"}) & ~done)
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            values = sub.take(pa.array(idx))
+            digits = pc.utf8_slice_codeunits(pc.replace_substring_regex(values, r"[^0-9]", ""), -10)
+            valid = nanp_valid(digits)
+            weak_ok = "PHONE_NUMBER" in plan.hinted
+            for pos in np.flatnonzero(valid):
+                j = int(idx[pos])
+                text = texts[j]
+                formatted = any(c in text for c in "+()-. ")
+                if formatted or weak_ok:
+                    out[j] = CellResult(matches=[Match("PHONE_NUMBER", 0, len(text), 0.4 if formatted else 0.45)])
+                done[j] = True
+
+    if "US_PASSPORT" in k and "US_PASSPORT" in plan.hinted:
+        sel = shape(_WHOLE_PASSPORT_NG, masks[k["US_PASSPORT"]] & ~others({"US_PASSPORT"}) & ~done)
+        for j in np.flatnonzero(sel):
+            out[int(j)] = CellResult(matches=[Match("US_PASSPORT", 0, len(texts[j]), 0.45)])
+            done[j] = True
+    return out, done
 
 
 def _merge(a: list, b: list) -> list:
@@ -672,14 +822,14 @@ def scan_local(
             scanned += batch.num_rows
             for plan in plans:
                 col = stats[plan.name]
-                for i, _text, cell in iter_column_detections(batch.column(plan.name), plan, detector, nlp):
+                tally = ChecksumTally()
+                for i, _text, cell in iter_column_detections(batch.column(plan.name), plan, detector, nlp, tally):
                     position = int(rows[i])
-                    for entity in cell.checksum_candidates:
-                        col.checksum_candidates[entity] = col.checksum_candidates.get(entity, 0) + 1
                     for entity in cell.entities:
                         col.entities.setdefault(entity, EntityStats()).add(position)
-                        if entity in cell.checksum_candidates:
-                            col.checksum_valid[entity] = col.checksum_valid.get(entity, 0) + 1
+                for entity, (candidates, valid) in tally.items():
+                    col.checksum_candidates[entity] = col.checksum_candidates.get(entity, 0) + candidates
+                    col.checksum_valid[entity] = col.checksum_valid.get(entity, 0) + valid
         digest = sha256_file(path)
     if policy.chance_correction:
         for col in stats.values():
@@ -792,15 +942,6 @@ def section_of(policy: PiiPolicy | LoadedPolicy | Any) -> PiiPolicy:
     if not isinstance(section, PiiPolicy):
         raise ConfigurationError("the policy has no 'pii' section; the pii gate refuses to run")
     return section
-
-
-def carried_entities(report: ScanReport) -> Mapping[str, set[str]]:
-    """Entities each column carries (after chance correction), regardless of thresholds."""
-    return {name: set(col.carried()) for name, col in report.columns.items()}
-
-
-def cells_per_second(report: ScanReport) -> float:
-    return report.cells_scanned / report.duration_s if report.duration_s > 0 else math.inf
 
 
 __all__ = [

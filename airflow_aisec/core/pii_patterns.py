@@ -47,7 +47,7 @@ import functools
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,6 +253,23 @@ class Detector:
         self._phone_regions: tuple[str, ...] = tuple(getattr(phone, "supported_regions", ()) or ())
         self._phone_leniency = getattr(phone, "leniency", 1)
         self._phone_score = float(getattr(phone, "SCORE", 0.4))
+        self._phone_spans = re.compile(_PHONE_FORMATTED)
+        self._phone_bare = re.compile(_WEAK_CANDIDATES["PHONE_NUMBER"])
+        self._strong = dict(_STRONG_CANDIDATES)
+        url = self._recognizers.get("URL")
+        if url is not None:
+            self._strong["URL"] = _url_candidate(getattr(url, "BASE_URL_REGEX", ""))
+        self._skip_pattern: dict[str, Callable[[str], bool]] = {
+            # Presidio's URL patterns are huge alternations: run each only where it can match.
+            "Standard Url": lambda t: "://" not in t,
+            "Quoted URL": lambda t: '"' not in t and "'" not in t,
+            "Quoted Non-schema URL": lambda t: '"' not in t and "'" not in t,
+        }
+        self._pattern_names: dict[str, list[str]] = {
+            e: [p.name for p in getattr(r, "patterns", [])] for e, r in self._recognizers.items()
+        }
+        email = self._recognizers.get("EMAIL_ADDRESS")
+        self.email_domain_valid: Callable[[str], bool] = getattr(email, "domain_valid", lambda _d: False)
 
     # --- column level -----------------------------------------------------------------------
     def hinted_entities(self, column: str) -> frozenset[str]:
@@ -266,8 +283,8 @@ class Detector:
         out: dict[str, str] = {}
         for entity in self.entities:
             parts = []
-            if entity in _STRONG_CANDIDATES:
-                parts.append(_STRONG_CANDIDATES[entity])
+            if entity in self._strong:
+                parts.append(self._strong[entity])
             weak = _WEAK_CANDIDATES.get(entity)
             if weak:
                 if entity in hinted:
@@ -297,9 +314,10 @@ class Detector:
         """
         result = CellResult()
         found: list[Match] = []
-        for entity in entities:
+        # Phone numbers last: digits already read as an IP, IBAN, card or SSN are not parsed again.
+        for entity in sorted(entities, key=lambda e: e == "PHONE_NUMBER"):
             if entity == "PHONE_NUMBER":
-                raw = self._phone_matches(text)
+                raw = self._phone_matches(text, found, hinted)
             elif entity == "IBAN_CODE":
                 raw = self._iban_matches(text)
             else:
@@ -318,7 +336,10 @@ class Detector:
     def _pattern_matches(self, entity: str, text: str, result: CellResult) -> Iterator[tuple[int, int, float]]:
         """Presidio's ``PatternRecognizer`` loop, minus the result objects it builds."""
         recognizer = self._recognizers[entity]
-        for base_score, compiled in self._patterns[entity]:
+        for name, (base_score, compiled) in zip(self._pattern_names[entity], self._patterns[entity]):
+            skip = self._skip_pattern.get(name)
+            if skip is not None and skip(text):
+                continue
             for m in compiled.finditer(text):
                 start, end = m.span()
                 if start == end:
@@ -335,6 +356,11 @@ class Detector:
                 if score > 0.0:
                     yield start, end, score
 
+    def iban_valid(self, text: str) -> bool:
+        """Presidio's IBAN validator (mod 97 and the country's format) on a whole value."""
+        recognizer = self._recognizers.get("IBAN_CODE")
+        return bool(recognizer is not None and recognizer.validate_result(text))
+
     def _iban_matches(self, text: str) -> Iterator[tuple[int, int, float]]:
         # The IBAN recognizer has its own matching loop (shorter-group fallback): use it as is.
         recognizer = self._recognizers["IBAN_CODE"]
@@ -346,20 +372,58 @@ class Detector:
         for r in recognizer.analyze(text, ["IBAN_CODE"]):
             yield r.start, r.end, float(r.score)
 
-    def _phone_matches(self, text: str) -> Iterator[tuple[int, int, float]]:
-        """Presidio's ``PhoneRecognizer``: python-phonenumbers over its regions, stopping at the first hit."""
+    def _phone_matches(self, text: str, found: Sequence[Match] = (),
+                       hinted: frozenset[str] = frozenset()) -> Iterator[tuple[int, int, float]]:
+        """Presidio's ``PhoneRecognizer`` check (python-phonenumbers, its regions) on the candidate spans.
+
+        Each written-out number is parsed for Presidio's regions in order and kept if
+        phonenumbers says it is a valid number; ``PhoneNumberMatcher`` (what Presidio runs
+        over the whole text) is the fallback when the span has extra digits around the number.
+        """
         import phonenumbers
 
-        for region in self._phone_regions:
-            hits = list(phonenumbers.PhoneNumberMatcher(text, region, leniency=self._phone_leniency))
-            if not hits:
+        spans = [(m.start(), m.end(), True) for m in self._phone_spans.finditer(text)]
+        if "PHONE_NUMBER" in hinted or self._any_context("PHONE_NUMBER", text):
+            spans += [(m.start(), m.end(), False) for m in self._phone_bare.finditer(text)]
+        done: list[tuple[int, int]] = []
+        for start, end, formatted in spans:
+            if any(f.start <= start and f.end >= end for f in found) or any(
+                    a <= start and b >= end for a, b in done):
+                continue  # already another entity (IP, IBAN, card, SSN) or this number
+            piece = text[start:end]
+            # A bare digit run is an id as often as a phone number: it needs context (weak score).
+            score = self._phone_score if formatted else 0.1
+            hit = self._valid_phone(phonenumbers, piece)
+            if hit is not None:
+                done.append((start, end))
+                yield start, end, score
                 continue
-            for hit in hits:
-                raw = hit.raw_string
-                formatted = any(c in raw for c in "+()-. ")
-                # A bare digit run is an id as often as a phone number: it needs context (weak score).
-                yield hit.start, hit.end, self._phone_score if formatted else 0.1
-            return
+            for region in self._phone_regions:
+                matches = list(phonenumbers.PhoneNumberMatcher(piece, region, leniency=self._phone_leniency))
+                if matches:
+                    for m in matches:
+                        done.append((start + m.start, start + m.end))
+                        yield start + m.start, start + m.end, score
+                    break
+
+    def _valid_phone(self, phonenumbers: Any, piece: str) -> str | None:
+        """What ``PhoneNumberMatcher`` at Presidio's leniency (VALID) checks, on one written-out number."""
+        from phonenumbers import phonenumbermatcher
+
+        prefix_ok = getattr(phonenumbermatcher, "_is_national_prefix_present_if_required", lambda _n: True)
+        regions = (None,) if piece.lstrip().startswith("+") else self._phone_regions
+        for region in regions:
+            try:
+                number = phonenumbers.parse(piece, region, keep_raw_input=True)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number) and prefix_ok(number):
+                return region or "intl"
+        return None
+
+    def _any_context(self, entity: str, text: str) -> bool:
+        words = self.context_words.get(entity)
+        return bool(words) and any(w.lower() in words for w in _WORD.findall(text))
 
     def _has_context(self, entity: str, text: str, start: int) -> bool:
         words = self.context_words.get(entity)
@@ -388,7 +452,10 @@ def _resolve_overlaps(found: list[Match]) -> list[Match]:
     A match inside another match of the same entity is a duplicate (Presidio's
     SSN patterns overlap; a URL with and without its scheme); a match inside a
     better-scored match of another entity is a by-product (the domain of an
-    e-mail address, the digits of an IBAN).
+    e-mail address, the digits of an IBAN). Exception: a checksum match does
+    not hide another reading of exactly the same text (a 16-digit number in a
+    bank-account column that passes Luhn by chance), because the checksum
+    reading may still be judged a coincidence for the whole column.
     """
     if len(found) < 2:
         return found
@@ -396,14 +463,123 @@ def _resolve_overlaps(found: list[Match]) -> list[Match]:
     for m in sorted(found, key=lambda x: (-(x.end - x.start), -x.score, x.start)):
         dominated = any(
             o.start <= m.start and o.end >= m.end
-            and (o.entity == m.entity or o.score > m.score
-                 or (o.score == m.score and (o.end - o.start) > (m.end - m.start)))
+            and (o.entity == m.entity
+                 or ((o.score > m.score or (o.score == m.score and (o.end - o.start) > (m.end - m.start)))
+                     and not (o.entity in CHECKSUM_CHANCE and (o.start, o.end) == (m.start, m.end))))
             for o in kept
         )
         if not dominated:
             kept.append(m)
     kept.sort(key=lambda x: x.start)
     return kept
+
+
+def _url_candidate(base_url_regex: str) -> str:
+    """RE2 candidate for URLs: Presidio's own URL regex (it has no look-around), minus file extensions.
+
+    ``train.py`` matches Presidio's pattern (``.py`` is Paraguay) and is rejected later
+    anyway; leaving such TLDs out of the candidate keeps notes full of file names from
+    reaching Python. URLs with a scheme or ``www.`` stay candidates whatever their TLD.
+    """
+    if not base_url_regex:
+        return _STRONG_CANDIDATES["URL"]
+    pruned = base_url_regex
+    for tld in sorted(_FILE_LIKE_TLDS):
+        pruned = pruned.replace(f"|(?:{tld})", "")
+    return r"(?i)(?:https?://|\bwww\d{0,3}\.)|(?i:" + pruned + r")\b"
+
+
+def luhn_valid(numbers: Sequence[str]) -> Any:
+    """Vectorized Luhn check (numpy) of equal-or-mixed-length digit strings; same rule as Presidio's."""
+    import numpy as np
+
+    out = np.zeros(len(numbers), dtype=bool)
+    if not len(numbers):
+        return out
+    lengths = np.fromiter((len(n) for n in numbers), dtype=np.int64, count=len(numbers))
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        raw = np.array([numbers[i] for i in idx], dtype=f"S{length}")
+        digits = raw.view(np.uint8).reshape(len(idx), int(length)).astype(np.int64) - 48
+        doubled = digits[:, -2::-2] * 2
+        total = digits[:, -1::-2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
+        out[idx] = total % 10 == 0
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _nanp_tables() -> tuple:
+    """python-phonenumbers' metadata for country code 1, in the order ``is_valid_number`` uses it."""
+    from phonenumbers.phonemetadata import PhoneMetadata
+    from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+
+    def desc(d: Any) -> tuple | None:
+        if d is None or not d.national_number_pattern:
+            return None
+        return tuple(d.possible_length or ()), f"^(?:{d.national_number_pattern})$"
+
+    tables = []
+    for region in COUNTRY_CODE_TO_REGION_CODE[1]:
+        md = PhoneMetadata.metadata_for_region(region, None)
+        if md is None:
+            continue
+        kinds = [md.premium_rate, md.toll_free, md.shared_cost, md.voip, md.personal_number, md.pager, md.uan,
+                 md.voicemail, md.fixed_line, md.mobile]
+        tables.append((region, f"^(?:{md.leading_digits})" if md.leading_digits else None, desc(md.general_desc),
+                       tuple(t for t in (desc(k) for k in kinds) if t is not None)))
+    return tuple(tables)
+
+
+def nanp_valid(national: Any) -> Any:
+    """``phonenumbers.is_valid_number`` for +1 numbers, vectorized with RE2 over their metadata.
+
+    Args:
+        national: pyarrow string array of 10-digit national numbers (country code 1).
+
+    Returns:
+        numpy bool array. Same rule as phonenumbers: the first region of country code 1 whose
+        leading digits match (or, without leading digits, whose number types match) is the
+        number's region, and the number is valid if it is a known type there.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def matches(values: Any, d: tuple | None) -> Any:
+        if d is None or not len(values):
+            return np.zeros(len(values), dtype=bool)
+        possible, pattern = d
+        ok = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
+        if possible:
+            ok &= np.isin(pc.utf8_length(values).to_numpy(zero_copy_only=False), possible)
+        return ok
+
+    def known_type(values: Any, general: tuple | None, kinds: tuple) -> Any:
+        ok = matches(values, general)
+        idx = np.flatnonzero(ok)
+        if len(idx):
+            sub = values.take(pa.array(idx))
+            ok[idx] = np.logical_or.reduce([matches(sub, k) for k in kinds]) if kinds else False
+        return ok
+
+    n = len(national)
+    valid = np.zeros(n, dtype=bool)
+    undecided = np.ones(n, dtype=bool)
+    for _region, leading, general, kinds in _nanp_tables():
+        cand = np.flatnonzero(undecided)
+        if not len(cand):
+            break
+        sub = national.take(pa.array(cand))
+        if leading:
+            chosen = cand[pc.match_substring_regex(sub, leading).to_numpy(zero_copy_only=False)]
+            if len(chosen):
+                valid[chosen] = known_type(national.take(pa.array(chosen)), general, kinds)
+                undecided[chosen] = False
+        else:
+            ok = cand[known_type(sub, general, kinds)]
+            valid[ok] = True
+            undecided[ok] = False
+    return valid
 
 
 def _offline_email_recognizer(base: type) -> type:
@@ -424,5 +600,9 @@ def _offline_email_recognizer(base: type) -> type:
         def validate_result(self, pattern_text: str) -> bool:
             # tldextract drops the user part itself; caching on the domain makes whole columns cheap.
             return has_fqdn(pattern_text.rpartition("@")[2])
+
+        @staticmethod
+        def domain_valid(domain: str) -> bool:
+            return has_fqdn(domain)
 
     return OfflineEmailRecognizer

@@ -230,7 +230,7 @@ def _redact_column(arr: pa.Array, plan: Any, entities: set[str], detector: Any, 
     if not changes:
         if rewriter.method == "drop":
             return arr, 0
-        return as_strings(arr), 0
+        return as_strings(arr, plan.name), 0
     if rewriter.method == "drop":
         import numpy as np
         import pyarrow.compute as pc
@@ -238,7 +238,7 @@ def _redact_column(arr: pa.Array, plan: Any, entities: set[str], detector: Any, 
         mask = np.zeros(len(arr), dtype=bool)
         mask[list(changes)] = True
         return pc.if_else(pa.array(mask), pa.nulls(len(arr), type=arr.type), arr), len(changes)
-    values = as_strings(arr).to_pylist()
+    values = as_strings(arr, plan.name).to_pylist()
     for i, new in changes.items():
         values[i] = new
     return pa.array(values, type=pa.string()), len(changes)

@@ -8,7 +8,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from pydantic import ValidationError
 
 from airflow_aisec.core.gate import run_check
 from airflow_aisec.core.pii import Classification, LevelRule, PiiPolicy, check_pii, scan_table

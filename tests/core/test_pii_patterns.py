@@ -179,3 +179,52 @@ def test_candidates_are_never_stricter_than_presidio(detector):
                 if not masks[r.entity_type][i]:
                     missed.append((i, r.entity_type))
     assert missed == []
+
+
+def test_bulk_decisions_equal_presidio_one_by_one(detector):
+    """Whole-cell values decided in bulk (e-mail, IBAN, digits/Luhn, passports, +1 phones) get exactly the
+    entities the one-by-one Presidio path gives them, in plain and in hinted columns."""
+    import numpy as np
+
+    from airflow_aisec.core.pii import ChecksumTally, build_plan, iter_column_detections
+    from airflow_aisec.core.pii_patterns import luhn_valid, nanp_valid
+
+    rng = random.Random(11)
+    values = ["jane.roe@example.com", "x_y+z@mail.example.co.uk", "bad@domain.invalidtld", "a@b", "ok@localhost",
+              "DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "DE89 3704 0044 0532 0130 01",
+              "GB82WEST12345698765432", "A12345678", "a12345678", "912345678", "(212) 555-0147", "212-555-0147",
+              "+1 212 555 0147", "1-212-555-0147", "2125550147", "(123) 456-7890", "555-555-5555", "+44 20 7946 0958"]
+    for _ in range(150):
+        n = rng.choice([8, 9, 12, 13, 15, 16, 17])
+        values.append(str(rng.choice([1, 3, 4, 5, 6, 7, 57])) + "".join(str(rng.randint(0, 9)) for _ in range(n - 1)))
+        values.append(luhn_complete(str(rng.choice([4, 51, 6011, 37])), rng.choice([13, 15, 16])))
+        values.append(f"({rng.randint(200, 999)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}")
+    arr = pa.array(values)
+    schema = pa.schema([pa.field(c, pa.string()) for c in ("notes", "bank_account", "passport_no", "mobile")])
+    for plan in build_plan(detector, schema.names, schema):
+        tally = ChecksumTally()
+        bulk = {i: cell.entities for i, _t, cell in iter_column_detections(arr, plan, detector, tally=tally)}
+        one_by_one, candidates, valid = {}, 0, 0
+        masks = {e: pc.match_substring_regex(arr, rx).to_pylist() for e, rx in plan.regexes.items()}
+        for i, text in enumerate(values):
+            ents = [e for e in plan.regexes if masks[e][i]]
+            if not ents:
+                continue
+            cell = detector.detect(text, ents, plan.hinted)
+            if cell.entities:
+                one_by_one[i] = cell.entities
+            # digit groups inside a valid IBAN are by-products: the bulk path does not count them
+            if "CREDIT_CARD" in cell.checksum_candidates and "IBAN_CODE" not in cell.entities:
+                candidates += 1
+                valid += "CREDIT_CARD" in cell.entities
+        assert bulk == one_by_one, plan.name
+        assert tally.get("CREDIT_CARD", [0, 0]) == [candidates, valid], plan.name
+    # the vectorized checks themselves
+    cards = [luhn_complete("4", 16), luhn_invalid(luhn_complete("4", 16)), luhn_complete("37", 15)]
+    assert luhn_valid(cards).tolist() == [True, False, True]
+    import phonenumbers
+
+    numbers = [str(rng.randint(2000000000, 9999999999)) for _ in range(3000)]
+    expected = [phonenumbers.is_valid_number(phonenumbers.parse("+1" + x)) for x in numbers]
+    assert nanp_valid(pa.array(numbers)).tolist() == expected
+    assert np.asarray(expected).any() and not np.asarray(expected).all()

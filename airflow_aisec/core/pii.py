@@ -652,6 +652,10 @@ def sniff_format(path: Path, fmt: str, uri: str) -> None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(65536)
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 4))
+            tail = fh.read(4)
     except OSError as exc:
         raise InputDataError(f"{uri}: cannot read the file ({type(exc).__name__})") from None
     if not head:
@@ -661,8 +665,11 @@ def sniff_format(path: Path, fmt: str, uri: str) -> None:
             raise InputDataError(f"{uri}: the file is Parquet, not CSV")
         if b"\x00" in head:
             raise InputDataError(f"{uri}: binary data, not a CSV table")
-    elif fmt == "parquet" and not head.startswith(b"PAR1"):
-        raise InputDataError(f"{uri}: not a Parquet file (no Parquet magic bytes)")
+    elif fmt == "parquet":
+        if not head.startswith(b"PAR1"):
+            raise InputDataError(f"{uri}: not a Parquet file (no Parquet magic bytes)")
+        if size < 12 or tail != b"PAR1":
+            raise InputDataError(f"{uri}: the Parquet file is truncated (no footer)")
 
 
 def open_for_scan(path: Path, fmt: str, uri: str):

@@ -52,6 +52,7 @@ def test_scan_exit_codes_and_json(aisec_cli, data, tmp_path):
         ("email", "EMAIL_ADDRESS"), ("notes", "US_SSN")}
     assert result["metrics"]["classification"] == "public"
     assert result["metrics"]["scan"]["mode"] == "full"
+    assert bad.stderr.strip() == ""  # no traceback, no tldextract download attempt, no library noise
     no_leak(bad.stdout, bad.stderr)
 
     # declared level: e-mail allowed internally, the SSN is not

@@ -353,3 +353,43 @@ def test_unreachable_s3_is_retryable():
     run = run_check("pii", loaded, lambda: check_pii("s3://b/k.parquet", loaded, s3_client=client))
     assert run.result.verdict == "error" and run.result.error.retryable
     assert isinstance(run.exception, ServiceUnavailableError)
+
+
+# --- optional NLP model (PERSON / LOCATION) -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_spacy_model(tmp_path_factory):
+    """A local spaCy pipeline (rule-based NER) standing in for a user-installed model: nothing is downloaded."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PERSON", "pattern": [{"LOWER": "alice"}, {"LOWER": "zqwerty"}]},
+                        {"label": "GPE", "pattern": "Springfield"}])
+    path = tmp_path_factory.mktemp("model") / "tiny_ner"
+    nlp.to_disk(path)
+    return path
+
+
+def test_nlp_entities_with_a_local_model(tmp_path, tiny_spacy_model):
+    path = tmp_path / "names.parquet"
+    pq.write_table(pa.table({"note": ["met Alice Zqwerty in Springfield", "nothing here", "ok"]}), path)
+    outcome = check_pii(str(path), policy(nlp={"enabled": True, "model": str(tiny_spacy_model)}))
+    assert {(f.location["entity"], tuple(f.location["rows"])) for f in outcome.findings} == {
+        ("PERSON", (0,)), ("LOCATION", (0,))}
+    assert outcome.metrics["nlp"]["enabled"] is True and "PERSON" in outcome.metrics["entities_checked"]
+    assert "Zqwerty" not in json.dumps(outcome.model_dump(mode="json"))
+    # off by default: no name is a finding
+    assert check_pii(str(path), policy()).findings == []
+
+
+def test_nlp_model_that_is_not_installed_is_refused_never_downloaded(tmp_path, monkeypatch):
+    import spacy.cli
+
+    def no_download(*_a, **_k):
+        raise AssertionError("a model download was attempted")
+
+    monkeypatch.setattr(spacy.cli, "download", no_download)
+    path = tmp_path / "names.parquet"
+    pq.write_table(pa.table({"note": ["hello"]}), path)
+    with pytest.raises(ConfigurationError, match="never downloaded"):
+        check_pii(str(path), policy(nlp={"enabled": True, "model": "en_core_web_lg"}))

@@ -228,3 +228,16 @@ def test_bulk_decisions_equal_presidio_one_by_one(detector):
     expected = [phonenumbers.is_valid_number(phonenumbers.parse("+1" + x)) for x in numbers]
     assert nanp_valid(pa.array(numbers)).tolist() == expected
     assert np.asarray(expected).any() and not np.asarray(expected).all()
+
+
+def test_email_validation_never_touches_the_network(monkeypatch):
+    """Presidio's e-mail validator would fetch the public-suffix list; the gate uses the bundled snapshot."""
+    import requests
+
+    def no_network(*_a, **_k):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(requests.Session, "send", no_network)
+    d = Detector(["EMAIL_ADDRESS"])
+    assert d.detect("mail jane.roe@example.co.uk now", ["EMAIL_ADDRESS"]).entities == {"EMAIL_ADDRESS"}
+    assert d.detect("x@host.invalidtld", ["EMAIL_ADDRESS"]).entities == set()

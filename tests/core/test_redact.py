@@ -226,3 +226,33 @@ def test_s3_to_s3_redaction(s3_server, src):
     assert check_pii("s3://redact-clean/people.parquet", pol(), s3_client=client).findings == []
     for value in PLANTED:
         assert value.encode() not in body
+
+
+def test_redaction_scans_every_row_even_when_the_gate_samples(src, tmp_path):
+    sampled = PiiPolicy.model_validate({
+        "levels": {"public": {"forbidden": ["*"]}},
+        "scan": {"mode": "sample", "sample_size": 5, "seed": 1, "batch_rows": 16},
+    })
+    out = tmp_path / "all.parquet"
+    outcome = redact_table(str(src), str(out), sampled)
+    assert outcome.metrics["redaction"]["rows"] == 60
+    assert outcome.metrics["output_scan"]["scan"]["mode"] == "full"
+    assert outcome.metrics["redaction"]["columns"]["email"]["cells"] == 60
+    assert_no_planted(text_of(out))
+
+
+def test_names_are_redacted_with_a_local_nlp_model(tmp_path):
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "PERSON", "pattern": [{"LOWER": "alice"},
+                                                                               {"LOWER": "zqwerty"}]}])
+    model = tmp_path / "model"
+    nlp.to_disk(model)
+    src = tmp_path / "names.csv"
+    src.write_text("id,note\n1,call Alice Zqwerty today\n2,nothing\n")
+    out = tmp_path / "names_out.csv"
+    settings = PiiPolicy.model_validate({"nlp": {"enabled": True, "model": str(model)}})
+    outcome = redact_table(str(src), str(out), settings)
+    assert outcome.findings == []
+    assert "Zqwerty" not in out.read_text() and "<PERSON>" in out.read_text()

@@ -647,6 +647,9 @@ class NlpScanner:
 # -------------------------------------------------------------------------------------------------
 # Opening tables
 # -------------------------------------------------------------------------------------------------
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")
+
+
 def sniff_format(path: Path, fmt: str, uri: str) -> None:
     """Refuse a file whose bytes contradict its format (a Parquet file named .csv, binary junk)."""
     try:
@@ -660,6 +663,8 @@ def sniff_format(path: Path, fmt: str, uri: str) -> None:
         raise InputDataError(f"{uri}: cannot read the file ({type(exc).__name__})") from None
     if not head:
         raise InputDataError(f"{uri}: the file is empty")
+    if str(uri).lower().endswith(COMPRESSED_SUFFIXES):
+        return  # compressed CSV: pyarrow decompresses it by extension and reports what it cannot read
     if fmt == "csv":
         if head.startswith(b"PAR1"):
             raise InputDataError(f"{uri}: the file is Parquet, not CSV")

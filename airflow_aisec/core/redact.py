@@ -197,13 +197,28 @@ def _same_target(src: str, dst: str) -> bool:
     return a.resolve() == b.resolve()
 
 
-def _writer(path: Path, fmt: str, schema: pa.Schema):
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
+class _Writer:
+    """Parquet or CSV writer; CSV is compressed when the output name ends in .gz / .bz2 / .zst."""
 
-    if fmt == "parquet":
-        return pq.ParquetWriter(str(path), schema)
-    return pacsv.CSVWriter(str(path), schema)
+    def __init__(self, path: Path, fmt: str, schema: pa.Schema) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        self._stream = None
+        if fmt == "parquet":
+            self._writer = pq.ParquetWriter(str(path), schema)
+        else:
+            self._stream = pa.output_stream(str(path), compression="detect")
+            self._writer = pacsv.CSVWriter(self._stream, schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write(batch)
+
+    def close(self) -> None:
+        self._writer.close()
+        if self._stream is not None:
+            self._stream.close()
 
 
 def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: str) -> pa.Schema:
@@ -313,7 +328,8 @@ def redact_table(
         out_dir = None if is_s3_uri(dst) else Path(dst).resolve().parent
         if out_dir is not None and not out_dir.is_dir():
             raise InputDataError(f"output directory does not exist: {out_dir}")
-        fd, tmp_name = tempfile.mkstemp(prefix=".aisec-redact-", suffix=f".{out_fmt}", dir=out_dir)
+        suffix = "".join(Path(dst.split("/")[-1]).suffixes[-2:]) or f".{out_fmt}"
+        fd, tmp_name = tempfile.mkstemp(prefix=".aisec-redact-", suffix=suffix, dir=out_dir)
         os.close(fd)
         tmp = Path(tmp_name)
         published = False
@@ -325,7 +341,7 @@ def redact_table(
                 out_schema = _output_schema(schema, targets, settings.method)
                 nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
                 plans = {p.name: p for p in build_plan(detector, list(targets), schema)}
-                writer = _writer(tmp, out_fmt, out_schema)
+                writer = _Writer(tmp, out_fmt, out_schema)
                 try:
                     for batch, _rows in iter_rows(dataset, schema.names, batch_rows=section.scan.batch_rows,
                                                   uri=src):

@@ -256,3 +256,17 @@ def test_names_are_redacted_with_a_local_nlp_model(tmp_path):
     outcome = redact_table(str(src), str(out), settings)
     assert outcome.findings == []
     assert "Zqwerty" not in out.read_text() and "<PERSON>" in out.read_text()
+
+
+def test_compressed_csv_in_and_out(tmp_path):
+    import gzip
+
+    src = tmp_path / "people.csv.gz"
+    with gzip.open(src, "wt") as fh:
+        fh.write("id,notes\n1,ssn 372-81-4409 noted\n2,fine\n")
+    assert {f.location["entity"] for f in check_pii(str(src), pol()).findings} == {"US_SSN"}
+    out = tmp_path / "clean.csv.gz"
+    outcome = redact_table(str(src), str(out), pol())
+    assert outcome.findings == [] and out.exists()
+    text = gzip.decompress(out.read_bytes()).decode()
+    assert "<US_SSN>" in text and "372-81-4409" not in text

@@ -216,3 +216,16 @@ def test_redaction_s3_to_s3(run_dag, setup, s3_server, vault_conn):
     local = setup["tmp"] / "from_s3.parquet"
     local.write_bytes(body)
     assert_no_leak(json.dumps(pq.read_table(local).to_pylist()))
+
+
+def test_redaction_without_a_vault_connection_fails_closed(run_dag, setup, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_VAULT_DEFAULT", raising=False)
+    output = setup["tmp"] / "nokey.parquet"
+    out = run_dag(dag_source(setup, "pii_redact_nokey", "PiiRedactOperator",
+                             f"data={str(setup['dirty'])!r}, output_uri={str(output)!r}, "
+                             "vault_conn_id='vault_missing'"), "pii_redact_nokey")
+    assert out.task_states == {"pii": "failed", "train": "upstream_failed"}
+    result = out.xcom("pii")
+    assert result["verdict"] == "error" and result["error"]["type"] == "ConfigurationError"
+    assert "vault_missing" in result["error"]["message"]
+    assert not output.exists()

@@ -12,6 +12,32 @@ def get_provider_info() -> dict:
         "description": "Policy-driven security gates for AI/ML pipelines: source validation, PII, "
         "Vault secrets, model signing, unsafe model files, bias, drift and a tamper-evident audit trail.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "AI Security Gates",
+                "external-doc-url": "https://github.com/airflow-aisec/airflow-aisec",
+                "tags": ["security"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "AI Security Gates",
+                "python-modules": [
+                    "airflow_aisec.operators.approval",
+                    "airflow_aisec.operators.bias",
+                    "airflow_aisec.operators.drift",
+                    "airflow_aisec.operators.model_scan",
+                    "airflow_aisec.operators.pii",
+                    "airflow_aisec.operators.secrets",
+                    "airflow_aisec.operators.signing",
+                    "airflow_aisec.operators.source",
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": "AI Security Gates", "python-modules": ["airflow_aisec.sensors.signing"]}
+        ],
+        "hooks": [{"integration-name": "AI Security Gates", "python-modules": ["airflow_aisec.hooks.vault"]}],
         "plugins": [{"name": "aisec", "plugin-class": "airflow_aisec.plugins.aisec_plugin.AisecPlugin"}],
         "extra-links": ["airflow_aisec.operators.links.AisecGateResultLink"],
         "config": {
@@ -40,6 +66,15 @@ def get_provider_info() -> dict:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "/data/aisec-reports,s3://reports-bucket/aisec",
+                        "default": "",
+                    },
+                    "platform_policy": {
+                        "description": "Policy file whose 'platform' section the cluster policy enforces "
+                        "while DAGs are parsed. Empty: no platform enforcement. Set but unusable: every DAG "
+                        "fails to load (fail closed).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/policies/strict.yaml",
                         "default": "",
                     },
                     "evidence_aws_conn_id": {

@@ -161,6 +161,10 @@ class EvidenceStore(abc.ABC):
                     return EvidenceRef(location=self.location, seq=seq + 1, name=name, sha256=digest)
         raise EvidenceChainError(f"could not append after {MAX_APPEND_ATTEMPTS} attempts (contention)")
 
+    def read_record(self, name: str) -> bytes | None:
+        """Raw bytes of one record (e.g. to check an XCom-anchored digest), or None when absent."""
+        return self._read(name)
+
     def read_records(self) -> list[dict[str, Any]]:
         """All records, parsed, in order (does not verify; call :meth:`verify` for that)."""
         out = []

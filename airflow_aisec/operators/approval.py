@@ -165,7 +165,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
         try:
             store = self._store(str(ref["location"]))
             # One record by name; the store's chain methods read every record.
-            data = store._read(str(ref["name"]))
+            data = store.read_record(str(ref["name"]))
         except (KeyError, TypeError):
             raise self._fail("the gate's evidence reference is malformed") from None
         except AisecError as exc:

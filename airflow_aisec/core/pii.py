@@ -412,14 +412,77 @@ class ChecksumTally(dict):
         slot[1] += int(valid)
 
 
-def iter_column_detections(
+#: Scores of whole-cell matches decided in bulk (what Presidio's patterns, validators and context give them).
+_BULK_SCORES = {"EMAIL_ADDRESS": 1.0, "IBAN_CODE": 1.0, "CREDIT_CARD": 1.0, "US_BANK_NUMBER": 0.4,
+                "US_PASSPORT": 0.4, "PHONE_NUMBER": 0.4}
+
+
+@dataclass
+class ColumnDetections:
+    """Detections in one column of one batch.
+
+    Attributes:
+        bulk: Per entity, batch indices of cells that the entity fills entirely (decided in bulk).
+        cells: Cells checked one by one (and NLP hits): batch index -> (text, result).
+        strings: The column as text (for the bulk cells' text, fetched only when asked for).
+    """
+
+    bulk: dict[str, Any]
+    cells: dict[int, tuple[str, CellResult]]
+    strings: Any
+
+    def hits(self) -> dict[str, Any]:
+        """Per entity, sorted batch indices of the cells carrying it."""
+        import numpy as np
+
+        singles: dict[str, list[int]] = {}
+        for i, (_text, cell) in self.cells.items():
+            for entity in {m.entity for m in cell.matches}:
+                singles.setdefault(entity, []).append(i)
+        out = {}
+        for entity in set(self.bulk) | set(singles):
+            parts = [np.asarray(self.bulk.get(entity, ()), dtype=np.int64),
+                     np.asarray(singles.get(entity, ()), dtype=np.int64)]
+            merged = np.unique(np.concatenate(parts))
+            if len(merged):
+                out[entity] = merged
+        return out
+
+    def iter_cells(self) -> Iterator[tuple[int, str, CellResult]]:
+        """``(batch index, text, result)`` for every cell with matches, in row order."""
+        import pyarrow as pa
+
+        from airflow_aisec.core.pii_patterns import CellResult, Match
+
+        per_cell: dict[int, list[str]] = {}
+        for entity, ix in self.bulk.items():
+            for i in ix.tolist():
+                per_cell.setdefault(i, []).append(entity)
+        texts = {}
+        if per_cell:
+            wanted = sorted(per_cell)
+            texts = dict(zip(wanted, self.strings.take(pa.array(wanted, pa.int64())).to_pylist()))
+        for i in sorted(set(per_cell) | set(self.cells)):
+            if i in self.cells:
+                text, cell = self.cells[i]
+                if i in per_cell:
+                    cell = CellResult(matches=_merge(cell.matches, [Match(e, 0, len(text), _BULK_SCORES[e])
+                                                                    for e in per_cell[i]]))
+            else:
+                text = texts[i]
+                cell = CellResult(matches=[Match(e, 0, len(text), _BULK_SCORES[e]) for e in per_cell[i]])
+            if cell.matches:
+                yield i, text, cell
+
+
+def detect_column(
     arr: pa.Array,
     plan: ColumnPlan,
     detector: Detector,
     nlp: NlpScanner | None = None,
     tally: ChecksumTally | None = None,
-) -> Iterator[tuple[int, str, CellResult]]:
-    """Detections in one column of one batch: ``(index in batch, cell text, result)`` for cells with matches.
+) -> ColumnDetections:
+    """Find the entities in one column of one batch.
 
     RE2 selects candidate cells over the whole column. Whole-cell values whose Presidio
     verdict follows from their shape are decided in bulk (:func:`_decide_in_bulk`); only the
@@ -427,13 +490,15 @@ def iter_column_detections(
     passes (for the chance correction).
     """
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from airflow_aisec.core.pii_patterns import CellResult
 
     tally = ChecksumTally() if tally is None else tally
     strings = as_strings(arr, plan.name)
-    found: dict[int, tuple[str, CellResult]] = {}
+    bulk: dict[str, Any] = {}
+    cells: dict[int, tuple[str, CellResult]] = {}
     if plan.union:
         union = pc.fill_null(pc.match_substring_regex(strings, plan.union), False)
         idx = pc.indices_nonzero(union)
@@ -443,26 +508,36 @@ def iter_column_detections(
             masks = np.vstack([
                 pc.match_substring_regex(sub, plan.regexes[e]).to_numpy(zero_copy_only=False) for e in order
             ])
-            texts = sub.to_pylist()
-            positions = idx.to_numpy()
-            decided, done = _decide_in_bulk(sub, texts, order, masks, plan, detector, tally)
-            for j, cell in decided.items():
-                found[int(positions[j])] = (texts[j], cell)
-            for j in np.flatnonzero(masks.any(axis=0) & ~done):
-                text = texts[j]
-                cell = detector.detect(text, [order[k] for k in np.flatnonzero(masks[:, j])], plan.hinted)
-                for entity in cell.checksum_candidates:
-                    tally.add(entity, 1, entity in cell.entities)
-                if cell.matches:
-                    found[int(positions[j])] = (text, cell)
+            positions = idx.to_numpy().astype(np.int64)
+            decided, done = _decide_in_bulk(sub, order, masks, plan, detector, tally)
+            bulk = {e: positions[j] for e, j in decided.items()}
+            one_by_one = np.flatnonzero(masks.any(axis=0) & ~done)
+            if len(one_by_one):
+                texts = sub.take(pa.array(one_by_one)).to_pylist()
+                for j, text in zip(one_by_one.tolist(), texts):
+                    cell = detector.detect(text, [order[k] for k in np.flatnonzero(masks[:, j])], plan.hinted)
+                    for entity in cell.checksum_candidates:
+                        tally.add(entity, 1, entity in cell.entities)
+                    if cell.matches:
+                        cells[int(positions[j])] = (text, cell)
     if nlp is not None:
         for i, text, matches in nlp.detect_array(strings):
-            if i in found:
-                found[i][1].matches = _merge(found[i][1].matches, matches)
+            if i in cells:
+                cells[i][1].matches = _merge(cells[i][1].matches, matches)
             else:
-                found[i] = (text, CellResult(matches=list(matches)))
-    for i in sorted(found):
-        yield i, found[i][0], found[i][1]
+                cells[i] = (text, CellResult(matches=list(matches)))
+    return ColumnDetections(bulk=bulk, cells=cells, strings=strings)
+
+
+def iter_column_detections(
+    arr: pa.Array,
+    plan: ColumnPlan,
+    detector: Detector,
+    nlp: NlpScanner | None = None,
+    tally: ChecksumTally | None = None,
+) -> Iterator[tuple[int, str, CellResult]]:
+    """``(index in batch, cell text, result)`` for the cells of one column with matches (see :func:`detect_column`)."""
+    yield from detect_column(arr, plan, detector, nlp, tally).iter_cells()
 
 
 # Whole-cell shapes whose Presidio result is known without running its regexes cell by cell.
@@ -477,8 +552,8 @@ _WHOLE_NANP = r"^(?:\+1[ .-]?|1[ .-])?(?:\([2-9][0-9]{2}\)|[2-9][0-9]{2})[ .-]?[
 _WHOLE_IBAN = r"^[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?$"
 
 
-def _decide_in_bulk(sub: pa.Array, texts: list, order: list[str], masks: Any, plan: ColumnPlan,
-                    detector: Detector, tally: ChecksumTally) -> tuple[dict[int, CellResult], Any]:
+def _decide_in_bulk(sub: pa.Array, order: list[str], masks: Any, plan: ColumnPlan,
+                    detector: Detector, tally: ChecksumTally) -> tuple[dict[str, Any], Any]:
     """Presidio's verdict for whole-cell values of a known shape, computed for many cells at once.
 
     * an e-mail address filling the cell: Presidio's e-mail pattern matches all of it and its
@@ -488,56 +563,67 @@ def _decide_in_bulk(sub: pa.Array, texts: list, order: list[str], masks: Any, pl
       cell that passes its ``validate_result`` (mod 97 and the country's format) is one IBAN
       (digit groups inside it would be by-products);
     * a digit string filling the cell: Presidio's card pattern matches it whole exactly when it
-      has 13-17 digits, starts with 1, 3, 4, 50-55 or 6 and is not 13 digits starting with 1; the card
-      then stands or falls with Luhn (vectorized here). Bank account (8-17 digits) and passport
+      has 13-17 digits, starts with 1, 3, 4, 50-55 or 6 and is not 13 digits starting with 1; the
+      card then stands or falls with Luhn (vectorized). Bank account (8-17 digits) and passport
       (9 digits, or a letter and 8 digits) readings are Presidio's very weak patterns: accepted
-      exactly when the column name gives them context (a bare number has no words around it).
+      exactly when the column name gives them context (a bare number has no words around it);
+    * a North American number filling the cell: Presidio's first phone region (US) parses it to
+      country code 1 and its 10 digits, and phonenumbers' validity for +1 is evaluated in bulk
+      from its metadata (:func:`~airflow_aisec.core.pii_patterns.nanp_valid`); invalid ones go
+      one by one (another region may still accept them).
 
     Cells that need anything else (an SSN or phone reading of digits, an invalid domain or
     checksum, other candidates) are left to :meth:`Detector.detect`.
 
     Returns:
-        Decided cells that have matches, and a mask of every decided cell (with or without matches).
+        Per entity, the indices (into ``sub``) of cells it fills entirely; and a mask of every
+        decided cell (with or without an entity).
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from airflow_aisec.core.pii_patterns import CellResult, Match, luhn_valid, nanp_valid
+    from airflow_aisec.core.pii_patterns import luhn_valid_arrow, nanp_valid
 
-    out: dict[int, CellResult] = {}
-    n = len(texts)
+    out: dict[str, list] = {}
+    n = len(sub)
     done = np.zeros(n, dtype=bool)
     k = {e: i for i, e in enumerate(order)}
     any_cand = masks.any(axis=0)
+    lengths = pc.utf8_length(sub).to_numpy(zero_copy_only=False)
 
     def others(allowed: set[str]):
         rest = [masks[i] for e, i in k.items() if e not in allowed]
         return np.logical_or.reduce(rest) if rest else np.zeros(n, dtype=bool)
 
     def shape(regex: str, sel):
-        if sel.any():
-            sel = sel & pc.match_substring_regex(sub, regex).to_numpy(zero_copy_only=False)
-        return sel
-
-    if "EMAIL_ADDRESS" in k:
-        sel = shape(_WHOLE_EMAIL, masks[k["EMAIL_ADDRESS"]] & ~others({"EMAIL_ADDRESS", "URL"}))
         idx = np.flatnonzero(sel)
         if len(idx):
-            domains = [texts[j].rpartition("@")[2] for j in idx]
-            valid = {d: detector.email_domain_valid(d) for d in set(domains)}
-            for j, d in zip(idx, domains):
-                if valid[d]:
-                    out[int(j)] = CellResult(matches=[Match("EMAIL_ADDRESS", 0, len(texts[j]), 1.0)])
-                    done[j] = True
+            ok = pc.match_substring_regex(sub.take(pa.array(idx)), regex).to_numpy(zero_copy_only=False)
+            sel = np.zeros(n, dtype=bool)
+            sel[idx[ok]] = True
+        return sel
+
+    def accept(entity: str, idx) -> None:
+        out.setdefault(entity, []).append(np.asarray(idx, dtype=np.int64))
+
+    if "EMAIL_ADDRESS" in k:
+        idx = np.flatnonzero(shape(_WHOLE_EMAIL, masks[k["EMAIL_ADDRESS"]] & ~others({"EMAIL_ADDRESS", "URL"})))
+        if len(idx):
+            domains = pc.utf8_lower(pc.extract_regex(sub.take(pa.array(idx)), r"@(?P<d>[^@]+)$").field("d"))
+            unique = pc.unique(domains).to_pylist()
+            good = pa.array([d for d in unique if detector.email_domain_valid(d)], pa.string())
+            ok = pc.is_in(domains, value_set=good).to_numpy(zero_copy_only=False)
+            accept("EMAIL_ADDRESS", idx[ok])
+            done[idx[ok]] = True
 
     if "IBAN_CODE" in k:
         inner = {"IBAN_CODE", "CREDIT_CARD", "PHONE_NUMBER", "US_BANK_NUMBER", "US_PASSPORT", "US_SSN"}
-        sel = shape(_WHOLE_IBAN, masks[k["IBAN_CODE"]] & ~others(inner))
-        for j in np.flatnonzero(sel):
-            if detector.iban_valid(texts[j]):
-                out[int(j)] = CellResult(matches=[Match("IBAN_CODE", 0, len(texts[j]), 1.0)])
-                done[j] = True
+        idx = np.flatnonzero(shape(_WHOLE_IBAN, masks[k["IBAN_CODE"]] & ~others(inner)))
+        if len(idx):
+            ok = np.array([detector.iban_valid(t) for t in sub.take(pa.array(idx)).to_pylist()], dtype=bool)
+            accept("IBAN_CODE", idx[ok])
+            done[idx[ok]] = True
 
     bulk_digit = {"CREDIT_CARD", "US_BANK_NUMBER", "US_PASSPORT"}
     if k.keys() & bulk_digit:
@@ -545,55 +631,38 @@ def _decide_in_bulk(sub: pa.Array, texts: list, order: list[str], masks: Any, pl
         idx = np.flatnonzero(sel)
         if len(idx):
             done[idx] = True
-            card = np.zeros(len(idx), dtype=bool)
+            luhn = np.zeros(n, dtype=bool)
             if "CREDIT_CARD" in k:
-                card = masks[k["CREDIT_CARD"]][idx] & shape(_WHOLE_CARD_SHAPE, sel)[idx]
-            luhn = np.zeros(len(idx), dtype=bool)
-            if card.any():
-                luhn[card] = luhn_valid([texts[j] for j in idx[card]])
-            if card.any():
-                tally.add("CREDIT_CARD", card.sum(), luhn.sum())
-            lengths = np.fromiter((len(texts[j]) for j in idx), dtype=np.int64, count=len(idx))
-            bank = (masks[k["US_BANK_NUMBER"]][idx] if "US_BANK_NUMBER" in k and "US_BANK_NUMBER" in plan.hinted
-                    else np.zeros(len(idx), dtype=bool))
-            passport = (masks[k["US_PASSPORT"]][idx] & (lengths == 9)
-                        if "US_PASSPORT" in k and "US_PASSPORT" in plan.hinted else np.zeros(len(idx), dtype=bool))
-            for pos in np.flatnonzero(luhn | bank | passport):
-                j, size = int(idx[pos]), int(lengths[pos])
-                cell = CellResult()
-                if luhn[pos]:
-                    cell.matches.append(Match("CREDIT_CARD", 0, size, 1.0))
-                if bank[pos]:
-                    cell.matches.append(Match("US_BANK_NUMBER", 0, size, 0.4))
-                if passport[pos]:
-                    cell.matches.append(Match("US_PASSPORT", 0, size, 0.4))
-                out[j] = cell
+                card = shape(_WHOLE_CARD_SHAPE, sel & masks[k["CREDIT_CARD"]])
+                card_idx = np.flatnonzero(card)
+                if len(card_idx):
+                    luhn[card_idx] = luhn_valid_arrow(sub.take(pa.array(card_idx)))
+                    tally.add("CREDIT_CARD", len(card_idx), luhn.sum())
+            bank = (sel & masks[k["US_BANK_NUMBER"]] if "US_BANK_NUMBER" in k and "US_BANK_NUMBER" in plan.hinted
+                    else np.zeros(n, dtype=bool))
+            passport = (sel & masks[k["US_PASSPORT"]] & (lengths == 9)
+                        if "US_PASSPORT" in k and "US_PASSPORT" in plan.hinted else np.zeros(n, dtype=bool))
+            accept("CREDIT_CARD", np.flatnonzero(luhn))
+            accept("US_BANK_NUMBER", np.flatnonzero(bank))
+            accept("US_PASSPORT", np.flatnonzero(passport))
 
     if "PHONE_NUMBER" in k:
-        # A North American number filling the cell: Presidio's first region (US) parses it to
-        # country code 1 and its 10 digits; phonenumbers' validity for +1 is evaluated in bulk.
-        # Invalid ones go to the one-by-one path (another region may still accept them).
-        sel = shape(_WHOLE_NANP, masks[k["PHONE_NUMBER"]] & ~others({"PHONE_NUMBER"}) & ~done)
-        idx = np.flatnonzero(sel)
+        idx = np.flatnonzero(shape(_WHOLE_NANP, masks[k["PHONE_NUMBER"]] & ~others({"PHONE_NUMBER"}) & ~done))
         if len(idx):
             values = sub.take(pa.array(idx))
             digits = pc.utf8_slice_codeunits(pc.replace_substring_regex(values, r"[^0-9]", ""), -10)
             valid = nanp_valid(digits)
-            weak_ok = "PHONE_NUMBER" in plan.hinted
-            for pos in np.flatnonzero(valid):
-                j = int(idx[pos])
-                text = texts[j]
-                formatted = any(c in text for c in "+()-. ")
-                if formatted or weak_ok:
-                    out[j] = CellResult(matches=[Match("PHONE_NUMBER", 0, len(text), 0.4 if formatted else 0.45)])
-                done[j] = True
+            # Bare digit runs are Presidio-weak: they count only with the column name as context.
+            formatted = pc.match_substring_regex(values, r"[-+(). ]").to_numpy(zero_copy_only=False)
+            hinted = "PHONE_NUMBER" in plan.hinted
+            accept("PHONE_NUMBER", idx[valid & (formatted | hinted)])
+            done[idx[valid]] = True
 
     if "US_PASSPORT" in k and "US_PASSPORT" in plan.hinted:
-        sel = shape(_WHOLE_PASSPORT_NG, masks[k["US_PASSPORT"]] & ~others({"US_PASSPORT"}) & ~done)
-        for j in np.flatnonzero(sel):
-            out[int(j)] = CellResult(matches=[Match("US_PASSPORT", 0, len(texts[j]), 0.45)])
-            done[j] = True
-    return out, done
+        idx = np.flatnonzero(shape(_WHOLE_PASSPORT_NG, masks[k["US_PASSPORT"]] & ~others({"US_PASSPORT"}) & ~done))
+        accept("US_PASSPORT", idx)
+        done[idx] = True
+    return {e: np.unique(np.concatenate(parts)) for e, parts in out.items()}, done
 
 
 def _merge(a: list, b: list) -> list:
@@ -835,10 +904,13 @@ def scan_local(
             for plan in plans:
                 col = stats[plan.name]
                 tally = ChecksumTally()
-                for i, _text, cell in iter_column_detections(batch.column(plan.name), plan, detector, nlp, tally):
-                    position = int(rows[i])
-                    for entity in cell.entities:
-                        col.entities.setdefault(entity, EntityStats()).add(position)
+                found = detect_column(batch.column(plan.name), plan, detector, nlp, tally)
+                for entity, where in found.hits().items():
+                    st = col.entities.setdefault(entity, EntityStats())
+                    st.count += len(where)
+                    room = MAX_ROW_POSITIONS - len(st.rows)
+                    if room > 0:
+                        st.rows.extend(int(r) for r in rows[where[:room]])
                 for entity, (candidates, valid) in tally.items():
                     col.checksum_candidates[entity] = col.checksum_candidates.get(entity, 0) + candidates
                     col.checksum_valid[entity] = col.checksum_valid.get(entity, 0) + valid

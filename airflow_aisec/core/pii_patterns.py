@@ -260,10 +260,15 @@ class Detector:
         if url is not None:
             self._strong["URL"] = _url_candidate(getattr(url, "BASE_URL_REGEX", ""))
         self._skip_pattern: dict[str, Callable[[str], bool]] = {
-            # Presidio's URL patterns are huge alternations: run each only where it can match.
+            # Run each of Presidio's patterns only where it can match (a character it requires).
             "Standard Url": lambda t: "://" not in t,
             "Quoted URL": lambda t: '"' not in t and "'" not in t,
             "Quoted Non-schema URL": lambda t: '"' not in t and "'" not in t,
+            "IPv4": lambda t: "." not in t,
+            "IPv4_mapped": lambda t: "::" not in t,
+            "IPv4_embedded": lambda t: ":" not in t,
+            "IPv6": lambda t: ":" not in t,
+            "IPv6_unspecified": lambda t: "::" not in t,
         }
         self._pattern_names: dict[str, list[str]] = {
             e: [p.name for p in getattr(r, "patterns", [])] for e, r in self._recognizers.items()
@@ -314,10 +319,13 @@ class Detector:
         """
         result = CellResult()
         found: list[Match] = []
-        # Phone numbers last: digits already read as an IP, IBAN, card or SSN are not parsed again.
-        for entity in sorted(entities, key=lambda e: e == "PHONE_NUMBER"):
+        # E-mail before URL (a URL inside an address is a by-product), phone numbers last (digits
+        # already read as an IP, IBAN, card or SSN are not parsed again).
+        for entity in sorted(entities, key=_DETECT_ORDER.get):
             if entity == "PHONE_NUMBER":
                 raw = self._phone_matches(text, found, hinted)
+            elif entity == "URL" and not _text_outside(text, found, "EMAIL_ADDRESS", "."):
+                continue  # every URL match needs a '.', and one inside an address would be dropped
             elif entity == "IBAN_CODE":
                 raw = self._iban_matches(text)
             else:
@@ -362,15 +370,25 @@ class Detector:
         return bool(recognizer is not None and recognizer.validate_result(text))
 
     def _iban_matches(self, text: str) -> Iterator[tuple[int, int, float]]:
-        # The IBAN recognizer has its own matching loop (shorter-group fallback): use it as is.
+        """Presidio's ``IbanRecognizer`` matching loop (longest group first, shorter on a failed check).
+
+        Same regex, groups, order and ``validate_result`` as its ``__analyze_patterns``, without
+        building explanation objects for every attempt.
+        """
         recognizer = self._recognizers["IBAN_CODE"]
-        for _score, compiled in self._patterns["IBAN_CODE"]:
-            if compiled.search(text):
-                break
-        else:
-            return
-        for r in recognizer.analyze(text, ["IBAN_CODE"]):
-            yield r.start, r.end, float(r.score)
+        for base_score, compiled in self._patterns["IBAN_CODE"]:
+            for match in compiled.finditer(text):
+                start = match.span(0)[0]
+                for group in reversed(range(1, len(match.groups()) + 1)):
+                    end = match.span(group)[1] if match.span(group)[1] > 0 else match.span(0)[1]
+                    piece = text[start:end]
+                    if not piece:
+                        continue
+                    validation = recognizer.validate_result(piece)
+                    score = base_score if validation is None else (1.0 if validation else 0.0)
+                    if score > 0.0:
+                        yield start, end, score
+                        break
 
     def _phone_matches(self, text: str, found: Sequence[Match] = (),
                        hinted: frozenset[str] = frozenset()) -> Iterator[tuple[int, int, float]]:
@@ -446,6 +464,24 @@ class Detector:
         return tld not in _FILE_LIKE_TLDS
 
 
+_DETECT_ORDER = {e: i for i, e in enumerate(
+    ("EMAIL_ADDRESS", "URL", "IBAN_CODE", "CREDIT_CARD", "IP_ADDRESS", "US_SSN", "US_PASSPORT", "US_BANK_NUMBER",
+     "PHONE_NUMBER"))}
+
+
+def _text_outside(text: str, found: Sequence[Match], entity: str, needle: str) -> bool:
+    """Whether ``needle`` occurs in ``text`` outside the matches of ``entity`` found so far."""
+    spans = [(m.start, m.end) for m in found if m.entity == entity]
+    if not spans:
+        return needle in text
+    pos = text.find(needle)
+    while pos >= 0:
+        if not any(a <= pos < b for a, b in spans):
+            return True
+        pos = text.find(needle, pos + 1)
+    return False
+
+
 def _resolve_overlaps(found: list[Match]) -> list[Match]:
     """Keep the best reading of each stretch of text.
 
@@ -501,6 +537,26 @@ def luhn_valid(numbers: Sequence[str]) -> Any:
         idx = np.flatnonzero(lengths == length)
         raw = np.array([numbers[i] for i in idx], dtype=f"S{length}")
         digits = raw.view(np.uint8).reshape(len(idx), int(length)).astype(np.int64) - 48
+        doubled = digits[:, -2::-2] * 2
+        total = digits[:, -1::-2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
+        out[idx] = total % 10 == 0
+    return out
+
+
+def luhn_valid_arrow(values: Any) -> Any:
+    """:func:`luhn_valid` on a pyarrow array of digit strings, reading Arrow's buffers directly."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = values.cast(pa.string()) if values.type != pa.string() else values
+    out = np.zeros(len(values), dtype=bool)
+    lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        part = values.take(pa.array(idx))  # contiguous: offsets start at 0, no nulls
+        raw = np.frombuffer(part.buffers()[2], dtype=np.uint8)[: len(idx) * int(length)]
+        digits = raw.reshape(len(idx), int(length)).astype(np.int64) - 48
         doubled = digits[:, -2::-2] * 2
         total = digits[:, -1::-2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
         out[idx] = total % 10 == 0
@@ -582,20 +638,26 @@ def nanp_valid(national: Any) -> Any:
     return valid
 
 
+@functools.lru_cache(maxsize=1)
+def _suffix_extractor() -> Any:
+    """tldextract on its bundled public-suffix snapshot: never fetches the list (built once per process)."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+@functools.lru_cache(maxsize=65536)
+def has_fqdn(domain: str) -> bool:
+    """Presidio's e-mail check (``tldextract(...).fqdn != ""``) on a domain."""
+    return _suffix_extractor()(domain).fqdn != ""
+
+
 def _offline_email_recognizer(base: type) -> type:
     """Presidio's e-mail recognizer validating against tldextract's bundled suffix list.
 
     Presidio calls ``tldextract.extract``, which downloads the public-suffix list
     on first use (and logs a traceback when offline). Same check, no network.
     """
-    import tldextract
-
-    extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-    @functools.lru_cache(maxsize=65536)
-    def has_fqdn(domain: str) -> bool:
-        return extractor(domain).fqdn != ""
-
     class OfflineEmailRecognizer(base):  # type: ignore[misc, valid-type]
         def validate_result(self, pattern_text: str) -> bool:
             # tldextract drops the user part itself; caching on the domain makes whole columns cheap.

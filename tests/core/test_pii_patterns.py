@@ -241,3 +241,21 @@ def test_email_validation_never_touches_the_network(monkeypatch):
     d = Detector(["EMAIL_ADDRESS"])
     assert d.detect("mail jane.roe@example.co.uk now", ["EMAIL_ADDRESS"]).entities == {"EMAIL_ADDRESS"}
     assert d.detect("x@host.invalidtld", ["EMAIL_ADDRESS"]).entities == set()
+
+
+def test_iban_loop_matches_presidio_iban_recognizer(detector):
+    from presidio_analyzer.predefined_recognizers import IbanRecognizer
+
+    presidio = IbanRecognizer()
+    texts = ["DE89 3704 0044 0532 0130 00", "I want my deposit in DE89370400440532013000 2 days from today.",
+             "IBAN GB82 WEST 1234 5698 7654 32 X", "GB82WEST12345698765432GB82WEST12345698765432",
+             "two: DE89370400440532013000 and FR1420041010050500013M02606", "XX12 ABCD EFGH IJKL", "de89 3704 0044"]
+    for text in texts:
+        ours = sorted((s, e) for s, e, _score in detector._iban_matches(text))
+        theirs = sorted((r.start, r.end) for r in presidio.analyze(text, ["IBAN_CODE"]))
+        assert ours == theirs, text
+
+
+def test_url_next_to_an_email_is_still_found(detector):
+    assert found(detector, "mail jane.roe@example.com or visit www.example.org") == {
+        "EMAIL_ADDRESS": ["jane.roe@example.com"], "URL": ["www.example.org"]}

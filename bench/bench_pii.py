@@ -259,7 +259,7 @@ def gate_cells(path: str, policy) -> tuple[dict[str, dict[int, set[str]]], dict]
     tallies = {c: ChecksumTally() for c in COLUMNS}
     with quiet_presidio():
         dataset = open_for_scan(Path(path), "parquet", path)
-        plans = build_plan(detector, COLUMNS, dataset.schema)
+        plans = build_plan(detector, COLUMNS)
         for batch, rows in iter_rows(dataset, COLUMNS, batch_rows=policy.scan.batch_rows, uri=path):
             for plan in plans:
                 for i, _text, cell in iter_column_detections(batch.column(plan.name), plan, detector,

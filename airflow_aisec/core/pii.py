@@ -393,7 +393,7 @@ def as_strings(arr: pa.Array, column: str = "?") -> pa.Array:
         raise InputDataError(f"column '{column}' cannot be read as text ({type(exc).__name__})") from None
 
 
-def build_plan(detector: Detector, names: Sequence[str], schema: pa.Schema | None = None) -> list[ColumnPlan]:
+def build_plan(detector: Detector, names: Sequence[str]) -> list[ColumnPlan]:
     """One :class:`ColumnPlan` per column name."""
     plans = []
     for name in names:
@@ -895,7 +895,7 @@ def scan_local(
         positions = sample_positions(total, policy.scan.sample_size, policy.scan.seed) if sampled else None
         detector = detector or Detector(policy.entities, column_hints=policy.column_hints)
         nlp = NlpScanner(policy.nlp) if policy.nlp.enabled else None
-        plans = build_plan(detector, columns, dataset.schema)
+        plans = build_plan(detector, columns)
         stats = {c: ColumnStats() for c in columns}
         scanned = 0
         for batch, rows in iter_rows(dataset, columns, batch_rows=policy.scan.batch_rows, uri=uri,

@@ -340,7 +340,7 @@ def redact_table(
                 schema = dataset.schema
                 out_schema = _output_schema(schema, targets, settings.method)
                 nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
-                plans = {p.name: p for p in build_plan(detector, list(targets), schema)}
+                plans = {p.name: p for p in build_plan(detector, list(targets))}
                 writer = _Writer(tmp, out_fmt, out_schema)
                 try:
                     for batch, _rows in iter_rows(dataset, schema.names, batch_rows=section.scan.batch_rows,

@@ -201,7 +201,7 @@ def test_bulk_decisions_equal_presidio_one_by_one(detector):
         values.append(f"({rng.randint(200, 999)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}")
     arr = pa.array(values)
     schema = pa.schema([pa.field(c, pa.string()) for c in ("notes", "bank_account", "passport_no", "mobile")])
-    for plan in build_plan(detector, schema.names, schema):
+    for plan in build_plan(detector, schema.names):
         tally = ChecksumTally()
         bulk = {i: cell.entities for i, _t, cell in iter_column_detections(arr, plan, detector, tally=tally)}
         one_by_one, candidates, valid = {}, 0, 0

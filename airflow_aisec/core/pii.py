@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 GATE = "pii"
 RULE_NOT_ALLOWED = "pii.entity_not_allowed"
+RULE_NAME = "pii.entity_in_column_name"
 #: Row positions kept per (column, entity) finding.
 MAX_ROW_POSITIONS = 5
 WILDCARD = "*"
@@ -341,6 +342,12 @@ class ScanReport:
     entities: list[str]
     nlp: dict[str, Any]
     duration_s: float = 0.0
+    labels: dict[str, str] = field(default_factory=dict)
+    names_with_pii: dict[str, list[str]] = field(default_factory=dict)
+
+    def label(self, name: str) -> str:
+        """How results refer to a column: its name, or ``#<index>`` when the name itself holds PII."""
+        return self.labels.get(name, name)
 
     @property
     def cells_scanned(self) -> int:
@@ -797,6 +804,29 @@ def select_columns(policy: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[list
     return chosen, skipped
 
 
+def column_labels(detector: Detector, names: Sequence[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Columns whose *name* holds PII (a CSV without a header row makes its first row the names).
+
+    Returns:
+        ``{name: "#<index>"}`` for those columns (results never show such a name), and the
+        entities found per label.
+    """
+    import pyarrow as pa
+
+    if not names:
+        return {}, {}
+    plan = build_plan(detector, [""])[0]
+    hits = detect_column(pa.array([str(n) for n in names], pa.string()), plan, detector).hits()
+    labels: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
+    for entity, where in sorted(hits.items()):
+        for i in where.tolist():
+            label = f"#{i}"
+            labels[names[i]] = label
+            found.setdefault(label, []).append(entity)
+    return labels, found
+
+
 def sample_positions(total: int, size: int, seed: int):
     """Sorted row positions of a seeded sample without replacement (all rows when ``size >= total``)."""
     import numpy as np
@@ -894,6 +924,7 @@ def scan_local(
         sampled = policy.scan.mode == "sample" and not full
         positions = sample_positions(total, policy.scan.sample_size, policy.scan.seed) if sampled else None
         detector = detector or Detector(policy.entities, column_hints=policy.column_hints)
+        labels, names_with_pii = column_labels(detector, dataset.schema.names)
         nlp = NlpScanner(policy.nlp) if policy.nlp.enabled else None
         plans = build_plan(detector, columns)
         stats = {c: ColumnStats() for c in columns}
@@ -929,7 +960,7 @@ def scan_local(
         rows_scanned=scanned, sample_size=policy.scan.sample_size if sampled else None,
         seed=policy.scan.seed if sampled else None, columns=stats, skipped=skipped,
         entities=list(detector.entities) + (list(policy.nlp.entities) if policy.nlp.enabled else []),
-        nlp=nlp_info, duration_s=time.perf_counter() - started,
+        nlp=nlp_info, duration_s=time.perf_counter() - started, labels=labels, names_with_pii=names_with_pii,
     )
 
 
@@ -948,7 +979,20 @@ def classify(report: ScanReport, policy: PiiPolicy, classification: Classificati
     columns: dict[str, Any] = {}
     pii_columns: dict[str, list[str]] = {}
     coincidences: dict[str, Any] = {}
-    for name, col in report.columns.items():
+    for label, entities in sorted(report.names_with_pii.items()):
+        for entity in entities:
+            if not level.allows(entity):
+                findings.append(Finding(
+                    rule=RULE_NAME,
+                    severity=ENTITY_SEVERITY.get(entity, Severity.HIGH),
+                    message=(f"{subject}the name of column {label} holds {entity} (a CSV without a header "
+                             f"row?); not allowed in a '{classification.value}' dataset"),
+                    count=1,
+                    location={"uri": report.uri, "column": label, "entity": entity,
+                              "classification": classification.value},
+                ))
+    for real_name, col in report.columns.items():
+        name = report.label(real_name)
         entry: dict[str, Any] = {}
         for entity, st in sorted(col.carried().items()):
             share = _share(st.count, report.rows_scanned)
@@ -977,8 +1021,8 @@ def classify(report: ScanReport, policy: PiiPolicy, classification: Classificati
         "classification": classification.value,
         "scan": report.scan_metrics(),
         "cells_scanned": report.cells_scanned,
-        "columns_scanned": list(report.columns),
-        "columns_skipped": dict(report.skipped),
+        "columns_scanned": [report.label(c) for c in report.columns],
+        "columns_skipped": {report.label(c): why for c, why in report.skipped.items()},
         "entities_checked": list(report.entities),
         "thresholds": {"min_share": policy.min_share, "min_count": policy.min_count},
         "columns": columns,

@@ -221,13 +221,16 @@ class _Writer:
             self._stream.close()
 
 
-def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: str) -> pa.Schema:
+def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: str,
+                   labels: Mapping[str, str]) -> pa.Schema:
+    """Redacted columns become text (mask / hash); a column whose name holds PII is renamed ``column_<i>``."""
     import pyarrow as pa
 
-    if method == "drop":
-        return schema
-    fields = [pa.field(f.name, pa.string(), nullable=True, metadata=f.metadata) if f.name in targets else f
-              for f in schema]
+    fields = []
+    for f in schema:
+        name = f"column_{labels[f.name].lstrip('#')}" if f.name in labels else f.name
+        dtype = pa.string() if f.name in targets and method != "drop" else f.type
+        fields.append(pa.field(name, dtype, nullable=True if f.name in targets else f.nullable, metadata=f.metadata))
     return pa.schema(fields, metadata=schema.metadata)
 
 
@@ -338,7 +341,7 @@ def redact_table(
             with quiet_presidio():
                 dataset = open_for_scan(copy.path, in_fmt, src)
                 schema = dataset.schema
-                out_schema = _output_schema(schema, targets, settings.method)
+                out_schema = _output_schema(schema, targets, settings.method, before.labels)
                 nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
                 plans = {p.name: p for p in build_plan(detector, list(targets))}
                 writer = _Writer(tmp, out_fmt, out_schema)
@@ -350,8 +353,8 @@ def redact_table(
                             arr = batch.column(name)
                             if name in targets:
                                 arr, n = _redact_column(arr, plans[name], targets[name], detector, rewriter, nlp)
-                                counts.setdefault(name, {"cells": 0})
-                                counts[name]["cells"] += n
+                                slot = counts.setdefault(before.label(name), {"cells": 0})
+                                slot["cells"] += n
                             arrays.append(arr)
                         writer.write(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
                 finally:
@@ -376,7 +379,7 @@ def redact_table(
             raise InputDataError(f"{src}: the input changed while it was being redacted")
 
     for name, ents in targets.items():
-        counts.setdefault(name, {"cells": 0})["entities"] = sorted(ents)  # type: ignore[assignment]
+        counts.setdefault(before.label(name), {"cells": 0})["entities"] = sorted(ents)  # type: ignore[assignment]
     metrics: dict[str, Any] = {
         "redaction": {
             "method": settings.method,
@@ -388,7 +391,9 @@ def redact_table(
             "rows": before.rows_scanned,
             "duration_s": round(time.perf_counter() - started, 3),
         },
-        "input_scan": {"pii_columns": {n: sorted(c.carried()) for n, c in before.columns.items() if c.carried()}},
+        "input_scan": {"pii_columns": {before.label(n): sorted(c.carried()) for n, c in before.columns.items()
+                                       if c.carried()},
+                       "columns_renamed": sorted(before.labels.values())},
         "output_scan": residual.metrics,
     }
     return CheckOutcome(

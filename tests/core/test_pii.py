@@ -393,3 +393,16 @@ def test_nlp_model_that_is_not_installed_is_refused_never_downloaded(tmp_path, m
     pq.write_table(pa.table({"note": ["hello"]}), path)
     with pytest.raises(ConfigurationError, match="never downloaded"):
         check_pii(str(path), policy(nlp={"enabled": True, "model": "en_core_web_lg"}))
+
+
+def test_a_header_that_holds_pii_is_never_shown(tmp_path):
+    """A CSV without a header row: its first row becomes the column names; results refer to #index."""
+    path = tmp_path / "headerless.csv"
+    path.write_text(f"1,{EMAIL},{SSN}\n2,other@example.org,529-33-0187\n3,third@example.org,611-20-7345\n")
+    outcome = check_pii(str(path), policy())
+    rules = {(f.rule, f.location["column"], f.location["entity"]) for f in outcome.findings}
+    assert ("pii.entity_in_column_name", "#1", "EMAIL_ADDRESS") in rules
+    assert ("pii.entity_in_column_name", "#2", "US_SSN") in rules
+    assert ("pii.entity_not_allowed", "#1", "EMAIL_ADDRESS") in rules
+    assert outcome.metrics["columns_scanned"] == ["1", "#1", "#2"]
+    assert_value_free(outcome.model_dump(mode="json"))

@@ -270,3 +270,14 @@ def test_compressed_csv_in_and_out(tmp_path):
     assert outcome.findings == [] and out.exists()
     text = gzip.decompress(out.read_bytes()).decode()
     assert "<US_SSN>" in text and "372-81-4409" not in text
+
+
+def test_redaction_renames_a_column_whose_name_holds_pii(tmp_path):
+    src = tmp_path / "headerless.csv"
+    src.write_text("1,zq.alice@example.com\n2,zq.bob@example.org\n")
+    out = tmp_path / "out.csv"
+    outcome = redact_table(str(src), str(out), pol())
+    assert outcome.findings == [] and outcome.metrics["input_scan"]["columns_renamed"] == ["#1"]
+    text = out.read_text()
+    assert text.splitlines()[0] == '"1","column_1"'
+    assert_no_planted(text + json.dumps(outcome.model_dump(mode="json")))

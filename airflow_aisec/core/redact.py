@@ -322,7 +322,8 @@ def redact_table(
         s3_client = make_s3_client()
 
     with local_copy(src, s3_client=s3_client) as copy:
-        detector = Detector(section.entities, column_hints=section.column_hints)
+        with quiet_presidio():
+            detector = Detector(section.entities, column_hints=section.column_hints)
         before = scan_local(copy.path, src, in_fmt, section, full=True, detector=detector)
         input_digest = before.sha256
         targets = {name: {e for e in col.carried() if not level.allows(e)} for name, col in before.columns.items()}

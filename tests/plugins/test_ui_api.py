@@ -152,10 +152,13 @@ def test_a_user_without_access_to_a_dag_cannot_see_its_gates(client, gate_runs, 
         assert SECRET_MARKER not in resp.text
 
     # The overview silently leaves the DAG out, in rows, counts and filter options alike.
+    # (Other tests of the session may have run DAGs in the same DB: only these two DAGs are asserted.)
     data = client.get("/aisec/api/overview?limit=500", headers=restricted).json()
-    assert {r["dag_id"] for r in data["results"]} == {MIXED_DAG}
+    dag_ids = {r["dag_id"] for r in data["results"]}
+    assert MIXED_DAG in dag_ids and SECRET_DAG not in dag_ids
     assert SECRET_DAG not in data["dag_ids"]
-    assert data["total"] == 4  # the four mixed-DAG gates that pushed a result
+    mixed = client.get(f"/aisec/api/overview?limit=500&dag_id={MIXED_DAG}", headers=restricted).json()
+    assert mixed["total"] == 4  # the four mixed-DAG gates that pushed a result
     page = client.get("/aisec/overview?limit=500", headers=restricted)
     assert page.status_code == 200
     assert SECRET_MARKER not in page.text and SECRET_DAG not in page.text
@@ -287,7 +290,7 @@ def test_evidence_record_is_read_and_checked_against_the_xcom(client, gate_runs,
 def test_overview_counts_and_filters(client, gate_runs, admin):
     data = client.get("/aisec/api/overview?limit=500", headers=admin).json()
     assert data["counts"]["fail"] >= 2 and data["counts"]["warn"] >= 1 and data["counts"]["pass"] >= 2
-    assert data["gates"] == [gate_runs.gate]
+    assert gate_runs.gate in data["gates"]  # other tests of the session may add gates
 
     fails = client.get("/aisec/api/overview?verdict=fail&limit=500", headers=admin).json()
     assert fails["results"] and {r["verdict"] for r in fails["results"]} == {"fail"}

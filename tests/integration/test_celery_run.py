@@ -3,14 +3,34 @@
 Real processes, as a deployment runs them: ``api-server`` (with the Task Execution API the worker calls),
 ``scheduler``, ``dag-processor`` and ``celery worker`` (its own AIRFLOW_HOME and working directory, so
 nothing local is shared with the other processes but the DAG files). The evidence store is the moto S3
-server, the only state the gates share. The cluster policy is active in every process.
+server, the only state the gates share. Vault is the real OpenBao of the ``bao_server`` fixture. The
+cluster policy is active in every process. One cluster serves every test of this module.
 
-What the run proves:
+What the runs prove:
 * a passing gate lets its downstream task run, a failing gate fails and blocks its downstream task;
 * a DAG that breaks a platform rule never loads (import error in the metadata DB naming rule and task);
 * a human-approved waiver works end to end: the run waits, a permitted user answers through the REST
   HITL endpoint, the deploy task runs, the decision is in the audit trail;
-* every task ran on the Celery worker, and every result is in the S3 audit trail, whose chain verifies.
+* the example pipeline (``dags/secure_ml_training_pipeline.py``: good, tampered and poisoned runs, in
+  parallel) ends as under ``dag.test()``: the good run deploys, the tampered one stops at
+  ``verify_model_signature`` (``signing.tampered``), the poisoned one at ``validate_source``
+  (``source.label_shift``); it loads under the strict policy's platform rules;
+* every task ran on the Celery worker (which has its own AIRFLOW_HOME and HOME), and every result is in
+  the S3 audit trail, whose chain verifies; nothing else is left in the worker's home, no home holds a
+  local audit trail;
+* the UI plugin in the api-server shows what the worker recorded: results from PostgreSQL, the evidence
+  record and the bias report from S3;
+* no Vault value (the KV secret the pipeline reads, the Vault token of the connection) is in the worker's
+  task logs, any process log, the XCom and rendered-field tables, or the audit trail; a DAG that logs and
+  prints the secret on purpose shows ``***`` in its worker task log (the masker works on the worker).
+
+Local storage: the example pipeline keeps its data, model and serving copy under a local
+``AISEC_EXAMPLE_ROOT`` (the DAG works on local paths). Only the worker's tasks touch it, and this test
+reads it for its assertions: worker and test run on the same machine, which is acceptable here. With
+workers on several hosts that root would have to be shared storage. Policy files are read from the
+repository / the test directory by every process, like the DAG files (a deployment ships both with the
+image). The gates themselves share nothing else but the configured S3 evidence store (and Vault, and the
+XComs through the execution API).
 
 Bounded: each wait has a deadline; on failure the tail of every process log and of the task logs is
 printed. Every process is stopped (by its process group id) and the database dropped at the end.
@@ -18,6 +38,7 @@ printed. Every process is stopped (by its process group id) and the database dro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -35,26 +56,56 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN_DSN = os.environ.get("AISEC_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("AISEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
 PASSWORDS = {"admin": "admin-" + secrets.token_hex(8), "approver": "approver-" + secrets.token_hex(8)}
 
+# Default policy of the gates and platform policy of the cluster. The strict policy's platform rules are
+# added to ``platform.rules`` when the file is written, so the example pipeline loads under them too.
 POLICY = """
 version: 1
 name: celery-run
 drift: {}
+secrets:
+  grants:
+    - dag_id: celery_secret_masking
+      paths: ["ml/training/*"]
+      reason: positive control for the masker on the worker
 platform:
   rules:
     - id: deploy-needs-drift-gate
       description: a deployed model must pass the drift gate
-      dag_tags: [model-deployment]
+      dag_tags: [celery-deployment]
       targets: {task_ids: ["deploy*"]}
       require_upstream: [{gate: drift}]
   approvals:
     - rule: drift.feature_drift
       approvers: [approver]
 """
+
+SECRET_PATH = "ml/training/feature-store"
+
+# Positive control for the masker on the worker: a task that logs and prints the secret on purpose.
+DAG_MASKING = f'''
+import logging
+
+import pendulum
+from airflow.sdk import DAG, task
+from airflow_aisec.operators.secrets import VaultSecretsGateOperator, vault_secrets
+
+with DAG("celery_secret_masking", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False):
+    @task
+    def leak_on_purpose():
+        with vault_secrets("fetch_secrets") as secrets:
+            value = secrets["{SECRET_PATH}"]["token"]
+            logging.getLogger("airflow.task").info("LEAK-CHECK logged: %s", value)
+            print("LEAK-CHECK printed:", value)
+            return len(value)
+
+    VaultSecretsGateOperator(task_id="fetch_secrets", paths={{"{SECRET_PATH}": ["token"]}}) >> leak_on_purpose()
+'''
 
 GATE = '''
 import pendulum
@@ -85,7 +136,7 @@ def _deploy(marker):
 
 DAG_GATES = GATE + '''
 with DAG("celery_gates", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False,
-         tags=["model-deployment"]):
+         tags=["celery-deployment"]):
     @task
     def deploy_ok():
         return _deploy("ok")
@@ -100,7 +151,7 @@ with DAG("celery_gates", schedule=None, start_date=pendulum.datetime(2025, 1, 1)
 
 DAG_WAIVER = GATE + '''
 with DAG("celery_waiver", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False,
-         tags=["model-deployment"]):
+         tags=["celery-deployment"]):
     @task
     def deploy_waived():
         return _deploy("waived")
@@ -112,7 +163,7 @@ with DAG("celery_waiver", schedule=None, start_date=pendulum.datetime(2025, 1, 1
 
 DAG_REJECTED = GATE + '''
 with DAG("celery_ungated", schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False,
-         tags=["model-deployment"]):
+         tags=["celery-deployment"]):
     @task
     def deploy_unverified():
         return _deploy("never")
@@ -136,6 +187,10 @@ class CeleryCluster:
     api: str
     queue: str
     evidence: str
+    db_dsn: str = ""
+    example_root: Path | None = None
+    #: Vault values that must never show up anywhere (the KV secret, the connection's token).
+    vault_values: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -202,6 +257,15 @@ class CeleryCluster:
             except ValueError:
                 return exc.code, body.decode(errors="replace")
 
+    def get_raw(self, path: str, *, auth: str = "admin") -> tuple[int, str, bytes]:
+        """GET without decoding: status, content type, body."""
+        req = urllib.request.Request(self.api + path, headers={"Authorization": f"Bearer {self.token(auth)}"})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as resp:
+                return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
     def wait(self, what: str, predicate, timeout: float, interval: float = 1.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -216,6 +280,51 @@ class CeleryCluster:
         status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         assert status == 200, body
         return {ti["task_id"]: ti for ti in body["task_instances"]}
+
+    def trigger(self, dag_id: str) -> str:
+        status, body = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+        assert status == 200, body
+        return body["dag_run_id"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        assert status == 200, body
+        return body["state"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "aisec_result"):
+        status, body = self.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        assert status == 200, (dag_id, task_id, key, body)
+        value = body["value"]
+        if isinstance(value, str):  # JSON-encoded, unless it is a plain string return value
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    @property
+    def worker_home(self) -> Path:
+        return self.root / "worker-home"
+
+    def task_logs(self, dag_id: str, run_id: str, task_id: str) -> list[Path]:
+        """The worker's log files of one task instance (``dag_id=/run_id=/task_id=/attempt=N.log``)."""
+        base = self.worker_home / "logs" / f"dag_id={dag_id}"
+        return sorted(p for p in base.glob(f"run_id=*/task_id={task_id}/*.log") if p.parent.parent.name[7:] == run_id)
+
+
+def _configure_vault(bao_server) -> dict[str, str]:
+    """What ``docker/openbao/init.sh`` sets up for the pipeline: the KV v2 secret and the Transit key."""
+    client = bao_server.client()
+    value = "fs-" + secrets.token_urlsafe(18)
+    client.secrets.kv.v2.create_or_update_secret(path=SECRET_PATH, secret={"token": value}, mount_point="secret")
+    if "transit/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("transit", path="transit")
+    try:
+        client.secrets.transit.read_key(name="model-signing", mount_point="transit")
+    except Exception:  # noqa: BLE001 - not there yet (another test module may have created it)
+        client.secrets.transit.create_key(name="model-signing", key_type="ecdsa-p256", mount_point="transit")
+    return {"kv secret": value, "vault token": bao_server.token}
 
 
 def _psql(dsn: str, *statements: str) -> None:
@@ -232,8 +341,10 @@ def _psql(dsn: str, *statements: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server):
+def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_server):
     """A CeleryExecutor deployment on loopback; yields a :class:`CeleryCluster`."""
+    import yaml
+
     root = tmp_path_factory.mktemp("celery-run")
     suffix = secrets.token_hex(4)
     db = f"aisec_celery_{suffix}"
@@ -253,8 +364,17 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server):
     (dags / "celery_gates.py").write_text(textwrap.dedent(DAG_GATES))
     (dags / "celery_waiver.py").write_text(textwrap.dedent(DAG_WAIVER))
     (dags / "celery_ungated.py").write_text(textwrap.dedent(DAG_REJECTED))
+    (dags / "celery_secret_masking.py").write_text(textwrap.dedent(DAG_MASKING))
+    # The example pipeline, unchanged; its settings come from the environment (see its docstring).
+    (dags / "secure_ml_training_pipeline.py").write_text((REPO / "dags" / "secure_ml_training_pipeline.py").read_text())
+    example_root = root / "aisec-example"  # the example policy allows data under */aisec-example/landing/
+    example_root.mkdir()
     policy = root / "policy.yaml"
-    policy.write_text(POLICY)
+    document = yaml.safe_load(POLICY)
+    strict = yaml.safe_load((REPO / "policies" / "strict.yaml").read_text())
+    document["platform"]["rules"] += strict["platform"]["rules"]
+    policy.write_text(yaml.safe_dump(document, sort_keys=False))
+    vault_values = _configure_vault(bao_server)
     passwords = root / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
     home = root / "home"
@@ -292,8 +412,19 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server):
         "AIRFLOW__AISEC__PLATFORM_POLICY": str(policy),
         "AIRFLOW__AISEC__EVIDENCE_LOCATION": evidence,
         "AIRFLOW__AISEC__EVIDENCE_AWS_CONN_ID": "aws_default",
+        # The example pipeline: local data root, the repository's policies, Vault through VaultHook.
+        "AISEC_EXAMPLE_ROOT": str(example_root),
+        "AISEC_POLICY_DIR": str(REPO / "policies"),
+        "AIRFLOW_CONN_VAULT_DEFAULT": json.dumps({
+            "conn_type": "vault", "host": "127.0.0.1", "port": int(bao_server.addr.rsplit(":", 1)[1]),
+            "schema": "secret", "password": bao_server.token,
+            "extra": {"auth_type": "token", "kv_engine_version": 2},
+        }),
     })
-    cluster = CeleryCluster(root=root, env=env, api=f"http://127.0.0.1:{port}", queue=queue, evidence=evidence)
+    for var in ("VAULT_ADDR", "VAULT_TOKEN"):  # Vault only through the Airflow connection
+        env.pop(var, None)
+    cluster = CeleryCluster(root=root, env=env, api=f"http://127.0.0.1:{port}", queue=queue, evidence=evidence,
+                            db_dsn=db_dsn, example_root=example_root, vault_values=vault_values)
     try:
         migrate = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], check=False, env=env, cwd=root,
                                  capture_output=True, text=True, timeout=240)
@@ -302,11 +433,11 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server):
         cluster.start("api-server", ["api-server", "--workers", "1"])
         cluster.start("scheduler", ["scheduler"])
         cluster.start("dag-processor", ["dag-processor"])
-        # The worker: its own home and working directory; it shares only the DAG files, the broker,
-        # the execution API and the S3 audit trail with the rest.
+        # The worker: its own home (Airflow's and the user's) and working directory; it shares only the
+        # DAG and policy files, the broker, the execution API, Vault and the S3 audit trail with the rest.
         worker_home = root / "worker-home"
         worker_home.mkdir()
-        worker_env = {**env, "AIRFLOW_HOME": str(worker_home)}
+        worker_env = {**env, "AIRFLOW_HOME": str(worker_home), "HOME": str(worker_home)}
         cluster.start("celery-worker", ["celery", "worker", "--queues", queue, "--concurrency", "2",
                                         "--celery-hostname", f"aisec-worker-{suffix}@%h", "--skip-serve-logs",
                                         "--without-gossip", "--without-mingle"],
@@ -419,13 +550,15 @@ def _run_and_check(c: CeleryCluster, s3_server) -> None:
     result = body["value"] if isinstance(body["value"], dict) else json.loads(body["value"])
     assert result["verdict"] == "fail" and result["findings"][0]["rule"] == "drift.label_shift"
 
-    # 6. The S3 audit trail: one record per gate and the waiver decision, chain intact.
+    # 6. The S3 audit trail: one record per gate and the waiver decision, chain intact. (The trail is
+    # shared with the other tests of this module: count only these two DAGs' records.)
     from airflow_aisec.core.evidence import open_evidence_store
 
     store = open_evidence_store(c.evidence, s3_client=s3_server.client())
     report = store.verify()
-    records = store.read_records()
-    assert report.records == len(records) == 5
+    records = [r for r in store.read_records()
+               if (r["payload"].get("airflow") or {}).get("dag_id") in ("celery_gates", "celery_waiver")]
+    assert report.records >= len(records) == 5
     by_task = {(r["payload"].get("airflow") or {}).get("task_id"): r for r in records if r["kind"] == "gate_result"}
     assert {t: r["payload"]["verdict"] for t, r in by_task.items()} == {
         "pass_gate": "pass", "fail_gate": "fail", "drift_gate": "fail"}
@@ -434,3 +567,239 @@ def _run_and_check(c: CeleryCluster, s3_server) -> None:
     assert len(decisions) == 1 and decisions[0]["decision"] == "approved"
     assert decisions[0]["approver"]["id"] == "approver" and decisions[0]["responded_at"]
     assert [r["kind"] for r in records].count("approval_request") == 1
+
+
+# ------------------------------------------------------------------------------------------
+# The example pipeline (dags/secure_ml_training_pipeline.py) on the Celery worker
+# ------------------------------------------------------------------------------------------
+PIPELINE = "secure_ml_training_pipeline"
+TAMPERED = f"{PIPELINE}_tampered"
+POISONED = f"{PIPELINE}_poisoned"
+MASKING = "celery_secret_masking"
+PIPELINE_GATES = ["validate_source", "classify_pii", "redact_pii", "fetch_secrets", "check_bias", "scan_model",
+                  "sign_model", "verify_model_signature"]
+
+
+@dataclass
+class PipelineRuns:
+    run_ids: dict[str, str]
+    states: dict[str, str]
+    tis: dict[str, dict[str, dict]]
+    seconds: float
+
+    def task_states(self, dag_id: str) -> dict[str, str]:
+        return {t: ti["state"] for t, ti in self.tis[dag_id].items()}
+
+
+@pytest.fixture(scope="module")
+def pipeline_runs(celery_cluster) -> PipelineRuns:
+    """The three example DAGs and the masking control, triggered together, run to the end on the worker."""
+    c = celery_cluster
+    dag_ids = [PIPELINE, TAMPERED, POISONED, MASKING]
+    try:
+        def parsed():
+            if not all(c.request("GET", f"/api/v2/dags/{d}")[0] == 200 for d in dag_ids):
+                _, body = c.request("GET", "/api/v2/importErrors")
+                errors = [e for e in body.get("import_errors", [])
+                          if e["filename"].endswith(("secure_ml_training_pipeline.py", "celery_secret_masking.py"))]
+                assert not errors, errors  # e.g. a platform rule of the strict policy rejecting the example
+                return False
+            return True
+
+        c.wait("the example DAGs to be parsed", parsed, timeout=120)
+        t0 = time.monotonic()
+        run_ids = {d: c.trigger(d) for d in dag_ids}
+
+        def finished():
+            states = {d: c.run_state(d, r) for d, r in run_ids.items()}
+            return states if all(s in TERMINAL for s in states.values()) else None
+
+        states = c.wait("the example runs to finish", finished, timeout=330, interval=3)
+        seconds = time.monotonic() - t0
+        print(f"\nexample pipeline runs under Celery: {seconds:.0f}s for {len(dag_ids)} parallel runs", file=sys.stderr)
+        return PipelineRuns(run_ids=run_ids, states=states, seconds=seconds,
+                            tis={d: c.task_states(d, r) for d, r in run_ids.items()})
+    except BaseException:
+        print(c.dump_logs(), file=sys.stderr)
+        raise
+
+
+def test_example_pipeline_runs_end_as_under_dag_test(celery_cluster, pipeline_runs):
+    c, runs = celery_cluster, pipeline_runs
+    assert runs.states == {PIPELINE: "success", TAMPERED: "failed", POISONED: "failed", MASKING: "success"}, runs.tis
+
+    # The good run: every task succeeded, every gate passed (or warned), the model was deployed.
+    assert set(runs.task_states(PIPELINE).values()) == {"success"}, runs.task_states(PIPELINE)
+    for gate in PIPELINE_GATES:
+        assert c.xcom(PIPELINE, runs.run_ids[PIPELINE], gate)["verdict"] in ("pass", "warn"), gate
+    served = c.example_root / "serving" / PIPELINE
+    assert c.xcom(PIPELINE, runs.run_ids[PIPELINE], "deploy", "return_value") == str(served)
+    assert (served / "model" / "model.json").is_file() and (served / "model.sig").is_file()
+
+    # Tampered: signed, modified, stopped at the verification gate; deploy never ran.
+    tampered = runs.task_states(TAMPERED)
+    assert tampered["sign_model"] == tampered["tamper_with_model"] == "success"
+    assert tampered["verify_model_signature"] == "failed"
+    assert tampered["deploy"] == "upstream_failed"
+    result = c.xcom(TAMPERED, runs.run_ids[TAMPERED], "verify_model_signature")
+    assert result["verdict"] == "fail"
+    assert {f["rule"] for f in result["findings"]} == {"signing.tampered"}
+
+    # Poisoned: stopped at source validation on the label shift; nothing downstream ran.
+    poisoned = runs.task_states(POISONED)
+    assert poisoned["ingest"] == "success" and poisoned["validate_source"] == "failed"
+    assert {s for t, s in poisoned.items() if t not in ("ingest", "validate_source")} == {"upstream_failed"}
+    result = c.xcom(POISONED, runs.run_ids[POISONED], "validate_source")
+    assert result["verdict"] == "fail" and "source.label_shift" in {f["rule"] for f in result["findings"]}
+
+    # Deploy ran in the good run only.
+    deployed = {d for d in (PIPELINE, TAMPERED, POISONED) if runs.task_states(d)["deploy"] == "success"}
+    assert deployed == {PIPELINE}
+    assert sorted(p.name for p in (c.example_root / "serving").iterdir()) == [PIPELINE]
+
+
+def test_example_pipeline_ran_on_the_worker_with_only_the_s3_evidence_store(celery_cluster, pipeline_runs):
+    c, runs = celery_cluster, pipeline_runs
+    ran = [(d, ti) for d, tis in runs.tis.items() for ti in tis.values() if ti["state"] in ("success", "failed")]
+    assert {ti["queue"] for _, ti in ran} == {c.queue}
+    assert {ti["executor"] or "CeleryExecutor" for _, ti in ran} == {"CeleryExecutor"}
+    # Each task's log was written by the worker, under the worker's own home, and nowhere else.
+    for dag_id, ti in ran:
+        assert c.task_logs(dag_id, runs.run_ids[dag_id], ti["task_id"]), (dag_id, ti["task_id"])
+    assert not list((c.root / "home" / "logs").glob("dag_id=*")), "task logs outside the worker's home"
+    # No gate fell back to a local audit trail ($AIRFLOW_HOME/aisec/evidence) or left any other state in
+    # the worker's home (also its $HOME: no caches, no token files) or the other processes' home.
+    assert sorted(p.name for p in c.worker_home.iterdir()) == ["airflow.cfg", "logs"]
+    assert not (c.root / "home" / "aisec").exists()
+
+
+def test_example_pipeline_results_are_in_the_s3_audit_trail(celery_cluster, pipeline_runs, s3_server):
+    from airflow_aisec.core.evidence import open_evidence_store
+
+    c, runs = celery_cluster, pipeline_runs
+    store = open_evidence_store(c.evidence, s3_client=s3_server.client())
+    report = store.verify()  # the whole chain, written concurrently by parallel tasks of four runs
+    records = store.read_records()
+    assert report.records == len(records)
+
+    def gate_results(dag_id: str) -> dict[str, dict]:
+        out = {}
+        for r in records:
+            air = r["payload"].get("airflow") or {}
+            if r["kind"] == "gate_result" and (air.get("dag_id"), air.get("run_id")) == (dag_id, runs.run_ids[dag_id]):
+                assert air["task_id"] not in out, f"two results for {dag_id}.{air['task_id']}"
+                out[air["task_id"]] = r["payload"]
+        return out
+
+    good = gate_results(PIPELINE)
+    assert set(good) == set(PIPELINE_GATES)
+    assert {t: p["verdict"] in ("pass", "warn") for t, p in good.items()} == dict.fromkeys(PIPELINE_GATES, True)
+    assert good["validate_source"]["policy"]["name"] == "example-pipeline-source"
+    assert {p["policy"]["name"] for t, p in good.items() if t != "validate_source"} == {"strict"}
+
+    tampered = gate_results(TAMPERED)
+    assert set(tampered) == set(PIPELINE_GATES)
+    assert tampered["verify_model_signature"]["verdict"] == "fail"
+    assert {f["rule"] for f in tampered["verify_model_signature"]["findings"]} == {"signing.tampered"}
+    assert {t for t, p in tampered.items() if p["verdict"] not in ("pass", "warn")} == {"verify_model_signature"}
+
+    poisoned = gate_results(POISONED)
+    assert set(poisoned) == {"validate_source"}
+    assert poisoned["validate_source"]["verdict"] == "fail"
+    assert "source.label_shift" in {f["rule"] for f in poisoned["validate_source"]["findings"]}
+
+    # Each record matches the result the gate pushed to XCom (the evidence anchor in XCom names it).
+    for dag_id, results in ((PIPELINE, good), (TAMPERED, tampered), (POISONED, poisoned)):
+        for task_id, payload in results.items():
+            anchor = c.xcom(dag_id, runs.run_ids[dag_id], task_id, "aisec_evidence")
+            assert anchor["location"] == c.evidence
+            raw = store.read_record(anchor["name"])
+            assert raw is not None and hashlib.sha256(raw).hexdigest() == anchor["sha256"]
+            assert json.loads(raw)["payload"] == payload
+
+    # The train tasks unwrapped the secret handed over by the gate: recorded, with accessors only.
+    unwrapped = {(r["payload"]["airflow"]["dag_id"], r["payload"]["airflow"]["task_id"])
+                 for r in records if r["kind"] == "secret_unwrapped"}
+    assert {(PIPELINE, "train"), (TAMPERED, "train"), (MASKING, "leak_on_purpose")} <= unwrapped
+
+
+def test_no_vault_value_in_worker_task_logs_xcom_or_audit_trail(celery_cluster, pipeline_runs, s3_server):
+    c, runs = celery_cluster, pipeline_runs
+    values = c.vault_values
+    assert all(len(v) >= 8 for v in values.values())
+
+    def hits(text: str) -> list[str]:
+        return [name for name, value in values.items() if value in text]
+
+    # 1. The worker's task logs (every attempt of every task) and every process's own log.
+    task_logs = sorted((c.worker_home / "logs").rglob("*.log"))
+    ran = sum(ti["state"] in ("success", "failed") for tis in runs.tis.values() for ti in tis.values())
+    assert len(task_logs) >= ran  # one per attempt; tasks that never ran (upstream_failed) have none
+    leaks = {str(p.relative_to(c.root)): hits(p.read_text(errors="replace")) for p in task_logs}
+    leaks.update({p.name: hits(p.read_text(errors="replace")) for p in c.root.glob("*.log")})
+    assert {k: v for k, v in leaks.items() if v} == {}
+
+    # 2. Positive control: the task that logged and printed the secret on purpose shows the mask instead.
+    [log_file] = c.task_logs(MASKING, runs.run_ids[MASKING], "leak_on_purpose")
+    text = log_file.read_text(errors="replace")
+    assert "LEAK-CHECK logged: ***" in text, text[-3000:]
+    assert "LEAK-CHECK printed: ***" in text, text[-3000:]
+    assert c.xcom(MASKING, runs.run_ids[MASKING], "leak_on_purpose", "return_value") == len(values["kv secret"])
+
+    # 3. XComs and rendered template fields, straight from the metadata database.
+    import psycopg2
+
+    with psycopg2.connect(c.db_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT dag_id, task_id, key, value::text FROM xcom")
+        xcoms = cur.fetchall()
+        cur.execute("SELECT dag_id, task_id, rendered_fields::text FROM rendered_task_instance_fields")
+        rendered = cur.fetchall()
+    assert {(d, t) for d, t, k, _ in xcoms if k == "aisec_secret_handles"} >= {(PIPELINE, "fetch_secrets")}
+    assert [(d, t, k) for d, t, k, v in xcoms if hits(v or "")] == []
+    assert [(d, t) for d, t, v in rendered if hits(v or "")] == []
+
+    # 4. Every object of the S3 audit trail, byte for byte.
+    from airflow_aisec.core.storage import parse_s3_uri
+
+    loc = parse_s3_uri(c.evidence)
+    s3 = s3_server.client()
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket)
+            for o in page.get("Contents", [])]
+    assert len(keys) > 20
+    trail = {k: s3.get_object(Bucket=loc.bucket, Key=k)["Body"].read().decode() for k in keys}
+    assert {k: hits(v) for k, v in trail.items() if hits(v)} == {}
+
+
+def test_ui_plugin_on_the_api_server_shows_what_the_worker_recorded(celery_cluster, pipeline_runs):
+    """The api-server (another process) serves the worker's results from PostgreSQL and S3 only."""
+    c, runs = celery_cluster, pipeline_runs
+    status, view = c.request("GET", f"/aisec/api/runs/{TAMPERED}/{runs.run_ids[TAMPERED]}")
+    assert status == 200, view
+    verdicts = {g["task_id"]: g["verdict"] for g in view["gates"]}
+    assert set(verdicts) == set(PIPELINE_GATES), verdicts
+    assert verdicts.pop("verify_model_signature") == "fail"
+    assert set(verdicts.values()) <= {"pass", "warn"}, verdicts
+
+    # The evidence record behind the failed gate: read from S3 by the api-server, checked against the XCom.
+    status, evidence = c.request(
+        "GET", f"/aisec/runs/{TAMPERED}/{runs.run_ids[TAMPERED]}/tasks/verify_model_signature/evidence")
+    assert status == 200, evidence
+    assert evidence["checks"]["verified"] is True, evidence["checks"]
+    assert evidence["record"]["payload"]["findings"][0]["rule"] == "signing.tampered"
+
+    # The bias gate's HTML report, written by the worker next to the S3 audit trail.
+    good = runs.run_ids[PIPELINE]
+    status, view = c.request("GET", f"/aisec/api/runs/{PIPELINE}/{good}")
+    [bias] = [g for g in view["gates"] if g["task_id"] == "check_bias"]
+    assert bias["result"]["reports"] and bias["result"]["reports"][0]["uri"].startswith(c.evidence + "/reports/")
+    status, ctype, body = c.get_raw(f"/aisec/runs/{PIPELINE}/{good}/tasks/check_bias/reports/0")
+    assert status == 200 and ctype.startswith("text/html") and b"<html" in body.lower()
+
+    # The overview counts in SQL on PostgreSQL's JSON (the dag.test() runs use SQLite).
+    status, overview = c.request("GET", f"/aisec/api/overview?dag_id={POISONED}")
+    assert status == 200, overview
+    assert overview["counts"]["fail"] == 1 and sum(overview["counts"].values()) == 1, overview["counts"]
+    status, overview = c.request("GET", "/aisec/api/overview?verdict=fail&limit=500")
+    assert status == 200, overview
+    failed = {(r["dag_id"], r["task_id"]) for r in overview["results"]}
+    assert {(TAMPERED, "verify_model_signature"), (POISONED, "validate_source")} <= failed

@@ -44,7 +44,9 @@ def churn_tasks(dag_id: str):
         reference = Path(REFERENCE)
         if not reference.exists():  # the approved snapshot the gate compares against
             reference.parent.mkdir(parents=True, exist_ok=True)
-            features(seed=2).to_csv(reference, index=False)
+            tmp = reference.with_suffix(f".{os.getpid()}.tmp")
+            features(seed=2).to_csv(tmp, index=False)
+            os.replace(tmp, reference)  # never half-written for a concurrent run
         path = Path(ROOT) / "landing" / f"{dag_id}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         features(seed=3).to_csv(path, index=False)

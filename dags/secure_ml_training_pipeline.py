@@ -104,7 +104,10 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
             Path(run_dir, "redacted").mkdir(parents=True, exist_ok=True)
             Path(reference).parent.mkdir(parents=True, exist_ok=True)
             if not Path(reference).exists():
-                make_customers(4000, seed=7).to_csv(reference, index=False)
+                # write-then-rename: a concurrent first run never reads a half-written reference
+                tmp = f"{reference}.{os.getpid()}.tmp"
+                make_customers(4000, seed=7).to_csv(tmp, index=False)
+                os.replace(tmp, reference)
             Path(landing).parent.mkdir(parents=True, exist_ok=True)
             make_customers(4000, seed=11, flip_labels=0.35 if variant == "poisoned" else 0.0).to_csv(
                 landing, index=False

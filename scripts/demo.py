@@ -130,7 +130,7 @@ def verdict_table(records: list[dict], dag_ids: set[str]) -> list[str]:
             if len(blocking) > 1:
                 why += f" (+{len(blocking) - 1} more)"
         rows.append((air.get("dag_id", "-"), air.get("task_id", "-"), p.get("gate", "-"),
-                     str(p.get("verdict", "-")).upper(), why[:120]))
+                     str(p.get("verdict", "-")).upper(), why[:160]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
 
@@ -176,6 +176,8 @@ def main() -> int:
                 ok &= hit
         report = store.verify()
         print(f"audit trail: {report.records} records, hash chain verified (head {report.head_sha256[:16]}...)")
+        print("next: `.venv/bin/aisec audit show .aisec-run/evidence` lists the records; "
+              "`scripts/ui_airflow.sh` opens the Security gates tab in a throw-away Airflow UI")
         print("RESULT:", "OK" if ok else "UNEXPECTED OUTCOME")
         return 0 if ok else 1
     finally:

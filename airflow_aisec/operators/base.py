@@ -68,9 +68,28 @@ class GateMixin:
     """
 
     gate: ClassVar[str] = ""
+    # Airflow class attributes of every gate task, operator or sensor; subclasses extend template_fields.
+    template_fields: Sequence[str] = ("policy", "evidence_location")
+    operator_extra_links = (AisecGateResultLink(),)
+    ui_color = "#f6d7d7"
+
     policy: str | None
     evidence_location: str | None
     evidence_aws_conn_id: str | None
+
+    def _init_gate(
+        self,
+        *,
+        policy: str | None = None,
+        evidence_location: str | None = None,
+        evidence_aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Store the gate arguments (no I/O); the rest go to the next ``__init__`` in the MRO."""
+        super().__init__(**kwargs)
+        self.policy = policy
+        self.evidence_location = evidence_location
+        self.evidence_aws_conn_id = evidence_aws_conn_id
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         """Run the core check. Must not swallow errors: raise, and the gate fails closed."""
@@ -173,22 +192,9 @@ class AisecGateOperator(GateMixin, BaseOperator):
         evidence_aws_conn_id: Airflow connection for an ``s3://`` evidence location.
     """
 
-    template_fields: Sequence[str] = ("policy", "evidence_location")
-    operator_extra_links = (AisecGateResultLink(),)
-    ui_color = "#f6d7d7"
-
-    def __init__(
-        self,
-        *,
-        policy: str | None = None,
-        evidence_location: str | None = None,
-        evidence_aws_conn_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.policy = policy
-        self.evidence_location = evidence_location
-        self.evidence_aws_conn_id = evidence_aws_conn_id
+    # Airflow's BaseOperatorMeta wraps only an __init__ the class names itself, and reads that
+    # signature for default_args and partial()/expand(): so each gate base names the shared one.
+    __init__ = GateMixin._init_gate
 
     def execute(self, context: Context) -> str:
         result = self.run_gate(context, lambda loaded: self.check(loaded, context))
@@ -201,22 +207,7 @@ class AisecGateSensor(GateMixin, BaseSensorOperator):
     Subclasses implement :meth:`is_ready` (cheap, no verdict) and :meth:`check`.
     """
 
-    template_fields: Sequence[str] = ("policy", "evidence_location")
-    operator_extra_links = (AisecGateResultLink(),)
-    ui_color = "#f6d7d7"
-
-    def __init__(
-        self,
-        *,
-        policy: str | None = None,
-        evidence_location: str | None = None,
-        evidence_aws_conn_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.policy = policy
-        self.evidence_location = evidence_location
-        self.evidence_aws_conn_id = evidence_aws_conn_id
+    __init__ = GateMixin._init_gate  # see AisecGateOperator
 
     def is_ready(self, context: Context) -> bool:
         raise NotImplementedError

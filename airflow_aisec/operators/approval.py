@@ -129,18 +129,9 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
         return AirflowFailException(f"aisec waiver for gate task '{self.gate_task_id}': {message}")
 
     def _store(self, location: str):
-        from airflow_aisec.core.evidence import open_evidence_store
-        from airflow_aisec.core.storage import is_s3_uri
+        from airflow_aisec.operators.base import open_evidence
 
-        client = None
-        if is_s3_uri(location):
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-            from airflow.sdk import conf
-
-            conn_id = self.evidence_aws_conn_id or conf.get("aisec", "evidence_aws_conn_id",
-                                                            fallback="aws_default")
-            client = S3Hook(aws_conn_id=conn_id or "aws_default").get_conn()
-        return open_evidence_store(location, s3_client=client)
+        return open_evidence(location, aws_conn_id=self.evidence_aws_conn_id)
 
     def _verified_result(self, context: Context) -> tuple[GateResult, dict[str, Any]]:
         """The gate's result from XCom, checked against its record in the audit trail."""

@@ -23,7 +23,7 @@ from airflow_aisec.operators.links import AisecGateResultLink
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_aisec.core.evidence import EvidenceRef
+    from airflow_aisec.core.evidence import EvidenceRef, EvidenceStore
     from airflow_aisec.core.policy import LoadedPolicy
     from airflow_aisec.core.result import AirflowRef, CheckOutcome, GateResult
 
@@ -44,6 +44,32 @@ def default_evidence_location() -> str:
         return configured
     home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
     return os.path.join(home, "aisec", "evidence")
+
+
+def s3_client(aws_conn_id: str | None) -> Any:
+    """A boto3 S3 client from an Airflow AWS connection, through ``S3Hook`` (call at run time only)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+
+
+def s3_client_for(aws_conn_id: str | None, *uris: Any) -> Any:
+    """:func:`s3_client` if any of ``uris`` is ``s3://``, else None: local data needs no connection."""
+    return s3_client(aws_conn_id) if any(str(u or "").startswith("s3://") for u in uris) else None
+
+
+def evidence_s3_client(aws_conn_id: str | None) -> Any:
+    """S3 client for the audit trail: ``aws_conn_id``, else ``[aisec] evidence_aws_conn_id``, else ``aws_default``."""
+    return s3_client(aws_conn_id or _conf("evidence_aws_conn_id", "aws_default"))
+
+
+def open_evidence(location: str, *, aws_conn_id: str | None = None) -> EvidenceStore:
+    """The audit trail at ``location`` (a directory or ``s3://bucket/prefix``; S3 as :func:`evidence_s3_client`)."""
+    from airflow_aisec.core.evidence import open_evidence_store
+    from airflow_aisec.core.storage import is_s3_uri
+
+    client = evidence_s3_client(aws_conn_id) if is_s3_uri(location) else None
+    return open_evidence_store(location, s3_client=client)
 
 
 def airflow_ref(context: Context) -> AirflowRef:
@@ -100,19 +126,16 @@ class GateMixin:
         return self.policy or _conf("default_policy")
 
     def _evidence_s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        return evidence_s3_client(self.evidence_aws_conn_id)
 
-        conn_id = self.evidence_aws_conn_id or _conf("evidence_aws_conn_id", "aws_default")
-        return S3Hook(aws_conn_id=conn_id).get_conn()
+    def evidence_store(self) -> EvidenceStore:
+        """The configured audit trail (``evidence_location``, else ``[aisec] evidence_location``)."""
+        location = self.evidence_location or default_evidence_location()
+        return open_evidence(location, aws_conn_id=self.evidence_aws_conn_id)
 
     def record_evidence(self, result: GateResult, *, kind: str = "gate_result") -> EvidenceRef:
         """Append a result to the configured audit trail (retryable failure if unreachable)."""
-        from airflow_aisec.core.evidence import open_evidence_store
-        from airflow_aisec.core.storage import is_s3_uri
-
-        location = self.evidence_location or default_evidence_location()
-        client = self._evidence_s3_client() if is_s3_uri(location) else None
-        return open_evidence_store(location, s3_client=client).append(result.to_dict(), kind=kind)
+        return self.evidence_store().append(result.to_dict(), kind=kind)
 
     def _log_exception(self, exc: BaseException) -> None:
         # Library messages may quote data values: log the type and the frames, not the message.

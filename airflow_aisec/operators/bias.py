@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.operators.base import AisecGateOperator, airflow_ref, default_evidence_location
+from airflow_aisec.operators.base import (
+    AisecGateOperator,
+    airflow_ref,
+    default_evidence_location,
+    s3_client,
+    s3_client_for,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_aisec.core.policy import LoadedPolicy
     from airflow_aisec.core.result import CheckOutcome
-
-
-def _s3_client(conn_id: str) -> Any:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
 class ReportingGateMixin:
@@ -55,7 +55,7 @@ class ReportingGateMixin:
         client = None
         if is_s3_uri(uri):
             # Next to the evidence by default: then it is written with the evidence connection.
-            client = self._evidence_s3_client() if not self.report_location else _s3_client(self.aws_conn_id)  # type: ignore[attr-defined]
+            client = self._evidence_s3_client() if not self.report_location else s3_client(self.aws_conn_id)  # type: ignore[attr-defined]
         return uri, meta, client
 
 
@@ -118,11 +118,10 @@ class BiasGateOperator(ReportingGateMixin, AisecGateOperator):
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         from airflow_aisec.core.bias import check_bias
-        from airflow_aisec.core.storage import is_s3_uri
 
         section = loaded.policy.section(self.gate)
         report, meta, report_client = self.report_target(loaded, context)
-        data_client = _s3_client(self.aws_conn_id) if is_s3_uri(self.data) else None
+        data_client = s3_client_for(self.aws_conn_id, self.data)
         self.log.info("bias gate: data=%s report=%s", self.data, report)
         return check_bias(
             self.data,

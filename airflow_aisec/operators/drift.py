@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.operators.base import AisecGateOperator
-from airflow_aisec.operators.bias import ReportingGateMixin, _s3_client
+from airflow_aisec.operators.base import AisecGateOperator, s3_client_for
+from airflow_aisec.operators.bias import ReportingGateMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -65,13 +65,10 @@ class DriftGateOperator(ReportingGateMixin, AisecGateOperator):
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         from airflow_aisec.core.drift import check_drift
-        from airflow_aisec.core.storage import is_s3_uri
 
         section = loaded.policy.section(self.gate)
         report, meta, report_client = self.report_target(loaded, context)
-        data_client = (
-            _s3_client(self.aws_conn_id) if is_s3_uri(self.reference) or is_s3_uri(self.current) else None
-        )
+        data_client = s3_client_for(self.aws_conn_id, self.reference, self.current)
         self.log.info("drift gate: reference=%s current=%s report=%s", self.reference, self.current, report)
         return check_drift(
             self.reference,

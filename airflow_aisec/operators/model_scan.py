@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.operators.base import AisecGateOperator
+from airflow_aisec.operators.base import AisecGateOperator, s3_client_for
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,10 +41,6 @@ class ModelScanGateOperator(AisecGateOperator):
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         from airflow_aisec.core.model_scan import scan_model
 
-        client = None
-        if str(self.model).startswith("s3://"):
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-            client = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        client = s3_client_for(self.aws_conn_id, self.model)
         self.log.info("scanning model %s", self.model)
         return scan_model(self.model, policy=loaded.policy.section("model_scan"), s3_client=client)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.operators.base import AisecGateOperator
+from airflow_aisec.operators.base import AisecGateOperator, s3_client_for
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,20 +33,7 @@ if TYPE_CHECKING:
     from airflow_aisec.core.result import CheckOutcome
 
 
-def _is_s3(uri: str) -> bool:
-    return str(uri).startswith("s3://")
-
-
-class _PiiOperatorMixin:
-    aws_conn_id: str | None
-
-    def _s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
-
-
-class PiiGateOperator(_PiiOperatorMixin, AisecGateOperator):
+class PiiGateOperator(AisecGateOperator):
     """Classify the columns of a CSV / Parquet table (local or ``s3://``) and enforce the ``pii`` policy.
 
     Args:
@@ -83,7 +70,7 @@ class PiiGateOperator(_PiiOperatorMixin, AisecGateOperator):
 
         self.log.info("pii gate: scanning %s (classification: %s)", self.data,
                       self.classification or "policy default")
-        client = self._s3_client() if _is_s3(self.data) else None
+        client = s3_client_for(self.aws_conn_id, self.data)
         outcome = check_pii(self.data, loaded, classification=self.classification or None, s3_client=client,
                             fmt=self.data_format or None)
         scan = outcome.metrics.get("scan", {})
@@ -94,7 +81,7 @@ class PiiGateOperator(_PiiOperatorMixin, AisecGateOperator):
         return outcome
 
 
-class PiiRedactOperator(_PiiOperatorMixin, AisecGateOperator):
+class PiiRedactOperator(AisecGateOperator):
     """Write a redacted copy of a table; the copy must pass the ``pii`` gate or it is not published.
 
     Cells carrying an entity the output's classification does not allow are masked, dropped or
@@ -176,7 +163,7 @@ class PiiRedactOperator(_PiiOperatorMixin, AisecGateOperator):
         from airflow_aisec.core.redact import redact_table
 
         self.log.info("pii redaction: %s -> %s", self.data, self.output_uri)
-        client = self._s3_client() if (_is_s3(self.data) or _is_s3(self.output_uri)) else None
+        client = s3_client_for(self.aws_conn_id, self.data, self.output_uri)
         outcome = redact_table(
             self.data, self.output_uri, loaded, classification=self.classification or None,
             key_provider=self._key_provider(loaded), s3_client=client,

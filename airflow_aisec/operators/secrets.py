@@ -48,7 +48,7 @@ from airflow_aisec.exceptions import (
     SecurityViolationError,
     ServiceUnavailableError,
 )
-from airflow_aisec.operators.base import AisecGateOperator, GateMixin, airflow_ref, default_evidence_location
+from airflow_aisec.operators.base import AisecGateOperator, GateMixin, airflow_ref
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -177,21 +177,13 @@ class _TaskGate(GateMixin):
     def __init__(
         self, *, policy: str | None, evidence_location: str | None, evidence_aws_conn_id: str | None
     ):
-        self.policy = policy
-        self.evidence_location = evidence_location
-        self.evidence_aws_conn_id = evidence_aws_conn_id
+        self._init_gate(
+            policy=policy, evidence_location=evidence_location, evidence_aws_conn_id=evidence_aws_conn_id
+        )
         self.log = log
 
-    def store(self) -> Any:
-        from airflow_aisec.core.evidence import open_evidence_store
-        from airflow_aisec.core.storage import is_s3_uri
-
-        location = self.evidence_location or default_evidence_location()
-        client = self._evidence_s3_client() if is_s3_uri(location) else None
-        return open_evidence_store(location, s3_client=client)
-
     def append(self, payload: dict[str, Any], *, kind: str) -> Any:
-        return self.store().append(payload, kind=kind)
+        return self.evidence_store().append(payload, kind=kind)
 
     def fail_security(
         self, context: Context, ref: AirflowRef, exc: SecurityViolationError, started: str
@@ -309,7 +301,7 @@ def _parse_handles(raw: Any, gate_task_id: str) -> list[SecretHandle]:
 def _earlier_try(gate: _TaskGate, ref: AirflowRef, accessor: str) -> int | None:
     """Try number of an earlier attempt of this very task that unwrapped ``accessor``, if any."""
     try:
-        records = gate.store().read_records()
+        records = gate.evidence_store().read_records()
     except AisecError:
         return None
     for record in reversed(records):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.operators.base import AisecGateOperator
+from airflow_aisec.operators.base import AisecGateOperator, s3_client_for
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,21 +24,11 @@ if TYPE_CHECKING:
 SIGNATURE_XCOM_KEY = "aisec_signature"
 
 
-def _is_s3(*uris: Any) -> bool:
-    return any(str(u or "").startswith("s3://") for u in uris)
-
-
 def vault_client(vault_conn_id: str) -> Any:
     """``hvac.Client`` from Airflow's Vault connection (token, AppRole, JWT, Kubernetes... auth)."""
     from airflow.providers.hashicorp.hooks.vault import VaultHook
 
     return VaultHook(vault_conn_id=vault_conn_id).get_conn()
-
-
-def s3_client(aws_conn_id: str | None) -> Any:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=aws_conn_id).get_conn()
 
 
 class ModelSignOperator(AisecGateOperator):
@@ -108,7 +98,7 @@ class ModelSignOperator(AisecGateOperator):
             transit_mount=self.transit_mount,
             transit_key_version=self.transit_key_version,
             vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
-            s3_client=s3_client(self.aws_conn_id) if _is_s3(self.model, self.signature) else None,
+            s3_client=s3_client_for(self.aws_conn_id, self.model, self.signature),
         )
         m = outcome.metrics
         summary = {k: m[k] for k in ("signature", "model_digest", "key_fingerprint", "transit_key",
@@ -179,7 +169,7 @@ class ModelVerifyGateOperator(AisecGateOperator):
             transit_key=self.transit_key or None,
             transit_mount=self.transit_mount or None,
             vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
-            s3_client=s3_client(self.aws_conn_id) if _is_s3(self.model, self.signature, self.public_key) else None,
+            s3_client=s3_client_for(self.aws_conn_id, self.model, self.signature, self.public_key),
         )
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.operators.base import AisecGateOperator
+from airflow_aisec.operators.base import AisecGateOperator, s3_client
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,15 +49,11 @@ class SourceValidationOperator(AisecGateOperator):
         self.reference = reference
         self.aws_conn_id = aws_conn_id
 
-    def _s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
-
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         from airflow_aisec.core.source import check_sources
 
         data = [self.data] if isinstance(self.data, str) else list(self.data or [])
         self.log.info("source gate: %d dataset(s), reference=%s", len(data), "yes" if self.reference else "no")
         # The S3 client is created only if an s3:// location is actually read.
-        return check_sources(data, loaded, reference=self.reference or None, s3_client=self._s3_client)
+        return check_sources(data, loaded, reference=self.reference or None,
+                             s3_client=functools.partial(s3_client, self.aws_conn_id))

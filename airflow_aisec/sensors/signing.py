@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.operators.base import AisecGateSensor
-from airflow_aisec.operators.signing import s3_client, vault_client
+from airflow_aisec.operators.base import AisecGateSensor, s3_client, s3_client_for
+from airflow_aisec.operators.signing import vault_client
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -102,7 +102,5 @@ class ModelSignatureSensor(AisecGateSensor):
             transit_key=self.transit_key or None,
             transit_mount=self.transit_mount or None,
             vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
-            s3_client=s3_client(self.aws_conn_id) if any(
-                str(u or "").startswith("s3://") for u in (self.model, uri, self.public_key)
-            ) else None,
+            s3_client=s3_client_for(self.aws_conn_id, self.model, uri, self.public_key),
         )

@@ -10,7 +10,7 @@ leaves Vault) or a local PEM key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_aisec.operators.base import AisecGateOperator, s3_client_for
 
@@ -109,33 +109,14 @@ class ModelSignOperator(AisecGateOperator):
         return outcome
 
 
-class ModelVerifyGateOperator(AisecGateOperator):
-    """Verification gate: fail the run unless the model matches a signature by a trusted key.
+class ModelVerifyMixin:
+    """Arguments and verification call of :class:`ModelVerifyGateOperator` and the signature sensor."""
 
-    The caller names the key (``public_key`` or ``transit_key``) and the policy's
-    ``signing.trusted_keys`` must trust it. A tampered model (``signing.tampered``), an untrusted
-    key (``signing.untrusted_key``), a malformed bundle (``signing.malformed``) and a missing
-    signature (``signing.unsigned``, unless ``signing.allow_unsigned``) fail the task.
-
-    Args:
-        model: Model directory or ``s3://bucket/prefix/`` (templated).
-        signature: Signature location (templated); default ``<model>.sig`` next to the model.
-        public_key: PEM public key file or ``s3://`` object (templated).
-        transit_key: Vault Transit key name whose public keys verify the signature (templated).
-        transit_mount: Transit mount; default the one the policy names for the key.
-        vault_conn_id: Airflow Vault connection used through ``VaultHook``.
-        aws_conn_id: Airflow AWS connection used through ``S3Hook`` for ``s3://`` locations.
-        policy: Policy file (templated); see :class:`AisecGateOperator`.
-        evidence_location: Audit trail location (templated).
-        evidence_aws_conn_id: Connection for an ``s3://`` evidence location.
-    """
-
-    gate = "signing"
-    template_fields: Sequence[str] = (
-        *AisecGateOperator.template_fields, "model", "signature", "public_key", "transit_key", "transit_mount",
+    verify_template_fields: ClassVar[tuple[str, ...]] = (
+        "model", "signature", "public_key", "transit_key", "transit_mount",
     )
 
-    def __init__(
+    def _init_verify(
         self,
         *,
         model: str,
@@ -158,19 +139,48 @@ class ModelVerifyGateOperator(AisecGateOperator):
         self.vault_conn_id = vault_conn_id
         self.aws_conn_id = aws_conn_id
 
-    def verify(self, loaded: LoadedPolicy) -> CheckOutcome:
+    def verify(self, loaded: LoadedPolicy, *, signature: str | None = None) -> CheckOutcome:
+        """Verify the model against ``signature`` (default: the ``signature`` argument, else ``<model>.sig``)."""
         from airflow_aisec.core.signing import verify_model
 
+        signature = signature or self.signature or None
         return verify_model(
             self.model,
             policy=loaded.policy.section("signing"),
-            signature=self.signature or None,
+            signature=signature,
             public_key=self.public_key or None,
             transit_key=self.transit_key or None,
             transit_mount=self.transit_mount or None,
             vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
-            s3_client=s3_client_for(self.aws_conn_id, self.model, self.signature, self.public_key),
+            s3_client=s3_client_for(self.aws_conn_id, self.model, signature, self.public_key),
         )
+
+
+class ModelVerifyGateOperator(ModelVerifyMixin, AisecGateOperator):
+    """Verification gate: fail the run unless the model matches a signature by a trusted key.
+
+    The caller names the key (``public_key`` or ``transit_key``) and the policy's
+    ``signing.trusted_keys`` must trust it. A tampered model (``signing.tampered``), an untrusted
+    key (``signing.untrusted_key``), a malformed bundle (``signing.malformed``) and a missing
+    signature (``signing.unsigned``, unless ``signing.allow_unsigned``) fail the task.
+
+    Args:
+        model: Model directory or ``s3://bucket/prefix/`` (templated).
+        signature: Signature location (templated); default ``<model>.sig`` next to the model.
+        public_key: PEM public key file or ``s3://`` object (templated).
+        transit_key: Vault Transit key name whose public keys verify the signature (templated).
+        transit_mount: Transit mount; default the one the policy names for the key.
+        vault_conn_id: Airflow Vault connection used through ``VaultHook``.
+        aws_conn_id: Airflow AWS connection used through ``S3Hook`` for ``s3://`` locations.
+        policy: Policy file (templated); see :class:`AisecGateOperator`.
+        evidence_location: Audit trail location (templated).
+        evidence_aws_conn_id: Connection for an ``s3://`` evidence location.
+    """
+
+    gate = "signing"
+    template_fields: Sequence[str] = (*AisecGateOperator.template_fields, *ModelVerifyMixin.verify_template_fields)
+    # Named here so that BaseOperatorMeta wraps it (see AisecGateOperator).
+    __init__ = ModelVerifyMixin._init_verify
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         self.log.info("verifying model %s against %s", self.model,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow_aisec.operators.base import AisecGateSensor, s3_client, s3_client_for
-from airflow_aisec.operators.signing import vault_client
+from airflow_aisec.operators.base import AisecGateSensor, s3_client
+from airflow_aisec.operators.signing import ModelVerifyMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from airflow_aisec.core.result import CheckOutcome
 
 
-class ModelSignatureSensor(AisecGateSensor):
+class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
     """Wait until a model's signature exists (local file or S3 object), then verify the model.
 
     Poking only checks that the signature exists; verification runs once, when it does, with the
@@ -38,32 +38,8 @@ class ModelSignatureSensor(AisecGateSensor):
     """
 
     gate = "signing"
-    template_fields: Sequence[str] = (
-        *AisecGateSensor.template_fields, "model", "signature", "public_key", "transit_key", "transit_mount",
-    )
-
-    def __init__(
-        self,
-        *,
-        model: str,
-        signature: str | None = None,
-        public_key: str | None = None,
-        transit_key: str | None = None,
-        transit_mount: str | None = None,
-        vault_conn_id: str = "vault_default",
-        aws_conn_id: str | None = "aws_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if (public_key is None) == (transit_key is None):
-            raise ValueError("ModelSignatureSensor needs exactly one of public_key or transit_key")
-        self.model = model
-        self.signature = signature
-        self.public_key = public_key
-        self.transit_key = transit_key
-        self.transit_mount = transit_mount
-        self.vault_conn_id = vault_conn_id
-        self.aws_conn_id = aws_conn_id
+    template_fields: Sequence[str] = (*AisecGateSensor.template_fields, *ModelVerifyMixin.verify_template_fields)
+    __init__ = ModelVerifyMixin._init_verify  # see AisecGateOperator
 
     def _signature_uri(self) -> str:
         from airflow_aisec.core.signing import default_signature_uri
@@ -91,16 +67,4 @@ class ModelSignatureSensor(AisecGateSensor):
         return ready
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.signing import verify_model
-
-        uri = self._signature_uri()
-        return verify_model(
-            self.model,
-            policy=loaded.policy.section("signing"),
-            signature=uri,
-            public_key=self.public_key or None,
-            transit_key=self.transit_key or None,
-            transit_mount=self.transit_mount or None,
-            vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
-            s3_client=s3_client_for(self.aws_conn_id, self.model, uri, self.public_key),
-        )
+        return self.verify(loaded, signature=self._signature_uri())

@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -182,7 +182,9 @@ class _TaskGate(GateMixin):
         )
         self.log = log
 
-    def append(self, payload: dict[str, Any], *, kind: str) -> Any:
+    def record_event(self, kind: str, ref: AirflowRef, **fields: Any) -> Any:
+        """Append a helper's event to the audit trail (paths, accessors, lease ids: never a value)."""
+        payload = {"gate": self.gate, "event": kind, "airflow": ref.model_dump(mode="json"), **fields}
         return self.evidence_store().append(payload, kind=kind)
 
     def fail_security(
@@ -223,14 +225,16 @@ def _context(context: Context | None) -> Context:
 # --------------------------------------------------------------------------------------------
 # Consumer: unwrap once
 # --------------------------------------------------------------------------------------------
-class SecretFields(Mapping[str, Any]):
-    """One secret's key/value data; ``repr`` never shows the values."""
+_V = TypeVar("_V")
 
-    def __init__(self, path: str, data: dict[str, Any]):
-        self._path = path
+
+class _ReadOnlyDict(Mapping[str, _V]):
+    """Read-only view of a dict; subclasses define a ``repr`` (also ``str``) that shows no value."""
+
+    def __init__(self, data: dict[str, _V]):
         self._data = data
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> _V:
         return self._data[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -239,40 +243,35 @@ class SecretFields(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def __str__(self) -> str:
+        return repr(self)
+
+
+class SecretFields(_ReadOnlyDict[Any]):
+    """One secret's key/value data; ``repr`` never shows the values."""
+
+    def __init__(self, path: str, data: dict[str, Any]):
+        super().__init__(data)
+        self._path = path
+
     def __repr__(self) -> str:
         return f"SecretFields({self._path!r}, keys={sorted(self._data)!r})"
-
-    __str__ = __repr__
 
     def _clear(self) -> None:
         self._data.clear()
 
 
-class SecretValues(Mapping[str, SecretFields]):
+class SecretValues(_ReadOnlyDict[SecretFields]):
     """Unwrapped secrets by path; ``repr`` lists paths and keys only."""
 
-    def __init__(self, values: dict[str, SecretFields]):
-        self._values = values
-
-    def __getitem__(self, path: str) -> SecretFields:
-        return self._values[path]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
     def __repr__(self) -> str:
-        return f"SecretValues(paths={sorted(self._values)!r})"
-
-    __str__ = __repr__
+        return f"SecretValues(paths={sorted(self._data)!r})"
 
     def clear(self) -> None:
         """Drop the values (best effort: Python cannot wipe strings from memory)."""
-        for fields in self._values.values():
+        for fields in self._data.values():
             fields._clear()
-        self._values.clear()
+        self._data.clear()
 
 
 def _parse_handles(raw: Any, gate_task_id: str) -> list[SecretHandle]:
@@ -392,15 +391,11 @@ def unwrap_secrets(
                 raise exc from None
             unwrapped.append(handle)
             values[handle.path] = SecretFields(handle.path, data)
-    except SecurityViolationError as exc:
-        _record_unwrapped(gate, ref, unwrapped, strict=False)
-        for fields in values.values():
-            fields._clear()
-        gate.fail_security(context, ref, exc, started)
     except AisecError as exc:
         _record_unwrapped(gate, ref, unwrapped, strict=False)
-        for fields in values.values():
-            fields._clear()
+        SecretValues(values).clear()  # drop what was unwrapped before the failure
+        if isinstance(exc, SecurityViolationError):
+            gate.fail_security(context, ref, exc, started)
         _raise_for(exc)
     _record_unwrapped(gate, ref, unwrapped, strict=True)
     log.info("secrets: unwrapped %d secret(s) from task %s: %s", len(values), gate_task_id, ", ".join(values))
@@ -411,14 +406,8 @@ def _record_unwrapped(gate: _TaskGate, ref: AirflowRef, handles: list[SecretHand
     """Audit who unwrapped which token (accessors and paths only)."""
     if not handles:
         return
-    payload = {
-        "gate": "secrets",
-        "event": KIND_SECRET_UNWRAPPED,
-        "airflow": ref.model_dump(mode="json"),
-        "handles": [h.public() for h in handles],
-    }
     try:
-        gate.append(payload, kind=KIND_SECRET_UNWRAPPED)
+        gate.record_event(KIND_SECRET_UNWRAPPED, ref, handles=[h.public() for h in handles])
     except AisecError as exc:
         log.error("secrets: could not record the unwrap in the audit trail: %s", exc)
         if strict:
@@ -579,15 +568,7 @@ def _revoke(
             ) from None
         return
     log.info("secrets: revoked lease %s of role %s", creds.lease_id, creds.role)
-    payload = {
-        "gate": "secrets",
-        "event": KIND_LEASE_REVOKED,
-        "airflow": ref.model_dump(mode="json"),
-        "role": creds.role,
-        "lease_id": creds.lease_id,
-        "revoked_at": utcnow(),
-    }
     try:
-        gate.append(payload, kind=KIND_LEASE_REVOKED)
+        gate.record_event(KIND_LEASE_REVOKED, ref, role=creds.role, lease_id=creds.lease_id, revoked_at=utcnow())
     except AisecError as exc:
         log.error("secrets: could not record the lease revocation in the audit trail: %s", exc)

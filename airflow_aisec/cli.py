@@ -51,11 +51,30 @@ class CliError(Exception):
         self.code = code
 
 
-def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_verbs(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """Add the command ``aisec NAME VERB ...``; returns the sub-parsers to add its verbs to."""
+    parser = sub.add_parser(name, help=help)
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    return verbs
+
+
+def add_gate_arguments(
+    parser: argparse.ArgumentParser, *, policy_required: bool = True, policy_help: str = "policy YAML file"
+) -> None:
     """Options every gate verb takes: ``--policy``, ``--json``, ``--evidence``."""
-    parser.add_argument("--policy", required=True, help="policy YAML file")
+    parser.add_argument("--policy", required=policy_required, help=policy_help)
     parser.add_argument("--json", action="store_true", help="print the result contract as JSON")
     parser.add_argument("--evidence", metavar="LOCATION", help="append the result to this audit trail")
+
+
+def endpoint_s3_client(endpoint_url: str | None, *uris: str | None) -> Any:
+    """An S3 client for ``--endpoint-url`` when one of ``uris`` is ``s3://``, else None."""
+    if not endpoint_url or not any((u or "").startswith("s3://") for u in uris):
+        return None
+    from airflow_aisec.core.storage import make_s3_client
+
+    return make_s3_client(endpoint_url)
 
 
 def exit_code_for(run: GateRun) -> int:
@@ -94,21 +113,38 @@ def run_gate_command(
     args: argparse.Namespace,
     gate: str,
     check: Callable[[LoadedPolicy], CheckOutcome],
+    *,
+    load: Callable[[], LoadedPolicy] | None = None,
+    details: Callable[[GateResult], None] | None = None,
 ) -> int:
-    """Load the policy, run a core check, print and record the result; return the exit code."""
+    """Load the policy, run a core check, print and record the result; return the exit code.
+
+    Args:
+        args: The verb's arguments: ``policy``, and ``json`` / ``evidence`` if it has them.
+        gate: Gate name, also the policy section the check needs.
+        check: The core check, given the loaded policy.
+        load: Loads the policy instead of ``load_policy(args.policy)``.
+        details: Prints the verb's own lines after a human-readable result that is not an error.
+
+    Returns:
+        The exit code (see the module docstring).
+    """
     started = utcnow()
     loaded: LoadedPolicy | None = None
     try:
-        loaded = load_policy(args.policy)
+        loaded = load() if load is not None else load_policy(args.policy)
         loaded.policy.section(gate)
     except AisecError as exc:
         run = GateRun(error_result(gate, exc, loaded=loaded, started_at=started), exc)
     else:
         run = run_check(gate, loaded, lambda: check(loaded), started_at=started)
     result = run.result
-    print_result(result, as_json=getattr(args, "json", False))
+    as_json = getattr(args, "json", False)
+    print_result(result, as_json=as_json)
     if run.exception is not None and result.verdict == Verdict.ERROR.value:
         print(f"aisec: {result.error.message}", file=sys.stderr)
+    elif details is not None and not as_json:
+        details(result)
     if getattr(args, "evidence", None):
         from airflow_aisec.core.evidence import open_evidence_store
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from airflow_aisec.cli import add_verbs, endpoint_s3_client
 from airflow_aisec.core.evidence import open_evidence_store
 from airflow_aisec.exceptions import EvidenceChainError
 
 
 def _store(args: argparse.Namespace):
-    client = None
-    if args.endpoint_url and args.location.startswith("s3://"):
-        from airflow_aisec.core.storage import make_s3_client
-
-        client = make_s3_client(args.endpoint_url)
-    return open_evidence_store(args.location, s3_client=client)
+    return open_evidence_store(args.location, s3_client=endpoint_s3_client(args.endpoint_url, args.location))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -45,9 +41,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("audit", help="verify or show the tamper-evident audit trail")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "audit", "verify or show the tamper-evident audit trail")
     for name, handler, text in (("verify", _verify, "verify the hash chain"), ("show", _show, "list records")):
         p = verbs.add_parser(name, help=text)
         p.add_argument("location", metavar="LOCATION", help="directory or s3://bucket/prefix")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from airflow_aisec.cli import add_gate_arguments, run_gate_command
+from airflow_aisec.cli import add_gate_arguments, add_verbs, endpoint_s3_client, run_gate_command
 
 
 def _columns(values: list[str] | None) -> list[str]:
@@ -17,11 +17,7 @@ def _columns(values: list[str] | None) -> list[str]:
 def _check(args: argparse.Namespace) -> int:
     from airflow_aisec.core.bias import check_bias
 
-    client = None
-    if args.endpoint_url and (args.data.startswith("s3://") or (args.report or "").startswith("s3://")):
-        from airflow_aisec.core.storage import make_s3_client
-
-        client = make_s3_client(args.endpoint_url)
+    client = endpoint_s3_client(args.endpoint_url, args.data, args.report)
 
     def check(loaded):
         return check_bias(
@@ -40,9 +36,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bias", help="fairness metrics per group against the policy (bias gate)")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "bias", "fairness metrics per group against the policy (bias gate)")
     check = verbs.add_parser(
         "check",
         help="check a predictions table (CSV/Parquet, local or s3://)",

@@ -6,15 +6,10 @@ import argparse
 
 
 def _check(args: argparse.Namespace) -> int:
-    from airflow_aisec.cli import run_gate_command
+    from airflow_aisec.cli import endpoint_s3_client, run_gate_command
     from airflow_aisec.core.drift import check_drift
 
-    client = None
-    uris = (args.reference, args.current, args.report or "")
-    if args.endpoint_url and any(u.startswith("s3://") for u in uris):
-        from airflow_aisec.core.storage import make_s3_client
-
-        client = make_s3_client(args.endpoint_url)
+    client = endpoint_s3_client(args.endpoint_url, args.reference, args.current, args.report)
 
     def check(loaded):
         return check_drift(
@@ -31,11 +26,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from airflow_aisec.cli import add_gate_arguments
+    from airflow_aisec.cli import add_gate_arguments, add_verbs
 
-    parser = sub.add_parser("drift", help="compare current data with a reference (drift gate)")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "drift", "compare current data with a reference (drift gate)")
     check = verbs.add_parser(
         "check",
         help="compare two tables (CSV/Parquet, local or s3://)",

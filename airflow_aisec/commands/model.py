@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
-from airflow_aisec.cli import add_gate_arguments, run_gate_command
+from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
 
 #: Policy used by ``aisec model sign`` when no ``--policy`` is given: the library's defaults.
 BUILTIN_SIGNING_POLICY = b"""version: 1
@@ -44,15 +43,15 @@ def _s3() -> Any:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from airflow_aisec.cli import exit_code_for, print_result
-    from airflow_aisec.core.gate import GateRun, error_result, run_check
     from airflow_aisec.core.policy import load_policy, parse_policy
-    from airflow_aisec.core.result import Verdict, utcnow
     from airflow_aisec.core.signing import sign_model
-    from airflow_aisec.exceptions import AisecError, ServiceUnavailableError
 
-    started = utcnow()
     password = os.environ.get(PASSWORD_ENV)
+
+    def load() -> Any:
+        if args.policy:
+            return load_policy(args.policy)
+        return parse_policy(BUILTIN_SIGNING_POLICY, source="<built-in signing defaults>")
 
     def check(loaded: Any) -> Any:
         return sign_model(
@@ -68,37 +67,17 @@ def _sign(args: argparse.Namespace) -> int:
             s3_client=_s3() if _is_s3(args.model, args.signature) else None,
         )
 
-    loaded = None
-    try:
-        loaded = (load_policy(args.policy) if args.policy
-                  else parse_policy(BUILTIN_SIGNING_POLICY, source="<built-in signing defaults>"))
-        loaded.policy.section("signing")
-    except AisecError as exc:
-        run = GateRun(error_result("signing", exc, loaded=loaded, started_at=started), exc)
-    else:
-        run = run_check("signing", loaded, lambda: check(loaded), started_at=started)
-    result = run.result
-    print_result(result, as_json=args.json)
-    if result.verdict == Verdict.ERROR.value and result.error:
-        print(f"aisec: {result.error.message}", file=sys.stderr)
-    elif not args.json:
-        m = result.metrics
-        print(f"  signature: {m.get('signature')}")
-        print(f"  model digest (sha256 of file digests): {m.get('model_digest')}  files: {m.get('files')}")
-        key = m.get("key_fingerprint")
-        if m.get("transit_key"):
-            key = f"Transit key {m['transit_key']} v{m.get('transit_key_version')} ({key})"
-        print(f"  key: {key}{'' if m.get('key_trusted_by_policy') else '  [not in the policy trusted_keys]'}")
-    if args.evidence:
-        from airflow_aisec.core.evidence import open_evidence_store
+    return run_gate_command(args, "signing", check, load=load, details=_print_signature)
 
-        try:
-            ref = open_evidence_store(args.evidence).append(result.to_dict())
-        except AisecError as exc:
-            print(f"aisec: could not record evidence: {exc}", file=sys.stderr)
-            return 3 if isinstance(exc, ServiceUnavailableError) else exc.exit_code
-        print(f"evidence: {ref.location} #{ref.seq} {ref.sha256}", file=sys.stderr)
-    return exit_code_for(run)
+
+def _print_signature(result: Any) -> None:
+    m = result.metrics
+    print(f"  signature: {m.get('signature')}")
+    print(f"  model digest (sha256 of file digests): {m.get('model_digest')}  files: {m.get('files')}")
+    key = m.get("key_fingerprint")
+    if m.get("transit_key"):
+        key = f"Transit key {m['transit_key']} v{m.get('transit_key_version')} ({key})"
+    print(f"  key: {key}{'' if m.get('key_trusted_by_policy') else '  [not in the policy trusted_keys]'}")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -131,9 +110,7 @@ def _scan(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``aisec model sign|verify|scan``."""
-    parser = sub.add_parser("model", help="sign, verify and scan ML models")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "model", "sign, verify and scan ML models")
 
     sign = verbs.add_parser(
         "sign",
@@ -148,9 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sign.add_argument("--transit-mount", default="transit", metavar="MOUNT", help="Transit mount (default transit)")
     sign.add_argument("--key-version", type=int, metavar="N", help="Transit key version (default latest)")
     sign.add_argument("--signature", metavar="OUT", help="signature location (default DIR.sig next to DIR)")
-    sign.add_argument("--policy", help="policy whose signing.hashing is used (default: sha256 per file)")
-    sign.add_argument("--json", action="store_true", help="print the result contract as JSON")
-    sign.add_argument("--evidence", metavar="LOCATION", help="append the result to this audit trail")
+    add_gate_arguments(sign, policy_required=False,
+                       policy_help="policy whose signing.hashing is used (default: sha256 per file)")
     sign.set_defaults(handler=_sign)
 
     verify = verbs.add_parser(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from airflow_aisec.cli import add_gate_arguments, run_gate_command
+from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
 
 LEVELS = ("public", "internal", "confidential", "restricted")
 
@@ -60,9 +60,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("pii", help="classify PII in tables, write redacted copies")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "pii", "classify PII in tables, write redacted copies")
 
     scan = verbs.add_parser("scan", help="per-column PII classification of a CSV/Parquet table against the policy")
     scan.add_argument("data", metavar="DATA", help="table: local path or s3://bucket/key")

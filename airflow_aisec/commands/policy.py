@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from airflow_aisec.cli import add_verbs
 from airflow_aisec.core.policy import load_policy, policy_json_schema
 
 
@@ -23,9 +24,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("policy", help="validate policies, print the policy JSON Schema")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "policy", "validate policies, print the policy JSON Schema")
     validate = verbs.add_parser("validate", help="validate one or more policy files")
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.set_defaults(handler=_validate)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from airflow_aisec.cli import add_gate_arguments, run_gate_command
+from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
 
 GATE = "secrets"
 
@@ -29,9 +29,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("secrets", help="check Vault secret grants")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "secrets", "check Vault secret grants")
     check = verbs.add_parser(
         "check",
         help="check that every KV path and database role the policy grants is readable "

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from airflow_aisec.cli import add_gate_arguments, run_gate_command
+from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
 
 #: Fail fast on a dead endpoint instead of retrying for minutes (the CLI is interactive).
 _S3_CONFIG = {"retries": {"max_attempts": 2, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 60}
@@ -43,9 +43,7 @@ def _pin(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("source", help="validate dataset sources (origin, pins, schema, GX, poisoning)")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs = add_verbs(sub, "source", "validate dataset sources (origin, pins, schema, GX, poisoning)")
 
     check = verbs.add_parser("check", help="validate datasets against the policy's 'source' section")
     check.add_argument("data", nargs="+", metavar="DATA", help="dataset: local path or s3:// URI (CSV or Parquet)")

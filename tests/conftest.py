@@ -4,8 +4,10 @@ server), all on loopback. Nothing here skips when a service is missing: a missin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -14,9 +16,11 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -63,6 +67,21 @@ def wait_for_http(url: str, timeout: float = 30.0, ok=(200, 429, 472, 473, 501, 
             last = exc
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not come up in {timeout}s: {last}")
+
+
+@contextlib.contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, then restore them (``monkeypatch`` for wider scopes)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,6 +154,32 @@ def run_dag(airflow_db):
     return _run
 
 
+def task_context(*, dag_id: str = "d", run_id: str = "r", task_id: str = "t", xcom: Any = None) -> dict[str, Any]:
+    """Context for calling an operator's ``execute`` directly: a mock TaskInstance (XCom pulls give ``xcom``)."""
+    ti = mock.MagicMock()
+    ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.map_index = dag_id, run_id, task_id, 1, -1
+    ti.xcom_pull.return_value = xcom
+    return {"ti": ti}
+
+
+def assert_retryable_error(execute: Callable[[], Any], context: dict[str, Any]) -> dict[str, Any]:
+    """``execute()`` fails retryably (never as a pass), after pushing an ``error`` result marked retryable.
+
+    Returns:
+        That result (the first XCom push, key ``aisec_result``).
+    """
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    with pytest.raises(AirflowException) as info:
+        execute()
+    assert not isinstance(info.value, AirflowFailException)
+    first = context["ti"].xcom_push.call_args_list[0].kwargs
+    assert first["key"] == "aisec_result"
+    pushed = first["value"]
+    assert pushed["verdict"] == "error" and pushed["error"]["retryable"] is True
+    return pushed
+
+
 # --------------------------------------------------------------------------------------------
 # OpenBao (Vault API)
 # --------------------------------------------------------------------------------------------
@@ -172,6 +217,70 @@ def bao_server():
     yield server
     server.process.terminate()
     server.process.wait(timeout=10)
+
+
+# Set-up helpers for the session's OpenBao server (shared by every test module: names must not clash).
+def vault_conn_json(addr: str, **fields: Any) -> str:
+    """An Airflow ``vault`` connection (JSON, for ``AIRFLOW_CONN_*``) to the server at ``addr``."""
+    host, port = addr.removeprefix("http://").rsplit(":", 1)
+    return json.dumps({"conn_type": "vault", "host": host, "port": int(port), **fields})
+
+
+def enable_engine(client, engine: str, path: str) -> None:
+    """Mount a secrets engine at ``path`` unless another test module already did."""
+    if f"{path}/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine(engine, path=path)
+
+
+def seed_kv(client, kv: dict[str, dict[str, str]]) -> None:
+    """Write KV v2 secrets (path -> data) under ``secret/``."""
+    for path, data in kv.items():
+        client.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
+
+
+def limited_token(client, policy_name: str, rules: str, ttl: str) -> str:
+    """A token that holds only the ACL policy ``policy_name`` (HCL ``rules``)."""
+    client.sys.create_or_update_policy(policy_name, rules)
+    return client.auth.token.create(policies=[policy_name], ttl=ttl)["auth"]["client_token"]
+
+
+PG_CREATE_ROLE = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
+
+
+def postgres_database_engine(client, mount: str, roles: dict[str, tuple[str, str]]) -> None:
+    """Database secrets engine at ``mount`` on the local PostgreSQL; ``roles``: name -> (default_ttl, max_ttl)."""
+    enable_engine(client, "database", mount)
+    client.secrets.database.configure(
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        mount_point=mount,
+        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
+        username="postgres",
+        password="trust-auth-ignores-this",
+        allowed_roles=list(roles),
+    )
+    for name, (default_ttl, max_ttl) in roles.items():
+        client.secrets.database.create_role(
+            name=name,
+            db_name="pg",
+            creation_statements=PG_CREATE_ROLE,
+            default_ttl=default_ttl,
+            max_ttl=max_ttl,
+            mount_point=mount,
+        )
+
+
+def example_pipeline_vault(client, secret_path: str = "ml/training/feature-store") -> str:
+    """What ``docker/openbao/init.sh`` sets up for the example pipeline: the KV secret (a fresh value,
+    returned) and the Transit key ``model-signing``."""
+    value = "fs-" + secrets.token_urlsafe(18)
+    client.secrets.kv.v2.create_or_update_secret(path=secret_path, secret={"token": value}, mount_point="secret")
+    enable_engine(client, "transit", "transit")
+    try:
+        client.secrets.transit.read_key(name="model-signing", mount_point="transit")
+    except Exception:  # noqa: BLE001 - not there yet (another test module may have created it)
+        client.secrets.transit.create_key(name="model-signing", key_type="ecdsa-p256", mount_point="transit")
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,16 +330,10 @@ def s3_server():
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint,
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    server = S3Server(endpoint=endpoint, process=proc)
-    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = server.airflow_conn_uri()
-    yield server
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with patched_environ(env):
+        server = S3Server(endpoint=endpoint, process=proc)
+        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = server.airflow_conn_uri()
+        yield server
     os.environ.pop("AIRFLOW_CONN_AWS_DEFAULT", None)
     proc.terminate()
     proc.wait(timeout=10)

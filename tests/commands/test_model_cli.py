@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import enable_engine, free_port
 
 MODEL_SIGNING_CLI = str(Path(sys.executable).parent / "model_signing")
 
@@ -165,8 +166,7 @@ def test_scan(aisec_cli, setup):
 @pytest.mark.integration
 def test_transit_through_the_cli_and_unreachable_vault(aisec_cli, setup, bao_server, tmp_path):
     client = bao_server.client()
-    if "transit/" not in client.sys.list_mounted_secrets_engines()["data"]:
-        client.sys.enable_secrets_engine("transit", path="transit")
+    enable_engine(client, "transit", "transit")
     name = f"cli-{uuid.uuid4().hex[:8]}"
     client.secrets.transit.create_key(name=name, key_type="ecdsa-p256")
     model, _ = setup
@@ -190,9 +190,7 @@ def test_transit_through_the_cli_and_unreachable_vault(aisec_cli, setup, bao_ser
                             "--public_key", str(pub)], check=False, capture_output=True, text=True, timeout=300)
     assert stock.returncode == 0, stock.stderr
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     down = {"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "x"}
     out = aisec_cli("model", "sign", str(model), "--transit-key", name, env=down)
     assert out.returncode == 3, out.stdout + out.stderr

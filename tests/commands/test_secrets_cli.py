@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 
 import pytest
+
+from tests.conftest import free_port, limited_token, seed_kv
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +39,17 @@ BAD = (
 @pytest.fixture(scope="module")
 def cli_vault(bao_server):
     root = bao_server.client()
-    for path, data in SECRETS.items():
-        root.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-    root.sys.create_or_update_policy(
+    seed_kv(root, SECRETS)
+    token = limited_token(
+        root,
         "cli-limited",
         """
         path "secret/data/cli/app/*" { capabilities = ["read"] }
         path "secret/metadata/cli/*" { capabilities = ["list"] }
         path "dbcli/creds/cli-ro" { capabilities = ["read"] }
         """,
+        ttl="1h",
     )
-    token = root.auth.token.create(policies=["cli-limited"], ttl="1h")["auth"]["client_token"]
     return {"VAULT_ADDR": bao_server.addr, "VAULT_TOKEN": token}
 
 
@@ -99,9 +100,7 @@ def test_unreadable_or_missing_paths_exit_1_and_dag_filter(aisec_cli, cli_vault,
 
 
 def test_vault_unreachable_exits_3(aisec_cli, policies):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = aisec_cli(
         "secrets",
         "check",

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import example_pipeline_vault, patched_environ, vault_conn_json
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -61,35 +62,19 @@ def test_aisec_lint_accepts_the_example_folder(aisec_cli):
 @pytest.fixture(scope="module")
 def example_env(bao_server, session_dir):
     """Vault set up as docker/openbao/init.sh and scripts/demo.py do; storage under */aisec-example."""
-    client = bao_server.client()
-    token_value = "fs-" + secrets.token_urlsafe(18)
-    client.secrets.kv.v2.create_or_update_secret(path="ml/training/feature-store", secret={"token": token_value},
-                                                 mount_point="secret")
-    if "transit/" not in client.sys.list_mounted_secrets_engines()["data"]:
-        client.sys.enable_secrets_engine("transit", path="transit")
-    try:
-        client.secrets.transit.read_key(name="model-signing", mount_point="transit")
-    except Exception:  # noqa: BLE001 - not there yet
-        client.secrets.transit.create_key(name="model-signing", key_type="ecdsa-p256", mount_point="transit")
+    token_value = example_pipeline_vault(bao_server.client())
     root = session_dir / "example" / "aisec-example"
     root.mkdir(parents=True, exist_ok=True)
-    port = int(bao_server.addr.rsplit(":", 1)[1])
     env = {
         "AISEC_EXAMPLE_ROOT": str(root),
         "AISEC_POLICY_DIR": str(REPO / "policies"),
-        "AIRFLOW_CONN_VAULT_DEFAULT": json.dumps({
-            "conn_type": "vault", "host": "127.0.0.1", "port": port, "schema": "secret",
-            "password": bao_server.token, "extra": {"auth_type": "token", "kv_engine_version": 2},
-        }),
+        "AIRFLOW_CONN_VAULT_DEFAULT": vault_conn_json(
+            bao_server.addr, schema="secret", password=bao_server.token,
+            extra={"auth_type": "token", "kv_engine_version": 2},
+        ),
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield {"root": root, "secret": token_value}
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with patched_environ(env):
+        yield {"root": root, "secret": token_value}
 
 
 def _run_example(run_dag, filename: str, dag_id: str):

@@ -54,6 +54,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import example_pipeline_vault, free_port, vault_conn_json
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,14 +172,6 @@ with DAG("celery_ungated", schedule=None, start_date=pendulum.datetime(2025, 1, 
 
     deploy_unverified()
 '''
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -315,15 +309,7 @@ class CeleryCluster:
 
 def _configure_vault(bao_server) -> dict[str, str]:
     """What ``docker/openbao/init.sh`` sets up for the pipeline: the KV v2 secret and the Transit key."""
-    client = bao_server.client()
-    value = "fs-" + secrets.token_urlsafe(18)
-    client.secrets.kv.v2.create_or_update_secret(path=SECRET_PATH, secret={"token": value}, mount_point="secret")
-    if "transit/" not in client.sys.list_mounted_secrets_engines()["data"]:
-        client.sys.enable_secrets_engine("transit", path="transit")
-    try:
-        client.secrets.transit.read_key(name="model-signing", mount_point="transit")
-    except Exception:  # noqa: BLE001 - not there yet (another test module may have created it)
-        client.secrets.transit.create_key(name="model-signing", key_type="ecdsa-p256", mount_point="transit")
+    value = example_pipeline_vault(bao_server.client(), SECRET_PATH)
     return {"kv secret": value, "vault token": bao_server.token}
 
 
@@ -353,7 +339,7 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
     _psql(admin_dsn, f'CREATE DATABASE "{db}"')
     db_dsn = admin_dsn.rsplit("/", 1)[0] + f"/{db}"
     sa_url = db_dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
-    port = _free_port()
+    port = free_port()
 
     bucket = f"aisec-celery-{suffix}"
     s3_server.client().create_bucket(Bucket=bucket)
@@ -405,7 +391,7 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # airflow-aisec: policy for the gates, platform rules for the cluster policy, S3 audit trail.
         "AIRFLOW__AISEC__DEFAULT_POLICY": str(policy),
@@ -415,11 +401,10 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
         # The example pipeline: local data root, the repository's policies, Vault through VaultHook.
         "AISEC_EXAMPLE_ROOT": str(example_root),
         "AISEC_POLICY_DIR": str(REPO / "policies"),
-        "AIRFLOW_CONN_VAULT_DEFAULT": json.dumps({
-            "conn_type": "vault", "host": "127.0.0.1", "port": int(bao_server.addr.rsplit(":", 1)[1]),
-            "schema": "secret", "password": bao_server.token,
-            "extra": {"auth_type": "token", "kv_engine_version": 2},
-        }),
+        "AIRFLOW_CONN_VAULT_DEFAULT": vault_conn_json(
+            bao_server.addr, schema="secret", password=bao_server.token,
+            extra={"auth_type": "token", "kv_engine_version": 2},
+        ),
     })
     for var in ("VAULT_ADDR", "VAULT_TOKEN"):  # Vault only through the Airflow connection
         env.pop(var, None)

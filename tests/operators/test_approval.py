@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_aisec.core.evidence import open_evidence_store
+from tests.conftest import patched_environ
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +87,6 @@ platform:
 @pytest.fixture(scope="module")
 def hitl_api(airflow_db, tmp_path_factory):
     """The real Airflow API app (core routes + SimpleAuthManager), in-process, with known users."""
-    import os
-
     pw_file = tmp_path_factory.mktemp("auth") / "passwords.json"
     pw_file.write_text(json.dumps(PASSWORDS))
     env = {
@@ -95,21 +94,15 @@ def hitl_api(airflow_db, tmp_path_factory):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from airflow.api_fastapi.app import create_app, purge_cached_app
-    from fastapi.testclient import TestClient
+    with patched_environ(env):
+        from airflow.api_fastapi.app import create_app, purge_cached_app
+        from fastapi.testclient import TestClient
 
-    purge_cached_app()
-    app = create_app(apps="core")
-    with TestClient(app) as client:
-        yield client
-    purge_cached_app()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+        purge_cached_app()
+        app = create_app(apps="core")
+        with TestClient(app) as client:
+            yield client
+        purge_cached_app()
 
 
 def token(client, user: str) -> str:

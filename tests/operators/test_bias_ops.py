@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import task_context
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,10 +157,10 @@ def test_missing_s3_object_fails_closed(tmp_path, s3_server):
     op = BiasGateOperator(task_id="t", data="s3://empty-bucket/nope.csv", label_column="y",
                           prediction_column="p", sensitive_columns=["sex"],
                           policy=str(REPO / "policies" / "strict.yaml"), evidence_location=str(tmp_path / "ev"))
-    ti = mock.MagicMock(dag_id="d", run_id="r", task_id="t", try_number=1, map_index=-1)
+    ctx = task_context()
     with pytest.raises(AirflowFailException):
-        op.execute({"ti": ti})
-    pushed = ti.xcom_push.call_args_list[0].kwargs["value"]
+        op.execute(ctx)
+    pushed = ctx["ti"].xcom_push.call_args_list[0].kwargs["value"]
     assert pushed["verdict"] == "error" and "not found" in pushed["error"]["message"]
 
 

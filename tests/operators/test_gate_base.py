@@ -8,6 +8,8 @@ from unittest import mock
 
 import pytest
 
+from tests.conftest import assert_retryable_error, task_context
+
 pytestmark = pytest.mark.integration
 
 POLICY = """
@@ -159,11 +161,6 @@ def test_bad_policy_fails_the_task(run_dag, make_dag, tmp_path, policy_text, rea
 # ------------------------------------------------------------------------------------------
 # Unit level: retryable vs non-retryable, no I/O at construction
 # ------------------------------------------------------------------------------------------
-def _context(tmp_path):
-    ti = mock.MagicMock(dag_id="d", run_id="r", task_id="t", try_number=1, map_index=-1)
-    return {"ti": ti}
-
-
 class _Gate:
     @staticmethod
     def build(tmp_path, exc):
@@ -181,17 +178,11 @@ class _Gate:
 
 
 def test_unreachable_service_is_retryable_never_a_pass(tmp_path):
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
     from airflow_aisec.exceptions import ServiceUnavailableError
 
     op = _Gate.build(tmp_path, ServiceUnavailableError("vault unreachable"))
-    ctx = _context(tmp_path)
-    with pytest.raises(AirflowException) as info:
-        op.execute(ctx)
-    assert not isinstance(info.value, AirflowFailException)
-    pushed = ctx["ti"].xcom_push.call_args_list[0].kwargs["value"]
-    assert pushed["verdict"] == "error" and pushed["error"]["retryable"] is True
+    ctx = task_context()
+    assert_retryable_error(lambda: op.execute(ctx), ctx)
 
 
 def test_configuration_error_is_not_retryable(tmp_path):
@@ -201,7 +192,7 @@ def test_configuration_error_is_not_retryable(tmp_path):
 
     op = _Gate.build(tmp_path, InputDataError("column 'x' missing"))
     with pytest.raises(AirflowFailException, match="column 'x' missing"):
-        op.execute(_context(tmp_path))
+        op.execute(task_context())
 
 
 def test_unwritable_evidence_store_fails_the_task(tmp_path):
@@ -221,7 +212,7 @@ def test_unwritable_evidence_store_fails_the_task(tmp_path):
     (tmp_path / "file").write_text("not a dir")
     op = Ok(task_id="t", policy=str(tmp_path / "p.yaml"), evidence_location=str(tmp_path / "file" / "ev"))
     with pytest.raises(AirflowException, match="could not record evidence"):
-        op.execute(_context(tmp_path))
+        op.execute(task_context())
 
 
 def test_constructor_does_no_io(tmp_path):

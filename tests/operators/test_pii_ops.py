@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import vault_conn_json
+
 pytestmark = pytest.mark.integration
 
 SSN = "372-81-4409"
@@ -160,10 +162,8 @@ def test_pii_gate_reads_s3_through_s3hook(run_dag, setup, s3_server):
 
 @pytest.fixture
 def vault_conn(bao_server, monkeypatch):
-    port = bao_server.addr.rsplit(":", 1)[1]
     bao_server.client().secrets.kv.v2.create_or_update_secret(path="aisec/dag-hmac", secret={"key": HMAC_KEY})
-    monkeypatch.setenv("AIRFLOW_CONN_VAULT_DEFAULT", json.dumps(
-        {"conn_type": "vault", "host": "127.0.0.1", "port": int(port), "password": bao_server.token}))
+    monkeypatch.setenv("AIRFLOW_CONN_VAULT_DEFAULT", vault_conn_json(bao_server.addr, password=bao_server.token))
     return bao_server
 
 

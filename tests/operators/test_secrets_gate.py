@@ -9,10 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from pathlib import Path
 from unittest import mock
 
 import pytest
+
+from tests.conftest import (
+    assert_retryable_error,
+    free_port,
+    limited_token,
+    patched_environ,
+    postgres_database_engine,
+    seed_kv,
+    start_bao,
+    task_context,
+    vault_conn_json,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +82,10 @@ def _pg_roles_like(pattern: str) -> list[str]:
 @pytest.fixture(scope="module")
 def env(bao_server, tmp_path_factory):
     """Seed OpenBao (KV v2, limited policy, database engine), the Airflow connection and a policy file."""
-    import os
-
     root = bao_server.client()
-    for path, data in SECRETS.items():
-        root.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-    root.sys.create_or_update_policy(
+    seed_kv(root, SECRETS)
+    token = limited_token(
+        root,
         "ops-limited",
         """
         path "secret/data/ops/train/*" { capabilities = ["read"] }
@@ -84,56 +93,21 @@ def env(bao_server, tmp_path_factory):
         path "dbops/creds/ops-long" { capabilities = ["read"] }
         path "sys/leases/revoke/dbops/creds/*" { capabilities = ["update"] }
         """,
+        ttl="2h",
     )
-    token = root.auth.token.create(policies=["ops-limited"], ttl="2h")["auth"]["client_token"]
-    if "dbops/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("database", path="dbops")
-    root.secrets.database.configure(
-        name="pg",
-        plugin_name="postgresql-database-plugin",
-        mount_point="dbops",
-        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
-        username="postgres",
-        password="trust-auth-ignores-this",
-        allowed_roles=["ops-ro", "ops-long"],
-    )
-    create = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
-    root.secrets.database.create_role(
-        name="ops-ro",
-        db_name="pg",
-        creation_statements=create,
-        default_ttl="5m",
-        max_ttl="10m",
-        mount_point="dbops",
-    )
-    root.secrets.database.create_role(
-        name="ops-long",
-        db_name="pg",
-        creation_statements=create,
-        default_ttl="2h",
-        max_ttl="3h",
-        mount_point="dbops",
-    )
-    port = bao_server.addr.rsplit(":", 1)[1]
-    old = os.environ.get("AIRFLOW_CONN_VAULT_DEFAULT")
-    os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = json.dumps(
-        {"conn_type": "vault", "host": "127.0.0.1", "port": int(port), "password": token}
-    )
+    postgres_database_engine(root, "dbops", {"ops-ro": ("5m", "10m"), "ops-long": ("2h", "3h")})
     tmp = tmp_path_factory.mktemp("secrets-ops")
     policy = tmp / "policy.yaml"
     policy.write_text(POLICY.format())
-    yield {
-        "root": root,
-        "token": token,
-        "addr": bao_server.addr,
-        "policy": str(policy),
-        "tmp": tmp,
-        "evidence": str(tmp / "evidence"),
-    }
-    if old is None:
-        os.environ.pop("AIRFLOW_CONN_VAULT_DEFAULT", None)
-    else:
-        os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = old
+    with patched_environ({"AIRFLOW_CONN_VAULT_DEFAULT": vault_conn_json(bao_server.addr, password=token)}):
+        yield {
+            "root": root,
+            "token": token,
+            "addr": bao_server.addr,
+            "policy": str(policy),
+            "tmp": tmp,
+            "evidence": str(tmp / "evidence"),
+        }
 
 
 def _records(evidence: str) -> list[dict]:
@@ -405,20 +379,19 @@ with DAG("secrets_ops_retry", schedule=None, start_date=pendulum.datetime(2025, 
 # execute() directly: retryable or not
 # --------------------------------------------------------------------------------------------
 def _context(dag_id="secrets_ops_direct", task_id="fetch_direct", xcom=None):
-    ti = mock.MagicMock()
-    ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.map_index = dag_id, "manual__1", task_id, 1, -1
-    ti.xcom_pull.return_value = xcom
-    return {"ti": ti}
+    return task_context(dag_id=dag_id, run_id="manual__1", task_id=task_id, xcom=xcom)
+
+
+def _pushed_handles(ctx):
+    return next(
+        c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list if c.kwargs["key"] == "aisec_secret_handles"
+    )
 
 
 @pytest.fixture
 def vault_conn(monkeypatch):
     def _set(addr: str, token: str = "x") -> None:
-        host, port = addr.removeprefix("http://").rsplit(":", 1)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_VAULT_DIRECT",
-            json.dumps({"conn_type": "vault", "host": host, "port": int(port), "password": token}),
-        )
+        monkeypatch.setenv("AIRFLOW_CONN_VAULT_DIRECT", vault_conn_json(addr, password=token))
 
     return _set
 
@@ -437,68 +410,28 @@ def _gate(env, tmp_path, **kwargs):
 
 
 def test_unreachable_vault_is_a_retryable_failure(env, tmp_path, vault_conn):
-    import socket
-
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    vault_conn(f"http://127.0.0.1:{dead}")
+    vault_conn(f"http://127.0.0.1:{free_port()}")
     ctx = _context()
-    with pytest.raises(AirflowException) as info:
-        _gate(env, tmp_path).execute(ctx)
-    assert not isinstance(info.value, AirflowFailException)
-    pushed = next(
-        c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list if c.kwargs["key"] == "aisec_result"
-    )
-    assert pushed["verdict"] == "error" and pushed["error"]["retryable"] is True
+    assert_retryable_error(lambda: _gate(env, tmp_path).execute(ctx), ctx)
     assert "aisec_secret_handles" not in [c.kwargs["key"] for c in ctx["ti"].xcom_push.call_args_list]
 
 
 def test_sealed_vault_is_retryable_for_gate_and_consumer(env, tmp_path, vault_conn):
-    import os
-    import shutil
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    import hvac
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     from airflow_aisec.operators.secrets import unwrap_secrets
 
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    bao = shutil.which("bao", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen(
-        [bao, "server", "-dev", "-dev-root-token-id=ops-sealed", f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
-    addr = f"http://127.0.0.1:{port}"
+    server = start_bao("ops-sealed")
+    addr = server.addr
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        client = hvac.Client(url=addr, token="ops-sealed")
+        client = server.client()
         client.secrets.kv.v2.create_or_update_secret(
             path="ops/train/db", secret=SECRETS["ops/train/db"], mount_point="secret"
         )
         vault_conn(addr, "ops-sealed")
         ctx = _context()
         _gate(env, tmp_path).execute(ctx)  # healthy: handles issued
-        handles = next(
-            c.kwargs["value"]
-            for c in ctx["ti"].xcom_push.call_args_list
-            if c.kwargs["key"] == "aisec_secret_handles"
-        )
+        handles = _pushed_handles(ctx)
         client.sys.seal()
         with pytest.raises(AirflowException) as info:
             _gate(env, tmp_path).execute(_context())
@@ -512,8 +445,8 @@ def test_sealed_vault_is_retryable_for_gate_and_consumer(env, tmp_path, vault_co
             )
         assert not isinstance(info.value, AirflowFailException)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.process.terminate()
+        server.process.wait(timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -625,20 +558,12 @@ def test_hook_auth_methods_work_for_gate_and_consumer(env, tmp_path, monkeypatch
                 "auth_mount_point": "jwt-ops",
             }
         }
-    port = int(env["addr"].rsplit(":", 1)[1])
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_VAULT_DIRECT",
-        json.dumps({"conn_type": "vault", "host": "127.0.0.1", "port": port, **conn}),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_VAULT_DIRECT", vault_conn_json(env["addr"], **conn))
     from airflow_aisec.operators.secrets import unwrap_secrets
 
     ctx = _context()
     assert _gate(env, tmp_path).execute(ctx) == "pass"
-    handles = next(
-        c.kwargs["value"]
-        for c in ctx["ti"].xcom_push.call_args_list
-        if c.kwargs["key"] == "aisec_secret_handles"
-    )
+    handles = _pushed_handles(ctx)
     values = unwrap_secrets(
         "fetch_direct",
         vault_conn_id="vault_direct",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import (
+    free_port,
+    limited_token,
+    patched_environ,
+    postgres_database_engine,
+    seed_kv,
+    vault_conn_json,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -112,58 +120,28 @@ with DAG("secrets_leak_dag", schedule=None, start_date=pendulum.datetime(2025, 1
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vault_for_leak(bao_server):
     root = bao_server.client()
-    for path, data in SECRETS.items():
-        root.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-    root.sys.create_or_update_policy(
+    seed_kv(root, SECRETS)
+    token = limited_token(
+        root,
         "leak-limited",
         """
         path "secret/data/leak/app/*" { capabilities = ["read"] }
         path "dbleak/creds/leak-ro" { capabilities = ["read"] }
         path "sys/leases/revoke/dbleak/creds/leak-ro/*" { capabilities = ["update"] }
         """,
+        ttl="2h",
     )
-    token = root.auth.token.create(policies=["leak-limited"], ttl="2h")["auth"]["client_token"]
-    if "dbleak/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("database", path="dbleak")
-    root.secrets.database.configure(
-        name="pg",
-        plugin_name="postgresql-database-plugin",
-        mount_point="dbleak",
-        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
-        username="postgres",
-        password="trust-auth-ignores-this",
-        allowed_roles=["leak-ro"],
-    )
-    root.secrets.database.create_role(
-        name="leak-ro",
-        db_name="pg",
-        mount_point="dbleak",
-        default_ttl="5m",
-        max_ttl="10m",
-        creation_statements=[
-            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-        ],
-    )
-    port = int(bao_server.addr.rsplit(":", 1)[1])
-    return {
-        "root": root,
-        "conn": json.dumps({"conn_type": "vault", "host": "127.0.0.1", "port": port, "password": token}),
-    }
+    postgres_database_engine(root, "dbleak", {"leak-ro": ("5m", "10m")})
+    return {"root": root, "conn": vault_conn_json(bao_server.addr, password=token)}
 
 
 @pytest.fixture(scope="module")
 def api_server(airflow_db, vault_for_leak, tmp_path_factory):
     """A real ``airflow api-server`` (execution API) for LocalExecutor workers; environment set for both."""
-    port = _free_port()
+    port = free_port()
     env_vars = {
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -172,49 +150,43 @@ def api_server(airflow_db, vault_for_leak, tmp_path_factory):
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW_CONN_VAULT_DEFAULT": vault_for_leak["conn"],
     }
-    old = {k: os.environ.get(k) for k in env_vars}
-    os.environ.update(env_vars)
-    out_file = tmp_path_factory.mktemp("api-server") / "api-server.out"
-    with open(out_file, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "airflow"),
-                "api-server",
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-                "--workers",
-                "1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=3):
-                    break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("api-server did not start:\n" + out_file.read_text()[-3000:]) from None
-                time.sleep(0.5)
-        yield {"port": port, "output": out_file}
-    finally:
-        proc.terminate()
+    with patched_environ(env_vars):
+        out_file = tmp_path_factory.mktemp("api-server") / "api-server.out"
+        with open(out_file, "wb") as out:
+            proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "airflow"),
+                    "api-server",
+                    "--port",
+                    str(port),
+                    "--host",
+                    "127.0.0.1",
+                    "--workers",
+                    "1",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=os.environ.copy(),
+            )
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=3):
+                        break
+                except urllib.error.HTTPError:
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("api-server did not start:\n" + out_file.read_text()[-3000:]) from None
+                    time.sleep(0.5)
+            yield {"port": port, "output": out_file}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _run_with_local_executor(source: str, dag_id: str):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import enable_engine, vault_conn_json
+
 pytestmark = pytest.mark.integration
 
 POLICY = """
@@ -74,15 +76,12 @@ def pem(tmp_path_factory):
 @pytest.fixture(scope="module")
 def transit(bao_server):
     client = bao_server.client()
-    if "transit/" not in client.sys.list_mounted_secrets_engines()["data"]:
-        client.sys.enable_secrets_engine("transit", path="transit")
+    enable_engine(client, "transit", "transit")
     name = f"ops-{uuid.uuid4().hex[:8]}"
     client.secrets.transit.create_key(name=name, key_type="ecdsa-p256")
-    host, port = bao_server.addr.removeprefix("http://").split(":")
-    os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = json.dumps({
-        "conn_type": "vault", "host": host, "port": int(port), "password": bao_server.token,
-        "extra": {"auth_type": "token", "kv_engine_version": 2},
-    })
+    os.environ["AIRFLOW_CONN_VAULT_DEFAULT"] = vault_conn_json(
+        bao_server.addr, password=bao_server.token, extra={"auth_type": "token", "kv_engine_version": 2}
+    )
     yield name
     os.environ.pop("AIRFLOW_CONN_VAULT_DEFAULT", None)
 

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import assert_retryable_error, free_port, task_context
+
 pytestmark = pytest.mark.integration
 
 PLANTED_LABEL = "zz-poison-label-" + uuid.uuid4().hex[:8]
@@ -160,17 +162,8 @@ def test_origin_outside_allow_list_fails_the_task(run_dag, env, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # execute() directly: retryable vs not (a retryable task would keep dag.test() waiting)
 # ------------------------------------------------------------------------------------------------
-def _context(tmp_path):
-    ti = mock.MagicMock()
-    ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.map_index = "d", "r", "t", 1, -1
-    return {"ti": ti}
-
-
 def test_unreachable_s3_is_a_retryable_failure(env, tmp_path, monkeypatch):
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
     from airflow_aisec.operators.source import SourceValidationOperator
-    from tests.conftest import free_port
 
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEAD", json.dumps({
         "conn_type": "aws", "login": "x", "password": "y",
@@ -181,12 +174,8 @@ def test_unreachable_s3_is_a_retryable_failure(env, tmp_path, monkeypatch):
     policy.write_text('version: 1\nname: p\nsource: {origins: ["s3://*/*"]}\n')
     op = SourceValidationOperator(task_id="t", data=f"s3://{env['bucket']}/datasets/train.parquet",
                                   policy=str(policy), aws_conn_id="aws_dead", evidence_location=str(tmp_path / "ev"))
-    ctx = _context(tmp_path)
-    with pytest.raises(AirflowException) as info:
-        op.execute(ctx)
-    assert not isinstance(info.value, AirflowFailException)
-    pushed = ctx["ti"].xcom_push.call_args_list[0].kwargs["value"]
-    assert pushed["verdict"] == "error" and pushed["error"]["retryable"] is True
+    ctx = task_context()
+    assert_retryable_error(lambda: op.execute(ctx), ctx)
 
 
 def test_missing_object_is_not_retryable(env, tmp_path):
@@ -199,7 +188,7 @@ def test_missing_object_is_not_retryable(env, tmp_path):
     uri = f"s3://{env['bucket']}/datasets/missing.parquet"
     op = SourceValidationOperator(task_id="t", data=[uri], policy=str(policy), evidence_location=str(tmp_path / "ev"))
     with pytest.raises(AirflowFailException, match="S3 object or bucket not found"):
-        op.execute(_context(tmp_path))
+        op.execute(task_context())
 
 
 def test_constructor_does_no_io_and_templates():
@@ -233,7 +222,7 @@ def test_bad_inputs_fail_the_task_without_retry(tmp_path, kind):
     policy.write_text(f"version: 1\nname: p\nsource:\n  origins: ['{tmp_path}/*']\n"
                       "  schema: {columns: {id: integer, label: string}, allow_extra_columns: true}\n")
     op = SourceValidationOperator(task_id="t", data=str(path), policy=str(policy), evidence_location=str(tmp_path / "ev"))
-    ctx = _context(tmp_path)
+    ctx = task_context()
     with pytest.raises(AirflowFailException) as info:
         op.execute(ctx)
     assert "\n" not in str(info.value)

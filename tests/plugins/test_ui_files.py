@@ -13,6 +13,7 @@ from airflow_aisec.exceptions import ConfigurationError, ServiceUnavailableError
 from airflow_aisec.operators.links import run_tab_url, ui_base
 from airflow_aisec.plugins import files
 from airflow_aisec.plugins.results import GateView, parse_evidence, parse_result
+from tests.conftest import free_port
 
 RUN = "manual__2024-01-01T00:00:00+00:00"
 
@@ -156,11 +157,7 @@ def test_s3_evidence_and_reports_are_read_through_the_airflow_connection(s3_serv
 
 
 def test_unreachable_s3_is_service_unavailable(monkeypatch):
-    import socket
-
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     conn = {
         "conn_type": "aws",
         "login": "x",

@@ -349,6 +349,8 @@ class _PickleReport:
     imports: set[tuple[str, str]] = field(default_factory=set)
     streams: int = 0
     first_value: Any = None
+    #: Calls of an imported global (REDUCE, INST, OBJ, NEWOBJ): what unpickling executes.
+    calls: int = 0
 
 
 class _PickleMachine:
@@ -378,6 +380,11 @@ class _PickleMachine:
             module, name = "unknown", "unknown"
         self.report.imports.add((module, name))
         return _Global(module, name)
+
+    def _call(self, func: Any, args: Any) -> _Call:
+        if isinstance(func, _Global):
+            self.report.calls += 1
+        return _Call(func, args)
 
     def run(self) -> Any:
         """Consume one pickle up to STOP; returns the top of stack (symbolic)."""
@@ -475,21 +482,21 @@ class _PickleMachine:
             module, _, attr = str(arg).partition(" ")
             cls = self._global(module, attr)
             items = self._pop_mark()
-            self.stack.append(_Call(cls, tuple(items)))
+            self.stack.append(self._call(cls, tuple(items)))
         elif name == "OBJ":
             items = self._pop_mark()
             if not items:
                 raise _Unscannable("malformed pickle (OBJ without class)")
-            self.stack.append(_Call(items[0], tuple(items[1:])))
+            self.stack.append(self._call(items[0], tuple(items[1:])))
         elif name == "REDUCE":
             args, func = self._pop(), self._pop()
-            self.stack.append(_Call(func, args))
+            self.stack.append(self._call(func, args))
         elif name == "NEWOBJ":
             args, cls = self._pop(), self._pop()
-            self.stack.append(_Call(cls, args))
+            self.stack.append(self._call(cls, args))
         elif name == "NEWOBJ_EX":
             _kwargs, args, cls = self._pop(), self._pop(), self._pop()
-            self.stack.append(_Call(cls, args))
+            self.stack.append(self._call(cls, args))
         elif name == "BUILD":
             state = self._pop()
             target = self.stack[-1] if self.stack else _UNKNOWN
@@ -649,8 +656,10 @@ def _looks_like_text_pickle(head: bytes, *, whole: bool) -> bool:
     """A protocol 0/1 pickle (no magic) that imports something, e.g. hidden in a ``.json``.
 
     Text that merely starts with an opcode letter fails to parse within a few bytes; a pickle
-    either reaches STOP inside ``head`` or (when ``head`` is only the start of a larger file)
-    parses cleanly up to its end. Its imports must look like Python dotted names.
+    either reaches STOP inside ``head``, or (when ``head`` is only the start of a larger file)
+    parses cleanly up to its end, or calls an imported global before it breaks (``pickle.load``
+    executes that call before it notices a missing STOP or a garbage tail). Its imports must
+    look like Python dotted names.
     """
     if not head or chr(head[0]) not in "(cI]})NSVdliLFp":
         return False
@@ -661,13 +670,11 @@ def _looks_like_text_pickle(head: bytes, *, whole: bool) -> bool:
         complete = True
     except _NotPickle:
         return False
-    except _Unscannable:
+    except Exception:  # noqa: BLE001 - malformed, or a tail that crashes the analysis: judged below
         complete = False
-    except Exception:  # noqa: BLE001 - any other parse failure means "not a pickle"
-        return False
     if not report.imports or not all(_IDENT.match(m) and _IDENT.match(n) for m, n in report.imports):
         return False
-    return complete or (not whole and reader.pos >= len(head) - 16)
+    return complete or report.calls > 0 or (not whole and reader.pos >= len(head) - 16)
 
 
 def _safetensors_header_ok(fh: IO[bytes], size: int) -> bool:

@@ -196,6 +196,28 @@ def test_pickles_disguised_as_other_formats(tmp_path, marker):
     assert finding(out, "model_scan.format_mismatch", "config.json").severity == "critical"
 
 
+def test_text_pickle_that_calls_before_it_breaks_is_still_a_disguised_pickle(tmp_path):
+    # pickle.load runs os.system at REDUCE, before it reaches the end: a missing STOP, a garbage
+    # tail, or a tail that crashes the analyser (object arrays nested past the recursion limit)
+    # must not make the file "not a pickle".
+    call = b"cos\nsystem\n(S'echo pwned'\ntR"
+    wrapper = (b"0cjoblib.numpy_pickle\nNumpyArrayWrapper\np1\n0"
+               b"(dp2\nS'dtype'\ncnumpy\ndtype\n(S'O8'\ntRsS'shape'\n(I1\nts0")
+    files = {
+        "no_stop.json": call,
+        "garbage_tail.json": call + b"\xff",
+        "deep_nesting.json": call + wrapper + b"g1\n(tRg2\nb" * 2000 + b"N.",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "vocab.txt").write_bytes(b"cat\ndog\nbird\nfish\n")  # text that parses as a GLOBAL
+    out = scan_model(tmp_path, policy=DEFAULT)
+    for name in files:
+        assert {"model_scan.format_mismatch", "model_scan.dangerous_import"} <= rules(out, name), name
+        assert "os.system" in finding(out, "model_scan.dangerous_import", name).location["imports"]
+    assert rules(out, "vocab.txt") == set()
+
+
 def test_stack_global_resolved_through_the_memo():
     # PROTO 4; 'os' MEMOIZE; 'system' MEMOIZE; BINGET 0; BINGET 1; STACK_GLOBAL; 'id' TUPLE1 REDUCE STOP
     data = (b"\x80\x04" + b"\x8c\x02os\x94" + b"\x8c\x06system\x94" + b"h\x00h\x01\x93"

@@ -231,6 +231,9 @@ class _Reader:
             n = (self._limit - self.pos + 1) if self._limit is not None else -1
         if self.size is not None and n > self.size - self.pos + 1:
             n = max(self.size - self.pos + 1, 0)  # never allocate past the end of the data
+        if self._limit is not None and n > self._limit - self.pos + 1:
+            # A pickle declares its constants' lengths: never allocate past the cap (one byte over trips it).
+            n = max(self._limit - self.pos + 1, 0)
         data = self._raw.read(n)
         self._account(len(data))
         return data
@@ -278,32 +281,37 @@ class _EndOfData(_NotPickle):
 
 
 class _ZlibStream(io.RawIOBase):
-    """Streaming zlib decompression as a file object (joblib's default compressor)."""
+    """Streaming zlib decompression as a file object (joblib's default compressor).
+
+    Each call decompresses at most what the caller asked for (``max_length``): a chunk of a
+    zlib bomb never expands in memory all at once.
+    """
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
         self._d = zlib.decompressobj()
-        self._buf = b""
         self._eof = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        while not self._buf and not self._eof:
-            chunk = self._raw.read(1 << 20)
-            if not chunk:
-                self._buf += self._d.flush()
-                self._eof = True
-                break
+        size = len(b)
+        while size:
+            data = self._d.unconsumed_tail
+            if not data and not self._eof:
+                data = self._raw.read(1 << 16)
+                self._eof = not data
             try:
-                self._buf += self._d.decompress(chunk)
+                out = self._d.decompress(data, size)
             except zlib.error:
                 raise _Unscannable("corrupt zlib stream") from None
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+            if out:
+                b[: len(out)] = out
+                return len(out)
+            if self._d.eof or (self._eof and not self._d.unconsumed_tail):
+                return 0
+        return 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -695,7 +703,7 @@ def _safetensors_header_ok(fh: IO[bytes], size: int) -> bool:
         return False
 
 
-def _scan_numpy(fh: IO[bytes], result: FileAnalysis, label: str) -> None:
+def _scan_numpy(fh: IO[bytes], result: FileAnalysis, label: str, size: int | None) -> None:
     import numpy as np
 
     fmt = np.lib.format
@@ -713,7 +721,8 @@ def _scan_numpy(fh: IO[bytes], result: FileAnalysis, label: str) -> None:
         raise _Unscannable(f"{label}: unreadable numpy header ({type(exc).__name__})") from None
     if dtype.hasobject:
         result.pickle = True
-        scan_pickle_stream(_Reader(fh), imports=result.imports)
+        # The file size bounds what the pickle's declared lengths may allocate.
+        scan_pickle_stream(_Reader(fh, size=size), imports=result.imports)
 
 
 def _scan_stream_by_content(fh: IO[bytes], result: FileAnalysis, label: str, *, ext: str,
@@ -727,7 +736,7 @@ def _scan_stream_by_content(fh: IO[bytes], result: FileAnalysis, label: str, *, 
             raise _Unscannable(f"{label}: nested archive (not analysed)")
         return "zip"  # handled by the caller (needs a seekable file)
     if head.startswith(b"\x93NUMPY"):
-        _scan_numpy(rest, result, label)
+        _scan_numpy(rest, result, label, size)
         return "numpy"
     if _is_pickle_start(head):
         result.pickle = True

@@ -270,6 +270,31 @@ def test_decompression_bomb_is_capped(tmp_path):
     assert "exceeds 1000000 bytes" in f.message
 
 
+def test_declared_sizes_and_compression_ratios_cannot_exhaust_memory(tmp_path):
+    # A BINBYTES8 opcode declares its length: the scanner must not allocate it (or decompress it
+    # in one go) beyond the policy's cap, whatever the declared size or the compression ratio.
+    import tracemalloc
+
+    size = 64 * 1024 * 1024
+    head = b"\x80\x04\x8e" + struct.pack("<Q", size)
+    zeros = bytes(size)
+    (tmp_path / "z.joblib").write_bytes(zlib.compress(head + zeros, 9))
+    (tmp_path / "g.joblib").write_bytes(gzip.compress(head + zeros, 9))
+    del zeros
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    (tmp_path / "o.npy").write_bytes(npy.getvalue() + head + b"x" * 100)
+    for name in ("z.joblib", "g.joblib", "o.npy"):
+        tracemalloc.start()
+        try:
+            result = analyse_file(tmp_path / name, name, limit=4 * 1024 * 1024)
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert result.kind == "unscannable", (name, result.kind)
+        assert peak < 16 * 1024 * 1024, (name, peak)
+
+
 def test_symlinks_and_special_files(tmp_path, marker):
     outside = tmp_path / "outside"
     outside.mkdir()

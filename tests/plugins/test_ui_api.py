@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import markupsafe
 import pytest
-from ui_dags import MIXED_DAG, SECRET_DAG, SECRET_MARKER, XSS_PAYLOAD
+from ui_dags import MIXED_DAG, MIXED_VERDICTS, SECRET_DAG, SECRET_MARKER, XSS_PAYLOAD
 
 pytestmark = pytest.mark.integration
 
@@ -179,13 +179,7 @@ def test_run_json_lists_every_gate_with_verdicts(client, gate_runs, admin):
         run_path(MIXED_DAG, gate_runs.mixed_run_id).replace("/aisec/runs/", "/aisec/api/runs/"), headers=admin
     ).json()
     verdicts = {g["task_id"]: g["verdict"] for g in data["gates"]}
-    assert verdicts == {
-        "gate_fail": "fail",
-        "gate_warn": "warn",
-        "gate_pass": "pass",
-        "gate_waived": "pass",
-        "gate_after_fail": "pending",
-    }
+    assert verdicts == MIXED_VERDICTS
     # Failed gates first, passes last.
     assert data["gates"][0]["task_id"] == "gate_fail"
     assert [g["verdict"] for g in data["gates"]][-1] == "pass"

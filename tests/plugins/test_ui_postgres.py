@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from ui_dags import (
     MIXED_DAG,
+    MIXED_VERDICTS,
     SECRET_DAG,
     SECRET_MARKER,
     XSS_PAYLOAD,
@@ -145,13 +146,7 @@ def test_plugin_on_postgres_metadata_db(pg_database, tmp_path):
     assert out["dialect"] == "postgresql"
     assert out["anonymous"] == 401
     verdicts = {g["task_id"]: g["verdict"] for g in out["run_json"]["gates"]}
-    assert verdicts == {
-        "gate_fail": "fail",
-        "gate_warn": "warn",
-        "gate_pass": "pass",
-        "gate_waived": "pass",
-        "gate_after_fail": "pending",
-    }
+    assert verdicts == MIXED_VERDICTS
     assert out["run_json"]["gates"][0]["task_id"] == "gate_fail"
     # Counting and filtering on JSONB in SQL.
     assert out["overview_admin"]["counts"] == {"pass": 2, "warn": 1, "fail": 2, "error": 0}

@@ -11,6 +11,14 @@ SECRET_MARKER = "SECRET-DAG-MARKER-7f3a"
 
 MIXED_DAG = "aisec_ui_mixed"
 SECRET_DAG = "aisec_ui_secret"
+#: Verdict per gate of a MIXED_DAG run in the run tab (waived passes; a gate after a failed one is pending).
+MIXED_VERDICTS = {
+    "gate_fail": "fail",
+    "gate_warn": "warn",
+    "gate_pass": "pass",
+    "gate_waived": "pass",
+    "gate_after_fail": "pending",
+}
 
 
 def pick_gate() -> str:

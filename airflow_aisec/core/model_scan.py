@@ -87,6 +87,7 @@ _JOBLIB_WRAPPERS = {
 }
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_QUOTED = re.compile(r"b?'(?:[^'\\]|\\.)*'" r'|b?"(?:[^"\\]|\\.)*"')
 
 # Denylist of imports that execute code, touch files/network/processes, or load further
 # pickles. Merged with picklescan's and modelscan's own lists at scan time.
@@ -272,6 +273,12 @@ class _Unscannable(Exception):
     """The content cannot be analysed completely (fail closed)."""
 
 
+def _parser_error(exc: BaseException) -> str:
+    """pickletools' message without the bytes it quotes from the file (they could be anything)."""
+    text = _QUOTED.sub("<...>", str(exc))
+    return text.split("'", 1)[0].split('"', 1)[0][:120]  # an unbalanced quote: drop the rest
+
+
 class _NotPickle(Exception):
     """The bytes at this position do not start a pickle."""
 
@@ -408,8 +415,8 @@ class _PickleMachine:
                 if first and self.reader.pos == start:
                     raise _EndOfData() from None
                 if first:
-                    raise _NotPickle(str(exc)[:120]) from None
-                raise _Unscannable(f"malformed pickle: {str(exc)[:120]}") from None
+                    raise _NotPickle(_parser_error(exc)) from None
+                raise _Unscannable(f"malformed pickle: {_parser_error(exc)}") from None
             first = False
             name = op.name
             if name == "STOP":

@@ -364,6 +364,19 @@ def test_findings_are_value_free(tmp_path, marker):
     assert str(marker) not in out.model_dump_json()  # payload arguments are data: never reported
 
 
+def test_parser_errors_do_not_quote_file_content(tmp_path):
+    # pickletools' errors quote the bytes they could not parse (a string, an int, a float literal).
+    (tmp_path / "a.pkl").write_bytes(b"(S'hunter2-secret-value\nt.")
+    (tmp_path / "b.pkl").write_bytes(b"\x80\x02(Ihunter3secret\nt.")
+    (tmp_path / "c.pkl").write_bytes(b"(Fhunter4secret\n.")
+    (tmp_path / "d.pkl").write_bytes(b"Shunter5secret\n.")
+    out = scan_model(tmp_path, policy=DEFAULT)
+    assert {f.location["file"] for f in out.findings if f.rule == "model_scan.unscannable"} == {
+        "a.pkl", "b.pkl", "c.pkl", "d.pkl"}
+    text = out.model_dump_json()
+    assert "hunter" not in text and "secret" not in text
+
+
 @pytest.mark.integration
 def test_scan_model_on_s3(s3_server, marker):
     client = s3_server.client()

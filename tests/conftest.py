@@ -154,8 +154,10 @@ def run_dag(airflow_db):
     return _run
 
 
-def task_context(*, dag_id: str = "d", run_id: str = "r", task_id: str = "t", xcom: Any = None) -> dict[str, Any]:
-    """Context for calling an operator's ``execute`` directly: a mock TaskInstance (XCom pulls give ``xcom``)."""
+def task_context(
+    *, dag_id: str = "d", run_id: str = "r", task_id: str = "t", xcom: Any = None
+) -> dict[str, Any]:
+    """Context for calling ``execute`` directly: a mock TaskInstance whose XCom pulls give ``xcom``."""
     ti = mock.MagicMock()
     ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.map_index = dag_id, run_id, task_id, 1, -1
     ti.xcom_pull.return_value = xcom
@@ -248,7 +250,7 @@ PG_CREATE_ROLE = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' V
 
 
 def postgres_database_engine(client, mount: str, roles: dict[str, tuple[str, str]]) -> None:
-    """Database secrets engine at ``mount`` on the local PostgreSQL; ``roles``: name -> (default_ttl, max_ttl)."""
+    """Database secrets engine at ``mount`` for local PostgreSQL; ``roles``: name -> (default, max TTL)."""
     enable_engine(client, "database", mount)
     client.secrets.database.configure(
         name="pg",
@@ -274,7 +276,7 @@ def example_pipeline_vault(client, secret_path: str = "ml/training/feature-store
     """What ``docker/openbao/init.sh`` sets up for the example pipeline: the KV secret (a fresh value,
     returned) and the Transit key ``model-signing``."""
     value = "fs-" + secrets.token_urlsafe(18)
-    client.secrets.kv.v2.create_or_update_secret(path=secret_path, secret={"token": value}, mount_point="secret")
+    seed_kv(client, {secret_path: {"token": value}})
     enable_engine(client, "transit", "transit")
     try:
         client.secrets.transit.read_key(name="model-signing", mount_point="transit")

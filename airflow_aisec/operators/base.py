@@ -59,12 +59,12 @@ def s3_client_for(aws_conn_id: str | None, *uris: Any) -> Any:
 
 
 def evidence_s3_client(aws_conn_id: str | None) -> Any:
-    """S3 client for the audit trail: ``aws_conn_id``, else ``[aisec] evidence_aws_conn_id``, else ``aws_default``."""
+    """S3 client for the audit trail (``aws_conn_id``, else ``[aisec] evidence_aws_conn_id``)."""
     return s3_client(aws_conn_id or _conf("evidence_aws_conn_id", "aws_default"))
 
 
 def open_evidence(location: str, *, aws_conn_id: str | None = None) -> EvidenceStore:
-    """The audit trail at ``location`` (a directory or ``s3://bucket/prefix``; S3 as :func:`evidence_s3_client`)."""
+    """The audit trail at ``location``, a directory or ``s3://bucket/prefix``."""
     from airflow_aisec.core.evidence import open_evidence_store
     from airflow_aisec.core.storage import is_s3_uri
 

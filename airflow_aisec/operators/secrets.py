@@ -569,6 +569,8 @@ def _revoke(
         return
     log.info("secrets: revoked lease %s of role %s", creds.lease_id, creds.role)
     try:
-        gate.record_event(KIND_LEASE_REVOKED, ref, role=creds.role, lease_id=creds.lease_id, revoked_at=utcnow())
+        gate.record_event(
+            KIND_LEASE_REVOKED, ref, role=creds.role, lease_id=creds.lease_id, revoked_at=utcnow()
+        )
     except AisecError as exc:
         log.error("secrets: could not record the lease revocation in the audit trail: %s", exc)

@@ -140,7 +140,7 @@ class ModelVerifyMixin:
         self.aws_conn_id = aws_conn_id
 
     def verify(self, loaded: LoadedPolicy, *, signature: str | None = None) -> CheckOutcome:
-        """Verify the model against ``signature`` (default: the ``signature`` argument, else ``<model>.sig``)."""
+        """Verify the model against ``signature`` (default: the ``signature`` argument, else <model>.sig)."""
         from airflow_aisec.core.signing import verify_model
 
         signature = signature or self.signature or None
@@ -178,7 +178,9 @@ class ModelVerifyGateOperator(ModelVerifyMixin, AisecGateOperator):
     """
 
     gate = "signing"
-    template_fields: Sequence[str] = (*AisecGateOperator.template_fields, *ModelVerifyMixin.verify_template_fields)
+    template_fields: Sequence[str] = (
+        *AisecGateOperator.template_fields, *ModelVerifyMixin.verify_template_fields,
+    )
     # Named here so that BaseOperatorMeta wraps it (see AisecGateOperator).
     __init__ = ModelVerifyMixin._init_verify
 

@@ -38,7 +38,9 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
     """
 
     gate = "signing"
-    template_fields: Sequence[str] = (*AisecGateSensor.template_fields, *ModelVerifyMixin.verify_template_fields)
+    template_fields: Sequence[str] = (
+        *AisecGateSensor.template_fields, *ModelVerifyMixin.verify_template_fields,
+    )
     __init__ = ModelVerifyMixin._init_verify  # see AisecGateOperator
 
     def _signature_uri(self) -> str:

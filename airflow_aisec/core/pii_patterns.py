@@ -86,6 +86,14 @@ STRONG_SCORE = 0.3
 CONTEXT_BOOST = 0.35
 #: Presidio's context window: words before the match that are searched for context.
 CONTEXT_PREFIX_WORDS = 5
+#: Characters before a match searched for those context words.
+CONTEXT_PREFIX_CHARS = 120
+#: Longest text handed to Presidio's regexes at once. They backtrack (Python ``regex``): a long run
+#: without spaces costs time quadratic in its length, so longer cells are read in overlapping windows.
+WINDOW_CHARS = 1024
+#: Longest entity a window is sure to see whole, with its context prefix (an e-mail address has at
+#: most 254 characters; a longer URL is still found, from its start).
+MAX_ENTITY_CHARS = 320
 #: Chance that a random digit string passes the entity's checksum.
 CHECKSUM_CHANCE: dict[str, float] = {"CREDIT_CARD": 0.1, "IBAN_CODE": 1 / 97}
 #: Below this many candidate cells a column is too small to call its matches coincidences.
@@ -317,6 +325,32 @@ class Detector:
         Returns:
             Accepted matches (overlaps resolved) and the checksum entities seen.
         """
+        entities = list(entities)
+        if len(text) <= WINDOW_CHARS:
+            return self._detect(text, entities, hinted)
+        # Overlapping windows; each match is kept by the one window in which it starts inside the
+        # window's own stretch, where it lies whole and has its context prefix: linear time.
+        overlap = CONTEXT_PREFIX_CHARS + MAX_ENTITY_CHARS
+        step = WINDOW_CHARS - overlap
+        result = CellResult()
+        found: list[Match] = []
+        start = 0
+        while True:
+            last = start + WINDOW_CHARS >= len(text)
+            part = self._detect(text[start:start + WINDOW_CHARS], entities, hinted)
+            result.checksum_candidates |= part.checksum_candidates
+            lo = start + CONTEXT_PREFIX_CHARS if start else 0
+            hi = len(text) if last else start + CONTEXT_PREFIX_CHARS + step
+            found.extend(Match(m.entity, start + m.start, start + m.end, m.score)
+                         for m in part.matches if lo <= start + m.start < hi)
+            if last:
+                break
+            start += step
+        result.matches = _resolve_overlaps(found)
+        return result
+
+    def _detect(self, text: str, entities: Sequence[str], hinted: frozenset[str]) -> CellResult:
+        """:meth:`detect` on a text of at most :data:`WINDOW_CHARS` characters."""
         result = CellResult()
         found: list[Match] = []
         # E-mail before URL (a URL inside an address is a by-product), phone numbers last (digits
@@ -447,7 +481,7 @@ class Detector:
         words = self.context_words.get(entity)
         if not words:
             return False
-        before = _WORD.findall(text[max(0, start - 120):start])[-CONTEXT_PREFIX_WORDS:]
+        before = _WORD.findall(text[max(0, start - CONTEXT_PREFIX_CHARS):start])[-CONTEXT_PREFIX_WORDS:]
         return any(w.lower() in words for w in before)
 
     @staticmethod
@@ -495,6 +529,23 @@ def _resolve_overlaps(found: list[Match]) -> list[Match]:
     """
     if len(found) < 2:
         return found
+    # Only overlapping matches can dominate each other: resolve each run of overlapping matches
+    # on its own (a cell with thousands of matches would otherwise cost their square).
+    kept: list[Match] = []
+    cluster: list[Match] = []
+    end = -1
+    for m in sorted(found, key=lambda x: (x.start, x.end)):
+        if cluster and m.start >= end:
+            kept.extend(_resolve_cluster(cluster))
+            cluster = []
+        cluster.append(m)
+        end = max(end, m.end) if len(cluster) > 1 else m.end
+    kept.extend(_resolve_cluster(cluster))
+    kept.sort(key=lambda x: x.start)
+    return kept
+
+
+def _resolve_cluster(found: list[Match]) -> list[Match]:
     kept: list[Match] = []
     for m in sorted(found, key=lambda x: (-(x.end - x.start), -x.score, x.start)):
         dominated = any(
@@ -506,7 +557,6 @@ def _resolve_overlaps(found: list[Match]) -> list[Match]:
         )
         if not dominated:
             kept.append(m)
-    kept.sort(key=lambda x: x.start)
     return kept
 
 

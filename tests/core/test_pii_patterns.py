@@ -259,3 +259,65 @@ def test_iban_loop_matches_presidio_iban_recognizer(detector):
 def test_url_next_to_an_email_is_still_found(detector):
     assert found(detector, "mail jane.roe@example.com or visit www.example.org") == {
         "EMAIL_ADDRESS": ["jane.roe@example.com"], "URL": ["www.example.org"]}
+
+
+def _pairwise_resolution(found):
+    """The overlap rule applied pairwise over every match (reference for the clustered version)."""
+    from airflow_aisec.core.pii_patterns import CHECKSUM_CHANCE
+
+    kept = []
+    for m in sorted(found, key=lambda x: (-(x.end - x.start), -x.score, x.start)):
+        if not any(o.start <= m.start and o.end >= m.end
+                   and (o.entity == m.entity
+                        or ((o.score > m.score or (o.score == m.score and (o.end - o.start) > (m.end - m.start)))
+                            and not (o.entity in CHECKSUM_CHANCE and (o.start, o.end) == (m.start, m.end))))
+                   for o in kept):
+            kept.append(m)
+    return sorted(kept, key=lambda x: x.start)
+
+
+def test_overlap_resolution_by_runs_equals_the_pairwise_rule():
+    from airflow_aisec.core.pii_patterns import Match, _resolve_overlaps
+
+    rng = random.Random(5)
+    for _ in range(300):
+        found = []
+        for _ in range(rng.randint(0, 40)):
+            start = rng.randint(0, 200)
+            found.append(Match(rng.choice(["URL", "EMAIL_ADDRESS", "CREDIT_CARD", "PHONE_NUMBER"]), start,
+                               start + rng.randint(1, 30), rng.choice([0.4, 0.5, 1.0])))
+        assert _resolve_overlaps(list(found)) == _pairwise_resolution(found)
+
+
+def test_long_cells_are_read_in_windows_with_the_same_matches(detector):
+    """A long cell gives the matches of one pass over it, at the same offsets, also across window edges."""
+    from airflow_aisec.core.pii_patterns import WINDOW_CHARS
+
+    rng = random.Random(3)
+    pieces = ["jane.roe@example.com", "+1 212-555-0147", "https://example.org/a/b?x=1", "10.0.0.1", CARD,
+              "DE89 3704 0044 0532 0130 00", "078-05-1120", "www.example.org"]
+    words = ["lorem", "ipsum", "dolor", "sit", "amet", "ref", "2024", "x.y", "note"]
+    for _ in range(3):
+        parts = []
+        while sum(len(p) + 1 for p in parts) < 6 * WINDOW_CHARS:
+            parts.append(rng.choice(pieces) if rng.random() < 0.3 else rng.choice(words))
+        text = " ".join(parts)
+        entities = list(detector.entities)
+        windowed = detector.detect(text, entities)
+        whole = detector._detect(text, entities, frozenset())
+        assert len(text) > WINDOW_CHARS
+        assert windowed.matches == whole.matches
+        assert windowed.checksum_candidates == whole.checksum_candidates
+
+
+def test_long_cells_cost_linear_time(detector):
+    """Presidio's regexes backtrack: an unbroken run before an address cost quadratic time (minutes)."""
+    import base64
+    import time
+
+    blob = base64.b64encode(random.Random(1).randbytes(150_000)).decode()
+    for text, entity in ((blob + " jane.roe@example.com", "EMAIL_ADDRESS"),
+                         ("a-" * 100_000 + " jane.roe@example.com", "EMAIL_ADDRESS")):
+        started = time.perf_counter()
+        assert entity in found(detector, text)
+        assert time.perf_counter() - started < 10

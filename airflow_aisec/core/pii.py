@@ -370,20 +370,42 @@ class ColumnPlan:
     union: str
 
 
+def _is_text(dtype: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    T = pa.types
+    return (T.is_string(dtype) or T.is_large_string(dtype) or getattr(T, "is_string_view", lambda _t: False)(dtype)
+            or T.is_binary(dtype) or T.is_large_binary(dtype) or getattr(T, "is_binary_view", lambda _t: False)(dtype))
+
+
 def _is_scannable(dtype: pa.DataType) -> bool:
+    """Text (also plain binary, as Parquet writers store text), integers and decimals (ids, cards)."""
     import pyarrow as pa
 
     if pa.types.is_dictionary(dtype):
         return _is_scannable(dtype.value_type)
-    return (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
-            or getattr(pa.types, "is_string_view", lambda _t: False)(dtype) or pa.types.is_integer(dtype))
+    return _is_text(dtype) or pa.types.is_integer(dtype) or pa.types.is_decimal(dtype)
+
+
+def _nested_text(dtype: pa.DataType) -> bool:
+    """Whether a nested type (list, struct, map, union) holds text somewhere inside."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(dtype):
+        return _nested_text(dtype.value_type) or _is_text(dtype.value_type)
+    if not pa.types.is_nested(dtype):
+        return False
+    return any(_is_text(dtype.field(i).type) or _nested_text(dtype.field(i).type) for i in range(dtype.num_fields))
 
 
 def as_strings(arr: pa.Array, column: str = "?") -> pa.Array:
-    """The column as a UTF-8 string array (integers become their decimal text).
+    """The column as a UTF-8 string array (integers and decimals become their decimal text).
+
+    Binary cells that are not valid UTF-8 are decoded with replacement characters, so the
+    text they carry is still scanned.
 
     Raises:
-        InputDataError: the column cannot be read as text (e.g. binary that is not UTF-8).
+        InputDataError: the column cannot be read as text.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -396,7 +418,11 @@ def as_strings(arr: pa.Array, column: str = "?") -> pa.Array:
         return arr
     try:
         return pc.cast(arr, pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+    except pa.ArrowInvalid:
+        if not _is_text(arr.type):
+            raise InputDataError(f"column '{column}' cannot be read as text (ArrowInvalid)") from None
+        return pa.array([None if v is None else v.decode("utf-8", "replace") for v in arr.to_pylist()], pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise InputDataError(f"column '{column}' cannot be read as text ({type(exc).__name__})") from None
 
 
@@ -783,7 +809,8 @@ def select_columns(policy: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[list
     """Columns to scan, and skipped ones with their type.
 
     Raises:
-        InputDataError: a column named in the policy is not in the data.
+        InputDataError: a column named in the policy is not in the data, or a nested column
+            (list, struct, map) holds text the gate cannot scan and the policy does not exclude it.
     """
     from airflow_aisec.core.tabular import check_columns
 
@@ -799,6 +826,12 @@ def select_columns(policy: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[list
         dtype = schema.field(name).type
         if _is_scannable(dtype) or policy.columns is not None:
             chosen.append(name)
+        elif _nested_text(dtype):
+            # Text inside lists or structs is not scanned: never let it pass unseen (fail closed).
+            raise InputDataError(
+                f"{uri}: column '{name}' holds text in a nested type ({dtype}) that the pii gate cannot scan; "
+                "flatten it, or exclude it explicitly with pii.exclude_columns"
+            )
         else:
             skipped[name] = str(dtype)
     return chosen, skipped

@@ -223,6 +223,33 @@ def test_non_text_columns_are_skipped_and_recorded(tmp_path):
     assert outcome.metrics["columns_skipped"] == {"x": "double", "flag": "bool"}
 
 
+def test_binary_and_decimal_columns_are_scanned_nested_text_is_refused(tmp_path):
+    # Parquet writers store text as plain binary (no UTF-8 annotation) and card numbers as
+    # decimals: skipping them let every value pass unseen.
+    rows = 40
+    path = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({
+        "contact": pa.array([EMAIL.encode()] * rows, pa.binary()),
+        "raw": pa.array([b"\xff\xfe" + EMAIL.encode()] * rows, pa.large_binary()),  # not UTF-8 as a whole
+        "card": pa.array([4539148803436467] * rows, pa.decimal128(16, 0)),
+        "note": ["ok"] * rows,
+    }), path)
+    outcome = check_pii(str(path), policy())
+    carried = {(f.location["column"], f.location["entity"]) for f in outcome.findings}
+    assert {("contact", "EMAIL_ADDRESS"), ("raw", "EMAIL_ADDRESS"), ("card", "CREDIT_CARD")} <= carried
+    assert outcome.metrics["columns_skipped"] == {}
+    assert_value_free(outcome.model_dump())
+
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"tags": pa.array([["a", EMAIL]] * rows), "vec": pa.array([[0.5, 1.5]] * rows),
+                             "note": ["ok"] * rows}), nested)
+    with pytest.raises(InputDataError, match="'tags'") as info:
+        check_pii(str(nested), policy())
+    assert EMAIL not in str(info.value)
+    allowed = check_pii(str(nested), policy(exclude_columns=["tags"]))  # an explicit decision
+    assert allowed.metrics["columns_skipped"] == {"tags": "excluded by policy", "vec": "list<element: double>"}
+
+
 def test_csv_columns_are_read_as_text_so_leading_zeros_and_mixed_values_survive(tmp_path):
     path = tmp_path / "mixed.csv"
     lines = ["id,ssn"] + [f"{i},{100 + i}" for i in range(2000)] + ["2000,529-33-0187"]

@@ -57,6 +57,8 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _GLOB_CHARS = re.compile(r"[*?\[]")
+#: Clock skew tolerated between the data's clock and this host's before a timestamp counts as "in the future".
+FUTURE_SKEW_SECONDS = 300
 
 
 # ================================================================================================
@@ -969,7 +971,15 @@ def _freshness_findings(ctx: _Context, target: Target, scan: _Scan, last_modifie
             max_age_seconds=limit,
         ))
         return
-    age = max((ctx.now - stamp).total_seconds(), 0.0)
+    age = (ctx.now - stamp).total_seconds()
+    if age < -FUTURE_SKEW_SECONDS:
+        # A date ahead of now proves nothing about freshness (one forged row would make any data "new").
+        ctx.findings.append(_finding(
+            "stale", f"{target.uri}: its {basis} is {_fmt_age(-age)} in the future; freshness cannot be judged",
+            count=1, uri=target.uri, age_seconds=round(age, 3), max_age_seconds=limit,
+        ))
+        return
+    age = max(age, 0.0)
     metrics["age_seconds"] = round(age, 3)
     if age > limit:
         ctx.findings.append(_finding(

@@ -300,6 +300,28 @@ def test_freshness_by_timestamp_column(area, tmp_path):
     assert result.result.verdict == "error" and "not a timestamp" in result.result.error.message
 
 
+def test_a_timestamp_in_the_future_is_not_fresh(area, tmp_path):
+    # One forged row dated far ahead (or a file mtime set ahead) made the age 0: always fresh.
+    stamps = pa.array([dt.datetime(2020, 1, 1), dt.datetime(2999, 1, 1)], pa.timestamp("us"))
+    data = write_parquet(area / "d.parquet", pa.table({"ts": stamps, "v": [1, 2]}))
+    loaded = write_policy(tmp_path, base_section(area, freshness={"max_age": "1d", "column": "ts"}))
+    result = run(loaded, [data], now=dt.datetime(2026, 3, 2, tzinfo=dt.UTC)).result
+    assert result.verdict == "fail"
+    [finding] = result.findings
+    assert finding.rule == "source.stale" and "future" in finding.message
+
+    skewed = write_parquet(area / "m.parquet", make_table(10))
+    ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).timestamp()
+    os.utime(skewed, (ahead, ahead))
+    by_mtime = write_policy(tmp_path, base_section(area, freshness={"max_age": "1h"}))
+    [finding] = run(by_mtime, [skewed]).result.findings
+    assert finding.rule == "source.stale" and "future" in finding.message
+    # a few seconds of clock skew between hosts is tolerated
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)).timestamp()
+    os.utime(skewed, (soon, soon))
+    assert run(by_mtime, [skewed]).result.verdict == "pass"
+
+
 def test_row_count_bounds(area, tmp_path):
     data = write_parquet(area / "d.parquet", make_table(100))
     assert run(write_policy(tmp_path, base_section(area, rows={"min": 100, "max": 100})), [data]).result.verdict \

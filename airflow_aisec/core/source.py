@@ -855,9 +855,9 @@ def _plan_scan(ctx: _Context, target: Target, schema: pa.Schema, gx: Any, refere
         DuplicateCounter,
         LabelCounter,
         OutOfRangeCounter,
-        is_numeric,
         resolve_bounds,
     )
+    from airflow_aisec.core.tabular import check_columns
 
     section = ctx.section
     scan = _Scan()
@@ -887,9 +887,13 @@ def _plan_scan(ctx: _Context, target: Target, schema: pa.Schema, gx: Any, refere
             _require_numeric(schema, columns, target.uri)
         else:
             label = poisoning.label_shift.column if poisoning.label_shift else None
-            candidates = set(oor.ranges) | set(reference.ranges.columns if reference and reference.ranges else [])
-            columns = [n for n in schema.names
-                       if n in candidates and n != label and is_numeric(schema.field(n).type)]
+            # Columns given a range, and the reference's numeric columns, must be here and numeric:
+            # a renamed or retyped column must not drop out of the check.
+            expected = [c for c in dict.fromkeys(
+                [*oor.ranges, *(reference.ranges.columns if reference and reference.ranges else [])]) if c != label]
+            check_columns(schema.names, expected, target.uri)
+            _require_numeric(schema, expected, target.uri)
+            columns = [n for n in schema.names if n in set(expected)]
         bounds = resolve_bounds(oor, columns, reference.ranges if reference else None)
         scan.out_of_range = scan.add(OutOfRangeCounter(bounds), bounds)
     return scan

@@ -487,6 +487,26 @@ def test_out_of_range_against_reference_and_explicit_ranges(area, tmp_path):
     assert "not numeric" in run(not_numeric, [ok]).result.error.message
 
 
+def test_out_of_range_columns_named_by_ranges_cannot_be_skipped(area, tmp_path):
+    # A column the policy gives a range for must be checked: renaming it, or turning it into text,
+    # in the data made the check silently skip it.
+    ref = write_parquet(area / "ref.parquet", make_table(200, seed=1))
+    section = base_section(area, poisoning={"reference": ref, "out_of_range": {"max_rate": 0.0,
+                                                                               "ranges": {"x": [-10, 10]}}})
+    loaded = write_policy(tmp_path, section)
+    renamed = write_parquet(area / "renamed.parquet", make_table(200, seed=1).rename_columns(["id", "x2", "label"]))
+    result = run(loaded, [renamed]).result
+    assert result.verdict == "error" and "'x'" in result.error.message
+    t = make_table(200, seed=1)
+    as_text = write_parquet(area / "text.parquet", t.set_column(1, "x", pa.array(["1e9"] * 200)))
+    result = run(loaded, [as_text]).result
+    assert result.verdict == "error" and "not numeric" in result.error.message
+    # and it still catches what it is there for
+    bad = write_parquet(area / "bad.parquet", make_table(200, seed=1, outliers=5))
+    [finding] = run(loaded, [bad]).result.findings
+    assert finding.rule == "source.out_of_range" and finding.location["column"] == "x" and finding.count == 5
+
+
 def test_volume_change(area, tmp_path):
     ref = write_parquet(area / "ref.parquet", make_table(1000))
     double = write_parquet(area / "double.parquet", make_table(2100))

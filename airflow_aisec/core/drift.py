@@ -436,6 +436,12 @@ def evaluate_drift(reference: pa.Table, current: pa.Table, policy: DriftPolicy, 
             entry["current_missing_fraction"] = hist["current"][-1] if hist["bins"][-1] == "missing" else 0.0
         entry.update(stats)
         thresholds = policy.thresholds.merged(policy.per_feature.get(name))
+        if not any(r_kind == "numeric" or not metric.startswith("ks_") for metric, _ in thresholds.items()):
+            # KS is numeric-only: a categorical feature with KS thresholds alone would be checked against nothing.
+            raise ConfigurationError(
+                f"feature '{name}' is categorical and none of its thresholds apply to it (KS is for numeric "
+                "features): add a psi threshold (drift.thresholds or drift.per_feature) or exclude it"
+            )
         entry["thresholds"] = {k: v.model_dump(exclude_none=True) for k, v in thresholds.items()}
         found, violated = _threshold_findings(name, stats, thresholds, r_kind)
         findings.extend(found)

@@ -131,8 +131,20 @@ def test_per_feature_thresholds_override_the_default():
 
 def test_ks_pvalue_threshold():
     ref, cur = tables(shift=1.5)
-    ev = evaluate(ref, cur, thresholds={"ks_pvalue": {"min": 0.05}})
+    # KS-only thresholds leave nothing to check on the categorical 'region': compared without it here
+    ev = evaluate(ref, cur, thresholds={"ks_pvalue": {"min": 0.05}}, exclude=["region"])
     assert "drift.ks_pvalue" in rules(ev)
+
+
+def test_a_feature_no_threshold_applies_to_is_a_configuration_error():
+    # KS is defined for numeric features only: with KS-only thresholds a categorical feature was
+    # compared against nothing, so any shift between its known categories passed.
+    ref, cur = tables()
+    cur["region"] = np.where(np.arange(len(cur)) % 100 == 0, "south", "north")  # 99% north now
+    with pytest.raises(ConfigurationError, match="'region'"):
+        evaluate(ref, cur, thresholds={"ks_statistic": {"max": 0.1}})
+    ev = evaluate(ref, cur, thresholds={"ks_statistic": {"max": 0.1}}, per_feature={"region": {"psi": {"max": 0.2}}})
+    assert "drift.psi" in rules(ev)
 
 
 def test_missing_values_are_their_own_bin_and_nan_ks_fails():

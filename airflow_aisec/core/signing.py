@@ -615,13 +615,19 @@ def _read_signature(sig: _Location, client: Any, limit: int) -> tuple[bytes | No
     if sig.s3:
         from botocore.exceptions import ClientError
 
+        from airflow_aisec.core.storage import s3_error_is_missing
+
         try:
+            head = client.head_object(Bucket=sig.bucket, Key=sig.key)
+        except ClientError as exc:
+            if s3_error_is_missing(exc):
+                return None, None
+            # Anything else (a 400, a redirect, a denial) is not "unsigned": it must not pass as one.
             with translate_s3_errors(sig.uri):
-                head = client.head_object(Bucket=sig.bucket, Key=sig.key)
-        except InputDataError:
-            return None, None
-        except ClientError:  # pragma: no cover - translate_s3_errors maps these
-            return None, None
+                raise
+        except Exception:
+            with translate_s3_errors(sig.uri):
+                raise
         if int(head.get("ContentLength", 0)) > limit:
             raise _malformed(f"signature is larger than {limit} bytes", "too_large", signature=sig.uri)
         version = head.get("VersionId")

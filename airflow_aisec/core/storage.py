@@ -61,6 +61,12 @@ _DENIED_CODES = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotM
 _MISSING_CODES = {"NoSuchKey", "404", "NoSuchBucket", "NotFound", "NoSuchVersion"}
 
 
+def s3_error_is_missing(exc: Any) -> bool:
+    """Whether a botocore ``ClientError`` says the object or bucket does not exist (and nothing else)."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in _MISSING_CODES or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+
+
 @contextlib.contextmanager
 def translate_s3_errors(uri: str) -> Iterator[None]:
     """Map botocore errors to project exceptions, naming the URI but never a credential."""
@@ -80,7 +86,7 @@ def translate_s3_errors(uri: str) -> Iterator[None]:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in _DENIED_CODES or status == 403:
             raise AccessDeniedError(f"access denied to {uri} ({code or status})") from None
-        if code in _MISSING_CODES or status == 404:
+        if s3_error_is_missing(exc):
             raise InputDataError(f"S3 object or bucket not found: {uri}") from None
         if status is not None and int(status) >= 500:
             raise ServiceUnavailableError(f"S3 server error for {uri} ({code or status})") from None

@@ -141,3 +141,34 @@ def test_signature_under_the_model_prefix_is_refused(bucket, keypair, policy):
     with pytest.raises(MalformedSignatureError, match="inside the model directory"):
         verify_model(model, policy=policy, public_key=keypair[1], s3_client=client,
                      signature=f"s3://{name}/fraud/v3/model.sig")
+
+
+def test_a_signature_that_cannot_be_read_is_not_an_absent_one(bucket, keypair, policy):
+    # Only "no such key" means unsigned: any other S3 answer on the signature (a 400, a redirect to
+    # another region) is an error, never "unsigned, tolerated".
+    from botocore.exceptions import ClientError
+
+    client, name = bucket
+    sign_model(f"s3://{name}/fraud/v3", policy=policy, private_key=keypair[0], s3_client=client)
+    tolerant = SigningPolicy.model_validate({**policy.model_dump(), "allow_unsigned": True})
+
+    class SignatureHeadFails:
+        def __init__(self, real, status, code):
+            self._real, self._status, self._code = real, status, code
+
+        def __getattr__(self, attr):
+            return getattr(self._real, attr)
+
+        def head_object(self, **kw):
+            if kw["Key"].endswith(".sig"):
+                raise ClientError({"Error": {"Code": self._code},
+                                   "ResponseMetadata": {"HTTPStatusCode": self._status}}, "HeadObject")
+            return self._real.head_object(**kw)
+
+    for status, code in ((400, "400"), (301, "301")):
+        with pytest.raises(InputDataError):
+            verify_model(f"s3://{name}/fraud/v3", policy=tolerant, public_key=keypair[1],
+                         s3_client=SignatureHeadFails(client, status, code))
+    missing = verify_model(f"s3://{name}/fraud/v3", policy=tolerant, public_key=keypair[1],
+                           s3_client=SignatureHeadFails(client, 404, "404"))
+    assert missing.metrics["signed"] is False

@@ -203,6 +203,6 @@ def run_check(
         return GateRun(
             security_violation_result(gate, exc, loaded=loaded, started_at=started_at, airflow=airflow), exc
         )
-    except Exception as exc:  # noqa: BLE001 - fail closed on anything
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - fail closed on anything; a library's exit(0) too
         log.debug("gate %s raised %s", gate, type(exc).__name__)
         return GateRun(error_result(gate, exc, loaded=loaded, started_at=started_at, airflow=airflow), exc)

@@ -120,6 +120,15 @@ def test_exceptions_fail_closed(exc, etype, retryable):
     assert "secret-value-123" not in run.result.model_dump_json()  # foreign messages are withheld
 
 
+def test_a_check_that_exits_is_an_error_not_a_clean_exit():
+    # SystemExit is not an Exception: it used to escape run_check, and exit code 0 reads as a pass.
+    def exits():
+        raise SystemExit(0)
+
+    run = run_check("drift", POLICY, exits)
+    assert run.result.verdict == "error" and run.result.error.type == "SystemExit"
+
+
 def test_check_returning_wrong_type_is_an_error():
     run = run_check("drift", POLICY, lambda: {"verdict": "pass"})
     assert run.result.verdict == "error"

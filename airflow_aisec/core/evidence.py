@@ -162,7 +162,13 @@ class EvidenceStore(abc.ABC):
         raise EvidenceChainError(f"could not append after {MAX_APPEND_ATTEMPTS} attempts (contention)")
 
     def read_record(self, name: str) -> bytes | None:
-        """Raw bytes of one record (e.g. to check an XCom-anchored digest), or None when absent."""
+        """Raw bytes of one record (e.g. to check an XCom-anchored digest), or None when absent.
+
+        ``name`` must be a record name (``000000000042.json``): anything else, e.g. a path taken from
+        an XCom anchor, is never read.
+        """
+        if not isinstance(name, str) or not _RECORD_RE.match(name):
+            return None
         return self._read(name)
 
     def read_records(self) -> list[dict[str, Any]]:

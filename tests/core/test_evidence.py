@@ -40,6 +40,15 @@ def test_records_are_never_overwritten(tmp_path):
     store.verify()
 
 
+def test_read_record_reads_records_only(tmp_path):
+    # The name comes from an XCom anchor: it must not reach files outside the trail.
+    store, refs = fill(tmp_path / "ev", 1)
+    (tmp_path / "secret.txt").write_text("not a record")
+    assert store.read_record(refs[0].name) is not None
+    for name in ("../secret.txt", str(tmp_path / "secret.txt"), HEAD_NAME, ".lock", "000000000001.json/.."):
+        assert store.read_record(name) is None, name
+
+
 def _rewrite(path: Path, mutate):
     os.chmod(path, 0o644)
     doc = json.loads(path.read_bytes())

@@ -530,8 +530,12 @@ def _grouping(
         enc = encoded[col]
         n_labels = max(len(enc.labels), 1)
         valid &= enc.codes >= 0
-        combined = combined * n_labels + np.maximum(enc.codes, 0)
         space *= n_labels
+        if space >= 2**63:  # int64 would wrap around and merge distinct groups
+            raise ConfigurationError(
+                f"intersection '{name}' has more value combinations than can be encoded; intersect fewer columns"
+            )
+        combined = combined * n_labels + np.maximum(enc.codes, 0)
     missing_rows = int(len(y) - np.count_nonzero(valid))
     if missing_rows:  # only in "finding" mode: "group" mode gave missing values a code
         findings.append(Finding(

@@ -477,3 +477,15 @@ def test_example_policy_runs_end_to_end():
     assert ev.metrics["groupings"][0]["intervals"]["demographic_parity_difference"][0] is not None
     # random predictions: accuracy and AUC near 0.5 fail their per-group minimums
     assert {"bias.accuracy", "bias.roc_auc"} <= set(rules(ev))
+
+
+def test_intersection_codes_never_wrap_around():
+    # Group codes of an intersection are mixed-radix int64: with 9 columns of 256 values the first
+    # column's digit is multiplied by 2**64 and vanished, merging groups that differ only there.
+    n = 512
+    frame = {"y": np.arange(n) % 2, "p": (np.arange(n) // 2) % 2, "c1": np.arange(n) // 256}
+    for k in range(2, 10):
+        frame[f"c{k}"] = np.arange(n) % 256
+    cols = [f"c{k}" for k in range(1, 10)]
+    with pytest.raises(ConfigurationError, match="combinations"):
+        run(pd.DataFrame(frame), sensitive=cols, intersections=True, max_groups=1000)

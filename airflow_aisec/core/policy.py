@@ -47,6 +47,9 @@ from airflow_aisec.exceptions import PolicyError
 SUPPORTED_VERSIONS = (1,)
 #: Largest policy file accepted: a policy is hand-written text, not data.
 MAX_POLICY_BYTES = 1024 * 1024
+#: Most values (mapping keys and values, list items) a policy may hold once YAML aliases are expanded:
+#: more than any alias-free document within MAX_POLICY_BYTES, far less than an alias bomb.
+MAX_POLICY_VALUES = 1_000_000
 
 
 class WaiverScope(StrictModel):
@@ -178,6 +181,31 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _check_expanded_size(document: Any, source: str) -> None:
+    """Refuse a document whose aliases expand it beyond :data:`MAX_POLICY_VALUES` values (or forever).
+
+    PyYAML shares an aliased node instead of copying it, but validation walks every reference:
+    counting references before they are followed keeps the walk itself bounded.
+    """
+    count = 1
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            children: list[Any] = [*node.keys(), *node.values()]
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        count += len(children)
+        if count > MAX_POLICY_VALUES:
+            raise PolicyError(
+                f"policy expands to more than {MAX_POLICY_VALUES} values (YAML aliases repeating large or "
+                "recursive parts?)", source=source,
+            )
+        stack.extend(children)
+
+
 def _format_validation_error(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
@@ -224,6 +252,7 @@ def parse_policy(data: bytes, source: str = "<policy>") -> LoadedPolicy:
     if not isinstance(document, dict):
         kind = "empty document" if document is None else f"a YAML {type(document).__name__}"
         raise PolicyError(f"policy must be a YAML mapping, got {kind}", source=source)
+    _check_expanded_size(document, source)
     try:
         policy = Policy.model_validate(document)
     except ValidationError as exc:

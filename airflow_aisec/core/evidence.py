@@ -8,8 +8,9 @@ the last record, so cutting records off the end is detected too.
 
 Appends never overwrite: a local record is created with an atomic hard link
 (fails if the name exists) under an exclusive lock, an S3 record with a
-conditional ``PutObject`` (``If-None-Match: *``). Parallel writers that lose a
-race re-read the chain tip and try the next number, so the chain stays linear.
+conditional ``PutObject`` (``If-None-Match: *``; an endpoint that ignores the
+header is refused). Parallel writers that lose a race re-read the chain tip and
+try the next number, so the chain stays linear.
 
 Locations: a local directory path, or ``s3://bucket/prefix``.
 """
@@ -313,6 +314,7 @@ class S3EvidenceStore(EvidenceStore):
         self.bucket = loc.bucket
         self.prefix = loc.key.rstrip("/") + "/" if loc.key.strip("/") else ""
         self.client = s3_client or make_s3_client()
+        self._conditional_writes_checked = False
 
     def _list_names(self) -> list[str]:
         names: list[str] = []
@@ -336,7 +338,7 @@ class S3EvidenceStore(EvidenceStore):
                     return None
                 raise
 
-    def _create(self, name: str, data: bytes) -> bool:
+    def _put_if_absent(self, name: str, data: bytes) -> bool:
         from botocore.exceptions import ClientError
 
         with translate_s3_errors(self.location):
@@ -353,6 +355,21 @@ class S3EvidenceStore(EvidenceStore):
                 if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
                     return False
                 raise
+        return True
+
+    def _create(self, name: str, data: bytes) -> bool:
+        if not self._put_if_absent(name, data):
+            return False
+        if not self._conditional_writes_checked:
+            # Append-only rests on the server refusing If-None-Match on an existing key. Some
+            # S3-compatible stores ignore the header: then racing writers overwrite each other's
+            # records. Checked once per store by re-sending the same bytes (identical if accepted).
+            if self._put_if_absent(name, data):
+                raise ConfigurationError(
+                    f"the S3 endpoint of {self.location} ignores If-None-Match (a conditional write "
+                    "overwrote an existing record): the audit trail cannot be append-only there"
+                )
+            self._conditional_writes_checked = True
         return True
 
     def _write_head(self, seq: int, sha256: str) -> None:

@@ -200,3 +200,31 @@ def test_cli_verify_names_first_bad_record(tmp_path, aisec_cli):
     assert f"first bad record: {record_name(2)}" in out.stdout
     shown = aisec_cli("audit", "show", str(tmp_path / "ev"))
     assert shown.returncode == 0 and shown.stdout.count("\n") == 4
+
+
+@pytest.mark.integration
+def test_s3_endpoint_that_ignores_conditional_writes_is_refused(s3_server):
+    # Appends never overwrite only because the server honours If-None-Match; an S3-compatible store
+    # that silently ignores it would let racing writers overwrite each other's records.
+    client = s3_server.client()
+    client.create_bucket(Bucket="aisec-evidence-3")
+
+    class IgnoresIfNoneMatch:
+        def __init__(self, real):
+            self._real = real
+
+        def __getattr__(self, attr):
+            return getattr(self._real, attr)
+
+        def put_object(self, **kw):
+            kw.pop("IfNoneMatch", None)
+            return self._real.put_object(**kw)
+
+    from airflow_aisec.exceptions import ConfigurationError
+
+    lax = open_evidence_store("s3://aisec-evidence-3/t", s3_client=IgnoresIfNoneMatch(client))
+    with pytest.raises(ConfigurationError, match="If-None-Match"):
+        lax.append({"gate": "pii", "verdict": "pass"})
+    honest = open_evidence_store("s3://aisec-evidence-3/u", s3_client=client)
+    refs = [honest.append({"i": i}) for i in range(3)]
+    assert [r.seq for r in refs] == [1, 2, 3] and honest.verify().records == 3

@@ -767,8 +767,16 @@ def unwrap_handle(
             if _token_gone(exc):
                 raise gone() from None
             raise
-    data, _version = _extract_kv(response, kv_version=handle.kv_version, what=what)
+    data, version = _extract_kv(response, kv_version=handle.kv_version, what=what)
     mask_values(data, mask)
+    if handle.secret_version is not None and version != handle.secret_version:
+        # Same path, other version (e.g. a rotated-out credential): not what the gate validated.
+        data.clear()
+        raise SecurityViolationError(
+            f"wrapping token handed over for {what} wraps another version of the secret: the handle was substituted",
+            rule=f"{GATE}.wrapping_token_substituted",
+            location={**location, "version": version},
+        )
     return data
 
 

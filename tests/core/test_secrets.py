@@ -505,6 +505,24 @@ def test_unwrap_pins_the_validated_version(vault):
 
 
 @pytest.mark.integration
+def test_token_of_another_version_of_the_same_path_is_substitution(vault):
+    # Same creation path, other version: a rotated-out credential must not be passed off as the
+    # validated one.
+    root = vault["root"]
+    root.secrets.kv.v2.create_or_update_secret(path="core/train/rot2", secret={"k": "old-credential-1"},
+                                               mount_point="secret")
+    root.secrets.kv.v2.create_or_update_secret(path="core/train/rot2", secret={"k": "new-credential-2"},
+                                               mount_point="secret")
+    handle = wrap_kv(vault["limited"], "secret", "core/train/rot2", ttl=60, version=2)
+    stale = wrap_kv(vault["limited"], "secret", "core/train/rot2", ttl=60, version=1)
+    with pytest.raises(SecurityViolationError) as info:
+        unwrap_handle(vault["limited"], handle.model_copy(update={"token": stale.token}), mask=lambda v: None)
+    assert info.value.rule == "secrets.wrapping_token_substituted"
+    assert "old-credential-1" not in str(info.value)
+    assert unwrap_handle(vault["limited"], handle, mask=lambda v: None) == {"k": "new-credential-2"}
+
+
+@pytest.mark.integration
 def test_dynamic_database_credentials_and_revocation(vault):
     import psycopg2
 

@@ -750,7 +750,14 @@ def _scan_stream_by_content(fh: IO[bytes], result: FileAnalysis, label: str, *, 
         _scan_pickle_file(rest, result, ext=ext, size=size)
         return "pickle"
     comp = _compression(head)
-    if comp and (comp not in ("zlib", "lzma") or ext in PICKLE_CAPABLE_EXTENSIONS or depth > 0):
+    if comp in ("zlib", "lzma") and ext not in PICKLE_CAPABLE_EXTENSIONS and depth == 0:
+        # Weak magic bytes (text can start with them): follow them when they really inflate to a
+        # pickle, whatever the name (joblib.load recognises compression by content).
+        head += fh.read(_HEAD - len(head))
+        rest = _Prefixed(head, fh)
+        if not _inflates_to_pickle(head, comp):
+            comp = None
+    if comp:
         if comp in ("lz4", "joblib-zfile"):
             raise _Unscannable(f"{label}: {comp} compression is not analysed")
         stream: Any
@@ -763,13 +770,15 @@ def _scan_stream_by_content(fh: IO[bytes], result: FileAnalysis, label: str, *, 
         else:
             stream = lzma.LZMAFile(rest)  # noqa: SIM115 - detects xz and legacy .lzma; closed with its file
         try:
-            inner_head = stream.peek(8)[:8] if hasattr(stream, "peek") else b""
+            inner = stream.read(min(_HEAD, limit + 1))
         except (OSError, EOFError, lzma.LZMAError, zlib.error):
             raise _Unscannable(f"{label}: corrupt {comp} stream") from None
-        if _is_pickle_start(inner_head) or ext in PICKLE_EXTENSIONS:
+        # Protocol 0/1 pickles have no magic: a compressed one is unpickled all the same.
+        if _is_pickle_start(inner) or ext in PICKLE_EXTENSIONS or _looks_like_text_pickle(inner, whole=False):
             result.pickle = True
             try:
-                scan_pickle_stream(_Reader(stream, limit=limit), imports=result.imports)
+                scan_pickle_stream(_Reader(io.BufferedReader(_Prefixed(inner, stream)), limit=limit),
+                                   imports=result.imports)
             except (OSError, EOFError, lzma.LZMAError) as exc:
                 raise _Unscannable(f"{label}: corrupt {comp} stream ({type(exc).__name__})") from None
             return f"{comp}+pickle"
@@ -792,6 +801,18 @@ def _scan_stream_by_content(fh: IO[bytes], result: FileAnalysis, label: str, *, 
     return "other"
 
 
+def _inflates_to_pickle(data: bytes, comp: str) -> bool:
+    """Whether bytes with a weak zlib / lzma magic decompress to the start of a pickle."""
+    try:
+        if comp == "zlib":
+            inner = zlib.decompressobj().decompress(data, _HEAD)
+        else:
+            inner = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(data, max_length=_HEAD)
+    except (zlib.error, lzma.LZMAError, EOFError):
+        return False
+    return _is_pickle_start(inner) or _looks_like_text_pickle(inner, whole=False)
+
+
 class _Prefixed(io.RawIOBase):
     """Re-attach bytes already read (the sniffed head) in front of the rest of a stream."""
 
@@ -808,6 +829,9 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:  # straight into the caller's buffer: no intermediate copy
+            return readinto(b) or 0
         data = self._raw.read(len(b))
         b[: len(data)] = data
         return len(data)

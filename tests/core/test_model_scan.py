@@ -218,6 +218,20 @@ def test_text_pickle_that_calls_before_it_breaks_is_still_a_disguised_pickle(tmp
     assert rules(out, "vocab.txt") == set()
 
 
+def test_compressed_pickles_under_any_name_are_analysed(tmp_path, marker):
+    # joblib.load recognises zlib / lzma / gzip by content, whatever the file is called, and
+    # unpickles protocol-0 text pickles too.
+    (tmp_path / "clf").write_bytes(zlib.compress(pickle.dumps(Shell())))
+    (tmp_path / "notes.txt").write_bytes(lzma.compress(pickle.dumps(Payload(marker)), format=lzma.FORMAT_ALONE))
+    (tmp_path / "model.bin").write_bytes(gzip.compress(pickle.dumps(Shell(), protocol=0)))
+    (tmp_path / "formula.txt").write_bytes(b"x^2 + y^2 = r^2\n")  # starts like a zlib header
+    out = scan_model(tmp_path, policy=DEFAULT)
+    for name in ("clf", "notes.txt", "model.bin"):
+        assert "model_scan.dangerous_import" in rules(out, name), (name, [f.message for f in out.findings])
+    assert "model_scan.format_mismatch" in rules(out, "notes.txt")
+    assert rules(out, "formula.txt") == set()
+
+
 def test_stack_global_resolved_through_the_memo():
     # PROTO 4; 'os' MEMOIZE; 'system' MEMOIZE; BINGET 0; BINGET 1; STACK_GLOBAL; 'id' TUPLE1 REDUCE STOP
     data = (b"\x80\x04" + b"\x8c\x02os\x94" + b"\x8c\x06system\x94" + b"h\x00h\x01\x93"

@@ -129,6 +129,17 @@ class Bound(StrictModel):
             return True
         return (self.max is not None and low > self.max) or (self.min is not None and high < self.min)
 
+    def fails(self, value: float | None, ci: tuple[float | None, float | None] | None, *, interval: bool) -> bool:
+        """The verdict on a metric: its whole interval past the bound (``interval`` mode, when there is
+        one), else its point estimate; an undefined estimate always fails."""
+        if interval and ci is not None:
+            return value is None or self.interval_violated(*ci)
+        return self.violated(value)
+
+    def limits(self) -> dict[str, float]:
+        """``{"min": ..., "max": ...}`` with the bounds that are set (for finding locations)."""
+        return {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
+
     def describe(self) -> str:
         if self.min is not None and self.max is not None:
             return f"within [{self.min:g}, {self.max:g}]"
@@ -430,11 +441,15 @@ class _Sensitive:
     missing_rows: int
 
 
-def _sensitive(column: pa.ChunkedArray, name: str, mode: str, max_groups: int) -> _Sensitive:
+def category_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Codes (-1 for missing: null, NaN, blank) and the canonical category names of a column.
+
+    Values with the same canonical text are one category (" F" and "F", 1 and 1.0).
+    """
     import numpy as np
 
     raw_codes, values = _dictionary(column)
-    labels: list[str] = []
+    names: list[str] = []
     index: dict[str, int] = {}
     remap = np.empty(len(values) + 1, dtype=np.int64)
     for i, value in enumerate(values):
@@ -442,12 +457,18 @@ def _sensitive(column: pa.ChunkedArray, name: str, mode: str, max_groups: int) -
         if text is None:
             remap[i] = -1
             continue
-        if text not in index:  # " F" and "F", 1 and 1.0 are one group
-            index[text] = len(labels)
-            labels.append(text)
+        if text not in index:
+            index[text] = len(names)
+            names.append(text)
         remap[i] = index[text]
     remap[len(values)] = -1  # null
-    codes = remap[np.where(raw_codes < 0, len(values), raw_codes)]
+    return remap[np.where(raw_codes < 0, len(values), raw_codes)], names
+
+
+def _sensitive(column: pa.ChunkedArray, name: str, mode: str, max_groups: int) -> _Sensitive:
+    import numpy as np
+
+    codes, labels = category_codes(column)
     missing = codes < 0
     missing_rows = int(np.count_nonzero(missing))
     if missing_rows and mode == "group":
@@ -713,11 +734,7 @@ def _threshold_findings(result: GroupingResult, policy: BiasPolicy) -> list[Find
                 continue  # score metrics without a score column are rejected in resolve_columns
             value = _num(metrics.disparities[metric])
             ci = result.intervals.get(metric)
-            if interval_mode and ci is not None:
-                bad = value is None or bound.interval_violated(*ci)
-            else:
-                bad = bound.violated(value)
-            if not bad:
+            if not bound.fails(value, ci, interval=interval_mode):
                 continue
             why = ""
             if value is None and metric.endswith("_ratio"):
@@ -731,8 +748,7 @@ def _threshold_findings(result: GroupingResult, policy: BiasPolicy) -> list[Find
                          f"must be {bound.describe()}"
                          + ("; NaN never satisfies a threshold" if value is None else "")),
                 location={**loc_base, "metric": metric, "value": value,
-                          **({"ci": list(ci)} if ci is not None else {}),
-                          **{k: v for k, v in (("min", bound.min), ("max", bound.max)) if v is not None}},
+                          **({"ci": list(ci)} if ci is not None else {}), **bound.limits()},
             ))
         else:
             if metric not in metrics.by_group:
@@ -742,11 +758,7 @@ def _threshold_findings(result: GroupingResult, policy: BiasPolicy) -> list[Find
             for j, pos in enumerate(kept_positions):
                 value = _num(values[j])
                 ci = cis[j] if cis is not None else None
-                if interval_mode and ci is not None:
-                    bad = value is None or bound.interval_violated(*ci)
-                else:
-                    bad = bound.violated(value)
-                if not bad:
+                if not bound.fails(value, ci, interval=interval_mode):
                     continue
                 label = result.labels[pos]
                 findings.append(Finding(
@@ -755,8 +767,7 @@ def _threshold_findings(result: GroupingResult, policy: BiasPolicy) -> list[Find
                     message=(f"{metric} of group '{label}' of '{result.name}' is {_fmt(value)}; "
                              f"must be {bound.describe()}"),
                     count=result.sizes[pos],
-                    location={**loc_base, "group": label, "metric": metric, "value": value,
-                              **{k: v for k, v in (("min", bound.min), ("max", bound.max)) if v is not None}},
+                    location={**loc_base, "group": label, "metric": metric, "value": value, **bound.limits()},
                 ))
     return findings
 

@@ -34,14 +34,13 @@ Example policy section::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from airflow_aisec.core.bias import Bound
+from airflow_aisec.core.bias import Bound, _fmt, _num, category_codes
 from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -179,17 +178,6 @@ class DriftEvaluation:
     report_labels: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _fmt(value: float | None) -> str:
-    return "undefined (NaN)" if value is None else f"{value:.4g}"
-
-
 def _kind(dtype: pa.DataType, forced: bool) -> str | None:
     import pyarrow as pa
 
@@ -222,29 +210,6 @@ def _numeric(column: pa.ChunkedArray) -> np.ndarray:
     return values
 
 
-def _categories(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
-    """Codes (-1 for missing) and canonical category names of a column."""
-    import numpy as np
-
-    from airflow_aisec.core.bias import _canon, _dictionary
-
-    raw, values = _dictionary(column)
-    names: list[str] = []
-    index: dict[str, int] = {}
-    remap = np.empty(len(values) + 1, dtype=np.int64)
-    for i, value in enumerate(values):
-        text = _canon(value, lower=False)
-        if text is None:
-            remap[i] = -1
-            continue
-        if text not in index:
-            index[text] = len(names)
-            names.append(text)
-        remap[i] = index[text]
-    remap[len(values)] = -1
-    return remap[np.where(raw < 0, len(values), raw)], names
-
-
 def _threshold_findings(feature: str, stats: Mapping[str, float | None], thresholds: DriftThresholds,
                         kind: str) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
@@ -261,8 +226,7 @@ def _threshold_findings(feature: str, stats: Mapping[str, float | None], thresho
             severity=Severity.HIGH,
             message=(f"{metric} of feature '{feature}' is {_fmt(value)}; must be {bound.describe()}"
                      + ("; NaN never satisfies a threshold" if value is None else "")),
-            location={"feature": feature, "metric": metric, "value": value,
-                      **{k: v for k, v in (("min", bound.min), ("max", bound.max)) if v is not None}},
+            location={"feature": feature, "metric": metric, "value": value, **bound.limits()},
         ))
     return findings, violated
 
@@ -303,8 +267,8 @@ def _categorical_feature(name: str, ref_col: pa.ChunkedArray, cur_col: pa.Chunke
                          ) -> tuple[dict[str, Any], list[str]]:
     import numpy as np
 
-    r_codes, r_names = _categories(ref_col)
-    c_codes, c_names = _categories(cur_col)
+    r_codes, r_names = category_codes(ref_col)
+    c_codes, c_names = category_codes(cur_col)
     if not r_names:
         raise InputDataError(f"feature '{name}' has no values in the reference table")
     union = {n: i for i, n in enumerate(r_names)}

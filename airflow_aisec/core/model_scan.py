@@ -34,7 +34,6 @@ import math
 import os
 import pickletools
 import re
-import stat
 import struct
 import tempfile
 import time
@@ -50,7 +49,7 @@ from pydantic import Field, field_validator
 
 from airflow_aisec.core.policy_model import GateSection, Severity
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
+from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors, walk_tree
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 GATE = "model_scan"
@@ -999,28 +998,17 @@ class _Inventory:
 
 def _inventory(root: Path, max_files: int) -> _Inventory:
     inv = _Inventory()
-    real_root = os.path.realpath(root)
-    inside = real_root.rstrip(os.sep) + os.sep
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in sorted([*dirnames, *filenames]):
-            full = os.path.join(dirpath, name)
-            rel = PurePosixPath(*Path(os.path.relpath(full, root)).parts).as_posix()
-            try:
-                st = os.lstat(full)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                target = os.path.realpath(full)
-                if not (target == real_root or target.startswith(inside)):
-                    inv.escaping.append(rel)
-                # A symlink inside the model points at a file the walk scans in its own right.
-            elif stat.S_ISREG(st.st_mode):
-                inv.files.append((rel, Path(full)))
-                inv.total_bytes += st.st_size
-                if len(inv.files) > max_files:
-                    raise InputDataError(f"model has more than {max_files} files (policy max_files)")
-            elif not stat.S_ISDIR(st.st_mode):
-                inv.special.append(rel)
+    for rel, full, st, kind in walk_tree(root):
+        if kind == "escaping_symlink":
+            inv.escaping.append(rel)
+        elif kind == "file":
+            inv.files.append((rel, Path(full)))
+            inv.total_bytes += st.st_size
+            if len(inv.files) > max_files:
+                raise InputDataError(f"model has more than {max_files} files (policy max_files)")
+        elif kind == "special":
+            inv.special.append(rel)
+        # A symlink inside the model points at a file the walk scans in its own right.
     return inv
 
 

@@ -58,14 +58,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
+from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors, walk_tree
 from airflow_aisec.exceptions import (
     ConfigurationError,
     InputDataError,
@@ -476,81 +476,43 @@ class _TreeInfo:
 def _walk_model(root: Path, *, ignore_git_paths: bool) -> _TreeInfo:
     """Inventory a model directory without following symlinks (and without reading file content)."""
     info = _TreeInfo()
-    real_root = os.path.realpath(root)
-    inside = real_root.rstrip(os.sep) + os.sep
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root)
-        if ignore_git_paths and rel_dir == ".":
-            dirnames[:] = [d for d in dirnames if d not in GIT_PATHS]
-            filenames = [f for f in filenames if f not in GIT_PATHS]
-        for name in [*dirnames, *filenames]:
-            full = os.path.join(dirpath, name)
-            rel = PurePosixPath(*Path(os.path.relpath(full, root)).parts).as_posix()
-            try:
-                st = os.lstat(full)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                target = os.path.realpath(full)
-                if not (target == real_root or target.startswith(inside)):
-                    info.escaping_symlinks.append(rel)
-                else:
-                    info.symlinks.append(rel)
-            elif stat.S_ISREG(st.st_mode):
-                info.files += 1
-                info.total_bytes += st.st_size
-            elif not stat.S_ISDIR(st.st_mode):
-                info.special.append(rel)
+    for rel, _full, st, kind in walk_tree(root, skip_top=GIT_PATHS if ignore_git_paths else ()):
+        if kind == "escaping_symlink":
+            info.escaping_symlinks.append(rel)
+        elif kind == "symlink":
+            info.symlinks.append(rel)
+        elif kind == "file":
+            info.files += 1
+            info.total_bytes += st.st_size
+        elif kind == "special":
+            info.special.append(rel)
     return info
 
 
-def _check_tree_for_verification(root: Path, policy: SigningPolicy) -> _TreeInfo:
+def _check_tree(root: Path, policy: SigningPolicy, *, signing: bool) -> _TreeInfo:
+    """Refuse a model directory with symlinks leaving it, symlinks the policy does not allow, or
+    special files: before signing an input error, at verification tampering (ModelTamperedError)."""
     if not root.exists():
         raise InputDataError(f"model directory not found: {root}")
     if not root.is_dir():
         raise InputDataError(f"model path is not a directory: {root}")
     info = _walk_model(root, ignore_git_paths=policy.ignore_git_paths)
-    if info.escaping_symlinks:
-        raise _tampered(
-            f"model contains {len(info.escaping_symlinks)} symlink(s) pointing outside the model directory: "
-            f"{_listing(info.escaping_symlinks)}",
-            "symlink_escape",
-            paths=info.escaping_symlinks[:50],
-        )
-    if info.symlinks and not policy.allow_symlinks:
-        raise _tampered(
-            f"model contains {len(info.symlinks)} symlink(s) and the policy does not allow symlinks: "
-            f"{_listing(info.symlinks)}",
-            "symlink",
-            paths=info.symlinks[:50],
-        )
-    if info.special:
-        raise _tampered(
-            f"model contains {len(info.special)} special file(s) (fifo, socket or device): {_listing(info.special)}",
-            "special_file",
-            paths=info.special[:50],
-        )
-    return info
-
-
-def _check_tree_for_signing(root: Path, policy: SigningPolicy) -> _TreeInfo:
-    if not root.exists():
-        raise InputDataError(f"model directory not found: {root}")
-    if not root.is_dir():
-        raise InputDataError(f"model path is not a directory: {root}")
-    info = _walk_model(root, ignore_git_paths=policy.ignore_git_paths)
-    if info.escaping_symlinks:
-        raise InputDataError(
-            f"refusing to sign: symlink(s) point outside the model directory: {_listing(info.escaping_symlinks)}"
-        )
-    if info.symlinks and not policy.allow_symlinks:
-        raise InputDataError(
-            f"refusing to sign: the model contains symlink(s) and the policy does not allow them: "
-            f"{_listing(info.symlinks)}"
-        )
-    if info.special:
-        raise InputDataError(f"refusing to sign: special file(s) in the model: {_listing(info.special)}")
-    if info.files == 0:
+    # (paths, reason, what the verification says, what signing says)
+    problems = [
+        (info.escaping_symlinks, "symlink_escape", "symlink(s) pointing outside the model directory",
+         "symlink(s) point outside the model directory"),
+        ([] if policy.allow_symlinks else info.symlinks, "symlink",
+         "symlink(s) and the policy does not allow symlinks",
+         "the model contains symlink(s) and the policy does not allow them"),
+        (info.special, "special_file", "special file(s) (fifo, socket or device)", "special file(s) in the model"),
+    ]
+    for paths, reason, verify_text, sign_text in problems:
+        if not paths:
+            continue
+        if signing:
+            raise InputDataError(f"refusing to sign: {sign_text}: {_listing(paths)}")
+        raise _tampered(f"model contains {len(paths)} {verify_text}: {_listing(paths)}", reason, paths=paths[:50])
+    if signing and info.files == 0:
         raise InputDataError(f"refusing to sign: the model directory has no files: {root}")
     return info
 
@@ -1211,7 +1173,7 @@ def sign_model(
             "(or set signing.require_s3_versioning: false)"
         )
     with _materialized_model(loc, client, pins=None, check_pins=False) as (model_dir, objects):
-        tree = _check_tree_for_signing(model_dir, policy)
+        tree = _check_tree(model_dir, policy, signing=True)
         if loc.s3:
             extra = {AISEC_PREDICATE_KEY: {"s3": {
                 "bucket": loc.bucket,
@@ -1329,7 +1291,7 @@ def verify_model(
             raise InputDataError(f"bucket '{loc.bucket}' is not versioned; pinned versions cannot be checked")
 
     with _materialized_model(loc, client, pins=pins, check_pins=loc.s3) as (model_dir, objects):
-        tree = _check_tree_for_verification(model_dir, policy)
+        tree = _check_tree(model_dir, policy, signing=False)
         _library_verify(model_dir, bundle_bytes=data, public_key=signer.public_key, policy=policy,
                         statement=statement, model_uri=loc.uri)
 

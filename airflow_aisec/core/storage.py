@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+import os
+import stat
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from airflow_aisec.exceptions import AccessDeniedError, InputDataError, ServiceUnavailableError
@@ -130,3 +132,40 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def walk_tree(root: str | Path, *, skip_top: Collection[str] = ()) -> Iterator[tuple[str, str, os.stat_result, str]]:
+    """Every entry under a local directory, never following a symlink and never reading content.
+
+    Args:
+        root: The directory.
+        skip_top: Names directly under ``root`` to leave out (not descended into either).
+
+    Yields:
+        ``(relative posix path, full path, lstat result, kind)`` with kind ``file``, ``dir``,
+        ``symlink`` (target inside ``root``), ``escaping_symlink`` (target outside) or ``special``
+        (fifo, socket, device). Entries are sorted by name within each directory.
+    """
+    real_root = os.path.realpath(root)
+    inside = real_root.rstrip(os.sep) + os.sep
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        if skip_top and os.path.relpath(dirpath, root) == ".":
+            dirnames[:] = [d for d in dirnames if d not in skip_top]
+            filenames = [f for f in filenames if f not in skip_top]
+        for name in sorted([*dirnames, *filenames]):
+            full = os.path.join(dirpath, name)
+            rel = PurePosixPath(*Path(os.path.relpath(full, root)).parts).as_posix()
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:  # removed while walking
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                target = os.path.realpath(full)
+                kind = "symlink" if target == real_root or target.startswith(inside) else "escaping_symlink"
+            elif stat.S_ISREG(st.st_mode):
+                kind = "file"
+            elif stat.S_ISDIR(st.st_mode):
+                kind = "dir"
+            else:
+                kind = "special"
+            yield rel, full, st, kind

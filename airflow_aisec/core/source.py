@@ -551,6 +551,23 @@ def _finding(rule: str, message: str, *, severity: Severity = Severity.HIGH, cou
     return Finding(rule=f"{GATE}.{rule}", severity=severity, message=message, count=count, location=location)
 
 
+def _read_policy_file(location: str, what: str, base_dir: str | None, s3: _S3ClientProvider,
+                      inputs: list[InputRef]) -> tuple[str, bytes]:
+    """Read a file the policy names (relative to the policy's directory), recorded as an input.
+
+    Raises:
+        ConfigurationError: missing or unreadable (the policy is wrong, not the data).
+    """
+    if not is_s3_uri(location) and not os.path.isabs(location) and base_dir:
+        location = os.path.join(base_dir, location)
+    try:
+        data = read_bytes(location, s3_client=s3.for_uri(location))
+    except InputDataError as exc:
+        raise ConfigurationError(f"{what}: {exc}") from None
+    inputs.append(InputRef(uri=location, sha256=hashlib.sha256(data).hexdigest()))
+    return location, data
+
+
 def _load_pins(ctx_section: SourcePolicy, base_dir: str | None, s3: _S3ClientProvider,
                inputs: list[InputRef]) -> dict[str, Pin]:
     pins: dict[str, Pin] = {}
@@ -576,14 +593,7 @@ def _load_pins(ctx_section: SourcePolicy, base_dir: str | None, s3: _S3ClientPro
         add(key, "source.pinning.s3_versions", version_id=s3pin.version_id,
             etag=s3pin.etag.strip('"') if s3pin.etag else None)
     if pinning.manifest:
-        location = pinning.manifest
-        if not is_s3_uri(location) and not os.path.isabs(location) and base_dir:
-            location = os.path.join(base_dir, location)
-        try:
-            data = read_bytes(location, s3_client=s3.for_uri(location))
-        except InputDataError as exc:
-            raise ConfigurationError(f"pinning manifest: {exc}") from None
-        inputs.append(InputRef(uri=location, sha256=hashlib.sha256(data).hexdigest()))
+        location, data = _read_policy_file(pinning.manifest, "pinning manifest", base_dir, s3, inputs)
         sha, versions = parse_manifest(data, location)
         manifest_base = _dirname(location) or base_dir
         for key, digest in sha.items():
@@ -604,14 +614,7 @@ def _load_expectations(section: SourcePolicy, base_dir: str | None, s3: _S3Clien
     suite_specs = []
     suite_name = "suite"
     if policy.suite:
-        location = policy.suite
-        if not is_s3_uri(location) and not os.path.isabs(location) and base_dir:
-            location = os.path.join(base_dir, location)
-        try:
-            data = read_bytes(location, s3_client=s3.for_uri(location))
-        except InputDataError as exc:
-            raise ConfigurationError(f"GX suite: {exc}") from None
-        inputs.append(InputRef(uri=location, sha256=hashlib.sha256(data).hexdigest()))
+        location, data = _read_policy_file(policy.suite, "GX suite", base_dir, s3, inputs)
         suite_specs = parse_suite(data, location)
     return build_items(policy.expect, suite_specs, suite_name)
 

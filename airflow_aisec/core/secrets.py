@@ -185,6 +185,12 @@ def literal_prefix(pattern: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Policy section
 # --------------------------------------------------------------------------------------------
+def _valid_mount(value: str) -> str:
+    if not _MOUNT_RE.match(value):
+        raise ValueError(f"invalid mount {value!r}")
+    return value
+
+
 class SecretGrant(StrictModel):
     """Which secrets the matching DAGs (and tasks) may read.
 
@@ -240,12 +246,7 @@ class DatabaseSecretsSettings(StrictModel):
     mount: str = "database"
     max_lease_ttl: Duration = 3600
 
-    @field_validator("mount")
-    @classmethod
-    def _check_mount(cls, value: str) -> str:
-        if not _MOUNT_RE.match(value):
-            raise ValueError(f"invalid mount {value!r}")
-        return value
+    _check_mount = field_validator("mount")(classmethod(lambda cls, value: _valid_mount(value)))
 
     @field_validator("max_lease_ttl")
     @classmethod
@@ -288,12 +289,7 @@ class SecretsPolicy(GateSection):
     unmaskable_keys: list[str] = Field(default_factory=list)
     database: DatabaseSecretsSettings = DatabaseSecretsSettings()
 
-    @field_validator("kv_mount")
-    @classmethod
-    def _check_mount(cls, value: str) -> str:
-        if not _MOUNT_RE.match(value):
-            raise ValueError(f"invalid mount {value!r}")
-        return value
+    _check_mount = field_validator("kv_mount")(classmethod(lambda cls, value: _valid_mount(value)))
 
     @field_validator("wrap_ttl")
     @classmethod

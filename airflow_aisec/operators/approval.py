@@ -105,6 +105,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
         gate_task_id: str,
         subject: str | None = None,
         body: str | None = None,
+        evidence_location: str | None = None,
         evidence_aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -121,6 +122,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
             **kwargs,
         )
         self.gate_task_id = gate_task_id
+        self.evidence_location = evidence_location
         self.evidence_aws_conn_id = evidence_aws_conn_id
 
     # --- assessment ---------------------------------------------------------------------------
@@ -153,8 +155,12 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
             result = GateResult.model_validate(raw)
         except ValidationError:
             raise self._fail("the gate's result is not a valid result document") from None
+        expected = self._trusted_evidence_location(context)
+        if str(ref.get("location")) != expected:
+            # The reference sits in XCom, which tasks can write: never follow it to another trail.
+            raise self._fail("the gate's evidence reference points outside the configured audit trail")
         try:
-            store = self._store(str(ref["location"]))
+            store = self._store(expected)
             # One record by name; the store's chain methods read every record.
             data = store.read_record(str(ref["name"]))
         except (KeyError, TypeError):
@@ -169,7 +175,24 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
             raise self._fail("the gate's evidence record is not valid JSON") from None
         if payload != raw:
             raise self._fail("the gate's result in XCom differs from its evidence record")
+        recorded = payload.get("airflow") or {}
+        if (recorded.get("dag_id"), recorded.get("run_id"), recorded.get("task_id")) != (
+            ti.dag_id, ti.run_id, self.gate_task_id
+        ):
+            raise self._fail("the gate's evidence record belongs to another task or run")
         return result, dict(ref)
+
+    def _trusted_evidence_location(self, context: Context) -> str:
+        """The audit trail this waiver trusts: its own ``evidence_location``, else the gate's, else the default."""
+        from airflow_aisec.operators.base import default_evidence_location
+
+        if self.evidence_location:
+            return str(self.evidence_location)
+        gate = self.dag.get_task(self.gate_task_id) if self.dag else None
+        location = getattr(gate, "evidence_location", None)
+        if location and "{{" in str(location):
+            location = gate.render_template(location, context)
+        return str(location or default_evidence_location())
 
     def _assess(self, context: Context) -> _Assessment:
         from airflow_aisec.core.platform import platform_section

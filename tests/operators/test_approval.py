@@ -348,7 +348,7 @@ def failed_gate(setup):
     return {("drift_gate", "aisec_result"): run.result.to_dict(), ("drift_gate", "aisec_evidence"): ref.to_dict()}
 
 
-def _waiver():
+def _waiver(evidence):
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
 
@@ -356,9 +356,36 @@ def _waiver():
 
     with DAG("waiver_stub", schedule=None):
         gate = EmptyOperator(task_id="drift_gate")
-        waiver = AisecWaiverApprovalOperator(task_id="drift_waiver", gate_task_id="drift_gate")
+        waiver = AisecWaiverApprovalOperator(task_id="drift_waiver", gate_task_id="drift_gate",
+                                             evidence_location=str(evidence))
         gate >> waiver
     return waiver
+
+
+def test_evidence_reference_to_another_trail_is_refused(failed_gate, setup, tmp_path):
+    """XCom is writable by tasks: a reference pointing at a forged trail must not be followed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_aisec.core.evidence import open_evidence_store as open_store
+
+    _, evidence = setup
+    forged = dict(failed_gate)
+    result = forged[("drift_gate", "aisec_result")]
+    ref = open_store(tmp_path / "forged-trail").append(result)
+    forged[("drift_gate", "aisec_evidence")] = ref.to_dict()
+    ti = StubTI(forged)
+    with pytest.raises(AirflowFailException, match="outside the configured audit trail"):
+        _waiver(evidence)._verified_result({"ti": ti, "task_instance": ti})
+
+
+def test_evidence_record_of_another_run_is_refused(failed_gate, setup):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    _, evidence = setup
+    ti = StubTI(failed_gate)
+    ti.run_id = "manual__2"  # the record (and XCom) were copied from run manual__1
+    with pytest.raises(AirflowFailException, match="another task or run"):
+        _waiver(evidence)._verified_result({"ti": ti, "task_instance": ti})
 
 
 @pytest.mark.parametrize(
@@ -377,7 +404,7 @@ def test_decisions_that_never_approve(failed_gate, setup, event, decision, messa
     from airflow.sdk.exceptions import AirflowFailException
 
     _, evidence = setup
-    waiver = _waiver()
+    waiver = _waiver(evidence)
     ti = StubTI(failed_gate)
     with pytest.raises(AirflowFailException, match=message):
         waiver.execute_complete({"ti": ti, "task_instance": ti}, event)
@@ -393,7 +420,7 @@ def test_approval_without_audit_trail_does_not_count(failed_gate, setup):
     from airflow.sdk.exceptions import AirflowException
 
     _, evidence = setup
-    waiver = _waiver()
+    waiver = _waiver(evidence)
     ti = StubTI(failed_gate)
     os.chmod(evidence, 0o500)
     try:
@@ -419,8 +446,8 @@ def test_fixed_arguments_are_refused(arg):
         AisecWaiverApprovalOperator(task_id="w", gate_task_id="g", **{arg: None})
 
 
-def test_defaults_are_fail_closed():
-    waiver = _waiver()
+def test_defaults_are_fail_closed(tmp_path):
+    waiver = _waiver(tmp_path / "evidence")
     assert waiver.fail_on_reject is True
     assert waiver.defaults is None  # no answer is applied on timeout
     assert waiver.trigger_rule == "all_done"

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_aisec import __version__
-from airflow_aisec.core.gate import GateRun, error_result, run_check
+from airflow_aisec.core.gate import GateRun, run_gate
 from airflow_aisec.core.policy import LoadedPolicy, load_policy
-from airflow_aisec.core.result import CheckOutcome, GateResult, Verdict, utcnow
+from airflow_aisec.core.result import CheckOutcome, GateResult, Verdict
 from airflow_aisec.exceptions import AisecError, ServiceUnavailableError
 
 EXIT_OK = 0
@@ -129,15 +129,7 @@ def run_gate_command(
     Returns:
         The exit code (see the module docstring).
     """
-    started = utcnow()
-    loaded: LoadedPolicy | None = None
-    try:
-        loaded = load() if load is not None else load_policy(args.policy)
-        loaded.policy.section(gate)
-    except AisecError as exc:
-        run = GateRun(error_result(gate, exc, loaded=loaded, started_at=started), exc)
-    else:
-        run = run_check(gate, loaded, lambda: check(loaded), started_at=started)
+    run = run_gate(gate, load or (lambda: load_policy(args.policy)), check)
     result = run.result
     as_json = getattr(args, "json", False)
     print_result(result, as_json=as_json)

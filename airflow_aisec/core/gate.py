@@ -206,3 +206,34 @@ def run_check(
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - fail closed on anything; a library's exit(0) too
         log.debug("gate %s raised %s", gate, type(exc).__name__)
         return GateRun(error_result(gate, exc, loaded=loaded, started_at=started_at, airflow=airflow), exc)
+
+
+def run_gate(
+    gate: str,
+    load: Callable[[], LoadedPolicy],
+    check: Callable[[LoadedPolicy], CheckOutcome],
+    *,
+    airflow: AirflowRef | None = None,
+) -> GateRun:
+    """Load the policy, refuse one without the gate's section, then :func:`run_check`.
+
+    The one entry point for the operators and the CLI: a policy that is missing, invalid or
+    silent about this gate is a verdict ``error``, never a pass.
+
+    Args:
+        gate: Gate name; also the policy section that configures it.
+        load: Loads and validates the policy (raises :class:`~airflow_aisec.exceptions.PolicyError`).
+        check: The core check, given the loaded policy.
+        airflow: Airflow identifiers when run inside a task.
+
+    Returns:
+        The result, and the exception that ended the gate (if any).
+    """
+    started_at = utcnow()
+    loaded: LoadedPolicy | None = None
+    try:
+        loaded = load()
+        loaded.policy.section(gate)
+    except AisecError as exc:
+        return GateRun(error_result(gate, exc, loaded=loaded, started_at=started_at, airflow=airflow), exc)
+    return run_check(gate, loaded, lambda: check(loaded), airflow=airflow, started_at=started_at)

@@ -144,21 +144,11 @@ class GateMixin:
 
     def run_gate(self, context: Context, check: Callable[[LoadedPolicy], CheckOutcome]) -> GateResult:
         """Load the policy, run ``check``, publish the result and enforce the verdict."""
-        from airflow_aisec.core.gate import GateRun, error_result, run_check
+        from airflow_aisec.core.gate import run_gate
         from airflow_aisec.core.policy import load_policy
-        from airflow_aisec.core.result import utcnow
 
-        started = utcnow()
-        ref = airflow_ref(context)
-        loaded: LoadedPolicy | None = None
-        try:
-            loaded = load_policy(self.resolve_policy_path())
-            loaded.policy.section(self.gate)
-        except AisecError as exc:
-            run = GateRun(error_result(self.gate, exc, loaded=loaded, started_at=started, airflow=ref), exc)
-        else:
-            run = run_check(self.gate, loaded, lambda: check(loaded), airflow=ref, started_at=started)
-
+        run = run_gate(self.gate, lambda: load_policy(self.resolve_policy_path()), check,
+                       airflow=airflow_ref(context))
         result = run.result
         context["ti"].xcom_push(key=RESULT_XCOM_KEY, value=result.to_dict())
         try:

@@ -150,3 +150,24 @@ def test_result_round_trips_through_json():
     again = GateResult.model_validate_json(result.model_dump_json())
     assert again == result
     assert again.to_dict()["findings"][0]["location"] == {"column": "c"}
+
+
+def test_run_gate_refuses_a_policy_without_the_section_or_that_fails_to_load():
+    from airflow_aisec.core.gate import run_gate
+    from airflow_aisec.exceptions import PolicyError
+
+    ran = []
+    no_section = parse_policy(b"name: bare\n", source="inline")
+    run = run_gate("drift", lambda: no_section, lambda loaded: ran.append(1) or CheckOutcome())
+    assert run.result.verdict == "error" and "no 'drift' section" in run.result.error.message
+    assert run.result.policy.name == "bare" and ran == []  # the check never ran
+
+    def broken():
+        raise PolicyError("bad field", source="p.yaml", field="x")
+
+    run = run_gate("drift", broken, lambda loaded: CheckOutcome())
+    assert run.result.verdict == "error" and run.result.policy is None
+    assert isinstance(run.exception, PolicyError)
+
+    run = run_gate("drift", lambda: POLICY, lambda loaded: outcome("drift.psi"), airflow=REF)
+    assert run.result.verdict == "fail" and run.result.airflow.task_id == "gate"

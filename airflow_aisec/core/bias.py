@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
+from airflow_aisec.core.policy.base import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
@@ -873,8 +873,8 @@ def _read_input(uri: str, columns: list[str], s3_client: Any) -> tuple[pa.Table,
     """Read only the needed columns; digest the file as read (S3 objects via their downloaded copy)."""
     import pyarrow as pa
 
-    from airflow_aisec.core.storage import sha256_file
-    from airflow_aisec.core.tabular import detect_format, iter_batches, local_copy, open_dataset
+    from airflow_aisec.core.io.storage import sha256_file
+    from airflow_aisec.core.io.tabular import detect_format, iter_batches, local_copy, open_dataset
 
     fmt = detect_format(uri)
     with local_copy(uri, s3_client=s3_client) as copy:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator, model_validator
 
 from airflow_aisec.core.bias import Bound, _fmt, _num, category_codes
-from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
+from airflow_aisec.core.policy.base import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
@@ -444,8 +444,8 @@ def _read_both(reference: str, current: str, policy: DriftPolicy, features: Sequ
     """Read only the compared columns of both tables (unrelated columns are never parsed)."""
     import pyarrow as pa
 
-    from airflow_aisec.core.storage import sha256_file
-    from airflow_aisec.core.tabular import detect_format, iter_batches, local_copy, open_dataset
+    from airflow_aisec.core.io.storage import sha256_file
+    from airflow_aisec.core.io.tabular import detect_format, iter_batches, local_copy, open_dataset
 
     ref_fmt, cur_fmt = detect_format(reference), detect_format(current)
     with local_copy(reference, s3_client=s3_client) as ref_copy, \

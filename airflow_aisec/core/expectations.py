@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from airflow_aisec.core.policy_model import StrictModel
+from airflow_aisec.core.policy.base import StrictModel
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 if TYPE_CHECKING:

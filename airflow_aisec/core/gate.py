@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from airflow_aisec.core.policy import LoadedPolicy
-from airflow_aisec.core.policy_model import Enforcement, Severity
+from airflow_aisec.core.policy.base import Enforcement, Severity
 from airflow_aisec.core.result import (
     AirflowRef,
     CheckOutcome,

@@ -47,9 +47,9 @@ from typing import IO, Any, Literal
 
 from pydantic import Field, field_validator
 
-from airflow_aisec.core.policy_model import GateSection, Severity
+from airflow_aisec.core.policy.base import GateSection, Severity
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors, walk_tree
+from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors, walk_tree
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 GATE = "model_scan"

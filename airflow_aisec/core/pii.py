@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from airflow_aisec.core.pii_patterns import ALL_ENTITIES, NLP_ENTITIES, PATTERN_ENTITIES
-from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
+from airflow_aisec.core.policy.base import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
@@ -789,7 +789,7 @@ def open_for_scan(path: Path, fmt: str, uri: str):
     import pyarrow.csv as pacsv
     import pyarrow.dataset as ds
 
-    from airflow_aisec.core.tabular import open_dataset
+    from airflow_aisec.core.io.tabular import open_dataset
 
     sniff_format(path, fmt, uri)
     dataset = open_dataset(path, fmt, uri=uri)
@@ -812,7 +812,7 @@ def select_columns(policy: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[list
         InputDataError: a column named in the policy is not in the data, or a nested column
             (list, struct, map) holds text the gate cannot scan and the policy does not exclude it.
     """
-    from airflow_aisec.core.tabular import check_columns
+    from airflow_aisec.core.io.tabular import check_columns
 
     names = list(schema.names)
     named = list(policy.columns or []) + list(policy.exclude_columns)
@@ -876,7 +876,7 @@ def iter_rows(dataset, columns: Sequence[str], *, batch_rows: int, uri: str,
     import numpy as np
     import pyarrow as pa
 
-    from airflow_aisec.core.tabular import iter_batches
+    from airflow_aisec.core.io.tabular import iter_batches
 
     offset = 0
     for batch in iter_batches(dataset, columns=list(columns), batch_rows=batch_rows, uri=uri):
@@ -926,7 +926,7 @@ def scan_table(
         InputDataError: unreadable, truncated, wrong format, empty, or a policy column missing.
         AccessDeniedError / ServiceUnavailableError: S3 refused or unreachable.
     """
-    from airflow_aisec.core.tabular import detect_format, local_copy
+    from airflow_aisec.core.io.tabular import detect_format, local_copy
 
     uri = str(uri)
     fmt = detect_format(uri, fmt)
@@ -945,7 +945,7 @@ def scan_local(
 ) -> ScanReport:
     """:func:`scan_table` on a local file (``uri`` is the name reported)."""
     from airflow_aisec.core.pii_patterns import Detector, coincidental, quiet_presidio
-    from airflow_aisec.core.storage import sha256_file
+    from airflow_aisec.core.io.storage import sha256_file
 
     started = time.perf_counter()
     with quiet_presidio():

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from airflow_aisec.core.policy_model import Enforcement, GateSection, Severity, StrictModel
+from airflow_aisec.core.policy.base import Enforcement, GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding
 
 if TYPE_CHECKING:

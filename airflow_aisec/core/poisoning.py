@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from airflow_aisec.core.policy_model import StrictModel
+from airflow_aisec.core.policy.base import StrictModel
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 if TYPE_CHECKING:

@@ -49,7 +49,7 @@ from airflow_aisec.core.pii import (
     section_of,
 )
 from airflow_aisec.core.result import CheckOutcome, InputRef
-from airflow_aisec.core.storage import is_s3_uri, parse_s3_uri
+from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def read_vault_key(client: Any, settings: HashKeySettings) -> str:
         ServiceUnavailableError: Vault unreachable or sealed.
         ConfigurationError: the secret has no such field.
     """
-    from airflow_aisec.core.vault import translate_vault_errors
+    from airflow_aisec.core.io.vault import translate_vault_errors
 
     where = f"{settings.vault_mount}/{settings.vault_path}"
     with translate_vault_errors(where):
@@ -300,8 +300,8 @@ def redact_table(
     import pyarrow as pa
 
     from airflow_aisec.core.pii_patterns import Detector, quiet_presidio
-    from airflow_aisec.core.storage import make_s3_client, sha256_file, translate_s3_errors
-    from airflow_aisec.core.tabular import detect_format, local_copy
+    from airflow_aisec.core.io.storage import make_s3_client, sha256_file, translate_s3_errors
+    from airflow_aisec.core.io.tabular import detect_format, local_copy
 
     section = section_of(policy)
     settings = section.redaction

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_aisec.core.result import Finding, InputRef, ReportRef, utcnow
-from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
+from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import ConfigurationError
 
 MEDIA_TYPE = "text/html"

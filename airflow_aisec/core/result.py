@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_aisec.constants import RESULT_XCOM_KEY
-from airflow_aisec.core.policy_model import Enforcement, Severity
+from airflow_aisec.core.policy.base import Enforcement, Severity
 
 #: Version of the result contract. Bump the major on incompatible changes.
 SCHEMA_VERSION = "1.0"

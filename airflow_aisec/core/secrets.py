@@ -34,9 +34,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
+from airflow_aisec.core.policy.base import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-from airflow_aisec.core.vault import translate_vault_errors
+from airflow_aisec.core.io.vault import translate_vault_errors
 from airflow_aisec.exceptions import (
     AccessDeniedError,
     ConfigurationError,

@@ -63,9 +63,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
+from airflow_aisec.core.policy.base import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors, walk_tree
+from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors, walk_tree
 from airflow_aisec.exceptions import (
     ConfigurationError,
     InputDataError,
@@ -343,7 +343,7 @@ def read_transit_key(client: Any, name: str, mount: str = "transit") -> TransitK
         AccessDeniedError: denied, or no such key.
         ConfigurationError: not an ``ecdsa-p256`` key.
     """
-    from airflow_aisec.core.vault import translate_vault_errors
+    from airflow_aisec.core.io.vault import translate_vault_errors
 
     with translate_vault_errors(f"transit key '{name}' on mount '{mount}'"):
         response = client.secrets.transit.read_key(name=name, mount_point=mount)
@@ -371,7 +371,7 @@ def transit_sign_digest(client: Any, name: str, mount: str, version: int, digest
         ServiceUnavailableError / AccessDeniedError: from Vault.
         InputDataError: Vault answered with a signature for another key version or unparsable.
     """
-    from airflow_aisec.core.vault import translate_vault_errors
+    from airflow_aisec.core.io.vault import translate_vault_errors
 
     with translate_vault_errors(f"transit/sign/{name} on mount '{mount}'"):
         response = client.secrets.transit.sign_data(
@@ -577,7 +577,7 @@ def _read_signature(sig: _Location, client: Any, limit: int) -> tuple[bytes | No
     if sig.s3:
         from botocore.exceptions import ClientError
 
-        from airflow_aisec.core.storage import s3_error_is_missing
+        from airflow_aisec.core.io.storage import s3_error_is_missing
 
         try:
             head = client.head_object(Bucket=sig.bucket, Key=sig.key)
@@ -910,7 +910,7 @@ def _trusted_candidates(
     from airflow_aisec.core import _model_signing_compat as compat
 
     if public_key:
-        from airflow_aisec.core.storage import read_bytes
+        from airflow_aisec.core.io.storage import read_bytes
 
         key = load_public_key(read_bytes(public_key, s3_client=s3_client), "public key")
         fp = key_fingerprint(key)

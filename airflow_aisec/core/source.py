@@ -42,9 +42,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_
 
 from airflow_aisec.core.expectations import ExpectationsPolicy
 from airflow_aisec.core.poisoning import PoisoningPolicy
-from airflow_aisec.core.policy_model import GateSection, Severity, StrictModel
+from airflow_aisec.core.policy.base import GateSection, Severity, StrictModel
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-from airflow_aisec.core.storage import is_s3_uri, parse_s3_uri, read_bytes, sha256_file
+from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri, read_bytes, sha256_file
 from airflow_aisec.exceptions import AccessDeniedError, ConfigurationError, InputDataError
 
 if TYPE_CHECKING:
@@ -507,7 +507,7 @@ class _S3ClientProvider:
     def get(self) -> Any:
         if self._client is None:
             if self._value is None:
-                from airflow_aisec.core.storage import make_s3_client
+                from airflow_aisec.core.io.storage import make_s3_client
 
                 self._client = make_s3_client()
             elif callable(self._value):
@@ -703,7 +703,7 @@ class _Profile:
 
 
 def _open(copy: Any, target: Target, section: SourcePolicy) -> Any:
-    from airflow_aisec.core.tabular import detect_format, open_dataset
+    from airflow_aisec.core.io.tabular import detect_format, open_dataset
 
     fmt = detect_format(target.uri, section.format)
     # pyarrow ignores declared columns the file lacks; those are reported by name afterwards.
@@ -738,7 +738,7 @@ def _check_schema(ctx: _Context, target: Target, schema: pa.Schema) -> None:
 def _profile_reference(ctx: _Context, target: Target, metrics: dict[str, Any]) -> _Profile:
     """Stream the reference: row count, label counts, numeric ranges."""
     from airflow_aisec.core.poisoning import LabelCounter, RangeProfile, is_numeric
-    from airflow_aisec.core.tabular import check_columns, iter_batches, local_copy
+    from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy
 
     poisoning = ctx.section.poisoning
     assert poisoning is not None
@@ -860,7 +860,7 @@ def _plan_scan(ctx: _Context, target: Target, schema: pa.Schema, gx: Any, refere
         OutOfRangeCounter,
         resolve_bounds,
     )
-    from airflow_aisec.core.tabular import check_columns
+    from airflow_aisec.core.io.tabular import check_columns
 
     section = ctx.section
     scan = _Scan()
@@ -904,7 +904,7 @@ def _plan_scan(ctx: _Context, target: Target, schema: pa.Schema, gx: Any, refere
 
 def _scan_input(ctx: _Context, target: Target, reference: _Profile | None) -> dict[str, Any]:
     """All checks on one dataset, in one streamed pass; returns its metrics."""
-    from airflow_aisec.core.tabular import check_columns, iter_batches, local_copy
+    from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy
 
     section = ctx.section
     metrics: dict[str, Any] = {"uri": target.uri}
@@ -1174,7 +1174,7 @@ def pin_sources(data: Sequence[str], *, s3_client: Any | Callable[[], Any] | Non
     Returns:
         ``{"sha256": {uri: hex}, "s3_versions": {uri: {"version_id": ..., "etag": ...}}}``.
     """
-    from airflow_aisec.core.tabular import local_copy
+    from airflow_aisec.core.io.tabular import local_copy
 
     s3 = _S3ClientProvider(s3_client)
     manifest: dict[str, Any] = {"sha256": {}, "s3_versions": {}}

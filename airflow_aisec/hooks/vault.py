@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_aisec.core.vault import translate_vault_errors
+from airflow_aisec.core.io.vault import translate_vault_errors
 from airflow_aisec.exceptions import ConfigurationError
 
 DEFAULT_VAULT_CONN_ID = "vault_default"

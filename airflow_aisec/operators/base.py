@@ -66,7 +66,7 @@ def evidence_s3_client(aws_conn_id: str | None) -> Any:
 def open_evidence(location: str, *, aws_conn_id: str | None = None) -> EvidenceStore:
     """The audit trail at ``location``, a directory or ``s3://bucket/prefix``."""
     from airflow_aisec.core.evidence import open_evidence_store
-    from airflow_aisec.core.storage import is_s3_uri
+    from airflow_aisec.core.io.storage import is_s3_uri
 
     client = evidence_s3_client(aws_conn_id) if is_s3_uri(location) else None
     return open_evidence_store(location, s3_client=client)

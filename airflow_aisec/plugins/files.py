@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_aisec.core.evidence import canonical_json, record_name
-from airflow_aisec.core.storage import is_s3_uri, parse_s3_uri
+from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri
 from airflow_aisec.exceptions import AisecError, ConfigurationError, ServiceUnavailableError
 
 #: Largest report the UI serves (an HTML report is small; anything bigger is a misuse).

@@ -51,7 +51,7 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
     def is_ready(self, context: Context) -> bool:
         import os
 
-        from airflow_aisec.core.storage import is_s3_uri, parse_s3_uri, translate_s3_errors
+        from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri, translate_s3_errors
         from airflow_aisec.exceptions import InputDataError
 
         uri = self._signature_uri()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_aisec.core.policy import Policy, load_policy, parse_policy, policy_json_schema
-from airflow_aisec.core.policy_model import Enforcement
+from airflow_aisec.core.policy.base import Enforcement
 from airflow_aisec.exceptions import PolicyError
 
 REPO = Path(__file__).resolve().parents[2]

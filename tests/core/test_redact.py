@@ -13,7 +13,7 @@ from airflow_aisec.core.gate import run_check
 from airflow_aisec.core.pii import PiiPolicy, check_pii
 from airflow_aisec.core.policy import parse_policy
 from airflow_aisec.core.redact import normalise_value, redact_table, resolve_hmac_key
-from airflow_aisec.core.storage import sha256_file
+from airflow_aisec.core.io.storage import sha256_file
 from airflow_aisec.exceptions import AccessDeniedError, ConfigurationError, ServiceUnavailableError
 
 SSNS = ["372-81-4409", "529-33-0187", "611-20-7345"]

@@ -21,7 +21,7 @@ import yaml
 from airflow_aisec.core.gate import run_check
 from airflow_aisec.core.policy import load_policy
 from airflow_aisec.core.source import check_sources, pin_sources
-from airflow_aisec.core.tabular import local_copy
+from airflow_aisec.core.io.tabular import local_copy
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, ServiceUnavailableError
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_aisec.core.tabular import (
+from airflow_aisec.core.io.tabular import (
     check_columns,
     detect_format,
     iter_batches,

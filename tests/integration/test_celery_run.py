@@ -754,7 +754,7 @@ def test_no_vault_value_in_worker_task_logs_xcom_or_audit_trail(celery_cluster, 
     assert [(d, t) for d, t, v in rendered if hits(v or "")] == []
 
     # 4. Every object of the S3 audit trail, byte for byte.
-    from airflow_aisec.core.storage import parse_s3_uri
+    from airflow_aisec.core.io.storage import parse_s3_uri
 
     loc = parse_s3_uri(c.evidence)
     s3 = s3_server.client()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
+from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_command
 
 GATE = "secrets"
 
@@ -20,7 +20,7 @@ GATE = "secrets"
 def _check(args: argparse.Namespace) -> int:
     def check(loaded):
         from airflow_aisec.core.secrets import check_granted_paths
-        from airflow_aisec.core.vault import client_from_env
+        from airflow_aisec.core.io.vault import client_from_env
 
         client = client_from_env()
         return check_granted_paths(client, loaded.policy.secrets, dag_id=args.dag_id)

@@ -6,7 +6,7 @@ import argparse
 
 
 def _check(args: argparse.Namespace) -> int:
-    from airflow_aisec.cli import endpoint_s3_client, run_gate_command
+    from airflow_aisec.cli.args import endpoint_s3_client, run_gate_command
     from airflow_aisec.core.drift import check_drift
 
     client = endpoint_s3_client(args.endpoint_url, args.reference, args.current, args.report)
@@ -26,7 +26,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from airflow_aisec.cli import add_gate_arguments, add_verbs
+    from airflow_aisec.cli.args import add_gate_arguments, add_verbs
 
     verbs = add_verbs(sub, "drift", "compare current data with a reference (drift gate)")
     check = verbs.add_parser(

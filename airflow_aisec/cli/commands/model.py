@@ -15,7 +15,7 @@ import argparse
 import os
 from typing import Any
 
-from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
+from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_command
 
 #: Policy used by ``aisec model sign`` when no ``--policy`` is given: the library's defaults.
 BUILTIN_SIGNING_POLICY = b"""version: 1
@@ -31,13 +31,13 @@ def _is_s3(*uris: Any) -> bool:
 
 
 def _vault() -> Any:
-    from airflow_aisec.core.vault import client_from_env
+    from airflow_aisec.core.io.vault import client_from_env
 
     return client_from_env()
 
 
 def _s3() -> Any:
-    from airflow_aisec.core.storage import make_s3_client
+    from airflow_aisec.core.io.storage import make_s3_client
 
     return make_s3_client()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from airflow_aisec.cli import add_gate_arguments, add_verbs, endpoint_s3_client, run_gate_command
+from airflow_aisec.cli.args import add_gate_arguments, add_verbs, endpoint_s3_client, run_gate_command
 
 
 def _columns(values: list[str] | None) -> list[str]:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
+from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_command
 
 #: Fail fast on a dead endpoint instead of retrying for minutes (the CLI is interactive).
 _S3_CONFIG = {"retries": {"max_attempts": 2, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 60}
@@ -16,7 +16,7 @@ def _s3_factory(endpoint_url: str | None):
     def make() -> Any:
         from botocore.config import Config
 
-        from airflow_aisec.core.storage import make_s3_client
+        from airflow_aisec.core.io.storage import make_s3_client
 
         return make_s3_client(endpoint_url=endpoint_url, config=Config(**_S3_CONFIG))
 

@@ -4,7 +4,7 @@ S3 objects are downloaded to a temporary file with boto3 (the client comes from
 Airflow's ``S3Hook`` in operators, from the AWS environment in the CLI), then
 read with pyarrow datasets, so large data streams batch by batch instead of
 being loaded whole. Every failure becomes an :class:`InputDataError` (or the
-S3 translations from :mod:`airflow_aisec.core.storage`) with a one-line,
+S3 translations from :mod:`airflow_aisec.core.io.storage`) with a one-line,
 value-free message.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
+from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:

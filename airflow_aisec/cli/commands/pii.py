@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from airflow_aisec.cli import add_gate_arguments, add_verbs, run_gate_command
+from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_command
 
 LEVELS = ("public", "internal", "confidential", "restricted")
 
@@ -18,7 +18,7 @@ LEVELS = ("public", "internal", "confidential", "restricted")
 def _s3_client_factory(args: argparse.Namespace, *uris: str) -> Any:
     if not any(str(u).startswith("s3://") for u in uris):
         return None
-    from airflow_aisec.core.storage import make_s3_client
+    from airflow_aisec.core.io.storage import make_s3_client
 
     return make_s3_client(endpoint_url=args.endpoint_url or None)
 
@@ -41,7 +41,7 @@ def _redact(args: argparse.Namespace) -> int:
         settings = section_of(loaded).redaction
         vault_client = None
         if settings.method == "hash" and settings.key is not None and settings.key.vault_path:
-            from airflow_aisec.core.vault import client_from_env
+            from airflow_aisec.core.io.vault import client_from_env
 
             vault_client = client_from_env()
         return redact_table(args.data, args.out, loaded, classification=args.classification,

@@ -1,4 +1,5 @@
-"""The ``aisec`` command line: the same core as the operators, without Airflow.
+"""What every ``aisec`` verb shares: exit codes, ``CliError``, the common arguments, printing a result
+and running a gate (:func:`run_gate_command`). Command modules import from here, never from ``main``.
 
 Exit codes, for every verb:
     0  pass or warn
@@ -11,13 +12,11 @@ Exit codes, for every verb:
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from airflow_aisec import __version__
 from airflow_aisec.core.gate import GateRun, run_gate
 from airflow_aisec.core.policy import LoadedPolicy, load_policy
 from airflow_aisec.core.result import CheckOutcome, GateResult, Verdict
@@ -28,20 +27,6 @@ EXIT_VIOLATION = 1
 EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
 EXIT_INTERNAL = 4
-
-#: Modules under ``airflow_aisec.commands`` that each add verbs through ``register(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "policy",
-    "audit",
-    "source",
-    "pii",
-    "model",
-    "secrets",
-    "bias",
-    "drift",
-    "lint",
-)
-
 
 class CliError(Exception):
     """Raised by a verb to end with a message and an exit code."""
@@ -72,7 +57,7 @@ def endpoint_s3_client(endpoint_url: str | None, *uris: str | None) -> Any:
     """An S3 client for ``--endpoint-url`` when one of ``uris`` is ``s3://``, else None."""
     if not endpoint_url or not any((u or "").startswith("s3://") for u in uris):
         return None
-    from airflow_aisec.core.storage import make_s3_client
+    from airflow_aisec.core.io.storage import make_s3_client
 
     return make_s3_client(endpoint_url)
 
@@ -147,38 +132,3 @@ def run_gate_command(
             return EXIT_UNREACHABLE if isinstance(exc, ServiceUnavailableError) else exc.exit_code
         print(f"evidence: {ref.location} #{ref.seq} {ref.sha256}", file=sys.stderr)
     return exit_code_for(run)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aisec", description="Security gates for AI/ML pipelines.")
-    parser.add_argument("--version", action="version", version=f"aisec {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"airflow_aisec.commands.{name}")
-        module.register(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``aisec`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], Any] = args.handler
-    try:
-        return int(handler(args) or 0)
-    except CliError as exc:
-        print(f"aisec: {exc}", file=sys.stderr)
-        return exc.code
-    except AisecError as exc:
-        print(f"aisec: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE if isinstance(exc, ServiceUnavailableError) else exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - a bug must never look like a pass
-        print(f"aisec: internal error: {type(exc).__name__}", file=sys.stderr)
-        return EXIT_INTERNAL
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from airflow_aisec.cli import add_verbs
+from airflow_aisec.cli.args import add_verbs
 from airflow_aisec.core.policy import load_policy, policy_json_schema
 
 

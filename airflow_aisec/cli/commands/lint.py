@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from airflow_aisec.cli import EXIT_INVALID, EXIT_OK, EXIT_VIOLATION, CliError
+from airflow_aisec.cli.args import EXIT_INVALID, EXIT_OK, EXIT_VIOLATION, CliError
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from airflow_aisec.cli import add_verbs, endpoint_s3_client
+from airflow_aisec.cli.args import add_verbs, endpoint_s3_client
 from airflow_aisec.core.evidence import open_evidence_store
 from airflow_aisec.exceptions import EvidenceChainError
 

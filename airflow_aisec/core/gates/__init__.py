@@ -1,0 +1,1 @@
+"""One package per gate: its check entry point, its private helpers."""

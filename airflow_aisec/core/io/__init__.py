@@ -1,0 +1,1 @@
+"""Shared I/O services: storage (local and S3), tabular datasets, the Vault client."""

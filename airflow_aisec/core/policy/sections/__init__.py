@@ -1,0 +1,1 @@
+"""One module per gate: that gate's policy section schema, and nothing else (no engine imports)."""

@@ -145,4 +145,12 @@ class LoadedPolicy:
     def name(self) -> str:
         return self.policy.name
 
+    def section(self, gate: str) -> GateSection:
+        """The gate's section: the one way the Airflow layer and the CLI hand a check its policy.
+
+        Raises:
+            PolicyError: the policy has no such section (a gate without a policy refuses to run).
+        """
+        return self.policy.section(gate)
+
 

@@ -4,9 +4,12 @@ Registered through the ``airflow.policy`` entry point (``pyproject.toml``), so i
 active wherever the provider is installed: the dag-processor, the scheduler's and
 workers' DAG parsing, ``dag.test()`` and ``airflow dags test``.
 
-Configuration: the platform policy file is ``[aisec] platform_policy`` (environment
-``AIRFLOW__AISEC__PLATFORM_POLICY``). It is a normal aisec policy that must have a
-``platform`` section (:mod:`airflow_aisec.core.platform`).
+Configuration: the platform policy file is ``[aisec] platform_policy``
+(:func:`airflow_aisec.settings.platform_policy`). It is a normal aisec policy that must have a
+``platform`` section (:mod:`airflow_aisec.core.gates.platform`). The setting is taken as the
+process had it at start (Airflow loads this module while it initialises, before any DAG file
+runs), so a DAG file changing the environment or this module's state cannot switch it off for
+the DAGs that follow.
 
 * Not set or empty (the default): the policy does nothing. The cost per DAG is one
   configuration lookup, so installing the provider never changes how DAGs load.
@@ -25,49 +28,32 @@ Airflow loads the policy plugins, so the dag-processor's forked parsers start wi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.policies import hookimpl
 
+from airflow_aisec import settings
+
 if TYPE_CHECKING:
-    from airflow_aisec.core.platform import DagSpec, TaskSpec
+    from airflow_aisec.core.gates.platform import DagSpec, TaskSpec
     from airflow_aisec.core.policy import LoadedPolicy
 
 log = logging.getLogger(__name__)
 
 #: ``[aisec]`` option naming the platform policy file.
 CONFIG_OPTION = "platform_policy"
-ENV_VAR = "AIRFLOW__AISEC__PLATFORM_POLICY"
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[tuple[int, int], Any]] = {}
-_suspended = threading.local()
 
 
 def configured_policy_path() -> str:
-    """The configured platform policy path, or ``""`` when enforcement is off."""
-    value = os.environ.get(ENV_VAR)
-    if value is None:
-        from airflow.configuration import conf
-
-        value = conf.get("aisec", CONFIG_OPTION, fallback="") or ""
-    return value.strip()
-
-
-@contextlib.contextmanager
-def suspended() -> Iterator[None]:
-    """Switch the hook off in this thread (``aisec lint`` evaluates the rules itself)."""
-    previous = getattr(_suspended, "on", False)
-    _suspended.on = True
-    try:
-        yield
-    finally:
-        _suspended.on = previous
+    """The configured platform policy path, or ``""`` when enforcement is off (the process's snapshot of
+    the settings, taken before any DAG file ran: see :mod:`airflow_aisec.settings`)."""
+    return settings.platform_policy()
 
 
 def load_platform_policy(path: str) -> LoadedPolicy:
@@ -76,7 +62,6 @@ def load_platform_policy(path: str) -> LoadedPolicy:
     Raises:
         PolicyError: missing, unreadable, invalid, or without a ``platform`` section.
     """
-    from airflow_aisec.core.platform import platform_section
     from airflow_aisec.core.policy import load_policy
     from airflow_aisec.exceptions import PolicyError
 
@@ -92,7 +77,7 @@ def load_platform_policy(path: str) -> LoadedPolicy:
     else:
         try:
             value = load_policy(path)
-            platform_section(value)
+            value.section("platform")
         except PolicyError as exc:
             value = exc
         if key is not None:
@@ -117,7 +102,8 @@ def _operator_class(task: Any) -> type:
 
 def describe_task(task: Any) -> TaskSpec:
     """Neutral description of one Airflow task (operator or mapped operator)."""
-    from airflow_aisec.core.platform import TaskSpec
+    from airflow_aisec.core.gates.platform import TaskSpec
+    from airflow_aisec.pod_specs import pod_specs
 
     cls = _operator_class(task)
     classes = tuple(_qualname(c) for c in cls.__mro__ if c is not object)
@@ -137,12 +123,13 @@ def describe_task(task: Any) -> TaskSpec:
         upstream=tuple(sorted(task.upstream_task_ids)),
         trigger_rule=str(getattr(trigger_rule, "value", trigger_rule)),
         approves=approves,
+        pods=pod_specs(task, cls),
     )
 
 
 def describe_dag(dag: Any) -> DagSpec:
-    """Neutral description of an Airflow DAG, as :mod:`airflow_aisec.core.platform` evaluates it."""
-    from airflow_aisec.core.platform import DagSpec
+    """Neutral description of an Airflow DAG, as :mod:`airflow_aisec.core.gates.platform` evaluates it."""
+    from airflow_aisec.core.gates.platform import DagSpec
 
     return DagSpec.build(
         dag.dag_id,
@@ -155,26 +142,32 @@ def describe_dag(dag: Any) -> DagSpec:
 # --------------------------------------------------------------------------------------------
 # The hook
 # --------------------------------------------------------------------------------------------
-def check(dag: Any, path: str) -> None:
+def check(dag: Any, path: str, *, load: Any = None, describe: Any = None) -> None:
     """Check one DAG against the platform policy at ``path``.
+
+    Args:
+        dag: The DAG.
+        path: The platform policy file.
+        load: Loads the policy (default :func:`load_platform_policy`).
+        describe: Describes the DAG (default :func:`describe_dag`).
 
     Raises:
         AirflowClusterPolicyViolation: a blocking violation, or an unusable policy file.
     """
     from airflow.exceptions import AirflowClusterPolicyViolation
 
-    from airflow_aisec.core.platform import evaluate_dag, format_violations
+    from airflow_aisec.core.gates.platform import evaluate_dag, format_violations
     from airflow_aisec.exceptions import PolicyError
 
     try:
-        loaded = load_platform_policy(path)
+        loaded = (load or load_platform_policy)(path)
     except PolicyError as exc:
         raise AirflowClusterPolicyViolation(
             f"aisec platform policy ([aisec] {CONFIG_OPTION}) is unusable, so no DAG is loaded until it is "
             f"fixed (fail closed): {exc}"
         ) from None
     try:
-        violations = evaluate_dag(loaded, describe_dag(dag))
+        violations = evaluate_dag(loaded, (describe or describe_dag)(dag))
     except Exception as exc:
         log.exception("aisec platform policy check failed for DAG %s", getattr(dag, "dag_id", "?"))
         raise AirflowClusterPolicyViolation(
@@ -204,15 +197,25 @@ def _prewarm() -> None:
         pass
 
 
-@hookimpl
-def dag_policy(dag: Any) -> None:
-    """Reject DAGs that break the configured platform rules (no-op when none are configured)."""
-    if getattr(_suspended, "on", False):
-        return
-    path = configured_policy_path()
-    if not path:
-        return
-    check(dag, path)
+def _make_dag_policy() -> Any:
+    # The hook keeps its own references, taken when Airflow loads this module (before any DAG file
+    # runs): rebinding this module's or the settings module's names from a DAG file changes nothing.
+    platform_policy = settings.platform_policy
+    run_check, load, describe = check, load_platform_policy, describe_dag
+
+    def dag_policy(dag: Any) -> None:
+        """Reject DAGs that break the configured platform rules (no-op when none are configured).
+
+        There is no switch to turn it off from inside a process: the policy path is the process's
+        snapshot of ``[aisec] platform_policy`` (taken before any DAG file ran), and ``aisec lint``
+        parses DAGs in a child process started without it (:mod:`airflow_aisec.cli.commands.lint`).
+        """
+        path = platform_policy()
+        if path:
+            run_check(dag, path, load=load, describe=describe)
+
+    return dag_policy
 
 
+dag_policy = hookimpl(_make_dag_policy())
 _prewarm()

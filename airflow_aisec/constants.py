@@ -4,3 +4,5 @@
 RESULT_XCOM_KEY = "aisec_result"
 #: XCom key holding the evidence-store reference of that result.
 EVIDENCE_XCOM_KEY = "aisec_evidence"
+#: XCom key under which the secrets gate pushes its wrapping-token handles (read by ``task_secrets``).
+SECRET_HANDLES_XCOM_KEY = "aisec_secret_handles"

@@ -1,10 +1,11 @@
 """Exceptions raised by airflow-aisec.
 
 The hierarchy lets callers (operators, the CLI, tests) tell failure kinds apart
-without parsing messages: an invalid policy or input is a configuration error
-(CLI exit 2, non-retryable task failure), an unreachable service is retryable
-(CLI exit 3), and the signature errors separate a tampered model from an
-untrusted key from a malformed bundle.
+without parsing messages: an invalid policy or input, or access a service refused,
+is a configuration error (CLI exit 2, non-retryable task failure, verdict ``error``),
+an unreachable service is retryable (CLI exit 3), a security violation is a
+critical, never-waived ``fail`` (exit 1), and the signature errors separate a
+tampered model from an untrusted key from a malformed bundle.
 
 This module never imports Airflow.
 """
@@ -50,6 +51,24 @@ class InputDataError(ConfigurationError):
     """Input data (a dataset, a model directory, a signature file) is unusable."""
 
 
+class AccessDeniedError(ConfigurationError):
+    """A service refused access: an S3 403, missing credentials, a denied or missing Vault path.
+
+    An access or configuration problem, not an attack: verdict ``error``, not retryable (exit 2),
+    in every gate alike. (A service that cannot be reached is :class:`ServiceUnavailableError`.)
+
+    Args:
+        message: What was refused, naming the path or object, never a credential.
+        rule: Rule id describing the refusal (``<gate>.vault_access_denied``, ``<gate>.path_missing``).
+        location: Where (path, object), never a value.
+    """
+
+    def __init__(self, message: str, *, rule: str | None = None, location: dict | None = None):
+        self.rule = rule
+        self.location = location or {}
+        super().__init__(message)
+
+
 class ServiceUnavailableError(AisecError):
     """A required service (Vault, S3, ...) could not be reached: retryable, never a pass (exit 3)."""
 
@@ -70,8 +89,6 @@ class SecurityViolationError(AisecError):
         super().__init__(message)
 
 
-class AccessDeniedError(SecurityViolationError):
-    """A service refused access (permission denied, missing secret path): not retryable."""
 
 
 class SignatureVerificationError(SecurityViolationError):

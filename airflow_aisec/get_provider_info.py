@@ -26,11 +26,15 @@ def get_provider_info() -> dict:
                     "airflow_aisec.operators.approval",
                     "airflow_aisec.operators.bias",
                     "airflow_aisec.operators.drift",
+                    "airflow_aisec.operators.endpoint",
+                    "airflow_aisec.operators.llm_redteam",
                     "airflow_aisec.operators.model_scan",
                     "airflow_aisec.operators.pii",
+                    "airflow_aisec.operators.prompt_injection",
                     "airflow_aisec.operators.secrets",
                     "airflow_aisec.operators.signing",
                     "airflow_aisec.operators.source",
+                    "airflow_aisec.operators.storage",
                 ],
             }
         ],
@@ -78,11 +82,60 @@ def get_provider_info() -> dict:
                         "default": "",
                     },
                     "evidence_aws_conn_id": {
-                        "description": "Airflow connection used for an s3:// evidence location.",
+                        "description": "Airflow connection used for an s3:// evidence location "
+                        "(and for s3:// policies: baseline_policy, policies under an s3:// policy root).",
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "aws_default",
                         "default": "aws_default",
+                    },
+                    "baseline_policy": {
+                        "description": "The platform's policy floor: a policy file or s3:// location. Every "
+                        "gate also runs its check under this policy's section for the gate and the stricter "
+                        "outcome wins rule by rule; a DAG's own policy can tighten but never lower an "
+                        "enforcement level, add a waiver or widen a secrets grant. Empty: no floor.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "/opt/airflow/policies/baseline.yaml",
+                        "default": "",
+                    },
+                    "baseline_policy_sha256": {
+                        "description": "Optional sha256 (hex) the baseline policy must have; a mismatch "
+                        "makes every gate end in verdict error.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "3f0c9d...",
+                        "default": "",
+                    },
+                    "policy_roots": {
+                        "description": "Comma-separated directories or s3:// prefixes a gate's policy must "
+                        "resolve under (symlinks and '..' resolved first); any other policy is verdict "
+                        "error. Empty: no restriction.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "/opt/airflow/policies,s3://platform-policies/aisec",
+                        "default": "",
+                    },
+                    "allow_runtime_policy": {
+                        "description": "Accept a policy chosen at run time: a policy argument that is a "
+                        "Jinja template (e.g. from dag_run.conf) or an XComArg. False: such gates end in "
+                        "verdict error.",
+                        "version_added": "0.2.0",
+                        "type": "boolean",
+                        "example": "False",
+                        "default": "False",
+                    },
+                    "handoff_key": {
+                        "description": "Key that seals the secrets gate's wrapped hand-off in XCom "
+                        "(AES-256-GCM): 32 random bytes, URL-safe base64 ('aisec secrets handoff-key' prints "
+                        "one); comma-separated keys rotate (the first seals). Set it where tasks run (workers), "
+                        "not on the API server. Empty: secrets gates fail with a configuration error instead "
+                        "of putting a usable wrapping token in XCom.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "sensitive": True,
+                        "example": None,
+                        "default": "",
                     },
                 },
             }

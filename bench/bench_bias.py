@@ -2,7 +2,7 @@
 
 Computes demographic parity difference/ratio and equalized odds difference/ratio (plus equal
 opportunity difference) on 1M rows x 10 groups with fairlearn's public functions and with
-``airflow_aisec.core.fairness_metrics``, asserts the numbers are equal (1e-9), and prints the
+``airflow_aisec.core.gates.bias._metrics``, asserts the numbers are equal (1e-9), and prints the
 speed-up. Target: at least 100x.
 
 Usage::
@@ -44,7 +44,7 @@ def ours(y: np.ndarray, p: np.ndarray, sensitive: pa.Array) -> dict[str, float]:
     """What the gate does: dictionary-encode the sensitive column, one bincount, all metrics."""
     import pyarrow.compute as pc
 
-    from airflow_aisec.core.fairness_metrics import ConfusionCounts, fairness_metrics
+    from airflow_aisec.core.gates.bias._metrics import ConfusionCounts, fairness_metrics
 
     encoded = pc.dictionary_encode(sensitive)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
@@ -104,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio: {ratio:,.0f}x (target >= {TARGET_RATIO:.0f}x) -> {'OK' if ratio >= TARGET_RATIO else 'BELOW TARGET'}")
 
     # For information: the whole in-memory gate evaluation (label mapping, findings, all metrics).
-    from airflow_aisec.core.bias import BiasPolicy, evaluate_bias, resolve_columns
+    from airflow_aisec.core.gates.bias import evaluate_bias, resolve_columns
+    from airflow_aisec.core.policy.sections.bias import BiasPolicy
 
     table = pa.table({"y": y, "p": p, "g": sensitive})
     policy = BiasPolicy(label="y", prediction="p", sensitive=["g"])
-    t_gate, _ = best_of(lambda: evaluate_bias(table, policy, resolve_columns(policy)), 3)
+    t_gate, _ = best_of(lambda: evaluate_bias(policy, table, resolve_columns(policy)), 3)
     print(f"full evaluate_bias on the table (all metrics, findings): {t_gate:.3f} s")
     return 0 if ratio >= TARGET_RATIO else 1
 

@@ -9,6 +9,9 @@
 3. In one warm process (as a long-running dag-processor): the time spent inside the cluster policy
    as a share of the whole DagBag parse. Fresh-interpreter numbers (1.) are noisy on a loaded
    machine; this one is the marginal cost per DAG.
+4. The hook alone, per DAG, in one warm process: with no policy configured (one setting lookup) and
+   with policies/strict.yaml (cache hit: one ``stat``). tests/test_cluster_policy.py checks the work
+   stays constant per DAG by counting; the time is reported here.
 
 Target: with no policy configured the hook is free (one setting lookup); with one, < 1 ms per typical
 DAG once warm.
@@ -130,10 +133,10 @@ def bench_parse(runs: int, dags: int, tasks: int) -> None:
 
 def bench_check(sizes: list[int]) -> None:
     sys.path.insert(0, str(REPO))
-    from airflow_aisec.core.platform import DagSpec, TaskSpec, check_dag
+    from airflow_aisec.core.gates.platform import DagSpec, TaskSpec, check_dag
     from airflow_aisec.core.policy import load_policy
 
-    section = load_policy(REPO / "policies" / "strict.yaml").policy.platform
+    section = load_policy(REPO / "policies" / "strict.yaml").section("platform")
     verify = ("airflow_aisec.operators.signing.ModelVerifyGateOperator",)
     for n in sizes:
         # chain: ingest -> ... -> verify -> deploy_k (n/10 deploy targets fanning out)
@@ -147,7 +150,7 @@ def bench_check(sizes: list[int]) -> None:
                                                           for k in range(n)], tags=["model-deployment"])
         for name, spec in (("chain", chain), ("wide", wide)):
             t0 = time.perf_counter()
-            found = check_dag(section, spec)
+            found = check_dag(section, spec).findings
             ms = (time.perf_counter() - t0) * 1000
             print(f"check_dag {name:5} {len(spec.tasks):6d} tasks: {ms:8.1f} ms, {len(found)} violation(s)")
 
@@ -202,6 +205,39 @@ def bench_warm(runs: int, dags: int, tasks: int) -> None:
               f"{100 * check / parse:.0f}% of the parse)")
 
 
+HOOK = '''
+import sys, time
+from airflow.sdk import DAG
+from airflow_aisec.cluster_policy import dag_policy
+
+with DAG("hook_bench", schedule=None) as dag:  # untagged: rules do not apply, the hook returns
+    pass
+dag_policy(dag)  # warm: lazy imports, and the configured policy loaded into the cache
+n = int(sys.argv[1])
+best = float("inf")
+for _ in range(5):
+    t0 = time.perf_counter()
+    for _ in range(n):
+        dag_policy(dag)
+    best = min(best, (time.perf_counter() - t0) / n)
+print(best)
+'''
+
+
+def bench_hook(calls: int = 2000) -> None:
+    """Per-DAG cost of the hook in a warm process: no policy configured vs policies/strict.yaml."""
+    base = {k: v for k, v in os.environ.items() if k != "AIRFLOW__AISEC__PLATFORM_POLICY"}
+    base["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    results = {}
+    for label, policy in (("no policy", None), ("strict policy", str(REPO / "policies" / "strict.yaml"))):
+        env = dict(base, AIRFLOW__AISEC__PLATFORM_POLICY=policy) if policy else base
+        out = subprocess.run([sys.executable, "-c", HOOK, str(calls)], capture_output=True, text=True, env=env,
+                             timeout=600, check=True)
+        results[label] = float(out.stdout.split()[-1])
+    print(f"cluster policy hook per DAG (warm, best of 5 x {calls}): "
+          + ", ".join(f"{label} {sec * 1e6:.1f} us" for label, sec in results.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -209,6 +245,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     args = parser.parse_args()
     bench_check([100, 1000, 5000])
+    bench_hook()
     bench_warm(args.runs, args.dags, args.tasks)
     bench_parse(args.runs, args.dags, args.tasks)
 

@@ -245,14 +245,11 @@ def score(predicted: dict[str, dict[int, set[str]]], truth: dict[str, np.ndarray
 
 def gate_cells(path: str, policy) -> tuple[dict[str, dict[int, set[str]]], dict]:
     """Per-cell detections through the gate's own code path (same Detector, plans, chance correction)."""
-    from airflow_aisec.core.pii import (
-        ChecksumTally,
-        build_plan,
-        iter_column_detections,
-        iter_rows,
-        open_for_scan,
-    )
-    from airflow_aisec.core.pii_patterns import Detector, coincidental, quiet_presidio
+    from airflow_aisec.core.gates.pii._detect import ChecksumTally, build_plan, iter_column_detections
+    from airflow_aisec.core.gates.pii._patterns import Detector
+    from airflow_aisec.core.gates.pii._presidio import quiet_presidio
+    from airflow_aisec.core.gates.pii._table import iter_rows, open_for_scan
+    from airflow_aisec.core.gates.pii._validators import coincidental
 
     detector = Detector(policy.entities, column_hints=policy.column_hints)
     predicted: dict[str, dict[int, set[str]]] = {c: {} for c in COLUMNS}
@@ -336,7 +333,8 @@ def main(argv=None) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from airflow_aisec.core.pii import PiiPolicy, check_pii
+    from airflow_aisec.core.gates.pii import check_pii
+    from airflow_aisec.core.policy.sections.pii import PiiPolicy
 
     workdir = Path(tempfile.gettempdir()) / "aisec-bench-pii"
     workdir.mkdir(exist_ok=True)
@@ -366,13 +364,13 @@ def main(argv=None) -> int:
     halves = [rows[::2], rows[1::2]] if n_sub > 1 else [rows]
 
     started = time.perf_counter()
-    outcome = check_pii(str(path), policy)
+    outcome = check_pii(policy, str(path))
     cold_seconds = time.perf_counter() - started
     presidio = PresidioBaseline()
     gate_runs, presidio_rates = [], []
     for half in halves:
         started = time.perf_counter()
-        outcome = check_pii(str(path), policy)
+        outcome = check_pii(policy, str(path))
         gate_runs.append(time.perf_counter() - started)
         presidio_rates.append(presidio.run(table, half))
     gate_seconds = min(gate_runs)

@@ -105,15 +105,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    from airflow_aisec.core import _model_signing_compat as compat
-    from airflow_aisec.core.signing import (
-        SigningPolicy,
+    from airflow_aisec.core.gates.signing import _model_signing_compat as compat
+    from airflow_aisec.core.gates.signing import (
         build_hashing_config,
         key_fingerprint,
         load_public_key,
         sign_model,
         verify_model,
     )
+    from airflow_aisec.core.policy.sections.signing import SigningPolicy
 
     ms = compat.import_model_signing()
     tmp = Path(tempfile.mkdtemp(prefix="aisec-bench-signing-"))
@@ -133,14 +133,14 @@ def main() -> int:
             return build_hashing_config(policy)
 
         def ours_sign():
-            sign_model(model, policy=policy, private_key=priv, signature=ours_sig)
+            sign_model(policy, model, private_key=priv, signature=ours_sig)
 
         def raw_sign():
             ms.signing.Config().use_elliptic_key_signer(private_key=priv).set_hashing_config(raw_hashing()).sign(
                 model, raw_sig)
 
         def ours_verify():
-            verify_model(model, policy=policy, public_key=pub, signature=ours_sig)
+            verify_model(policy, model, public_key=pub, signature=ours_sig)
 
         def raw_verify():
             ms.verifying.Config().use_elliptic_key_verifier(public_key=pub).set_hashing_config(
@@ -173,7 +173,7 @@ def main() -> int:
         stock_proc()
         proc_c, proc_b = alternate(args.runs, aisec_proc, stock_proc, "sign process end to end")
         # Both processes produced signatures the other side accepts.
-        verify_model(model, policy=policy, public_key=pub, signature=proc_sig_b)
+        verify_model(policy, model, public_key=pub, signature=proc_sig_b)
         ms.verifying.Config().use_elliptic_key_verifier(public_key=pub).set_hashing_config(raw_hashing()).verify(
             model, proc_sig_a)
 

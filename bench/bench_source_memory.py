@@ -94,14 +94,15 @@ def child(mode: str, policy: str, data: str) -> None:
     import pyarrow.parquet as pq
 
     from airflow_aisec.core.gate import run_check
+    from airflow_aisec.core.gates.source import check_sources, policy_dir
     from airflow_aisec.core.policy import load_policy
-    from airflow_aisec.core.source import check_sources
 
     baseline = _rss_mb()
     started = time.perf_counter()
     if mode == "gate":
         loaded = load_policy(policy)
-        run = run_check("source", loaded, lambda: check_sources([data], loaded))
+        run = run_check("source", loaded, lambda: check_sources(loaded.section("source"), [data],
+                                                              base_dir=policy_dir(loaded.source)))
         result = run.result
         verdict = result.verdict
         rows = result.metrics.get("rows")

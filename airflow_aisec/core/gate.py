@@ -1,31 +1,35 @@
-"""Turn a core check's outcome into a verdict, applying enforcement levels and waivers.
+"""Run a gate: load its policy, run the core check, and turn the outcome into a result.
 
-Both the Airflow operators and the CLI call :func:`run_check`, so a gate means
-the same thing wherever it runs. Errors fail closed: any exception inside the
-check gives verdict ``error``, never ``pass``.
+Both the Airflow operators and the CLI call :func:`run_gate` (or :func:`run_check`), so a
+gate means the same thing wherever it runs, including the platform's policy floor: with a
+baseline, the check runs under the gate's own policy and under the baseline, and the stricter
+outcome wins rule by rule (:class:`PolicyLayers`, :func:`run_layers`). What a finding means (enforcement, waivers,
+verdict) is :mod:`airflow_aisec.core.verdict`'s job. Errors fail closed: any exception inside
+the check gives verdict ``error``, never ``pass``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
+import functools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from airflow_aisec.core.policy import LoadedPolicy
-from airflow_aisec.core.policy.base import Enforcement, Severity
-from airflow_aisec.core.result import (
-    AirflowRef,
-    CheckOutcome,
-    ErrorInfo,
-    Finding,
-    GateResult,
-    PolicyRef,
-    Verdict,
-    WaiverRef,
-    utcnow,
+from airflow_aisec.core.result import AirflowRef, CheckOutcome, GateResult, Verdict, utcnow
+from airflow_aisec.core.verdict import (
+    LayerRun,
+    error_result,
+    evaluate,
+    evaluate_layered,
+    security_violation_result,
 )
-from airflow_aisec.exceptions import AisecError, SecurityViolationError, ServiceUnavailableError
+from airflow_aisec.exceptions import AisecError, PolicyError, SecurityViolationError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from airflow_aisec.core.policy.base import GateSection
 
 log = logging.getLogger(__name__)
 
@@ -40,137 +44,6 @@ class GateRun:
     @property
     def retryable(self) -> bool:
         return isinstance(self.exception, ServiceUnavailableError)
-
-
-def _policy_ref(loaded: LoadedPolicy | None) -> PolicyRef | None:
-    if loaded is None:
-        return None
-    return PolicyRef(name=loaded.name, sha256=loaded.sha256, source=loaded.source)
-
-
-def evaluate(
-    gate: str,
-    loaded: LoadedPolicy,
-    outcome: CheckOutcome,
-    *,
-    started_at: str,
-    airflow: AirflowRef | None = None,
-    today: _dt.date | None = None,
-) -> GateResult:
-    """Resolve enforcement and waivers for every finding and compute the verdict.
-
-    Verdict: ``fail`` if any enforce-level finding is not waived, else ``warn``
-    if any warn-level finding is not waived, else ``pass`` (audit-level and
-    waived findings are recorded only).
-    """
-    policy = loaded.policy
-    section = getattr(policy, gate, None) if gate in type(policy).model_fields else None
-    today = today or _dt.datetime.now(_dt.timezone.utc).date()
-    dag_id = airflow.dag_id if airflow else ""
-    task_id = airflow.task_id if airflow else ""
-
-    findings: list[Finding] = []
-    applied: dict[tuple, WaiverRef] = {}
-    for finding in outcome.findings:
-        level = finding.enforcement or policy.enforcement_for(finding.rule, section).value
-        waived = False
-        for waiver in policy.waivers:
-            if waiver.applies(finding.rule, dag_id=dag_id, task_id=task_id, today=today):
-                waived = True
-                ref = WaiverRef(
-                    rule=waiver.rule,
-                    reason=waiver.reason,
-                    approved_by=waiver.approved_by,
-                    expires=waiver.expires.isoformat(),
-                )
-                applied[(waiver.rule, waiver.approved_by, waiver.expires)] = ref
-                break
-        findings.append(finding.model_copy(update={"enforcement": Enforcement(level), "waived": waived}))
-
-    # model_copy does not re-validate: normalise enums to their values for the contract.
-    findings = [Finding.model_validate(f.model_dump()) for f in findings]
-    live = [f for f in findings if not f.waived]
-    if any(f.enforcement == Enforcement.ENFORCE.value for f in live):
-        verdict = Verdict.FAIL
-    elif any(f.enforcement == Enforcement.WARN.value for f in live):
-        verdict = Verdict.WARN
-    else:
-        verdict = Verdict.PASS
-    return GateResult(
-        gate=gate,
-        verdict=verdict,
-        policy=_policy_ref(loaded),
-        findings=findings,
-        metrics=outcome.metrics,
-        inputs=outcome.inputs,
-        reports=outcome.reports,
-        waivers_applied=list(applied.values()),
-        started_at=started_at,
-        finished_at=utcnow(),
-        airflow=airflow,
-    )
-
-
-def error_result(
-    gate: str,
-    exc: BaseException,
-    *,
-    loaded: LoadedPolicy | None,
-    started_at: str,
-    airflow: AirflowRef | None = None,
-) -> GateResult:
-    """Result for a gate that could not finish its check (verdict ``error``).
-
-    Only the project's own exceptions keep their message: their texts are written
-    to be value-free. Any other exception is reduced to its type, because a
-    library's message may quote a data value or a secret.
-    """
-    if isinstance(exc, AisecError):
-        message = str(exc)
-    else:
-        message = "unexpected internal error in the gate (details in the task log)"
-    return GateResult(
-        gate=gate,
-        verdict=Verdict.ERROR,
-        policy=_policy_ref(loaded),
-        started_at=started_at,
-        finished_at=utcnow(),
-        airflow=airflow,
-        error=ErrorInfo(
-            type=type(exc).__name__,
-            message=message,
-            retryable=isinstance(exc, ServiceUnavailableError),
-        ),
-    )
-
-
-def security_violation_result(
-    gate: str,
-    exc: SecurityViolationError,
-    *,
-    loaded: LoadedPolicy | None,
-    started_at: str,
-    airflow: AirflowRef | None = None,
-) -> GateResult:
-    """A security violation raised by a check is a ``fail`` with a critical finding, never waivable."""
-    rule = getattr(exc, "rule", None) or f"{gate}.security_violation"
-    finding = Finding(
-        rule=rule,
-        severity=Severity.CRITICAL,
-        message=str(exc),
-        count=1,
-        location=dict(getattr(exc, "location", None) or {}),
-        enforcement=Enforcement.ENFORCE,
-    )
-    return GateResult(
-        gate=gate,
-        verdict=Verdict.FAIL,
-        policy=_policy_ref(loaded),
-        findings=[Finding.model_validate(finding.model_dump())],
-        started_at=started_at,
-        finished_at=utcnow(),
-        airflow=airflow,
-    )
 
 
 def run_check(
@@ -208,32 +81,143 @@ def run_check(
         return GateRun(error_result(gate, exc, loaded=loaded, started_at=started_at, airflow=airflow), exc)
 
 
+@dataclass(frozen=True)
+class PolicyLayers:
+    """The policies a gate runs under: the one it was given and the platform's floor (baseline).
+
+    Attributes:
+        policy: The gate's own policy.
+        baseline: ``[aisec] baseline_policy``, None without a floor.
+    """
+
+    policy: LoadedPolicy | None
+    baseline: LoadedPolicy | None = None
+
+    def applicable(self, gate: str) -> list[LoadedPolicy]:
+        """The policies that configure ``gate`` (have its section), own policy first."""
+        out = []
+        for loaded in (self.policy, self.baseline):
+            if loaded is not None and getattr(loaded.policy, gate, None) is not None:
+                out.append(loaded)
+        return out
+
+    def sections(self, gate: str) -> list[GateSection]:
+        """The gate's sections of :meth:`applicable` (own first): a check's side effect that must respect
+        the floor (e.g. a secrets hand-off) checks every one of them."""
+        return [loaded.section(gate) for loaded in self.applicable(gate)]
+
+
+#: Work done once, after the verdict, only when it lets the run go on (``pass``/``warn``): e.g. the
+#: secrets hand-off. Returns extra findings/metrics evaluated like the check's (or None).
+Finish = Callable[[GateResult, PolicyLayers], "CheckOutcome | None"]
+
+
+def _same_check(gate: str, a: LoadedPolicy, b: LoadedPolicy) -> bool:
+    """Whether the check would do exactly the same under both policies (then it runs once)."""
+    if os.path.dirname(a.source) != os.path.dirname(b.source):  # relative paths resolve against it
+        return False
+    return a.sha256 == b.sha256 or a.section(gate).model_dump() == b.section(gate).model_dump()
+
+
+def _merged(outcome: CheckOutcome, extra: CheckOutcome) -> CheckOutcome:
+    return CheckOutcome(
+        findings=[*outcome.findings, *extra.findings],
+        metrics={**outcome.metrics, **extra.metrics},
+        inputs=[*outcome.inputs, *extra.inputs],
+        reports=[*outcome.reports, *extra.reports],
+    )
+
+
+def _failed(gate: str, exc: BaseException, layers: PolicyLayers, started_at: str,
+            airflow: AirflowRef | None) -> GateRun:
+    if isinstance(exc, SecurityViolationError):
+        return GateRun(security_violation_result(gate, exc, loaded=layers.policy, baseline=layers.baseline,
+                                                 started_at=started_at, airflow=airflow), exc)
+    log.debug("gate %s raised %s", gate, type(exc).__name__)
+    return GateRun(error_result(gate, exc, loaded=layers.policy, baseline=layers.baseline, started_at=started_at,
+                                airflow=airflow), exc)
+
+
+def run_layers(
+    gate: str,
+    layers: PolicyLayers,
+    check: Callable[[LoadedPolicy], CheckOutcome],
+    *,
+    airflow: AirflowRef | None = None,
+    started_at: str | None = None,
+    finish: Finish | None = None,
+) -> GateRun:
+    """Run a check under every policy that configures the gate and evaluate the stricter outcome.
+
+    The check runs under the own policy first and the baseline last (so an artifact the check writes,
+    such as a redacted copy or a signature, is the one produced under the floor), once only when both
+    would do the same. The first exception ends the gate (``error``, or ``fail`` for a security
+    violation). ``finish`` runs after a ``pass``/``warn`` verdict; what it returns is evaluated too.
+
+    Raises:
+        Nothing: every failure is a result.
+    """
+    started_at = started_at or utcnow()
+    applicable = layers.applicable(gate)
+    try:
+        if not applicable:
+            if layers.policy is None:
+                raise PolicyError(f"no policy configures the '{gate}' gate")
+            layers.policy.section(gate)  # raises the usual "no '<gate>' section" error
+        runs: list[LayerRun] = []
+        for loaded in applicable:
+            earlier = next((r for r in runs if _same_check(gate, r.loaded, loaded)), None)
+            outcome = earlier.outcome if earlier is not None else check(loaded)
+            if not isinstance(outcome, CheckOutcome):
+                raise TypeError(f"check for gate {gate!r} returned {type(outcome).__name__}, not CheckOutcome")
+            runs.append(LayerRun(loaded, outcome))
+        evaluate_runs = functools.partial(evaluate_layered, gate, policy=layers.policy, baseline=layers.baseline,
+                                          started_at=started_at, airflow=airflow)
+        result = evaluate_runs(runs)
+        if finish is not None and result.verdict in (Verdict.PASS.value, Verdict.WARN.value):
+            extra = finish(result, layers)
+            if extra is not None:
+                result = evaluate_runs([LayerRun(r.loaded, _merged(r.outcome, extra)) for r in runs])
+        return GateRun(result)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - fail closed on anything; a library's exit(0) too
+        return _failed(gate, exc, layers, started_at, airflow)
+
+
 def run_gate(
     gate: str,
     load: Callable[[], LoadedPolicy],
     check: Callable[[LoadedPolicy], CheckOutcome],
     *,
     airflow: AirflowRef | None = None,
+    baseline: Callable[[], LoadedPolicy | None] | None = None,
+    finish: Finish | None = None,
 ) -> GateRun:
-    """Load the policy, refuse one without the gate's section, then :func:`run_check`.
+    """Load the policy (and the baseline), refuse a gate nothing configures, then :func:`run_layers`.
 
-    The one entry point for the operators and the CLI: a policy that is missing, invalid or
-    silent about this gate is a verdict ``error``, never a pass.
+    The one entry point for the operators and the CLI: a policy or baseline that is missing,
+    invalid, outside the policy roots or not the pinned file, or a gate neither configures, is a
+    verdict ``error``, never a pass. With a baseline, the check runs under both policies and the
+    stricter outcome wins rule by rule (:func:`~airflow_aisec.core.verdict.evaluate_layered`); the
+    own policy may lack the gate's section when the baseline has it.
 
     Args:
         gate: Gate name; also the policy section that configures it.
-        load: Loads and validates the policy (raises :class:`~airflow_aisec.exceptions.PolicyError`).
-        check: The core check, given the loaded policy.
+        load: Loads and validates the gate's own policy (raises :class:`~airflow_aisec.exceptions.PolicyError`).
+        check: The core check, given one loaded policy (called once per policy that configures the gate).
         airflow: Airflow identifiers when run inside a task.
+        baseline: Loads the platform's policy floor (None or returning None: no floor).
+        finish: Work done once after a ``pass``/``warn`` verdict (see :data:`Finish`).
 
     Returns:
         The result, and the exception that ended the gate (if any).
     """
     started_at = utcnow()
-    loaded: LoadedPolicy | None = None
+    layers = PolicyLayers(None)
     try:
-        loaded = load()
-        loaded.policy.section(gate)
+        layers = PolicyLayers(load())
+        if baseline is not None:
+            layers = PolicyLayers(layers.policy, baseline())
     except AisecError as exc:
-        return GateRun(error_result(gate, exc, loaded=loaded, started_at=started_at, airflow=airflow), exc)
-    return run_check(gate, loaded, lambda: check(loaded), airflow=airflow, started_at=started_at)
+        return GateRun(error_result(gate, exc, loaded=layers.policy, baseline=layers.baseline,
+                                    started_at=started_at, airflow=airflow), exc)
+    return run_layers(gate, layers, check, airflow=airflow, started_at=started_at, finish=finish)

@@ -1,4 +1,4 @@
-"""Self-contained HTML reports for the bias and drift gates, with inline SVG charts.
+"""Self-contained HTML reports (the bias and drift gates' reports), with inline SVG charts.
 
 A report is one HTML file: no script, no external stylesheet, font or image
 (a Content-Security-Policy ``default-src 'none'`` makes sure of it), so it can
@@ -7,10 +7,10 @@ opened anywhere. It shows aggregates only (counts, rates, metric values, bin
 proportions) and every piece of text that comes from data or configuration
 (column names, group names, messages, URIs) is HTML-escaped.
 
-Charts:
-    * per-group horizontal bars with threshold lines (bias), red where a bar is on
-      the wrong side of a line;
-    * reference vs current histograms per feature (drift).
+This module holds what every report shares: escaping and number formatting, the charts
+(per-group horizontal bars with threshold lines, reference vs current histograms), tables, the
+page, and where a report is stored (:func:`report_uri`, :func:`write_report`). Each gate renders
+its own content (``core/gates/bias/_report.py``, ``core/gates/drift/_report.py``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_aisec.core.result import Finding, InputRef, ReportRef, utcnow
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
+from airflow_aisec.core.result import Finding, InputRef, ReportRef, utcnow
 from airflow_aisec.exceptions import ConfigurationError
 
 MEDIA_TYPE = "text/html"
@@ -52,8 +52,6 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _NOTE = ("Aggregates only: counts, rates and metric values; no row-level value appears in this report. "
          "Findings are listed before enforcement levels and waivers are applied; the gate result holds "
          "the verdict.")
-_BINS_NOTE = ("Numeric bins are cut at quantiles of the reference (bin 1 holds the lowest values); bin edges "
-              "are not shown because they are data values. Categories are named only when frequent enough.")
 
 
 def esc(value: Any) -> str:
@@ -223,7 +221,8 @@ class Raw:
     html: str
 
 
-def _status(bad: bool | None) -> Raw:
+def status_cell(bad: bool | None) -> Raw:
+    """A status table cell: violation, ok, or no threshold (None)."""
     if bad is None:
         return Raw('<span class="muted">no threshold</span>')
     return Raw('<span class="bad">VIOLATION</span>' if bad else '<span class="ok">ok</span>')
@@ -255,186 +254,6 @@ def page(title: str, meta: Mapping[str, Any], inputs: Sequence[InputRef], findin
     ]
     return "\n".join(parts)
 
-
-# ------------------------------------------------------------------------------------------------
-# Bias
-# ------------------------------------------------------------------------------------------------
-#: Which between-group metrics compare which per-group rate (for threshold lines on the charts).
-_RATE_DISPARITIES: dict[str, tuple[str, ...]] = {
-    "selection_rate": ("demographic_parity",),
-    "true_positive_rate": ("equalized_odds", "equal_opportunity"),
-    "false_positive_rate": ("equalized_odds", "false_positive_rate"),
-    "false_negative_rate": ("false_negative_rate",),
-    "accuracy": ("accuracy",),
-    "roc_auc": ("roc_auc",),
-}
-_CHART_RATES = ("selection_rate", "true_positive_rate", "false_positive_rate", "false_negative_rate",
-                "accuracy", "roc_auc")
-
-
-def _bias_lines(rate: str, values: Sequence[float | None], overall: float | None,
-                thresholds: Mapping[str, Mapping[str, float]], method: str) -> list[ThresholdLine]:
-    lines: list[ThresholdLine] = []
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    top = max(finite) if finite else None
-    bound = thresholds.get(rate, {})
-    if "min" in bound:
-        lines.append(ThresholdLine(bound["min"], f"min {bound['min']:g}", "below"))
-    if "max" in bound:
-        lines.append(ThresholdLine(bound["max"], f"max {bound['max']:g}", "above"))
-    for prefix in _RATE_DISPARITIES.get(rate, ()):
-        diff = thresholds.get(f"{prefix}_difference", {}).get("max")
-        rat = thresholds.get(f"{prefix}_ratio", {}).get("min")
-        if method == "between_groups" and top is not None:
-            if diff is not None:
-                lines.append(ThresholdLine(top - diff, f"max\u2212{diff:g}", "below"))
-            if rat is not None:
-                lines.append(ThresholdLine(top * rat, f"{rat:g}\u00d7max", "below"))
-        elif method == "to_overall" and overall is not None:
-            if diff is not None:
-                lines.append(ThresholdLine(overall - diff, f"overall\u2212{diff:g}", "below"))
-                lines.append(ThresholdLine(overall + diff, f"overall+{diff:g}", "above"))
-            if rat is not None:
-                lines.append(ThresholdLine(overall * rat, f"{rat:g}\u00d7overall", "below"))
-                if rat > 0:
-                    lines.append(ThresholdLine(overall / rat, f"overall/{rat:g}", "above"))
-    # identical lines (e.g. equalized odds and equal opportunity) once only
-    seen: dict[tuple[float, str], ThresholdLine] = {}
-    for ln in lines:
-        seen.setdefault((round(ln.value, 12), ln.bad_side), ln)
-    return list(seen.values())
-
-
-def _violates(value: float | None, bound: Mapping[str, float]) -> bool:
-    if value is None or not math.isfinite(value):
-        return True
-    return ("max" in bound and value > bound["max"]) or ("min" in bound and value < bound["min"])
-
-
-def render_bias_report(
-    metrics: Mapping[str, Any],
-    findings: Sequence[Finding],
-    *,
-    inputs: Sequence[InputRef] = (),
-    meta: Mapping[str, Any] | None = None,
-) -> str:
-    """HTML report of a bias check (the ``metrics`` document of :func:`airflow_aisec.core.bias.evaluate_bias`)."""
-    thresholds: Mapping[str, Mapping[str, float]] = metrics.get("thresholds", {})
-    method = metrics.get("method", "between_groups")
-    cols = metrics.get("columns", {})
-    head = {
-        **(meta or {}),
-        "label column": cols.get("label"),
-        "prediction column": cols.get("prediction"),
-        "score column": cols.get("score"),
-        "sensitive columns": ", ".join(cols.get("sensitive", [])),
-        "rows": fmt(metrics.get("rows")),
-        "method": method,
-        "min group size": metrics.get("min_group_size"),
-    }
-    boot = metrics.get("bootstrap")
-    if boot:
-        head["bootstrap"] = (f"{boot['samples']} resamples, {boot['confidence']:.0%} interval, "
-                             f"fail on {boot['fail_on']}")
-    body: list[str] = []
-    for grouping in metrics.get("groupings", []):
-        name = grouping["name"]
-        groups = grouping["groups"]
-        body.append(f"<h2>Sensitive feature: {esc(name)}</h2>")
-        body.append(f'<p class="muted">{fmt(grouping["rows"])} rows in {len(groups)} groups'
-                    + (f'; {fmt(grouping["missing_rows"])} rows without a value left out'
-                       if grouping.get("missing_rows") else "") + "</p>")
-        disparities = grouping.get("disparities")
-        intervals = grouping.get("intervals", {})
-        if disparities is None:
-            body.append('<p class="bad">No metric could be computed (fewer than two usable groups).</p>')
-        else:
-            rows = []
-            for metric, value in disparities.items():
-                bound = thresholds.get(metric)
-                ci = intervals.get(metric)
-                rows.append((
-                    metric,
-                    Raw(fmt(value)),
-                    Raw(f"[{fmt(ci[0])}, {fmt(ci[1])}]") if ci else "",
-                    ", ".join(f"{k} {v:g}" for k, v in bound.items()) if bound else "",
-                    _status(_violates(value, bound) if bound else None),
-                ))
-            body.append("<h3>Between-group metrics</h3>")
-            body.append(table(["metric", "value", "interval", "threshold", "status"], rows,
-                              numeric=[False, True, True, False, False]))
-        rate_names = [r for r in _CHART_RATES if any(r in g for g in groups)]
-        group_rows = []
-        for g in groups:
-            flags = ", ".join(x for x, on in (("small", g.get("small")), ("excluded", g.get("excluded"))) if on)
-            group_rows.append((g["group"], Raw(fmt(g["count"])), Raw(fmt(g.get("positives"))),
-                               *(Raw(fmt(g.get(r))) for r in rate_names), flags))
-        body.append("<h3>Per group</h3>")
-        body.append(table(["group", "rows", "positive labels", *rate_names, "notes"], group_rows,
-                          numeric=[False, True, True, *([True] * len(rate_names)), False]))
-        charts = []
-        overall = grouping.get("overall", {})
-        for rate in rate_names:
-            shown = [g for g in groups if rate in g]
-            values = [g.get(rate) for g in shown]
-            lines = _bias_lines(rate, values, overall.get(rate), thresholds, method)
-            charts.append(bar_chart(f"{rate} by {name}", [g["group"] for g in shown], values, lines=lines))
-        body.append('<div class="charts">' + "".join(charts) + "</div>")
-    return page("Bias report", head, inputs, findings, body)
-
-
-# ------------------------------------------------------------------------------------------------
-# Drift
-# ------------------------------------------------------------------------------------------------
-def render_drift_report(
-    metrics: Mapping[str, Any],
-    findings: Sequence[Finding],
-    *,
-    inputs: Sequence[InputRef] = (),
-    meta: Mapping[str, Any] | None = None,
-    labels: Mapping[str, Sequence[str]] | None = None,
-) -> str:
-    """HTML report of a drift check (the ``metrics`` document of :func:`airflow_aisec.core.drift.evaluate_drift`).
-
-    ``labels`` are the display names of each feature's histogram bins (category names that
-    may be shown); without them the anonymous bin names of the metrics are used.
-    """
-    features: Sequence[Mapping[str, Any]] = metrics.get("features", [])
-    head = {
-        **(meta or {}),
-        "reference rows": fmt(metrics.get("reference_rows")),
-        "current rows": fmt(metrics.get("current_rows")),
-        "features": len(features),
-        "bins": metrics.get("bins"),
-    }
-    rows = []
-    for f in features:
-        rows.append((
-            f["feature"], f["kind"], Raw(fmt(f.get("psi"))), Raw(fmt(f.get("ks_statistic"))),
-            Raw(fmt(f.get("ks_pvalue"))), Raw(fmt(f.get("reference_missing_fraction"))),
-            Raw(fmt(f.get("current_missing_fraction"))), Raw(fmt(f.get("unseen_fraction"))),
-            _status(bool(f.get("violations"))) if "violations" in f else _status(None),
-        ))
-    body = [
-        "<h2>Features</h2>",
-        table(["feature", "kind", "PSI", "KS statistic", "KS p-value", "missing (ref)", "missing (cur)",
-               "unseen categories", "status"], rows,
-              numeric=[False, False, True, True, True, True, True, True, False]),
-        "<h2>Distributions</h2>",
-        f'<p class="muted">{_BINS_NOTE}</p>',
-    ]
-    charts = []
-    for f in features:
-        hist = f.get("histogram")
-        if not hist:
-            continue
-        title = f"{f['feature']}: PSI {fmt(f.get('psi'), 3)}"
-        if f.get("ks_statistic") is not None:
-            title += f", KS {fmt(f.get('ks_statistic'), 3)}"
-        bins = list((labels or {}).get(f["feature"]) or hist["bins"])
-        charts.append(histogram(title, bins, hist["reference"], hist["current"]))
-    body.append('<div class="charts">' + "".join(charts) + "</div>")
-    return page("Drift report", head, inputs, findings, body)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from airflow_aisec.constants import RESULT_XCOM_KEY
 from airflow_aisec.core.policy.base import Enforcement, Severity
 
-#: Version of the result contract. Bump the major on incompatible changes.
-SCHEMA_VERSION = "1.0"
+#: Version of the result contract. Bump the major on incompatible changes, the minor on additions
+#: (1.1: ``baseline``, the platform's policy floor the gate was also evaluated under).
+SCHEMA_VERSION = "1.1"
 #: XCom key under which operators push the result.
 XCOM_KEY = RESULT_XCOM_KEY
 
@@ -110,12 +111,17 @@ class ErrorInfo(_ResultModel):
 
 
 class GateResult(_ResultModel):
-    """The versioned result document of one gate run."""
+    """The versioned result document of one gate run.
+
+    ``policy`` is the policy the gate was given; ``baseline`` the platform's policy floor
+    (``[aisec] baseline_policy``) it was also evaluated under, None when there is none.
+    """
 
     schema_version: str = SCHEMA_VERSION
     gate: str
     verdict: Verdict
     policy: PolicyRef | None = None
+    baseline: PolicyRef | None = None
     findings: list[Finding] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
     inputs: list[InputRef] = Field(default_factory=list)

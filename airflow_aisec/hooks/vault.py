@@ -1,23 +1,27 @@
-"""Thin helpers over Airflow's hashicorp ``VaultHook`` for the gates.
+"""Maps an Airflow Vault connection to the project's one Vault client.
 
-``VaultHook`` reads its connection in ``__init__``, so these helpers are only called at run time
-(inside ``execute`` or a task), never while a DAG is parsed. Every auth method the hook supports
-(token, AppRole, JWT, Kubernetes, ...) works unchanged: the hook authenticates, the gates use the
-``hvac.Client`` it returns.
+Airflow's hashicorp ``VaultHook`` authenticates (token, AppRole, JWT, Kubernetes, ... unchanged);
+:func:`get_vault_client` wraps the ``hvac.Client`` it returns in
+:class:`~airflow_aisec.core.io.vault.VaultClient`, which owns every request the gates make.
+``VaultHook`` reads its connection in ``__init__``, so this is only called at run time (inside
+``execute`` or a task), never while a DAG is parsed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.vault import translate_vault_errors
 from airflow_aisec.exceptions import ConfigurationError
 
+if TYPE_CHECKING:
+    from airflow_aisec.core.io.vault import VaultClient
+
 DEFAULT_VAULT_CONN_ID = "vault_default"
 
 
-def get_vault_client(vault_conn_id: str = DEFAULT_VAULT_CONN_ID, **hook_kwargs: Any) -> Any:
-    """An authenticated ``hvac.Client`` from ``VaultHook(vault_conn_id).get_conn()``.
+def get_vault_client(vault_conn_id: str = DEFAULT_VAULT_CONN_ID, **hook_kwargs: Any) -> VaultClient:
+    """The :class:`VaultClient` of an Airflow connection, authenticated through ``VaultHook``.
 
     Args:
         vault_conn_id: Airflow connection of type ``vault`` (or ``http``/``https``).
@@ -25,13 +29,15 @@ def get_vault_client(vault_conn_id: str = DEFAULT_VAULT_CONN_ID, **hook_kwargs: 
 
     Raises:
         ConfigurationError: the connection is missing or invalid.
-        ServiceUnavailableError: Vault unreachable or sealed.
+        ServiceUnavailableError: Vault unreachable or sealed (e.g. during an AppRole login): retryable.
         AccessDeniedError: Vault refused a login (AppRole, JWT, ...). A bad token shows up as
             a denial on the first request that uses it.
     """
     from airflow.providers.hashicorp.hooks.vault import VaultHook
     from airflow.sdk.exceptions import AirflowNotFoundException
     from hvac.exceptions import VaultError
+
+    from airflow_aisec.core.io.vault import VaultClient
 
     try:
         hook = VaultHook(vault_conn_id=vault_conn_id, **hook_kwargs)
@@ -44,4 +50,4 @@ def get_vault_client(vault_conn_id: str = DEFAULT_VAULT_CONN_ID, **hook_kwargs: 
         ) from None
     # get_conn() authenticates (AppRole, JWT, ...) and probes the token: both can hit the network.
     with translate_vault_errors(f"Vault connection '{vault_conn_id}'"):
-        return hook.get_conn()
+        return VaultClient(hook.get_conn())

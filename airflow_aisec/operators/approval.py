@@ -14,7 +14,8 @@ whatever its outcome (``trigger_rule="all_done"``, fixed) and decides:
 * gate ``pass``/``warn``: nothing to approve, the task succeeds without asking anyone;
 * gate ``error``, no recorded result, a result that does not match its evidence record,
   a critical finding, or any blocking finding whose rule is not listed under
-  ``platform.approvals`` of the policy the gate used: the task fails at once;
+  ``platform.approvals`` of the policy the gate used: the task fails at once (which findings
+  a person may approve, and who, is decided by :mod:`airflow_aisec.core.verdict`);
 * otherwise it asks a person through Airflow's human-in-the-loop approval (standard
   provider ``ApprovalOperator``, ``fail_on_reject=True``, no default answer, assigned
   to the approvers the policy names). ``Approve`` by a permitted user lets the downstream
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 
 #: XCom key of the approval decision this task recorded.
 APPROVAL_XCOM_KEY = "aisec_approval"
-#: Fixed trigger rule: run after the gate whatever its outcome. ``core.platform`` requires exactly this
-#: value on a waiver task (kept literal here: DAG parsing must not import the core).
+#: Fixed trigger rule: run after the gate whatever its outcome. ``core.gates.platform`` requires exactly
+#: this value on a waiver task (kept literal here: DAG parsing must not import the core).
 APPROVAL_TRIGGER_RULE = "all_done"
 #: Evidence record kinds written by this operator.
 KIND_REQUEST = "approval_request"
@@ -67,7 +68,9 @@ class _Assessment:
 
     @property
     def nothing_to_approve(self) -> bool:
-        return self.result is not None and self.result.verdict in ("pass", "warn")
+        from airflow_aisec.core.verdict import nothing_to_approve
+
+        return self.result is not None and nothing_to_approve(self.result)
 
 
 class AisecWaiverApprovalOperator(ApprovalOperator):
@@ -75,7 +78,9 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
 
     Which rules may be approved, and by whom, comes only from the ``platform.approvals``
     section of the policy the gate ran with (the file is re-read and must still have the
-    digest recorded in the gate's result).
+    digest recorded in the gate's result) and, when the gate ran under a baseline, of the
+    baseline as well (both must route every rule; the approvers are those both allow). The
+    gate's record and the decision live in the central trail, ``[aisec] evidence_location``.
 
     Args:
         gate_task_id: Task id of the gate whose result is to be approved. It must be this
@@ -83,7 +88,8 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
         subject: Headline shown to the approver (templated). Defaults to one naming the gate.
         body: Extra Markdown shown above the list of findings (templated).
         response_timeout: How long to wait for an answer; no answer fails the task.
-        evidence_aws_conn_id: Airflow connection for an ``s3://`` audit trail.
+        evidence_location: An extra copy of the decision records (the central trail always has them).
+        evidence_aws_conn_id: Airflow connection for an ``s3://`` extra copy.
         **kwargs: Other ``BaseOperator`` arguments. ``fail_on_reject``, ``defaults``,
             ``assigned_users``, ``trigger_rule`` and ``options`` are fixed and refused.
 
@@ -91,7 +97,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
         ValueError: a fixed argument was passed.
     """
 
-    #: Marks the waiver route for the platform rules (:mod:`airflow_aisec.core.platform`).
+    #: Marks the waiver route for the platform rules (:mod:`airflow_aisec.core.gates.platform`).
     aisec_approval_route: ClassVar[bool] = True
     template_fields: Sequence[str] = ("subject", "body")
     ui_color = "#fbe3b5"
@@ -133,7 +139,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
     def _store(self, location: str):
         from airflow_aisec.operators.base import open_evidence
 
-        return open_evidence(location, aws_conn_id=self.evidence_aws_conn_id)
+        return open_evidence(location)
 
     def _verified_result(self, context: Context) -> tuple[GateResult, dict[str, Any]]:
         """The gate's result from XCom, checked against its record in the audit trail."""
@@ -183,64 +189,66 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
         return result, dict(ref)
 
     def _trusted_evidence_location(self, context: Context) -> str:
-        """The audit trail this waiver trusts: its own ``evidence_location``, else the gate's, else the default."""
-        from airflow_aisec.operators.base import default_evidence_location
+        """The audit trail this waiver trusts: the central one, ``[aisec] evidence_location`` (where every
+        gate records, whatever its own ``evidence_location``; that only receives copies)."""
+        from airflow_aisec import settings
 
-        if self.evidence_location:
-            return str(self.evidence_location)
-        gate = self.dag.get_task(self.gate_task_id) if self.dag else None
-        location = getattr(gate, "evidence_location", None)
-        if location and "{{" in str(location):
-            location = gate.render_template(location, context)
-        return str(location or default_evidence_location())
+        return settings.evidence_location()
 
     def _assess(self, context: Context) -> _Assessment:
-        from airflow_aisec.core.platform import platform_section
-        from airflow_aisec.core.policy import load_policy
+        from airflow_aisec import settings
+        from airflow_aisec.core.policy import load_policy_location
+        from airflow_aisec.core.verdict import approval_refusal, assess_approval
         from airflow_aisec.exceptions import PolicyError
+        from airflow_aisec.operators.base import load_baseline, policy_s3_client
 
         result, ref = self._verified_result(context)
         assessment = _Assessment(result=result, evidence=ref)
         if assessment.nothing_to_approve:
             return assessment
-        if result.verdict != "fail":
-            raise self._fail(f"the gate ended in '{result.verdict}'; only policy violations can be approved")
-        blocking = result.blocking_findings
-        if not blocking:
-            raise self._fail("the gate failed without a blocking finding; nothing a person could approve")
+        refusal = approval_refusal(result)
+        if refusal:
+            raise self._fail(refusal)
         if result.policy is None or not result.policy.source:
             raise self._fail("the gate's result names no policy file")
         try:
-            loaded = load_policy(result.policy.source)
-            section = platform_section(loaded)
+            loaded = load_policy_location(result.policy.source, roots=settings.policy_roots(),
+                                          s3_client=policy_s3_client(result.policy.source))
+            section = loaded.section("platform")
         except PolicyError as exc:
             raise self._fail(f"cannot read the approval routes: {exc}") from None
         if loaded.sha256 != result.policy.sha256:
             raise self._fail("the policy file changed since the gate ran; re-run the gate")
         assessment.policy = {"name": loaded.name, "sha256": loaded.sha256, "source": loaded.source}
 
-        dag_id = context["ti"].dag_id
-        refused: list[str] = []
-        allowed: set[str] | None = None
-        for finding in blocking:
-            if finding.severity == "critical":
-                refused.append(f"{finding.rule} (critical findings are never approvable)")
-                continue
-            routes = [r for r in section.approvals
-                      if r.applies(finding.rule, dag_id=dag_id, gate_task_id=self.gate_task_id)]
-            if not routes:
-                refused.append(f"{finding.rule} (not listed under platform.approvals)")
-                continue
-            if any(not r.approvers for r in routes):
-                continue  # one route leaves it open to anyone allowed to answer
-            users = {u for r in routes for u in r.approvers}
-            allowed = users if allowed is None else allowed & users
-        if refused:
-            raise self._fail("not approvable: " + "; ".join(sorted(set(refused))))
-        if allowed is not None and not allowed:
-            raise self._fail("no single approver is allowed to approve all of the findings")
-        assessment.rules = sorted({f.rule for f in blocking})
-        assessment.approvers = sorted(allowed or ())
+        approval = assess_approval(result.blocking_findings, section.approvals,
+                                   dag_id=context["ti"].dag_id, gate_task_id=self.gate_task_id)
+        if approval.refusal:
+            raise self._fail(approval.refusal)
+        approvers = set(approval.approvers)
+        if result.baseline is not None:
+            # The floor's routes decide too: the DAG's own policy cannot open an approval the baseline
+            # does not route, nor widen who may answer.
+            try:
+                base = load_baseline()
+            except PolicyError as exc:
+                raise self._fail(f"cannot read the baseline's approval routes: {exc}") from None
+            if base is None or base.sha256 != result.baseline.sha256:
+                raise self._fail("the baseline policy changed since the gate ran; re-run the gate")
+            if base.policy.platform is None:
+                raise self._fail("not approvable: the baseline policy routes no approvals")
+            floor = assess_approval(result.blocking_findings, base.policy.platform.approvals,
+                                    dag_id=context["ti"].dag_id, gate_task_id=self.gate_task_id)
+            if floor.refusal:
+                raise self._fail(f"baseline: {floor.refusal}")
+            if approvers and floor.approvers:
+                approvers &= set(floor.approvers)
+                if not approvers:
+                    raise self._fail("no single approver is allowed by both the policy and the baseline")
+            else:
+                approvers = approvers or set(floor.approvers)
+        assessment.rules = list(approval.rules)
+        assessment.approvers = sorted(approvers)
         return assessment
 
     # --- audit trail ---------------------------------------------------------------------------
@@ -248,7 +256,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
                 approver: dict[str, Any] | None = None, responded_at: str | None = None) -> EvidenceRef:
         from airflow_aisec.core.result import utcnow
         from airflow_aisec.exceptions import AisecError
-        from airflow_aisec.operators.base import airflow_ref
+        from airflow_aisec.operators.base import airflow_ref, record_central
 
         result = assessment.result
         payload = {
@@ -267,7 +275,8 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
             "recorded_at": utcnow(),
         }
         try:
-            return self._store(str(assessment.evidence["location"])).append(payload, kind=kind)
+            return record_central(payload, kind=kind, copy_location=self.evidence_location,
+                                  copy_aws_conn_id=self.evidence_aws_conn_id, log=self.log)
         except AisecError as exc:
             raise AirflowException(f"aisec waiver: could not record the {decision} decision: {exc}") from None
         except OSError as exc:

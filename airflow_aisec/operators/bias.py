@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec import settings
 from airflow_aisec.operators.base import (
     AisecGateOperator,
     airflow_ref,
-    default_evidence_location,
     s3_client,
     s3_client_for,
 )
@@ -34,7 +34,7 @@ class ReportingGateMixin:
         from airflow_aisec.core.io.storage import is_s3_uri
 
         ref = airflow_ref(context)
-        evidence_root = self.evidence_location or default_evidence_location()
+        evidence_root = self.evidence_location or settings.evidence_location()
         uri = report_uri(
             self.report_location,
             default_root=evidence_root,
@@ -117,15 +117,15 @@ class BiasGateOperator(ReportingGateMixin, AisecGateOperator):
         self.aws_conn_id = aws_conn_id
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.bias import check_bias
+        from airflow_aisec.core.gates.bias import check_bias
 
-        section = loaded.policy.section(self.gate)
+        section = loaded.section(self.gate)
         report, meta, report_client = self.report_target(loaded, context)
         data_client = s3_client_for(self.aws_conn_id, self.data)
         self.log.info("bias gate: data=%s report=%s", self.data, report)
         return check_bias(
-            self.data,
             section,  # type: ignore[arg-type]
+            self.data,
             label=self.label_column,
             prediction=self.prediction_column,
             score=self.score_column,

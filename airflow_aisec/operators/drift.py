@@ -64,16 +64,16 @@ class DriftGateOperator(ReportingGateMixin, AisecGateOperator):
         self.aws_conn_id = aws_conn_id
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.drift import check_drift
+        from airflow_aisec.core.gates.drift import check_drift
 
-        section = loaded.policy.section(self.gate)
+        section = loaded.section(self.gate)
         report, meta, report_client = self.report_target(loaded, context)
         data_client = s3_client_for(self.aws_conn_id, self.reference, self.current)
         self.log.info("drift gate: reference=%s current=%s report=%s", self.reference, self.current, report)
         return check_drift(
+            section,  # type: ignore[arg-type]
             self.reference,
             self.current,
-            section,  # type: ignore[arg-type]
             features=self.features,
             report=report,
             report_meta=meta,

@@ -39,8 +39,8 @@ class ModelScanGateOperator(AisecGateOperator):
         self.aws_conn_id = aws_conn_id
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.model_scan import scan_model
+        from airflow_aisec.core.gates.model_scan import scan_model
 
         client = s3_client_for(self.aws_conn_id, self.model)
         self.log.info("scanning model %s", self.model)
-        return scan_model(self.model, policy=loaded.policy.section("model_scan"), s3_client=client)
+        return scan_model(loaded.section(self.gate), self.model, s3_client=client)  # type: ignore[arg-type]

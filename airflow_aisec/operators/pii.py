@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_aisec.core.policy import LoadedPolicy
+    from airflow_aisec.core.policy.sections.pii import PiiPolicy
     from airflow_aisec.core.result import CheckOutcome
 
 
@@ -66,12 +67,13 @@ class PiiGateOperator(AisecGateOperator):
         self.aws_conn_id = aws_conn_id
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.pii import check_pii
+        from airflow_aisec.core.gates.pii import check_pii
 
+        section = loaded.section("pii")
         self.log.info("pii gate: scanning %s (classification: %s)", self.data,
                       self.classification or "policy default")
         client = s3_client_for(self.aws_conn_id, self.data)
-        outcome = check_pii(self.data, loaded, classification=self.classification or None, s3_client=client,
+        outcome = check_pii(section, self.data, classification=self.classification or None, s3_client=client,
                             fmt=self.data_format or None)
         scan = outcome.metrics.get("scan", {})
         self.log.info("pii gate: %s scan of %s/%s rows, %s cells in %ss; PII columns: %s",
@@ -130,23 +132,22 @@ class PiiRedactOperator(AisecGateOperator):
         self.aws_conn_id = aws_conn_id
         self.vault_conn_id = vault_conn_id
 
-    def _key_provider(self, loaded: LoadedPolicy):
+    def _key_provider(self, section: PiiPolicy):
         """Reads the HMAC key (Vault through VaultHook, or the environment) and masks it immediately."""
         import os
 
         from airflow.sdk.log import mask_secret
 
-        from airflow_aisec.core.pii import section_of
         from airflow_aisec.exceptions import ConfigurationError
 
-        settings = section_of(loaded).redaction
+        settings = section.redaction
         if settings.method != "hash" or settings.key is None:
             return None
         key_settings = settings.key
 
         def provide() -> str:
             if key_settings.vault_path:
-                from airflow_aisec.core.redact import read_vault_key
+                from airflow_aisec.core.gates.pii.redact import read_vault_key
                 from airflow_aisec.hooks.vault import get_vault_client
 
                 value = read_vault_key(get_vault_client(self.vault_conn_id), key_settings)
@@ -160,13 +161,14 @@ class PiiRedactOperator(AisecGateOperator):
         return provide
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.redact import redact_table
+        from airflow_aisec.core.gates.pii import redact_table
 
+        section = loaded.section("pii")
         self.log.info("pii redaction: %s -> %s", self.data, self.output_uri)
         client = s3_client_for(self.aws_conn_id, self.data, self.output_uri)
         outcome = redact_table(
-            self.data, self.output_uri, loaded, classification=self.classification or None,
-            key_provider=self._key_provider(loaded), s3_client=client,
+            section, self.data, self.output_uri, classification=self.classification or None,
+            key_provider=self._key_provider(section), s3_client=client,
             src_format=self.data_format or None, dst_format=self.output_format or None,
         )
         red = outcome.metrics.get("redaction", {})

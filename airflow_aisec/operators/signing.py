@@ -24,13 +24,6 @@ if TYPE_CHECKING:
 SIGNATURE_XCOM_KEY = "aisec_signature"
 
 
-def vault_client(vault_conn_id: str) -> Any:
-    """``hvac.Client`` from Airflow's Vault connection (token, AppRole, JWT, Kubernetes... auth)."""
-    from airflow.providers.hashicorp.hooks.vault import VaultHook
-
-    return VaultHook(vault_conn_id=vault_conn_id).get_conn()
-
-
 class ModelSignOperator(AisecGateOperator):
     """Sign a model directory (local or ``s3://bucket/prefix/``) in the OpenSSF model-signing format.
 
@@ -85,19 +78,20 @@ class ModelSignOperator(AisecGateOperator):
         self.aws_conn_id = aws_conn_id
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.signing import sign_model
+        from airflow_aisec.core.gates.signing import sign_model
+        from airflow_aisec.hooks.vault import get_vault_client
 
         self.log.info("signing model %s with %s", self.model,
                       f"Transit key {self.transit_key}" if self.transit_key else "a local PEM key")
         outcome = sign_model(
+            loaded.section("signing"),
             self.model,
-            policy=loaded.policy.section("signing"),
             signature=self.signature or None,
             private_key=self.private_key or None,
             transit_key=self.transit_key or None,
             transit_mount=self.transit_mount,
             transit_key_version=self.transit_key_version,
-            vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
+            vault=get_vault_client(self.vault_conn_id) if self.transit_key else None,
             s3_client=s3_client_for(self.aws_conn_id, self.model, self.signature),
         )
         m = outcome.metrics
@@ -141,17 +135,18 @@ class ModelVerifyMixin:
 
     def verify(self, loaded: LoadedPolicy, *, signature: str | None = None) -> CheckOutcome:
         """Verify the model against ``signature`` (default: the ``signature`` argument, else <model>.sig)."""
-        from airflow_aisec.core.signing import verify_model
+        from airflow_aisec.core.gates.signing import verify_model
+        from airflow_aisec.hooks.vault import get_vault_client
 
         signature = signature or self.signature or None
         return verify_model(
+            loaded.section("signing"),
             self.model,
-            policy=loaded.policy.section("signing"),
             signature=signature,
             public_key=self.public_key or None,
             transit_key=self.transit_key or None,
             transit_mount=self.transit_mount or None,
-            vault_client=vault_client(self.vault_conn_id) if self.transit_key else None,
+            vault=get_vault_client(self.vault_conn_id) if self.transit_key else None,
             s3_client=s3_client_for(self.aws_conn_id, self.model, signature, self.public_key),
         )
 

@@ -50,10 +50,11 @@ class SourceValidationOperator(AisecGateOperator):
         self.aws_conn_id = aws_conn_id
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
-        from airflow_aisec.core.source import check_sources
+        from airflow_aisec.core.gates.source import check_sources, policy_dir
 
         data = [self.data] if isinstance(self.data, str) else list(self.data or [])
         self.log.info("source gate: %d dataset(s), reference=%s", len(data), "yes" if self.reference else "no")
         # The S3 client is created only if an s3:// location is actually read.
-        return check_sources(data, loaded, reference=self.reference or None,
+        return check_sources(loaded.section("source"), data, reference=self.reference or None,
+                             base_dir=policy_dir(loaded.source),
                              s3_client=functools.partial(s3_client, self.aws_conn_id))

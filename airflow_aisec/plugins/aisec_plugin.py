@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_aisec.operators.links import OVERVIEW_ROUTE, RUN_TAB_ROUTE, AisecGateResultLink
+from airflow_aisec.links import OVERVIEW_ROUTE, RUN_TAB_ROUTE, AisecGateResultLink
 
 URL_PREFIX = "/aisec"
 

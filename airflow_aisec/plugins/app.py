@@ -8,8 +8,14 @@ Pages (server-rendered HTML, no JavaScript, opened by the Airflow UI in an ifram
 JSON:
 
 * ``GET /aisec/api/runs/{dag_id}/{run_id}``, ``GET /aisec/api/overview``: the same data.
-* ``GET /aisec/runs/{dag_id}/{run_id}/tasks/{task_id}/evidence``: the evidence record, checked.
-* ``GET /aisec/runs/{dag_id}/{run_id}/tasks/{task_id}/reports/{index}``: a report file.
+* ``GET /aisec/runs/{dag_id}/{run_id}/tasks/{task_id}/evidence``: the audit-trail record that
+  confirms that task's result.
+* ``GET /aisec/runs/{dag_id}/{run_id}/tasks/{task_id}/reports/{index}``: a report the confirmed
+  result names.
+
+Only the central audit trail is trusted (:mod:`airflow_aisec.plugins.trust`): a result no
+chain-verified record of that DAG, run, task and try matches is shown as "unverified", and its
+evidence and reports are refused (409), whatever its XComs point at.
 
 Airflow does not authenticate plugin apps: every route here depends on
 ``requires_access_dag`` (JWT from the ``Authorization`` header or the UI's cookie,
@@ -34,14 +40,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_aisec.core.result import GateResult
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, ServiceUnavailableError
-from airflow_aisec.operators.links import run_tab_url, ui_base
-from airflow_aisec.plugins import files
+from airflow_aisec.links import run_tab_url, ui_base
+from airflow_aisec.plugins import files, trust
 from airflow_aisec.plugins.results import (
     MAX_OVERVIEW_LIMIT,
+    OVERVIEW_VERDICTS,
     VERDICT_ORDER,
-    VERDICTS,
     GateView,
     load_overview,
     load_run,
@@ -151,7 +156,16 @@ def _reports(gate: GateView) -> list[dict[str, Any]]:
     return out
 
 
+def _baseline(result: Any) -> Any:
+    """The baseline policy reference of a result (field ``baseline``), when the result has one."""
+    base = getattr(result, "baseline", None)
+    if isinstance(base, dict) or getattr(base, "name", None) is not None:
+        return base
+    return None
+
+
 _env.globals.update(
+    baseline_of=_baseline,
     verdict_order=list(VERDICT_ORDER),
     sorted_findings=lambda findings: sorted(findings, key=_finding_order),
     location_pairs=_location,
@@ -217,9 +231,11 @@ def create_app() -> FastAPI:
 
     # --- one run -----------------------------------------------------------------------------
     def _run_or_404(session, dag_id: str, run_id: str):
-        view = load_run(session, dag_id, run_id)
+        index, unavailable = trust.current_index()
+        view = load_run(session, dag_id, run_id, index=index, unavailable=unavailable)
         if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "DAG run not found")
+        view.trail = trust.trail_summary(index, unavailable)
         return view
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, dependencies=[ReadGateResults])
@@ -243,6 +259,17 @@ def create_app() -> FastAPI:
                 return gate
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No gate result for this task")
 
+    def _confirmed(gate: GateView) -> GateView:
+        """The gate, if the central trail confirms its result; else 404 (no result) or 409."""
+        if gate.result is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No gate result for this task")
+        if not gate.verified or gate.entry is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"the result of this task is not confirmed by the audit trail: {gate.trust}; nothing is served",
+            )
+        return gate
+
     @app.get("/runs/{dag_id}/{run_id}/tasks/{task_id}/evidence", dependencies=[ReadGateResults])
     def evidence(
         dag_id: str,
@@ -251,12 +278,11 @@ def create_app() -> FastAPI:
         session: SessionDep,
         map_index: MapIndex = -1,
     ) -> dict[str, Any]:
-        gate = _gate(session, dag_id, run_id, task_id, map_index)
-        if gate.evidence is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "No evidence reference for this task")
-        result = gate.result.to_dict() if isinstance(gate.result, GateResult) else None
+        gate = _confirmed(_gate(session, dag_id, run_id, task_id, map_index))
         try:
-            return files.read_evidence(gate.evidence, result)
+            return trust.read_confirmed_record(gate.entry, gate.raw, gate.evidence)
+        except trust.RecordMismatch as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except ServiceUnavailableError as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         except (ConfigurationError, InputDataError) as exc:
@@ -271,7 +297,8 @@ def create_app() -> FastAPI:
         session: SessionDep,
         map_index: MapIndex = -1,
     ) -> Response:
-        gate = _gate(session, dag_id, run_id, task_id, map_index)
+        # Only a report the confirmed result (identical to its trail record) names.
+        gate = _confirmed(_gate(session, dag_id, run_id, task_id, map_index))
         reports = gate.result.reports if gate.result is not None else []
         if not 0 <= index < len(reports):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report")
@@ -308,19 +335,29 @@ def create_app() -> FastAPI:
         dag_id: str | None,
         limit: int,
     ):
-        if verdict and verdict not in VERDICTS:
+        if verdict and verdict not in OVERVIEW_VERDICTS:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"verdict must be one of {', '.join(VERDICTS)}"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"verdict must be one of {', '.join(OVERVIEW_VERDICTS)}"
             )
         readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
-        return load_overview(
+        index, unavailable = trust.current_index()
+        dag_id = dag_id if dag_id and dag_id != "~" else None
+        view = load_overview(
             session,
             readable_dag_ids=readable,
             verdict=verdict or None,
             gate=gate or None,
-            dag_id=dag_id if dag_id and dag_id != "~" else None,
+            dag_id=dag_id,
             limit=limit,
+            index=index,
+            unavailable=unavailable,
         )
+        scope = {dag_id} & set(readable) if dag_id else set(readable)
+        deployments, note = trust.unverified_deployments(session, scope, index)
+        view.unverified_deployments = deployments
+        view.trail = {**trust.trail_summary(index, unavailable), "deployment_note": note,
+                      "deployment_window_days": trust.DEPLOYMENT_WINDOW.days}
+        return view
 
     @app.get("/overview", response_class=HTMLResponse, dependencies=[ReadGateResults])
     def overview_page(
@@ -337,7 +374,7 @@ def create_app() -> FastAPI:
             request,
             "overview.html",
             view=view,
-            verdicts=VERDICTS,
+            verdicts=OVERVIEW_VERDICTS,
             selected={"verdict": verdict or "", "gate": gate or "", "dag_id": dag_id or "", "limit": limit},
             evidence_location=files.evidence_location(),
         )

@@ -4,21 +4,20 @@ Report URIs and evidence locations come from XComs, which any task can write.
 The API server therefore only reads files under locations its own configuration
 names: for reports ``<evidence_location>/reports`` (where the gates write them by
 default) and ``[aisec] report_roots`` (comma-separated directories or ``s3://``
-prefixes); for evidence records ``[aisec] evidence_location``. Anything else is
-shown as text, never fetched, so a crafted XCom cannot make the UI read
-``/etc/passwd`` or an arbitrary bucket.
+prefixes). Anything else is shown as text, never fetched, so a crafted XCom cannot
+make the UI read ``/etc/passwd`` or an arbitrary bucket. On top of that the app
+serves a report only when the result naming it is confirmed by the audit trail
+(:mod:`airflow_aisec.plugins.trust`, which also reads the evidence records).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_aisec.core.evidence import canonical_json, record_name
+from airflow_aisec import settings
 from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri
 from airflow_aisec.exceptions import AisecError, ConfigurationError, ServiceUnavailableError
 
@@ -28,24 +27,15 @@ MAX_RECORD_BYTES = 5 * 1024 * 1024
 EXTERNAL_SCHEMES = ("http", "https")
 
 
-def _conf(key: str, fallback: str = "") -> str:
-    from airflow.configuration import conf
-
-    return conf.get("aisec", key, fallback=fallback) or fallback
-
-
 def report_roots() -> list[str]:
     """Where the UI may read reports: ``<evidence_location>/reports`` (where the bias and drift
     gates write them by default) plus ``[aisec] report_roots``."""
-    configured = [r.strip() for r in _conf("report_roots").split(",") if r.strip()]
-    return [f"{evidence_location().rstrip('/')}/reports", *configured]
+    return [f"{evidence_location().rstrip('/')}/reports", *settings.report_roots()]
 
 
 def evidence_location() -> str:
     """The configured audit trail (same default as the operators)."""
-    from airflow_aisec.operators.base import default_evidence_location
-
-    return default_evidence_location()
+    return settings.evidence_location()
 
 
 def _local_path(uri: str) -> str | None:
@@ -101,7 +91,7 @@ def is_servable(uri: str) -> bool:
 def _s3_client() -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=_conf("evidence_aws_conn_id", "aws_default")).get_conn()
+    return S3Hook(aws_conn_id=settings.evidence_aws_conn_id()).get_conn()
 
 
 def _read_s3(uri: str, limit: int) -> bytes | None:
@@ -145,53 +135,3 @@ def read_report(uri: str) -> bytes | None:
     if is_s3_uri(uri):
         return _read_s3(uri, MAX_REPORT_BYTES)
     return _read_local(_local_path(uri) or "", MAX_REPORT_BYTES)
-
-
-def _same_location(a: str, b: str) -> bool:
-    if is_s3_uri(a) or is_s3_uri(b):
-        return a.rstrip("/") == b.rstrip("/")
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def read_evidence(ref: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
-    """Fetch the evidence record an XCom points to and check it against the XCom.
-
-    Returns:
-        ``{"ref", "record", "checks"}`` where ``checks`` says whether the record's
-        bytes match the digest in XCom, its own body digest holds, and its payload
-        equals the result shown in the UI.
-
-    Raises:
-        ConfigurationError: the location is not the configured audit trail.
-        ServiceUnavailableError: the store cannot be read.
-    """
-    configured = evidence_location()
-    if not _same_location(ref["location"], configured):
-        raise ConfigurationError("evidence location differs from [aisec] evidence_location; not read")
-    name = record_name(int(ref["seq"]))
-    if name != ref["name"]:
-        raise ConfigurationError("evidence reference is inconsistent")
-    if is_s3_uri(configured):
-        data = _read_s3(f"{configured.rstrip('/')}/{name}", MAX_RECORD_BYTES)
-    else:
-        data = _read_local(os.path.join(configured, name), MAX_RECORD_BYTES)
-    if data is None:
-        return {"ref": ref, "record": None, "checks": {"found": False}}
-    checks: dict[str, Any] = {
-        "found": True,
-        "sha256_matches": hashlib.sha256(data).hexdigest() == ref["sha256"],
-    }
-    try:
-        record = json.loads(data)
-        claimed = record.pop("body_sha256", None)
-        checks["body_digest_valid"] = claimed == hashlib.sha256(canonical_json(record)).hexdigest()
-        record["body_sha256"] = claimed
-        checks["payload_matches_result"] = result is not None and record.get("payload") == result
-    except (ValueError, TypeError, AttributeError):
-        record = None
-        checks["body_digest_valid"] = False
-        checks["payload_matches_result"] = False
-    checks["verified"] = all(
-        checks.get(k) for k in ("sha256_matches", "body_digest_valid", "payload_matches_result")
-    )
-    return {"ref": ref, "record": record, "checks": checks}

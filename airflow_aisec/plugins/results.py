@@ -4,10 +4,14 @@ The results are the XComs every gate pushes (key ``aisec_result``, the
 :class:`~airflow_aisec.core.result.GateResult` document, and ``aisec_evidence``,
 the audit-trail reference), so the UI needs nothing but Airflow itself.
 
-Everything read here is untrusted display data: any task can push an XCom with
-these keys, so documents are validated against the result contract and shown as
-"unreadable" (never as a pass) when they do not match. Callers are responsible
-for authorisation; the functions here take the set of DAG ids the user may read.
+Everything read here is untrusted display data: any task, and any user who may write
+XCom on the DAG, can push an XCom with these keys. So documents are validated against
+the result contract and shown as "unreadable" (never as a pass) when they do not
+match, and each readable result is checked against the central audit trail
+(:meth:`GateView.check_against`): a result no chain-verified record of that DAG, run,
+task and try matches (same payload digest) is shown as **unverified**, counted apart,
+never as pass. Callers are responsible for authorisation; the functions here take the
+set of DAG ids the user may read.
 """
 
 from __future__ import annotations
@@ -19,20 +23,26 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 
+from airflow_aisec.constants import EVIDENCE_XCOM_KEY
 from airflow_aisec.core.result import XCOM_KEY, GateResult, Verdict
-from airflow_aisec.operators.base import EVIDENCE_XCOM_KEY
-from airflow_aisec.operators.links import AisecGateResultLink
+from airflow_aisec.links import AisecGateResultLink
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from airflow_aisec.core.trail_index import TrailEntry, TrailIndex
+
 log = logging.getLogger(__name__)
 
+#: Shown instead of the claimed verdict when the audit trail does not confirm a result.
+UNVERIFIED = "unverified"
 #: Display order: what blocks a run first, then what needs attention, then the rest.
-VERDICT_ORDER = {"fail": 0, "error": 1, "warn": 2, "pending": 3, "pass": 4}
+VERDICT_ORDER = {"fail": 0, "error": 1, UNVERIFIED: 2, "warn": 3, "pending": 4, "pass": 5}
 VERDICTS = tuple(v.value for v in Verdict)
+#: What the overview counts and filters by: the verdicts, plus results the trail does not confirm.
+OVERVIEW_VERDICTS = (*VERDICTS, UNVERIFIED)
 #: XCom key of the extra link: present in a serialized task's links only for gate operators.
 LINK_XCOM_KEY = AisecGateResultLink().xcom_key
 MAX_OVERVIEW_LIMIT = 500
@@ -65,13 +75,34 @@ class GateView:
     evidence: dict[str, Any] | None = None
     problem: str | None = None
     timestamp: str | None = None
+    #: The document as stored (what the audit-trail digest is computed over).
+    raw: Any = None
+    #: True when the central audit trail confirms the result; None before it was checked.
+    verified: bool | None = None
+    #: Why the trail does not confirm it (value-free).
+    trust: str | None = None
+    #: The confirming record.
+    entry: TrailEntry | None = None
 
     @property
     def verdict(self) -> str:
         if self.result is not None:
-            return str(self.result.verdict)
+            # Only what the trail confirms shows its verdict; everything else is "unverified".
+            return str(self.result.verdict) if self.verified else UNVERIFIED
         # An unreadable document never reads as a pass: fail closed in the display too.
         return "error" if self.problem else "pending"
+
+    def check_against(self, index: TrailIndex | None, unavailable: str | None = None) -> None:
+        """Confirm the result against the central trail (``index``; None: the trail could not be read)."""
+        if self.result is None:
+            return
+        if index is None:
+            self.verified, self.trust = False, unavailable or "the audit trail could not be read"
+            return
+        confirmation = index.confirm(self.raw, dag_id=self.dag_id, run_id=self.run_id, task_id=self.task_id,
+                                     map_index=self.map_index, try_number=self.try_number)
+        self.verified, self.entry = confirmation.verified, confirmation.entry
+        self.trust = None if confirmation.verified else confirmation.reason
 
     @property
     def sort_key(self) -> tuple:
@@ -91,6 +122,8 @@ class GateView:
             "try_number": self.try_number,
             "operator": self.operator,
             "verdict": self.verdict,
+            "verified": self.verified,
+            "trust": self.trust,
             "result": self.result.to_dict() if self.result is not None else None,
             "evidence": self.evidence,
             "problem": self.problem,
@@ -104,6 +137,8 @@ class RunView:
     run_id: str
     run_state: str | None
     gates: list[GateView] = field(default_factory=list)
+    #: The central audit trail as checked: location, records, why it does not verify.
+    trail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -116,6 +151,7 @@ class RunView:
             "run_id": self.run_id,
             "run_state": self.run_state,
             "counts": self.counts,
+            "trail": self.trail,
             "gates": [g.to_dict() for g in self.gates],
         }
 
@@ -127,6 +163,10 @@ class OverviewView:
     gates: list[str]
     dag_ids: list[str]
     total: int
+    #: Runs where a protected task succeeded without a verified passing record of its required gate.
+    unverified_deployments: list[dict[str, Any]] = field(default_factory=list)
+    #: The central audit trail as checked, and the coverage window.
+    trail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +175,8 @@ class OverviewView:
             "gates": self.gates,
             "dag_ids": self.dag_ids,
             "results": [r.to_dict() for r in self.rows],
+            "unverified_deployments": self.unverified_deployments,
+            "trail": self.trail,
         }
 
 
@@ -202,8 +244,19 @@ def _gate_task_ids(session: Session, dag_id: str) -> set[str]:
         return set()
 
 
-def load_run(session: Session, dag_id: str, run_id: str) -> RunView | None:
-    """Every gate task instance of one DAG run, failed gates first; None when the run does not exist."""
+def load_run(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    index: TrailIndex | None = None,
+    unavailable: str | None = None,
+) -> RunView | None:
+    """Every gate task instance of one DAG run, failed gates first; None when the run does not exist.
+
+    Each result is checked against ``index`` (the central trail; None: unreadable, every result
+    is unverified, ``unavailable`` says why).
+    """
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
@@ -252,7 +305,8 @@ def load_run(session: Session, dag_id: str, run_id: str) -> RunView | None:
     for row in rows:
         gate = _gate(row.task_id, row.map_index)
         if row.key == XCOM_KEY:
-            gate.result, gate.problem = parse_result(row.value, task_id=row.task_id)
+            gate.raw = parse_xcom_value(row.value)
+            gate.result, gate.problem = parse_result(gate.raw, task_id=row.task_id)
             gate.timestamp = _iso(row.timestamp)
         else:
             gate.evidence = parse_evidence(row.value)
@@ -262,6 +316,8 @@ def load_run(session: Session, dag_id: str, run_id: str) -> RunView | None:
             if ti_task_id == task_id:
                 _gate(task_id, map_index)
 
+    for gate in gates.values():
+        gate.check_against(index, unavailable)
     view.gates = sorted(gates.values(), key=lambda g: g.sort_key)
     return view
 
@@ -274,52 +330,39 @@ def load_overview(
     gate: str | None = None,
     dag_id: str | None = None,
     limit: int = 50,
+    index: TrailIndex | None = None,
+    unavailable: str | None = None,
 ) -> OverviewView:
     """Recent gate results across the DAGs the user may read, newest first.
 
-    Filtering and counting happen in SQL on the stored JSON (SQLite ``json_extract``,
-    PostgreSQL ``->>``), so counts cover every readable result, not only the page shown.
+    DAG and gate filters run in SQL (SQLite ``json_extract``, PostgreSQL ``->>``). Every result in
+    scope is then checked against the central trail (``index``), so counts and the verdict filter
+    cover every readable result, and a result the trail does not confirm counts as
+    ``unverified``, never under the verdict it claims. The trail index is in memory, so checking
+    costs one digest per result.
     """
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
 
     limit = max(1, min(int(limit), MAX_OVERVIEW_LIMIT))
-    verdict_col = XComModel.value["verdict"].as_string()
     gate_col = XComModel.value["gate"].as_string()
+    readable = XComModel.dag_id.in_(sorted(readable_dag_ids))
 
-    scope = [XComModel.key == XCOM_KEY, XComModel.dag_id.in_(sorted(readable_dag_ids))]
+    scope = [XComModel.key == XCOM_KEY, readable]
     if dag_id:
         scope.append(XComModel.dag_id == dag_id)
     if gate:
         scope.append(gate_col == gate)
 
-    counts = {v: 0 for v in VERDICTS}
-    for value, n in session.execute(select(verdict_col, func.count()).where(*scope).group_by(verdict_col)):
-        key = value if value in counts else "error"  # unreadable documents count as errors, never passes
-        counts[key] += n
-    total = sum(counts.values())
-
     gates = sorted(
         g
-        for (g,) in session.execute(
-            select(gate_col)
-            .where(XComModel.key == XCOM_KEY, XComModel.dag_id.in_(sorted(readable_dag_ids)))
-            .distinct()
-        )
+        for (g,) in session.execute(select(gate_col).where(XComModel.key == XCOM_KEY, readable).distinct())
         if g
     )
     dag_ids = sorted(
-        d
-        for (d,) in session.execute(
-            select(XComModel.dag_id)
-            .where(XComModel.key == XCOM_KEY, XComModel.dag_id.in_(sorted(readable_dag_ids)))
-            .distinct()
-        )
+        d for (d,) in session.execute(select(XComModel.dag_id).where(XComModel.key == XCOM_KEY, readable).distinct())
     )
 
-    where = list(scope)
-    if verdict:
-        where.append(verdict_col == verdict)
     stmt = (
         select(
             XComModel.dag_id,
@@ -341,12 +384,12 @@ def load_overview(
                 TI.map_index == XComModel.map_index,
             ),
         )
-        .where(*where)
+        .where(*scope)
         .order_by(XComModel.timestamp.desc(), XComModel.dag_id, XComModel.task_id)
-        .limit(limit)
     )
+    counts = dict.fromkeys(OVERVIEW_VERDICTS, 0)
     rows = []
-    for row in session.execute(stmt):
+    for row in session.execute(stmt.execution_options(yield_per=500)):
         view = GateView(
             dag_id=row.dag_id,
             run_id=row.run_id,
@@ -357,6 +400,12 @@ def load_overview(
             operator=row.operator,
             timestamp=_iso(row.timestamp),
         )
-        view.result, view.problem = parse_result(row.value, task_id=row.task_id)
-        rows.append(view)
+        view.raw = parse_xcom_value(row.value)
+        view.result, view.problem = parse_result(view.raw, task_id=row.task_id)
+        view.check_against(index, unavailable)
+        shown = view.verdict if view.verdict in counts else "error"  # unreadable documents count as errors
+        counts[shown] += 1
+        if len(rows) < limit and (not verdict or shown == verdict):
+            rows.append(view)
+    total = sum(counts.values())
     return OverviewView(rows=rows, counts=counts, gates=gates, dag_ids=dag_ids, total=total)

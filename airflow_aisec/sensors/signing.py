@@ -44,7 +44,7 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
     __init__ = ModelVerifyMixin._init_verify  # see AisecGateOperator
 
     def _signature_uri(self) -> str:
-        from airflow_aisec.core.signing import default_signature_uri
+        from airflow_aisec.core.gates.signing import default_signature_uri
 
         return self.signature or default_signature_uri(self.model)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import enable_engine, free_port
+from tests.helpers.net import free_port
+from tests.helpers.vault import enable_engine
 
 MODEL_SIGNING_CLI = str(Path(sys.executable).parent / "model_signing")
 
@@ -20,7 +21,7 @@ def pem(tmp_path_factory):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from airflow_aisec.core.signing import key_fingerprint
+    from airflow_aisec.core.gates.signing import key_fingerprint
 
     d = tmp_path_factory.mktemp("clikeys")
     keys = {}

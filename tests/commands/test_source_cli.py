@@ -185,7 +185,7 @@ def test_s3_through_the_console_script(aisec_cli, files, s3_server):
 
 
 def test_unreachable_s3_is_exit_3(aisec_cli, files):
-    from tests.conftest import free_port
+    from tests.helpers.net import free_port
 
     out = aisec_cli("source", "check", "s3://cli-data/train.parquet", "--policy", files["policy"],
                     "--endpoint-url", f"http://127.0.0.1:{free_port()}",

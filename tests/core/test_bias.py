@@ -11,10 +11,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from airflow_aisec.core.bias import BiasPolicy, Bound, check_bias, evaluate_bias, resolve_columns
 from airflow_aisec.core.evidence import canonical_json
 from airflow_aisec.core.gate import run_check
+from airflow_aisec.core.gates.bias import check_bias, evaluate_bias, resolve_columns
 from airflow_aisec.core.policy import parse_policy
+from airflow_aisec.core.policy.base import Bound
+from airflow_aisec.core.policy.sections.bias import BiasPolicy
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, PolicyError
 
 flm = pytest.importorskip("fairlearn.metrics")
@@ -30,7 +32,7 @@ def run(table: pa.Table | pd.DataFrame, **kwargs):
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
     pol = policy(**kwargs)
-    return evaluate_bias(table, pol, resolve_columns(pol))
+    return evaluate_bias(pol, table, resolve_columns(pol))
 
 
 def rules(evaluation) -> list[str]:
@@ -155,7 +157,7 @@ def test_empty_table_is_an_input_error(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("y,p,sex\n")
     with pytest.raises(InputDataError, match="empty"):
-        check_bias(str(path), policy())
+        check_bias(policy(), str(path))
     with pytest.raises(InputDataError, match="empty"):
         run(pa.table({"y": pa.array([], pa.int64()), "p": pa.array([], pa.int64()),
                       "sex": pa.array([], pa.string())}))
@@ -165,7 +167,7 @@ def test_bad_input_is_verdict_error_through_the_gate(tmp_path):
     path = tmp_path / "bad.csv"
     pd.DataFrame({"y": [0, 1, 2], "p": [0, 1, 1], "sex": list("FMF")}).to_csv(path, index=False)
     loaded = parse_policy(b"name: t\nbias: {label: y, prediction: p, sensitive: [sex]}\n")
-    gate_run = run_check("bias", loaded, lambda: check_bias(str(path), loaded.policy.bias))
+    gate_run = run_check("bias", loaded, lambda: check_bias(loaded.policy.bias, str(path)))
     assert gate_run.result.verdict == "error"
     assert isinstance(gate_run.exception, InputDataError) and gate_run.exception.exit_code == 2
 
@@ -427,7 +429,7 @@ def test_no_row_value_leaks_into_findings_or_metrics(tmp_path):
     frame.loc[0, "sex"] = "Planted Name 123-45-6789"  # a one-row group: its name is hidden
     path = tmp_path / "preds.csv"
     frame.to_csv(path, index=False)
-    outcome = check_bias(str(path), policy(min_group_size=30), report=str(tmp_path / "r.html"))
+    outcome = check_bias(policy(min_group_size=30), str(path), report=str(tmp_path / "r.html"))
     blob = json.dumps(outcome.model_dump(mode="json")) + (tmp_path / "r.html").read_text()
     assert "planted.person" not in blob and "123-45-6789" not in blob and "Planted Name" not in blob
     assert "bias.group_too_small" in [f.rule for f in outcome.findings]
@@ -438,7 +440,7 @@ def test_check_bias_reads_parquet_digests_it_and_writes_the_report(tmp_path):
 
     path = tmp_path / "preds.parquet"
     biased_frame().to_parquet(path)
-    out = check_bias(str(path), policy(), report=str(tmp_path / "out" / "bias.html"))
+    out = check_bias(policy(), str(path), report=str(tmp_path / "out" / "bias.html"))
     assert out.inputs[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     (ref,) = out.reports
     assert ref.name == "bias-report" and ref.uri == str(tmp_path / "out" / "bias.html")
@@ -455,7 +457,7 @@ def test_unquoted_yaml_yes_no_labels_still_match():
     pol = loaded.policy.bias
     assert pol.positive_label is True
     frame = pd.DataFrame({"y": ["yes", "no", "Yes", "no"] * 25, "p": [1, 0, 0, 1] * 25, "sex": ["F", "M"] * 50})
-    ev = evaluate_bias(pa.Table.from_pandas(frame), pol, resolve_columns(pol))
+    ev = evaluate_bias(pol, pa.Table.from_pandas(frame), resolve_columns(pol))
     groups = ev.metrics["groupings"][0]["groups"]
     assert [g["positives"] for g in groups] == [50, 0]  # F rows are the "yes" rows
 
@@ -472,7 +474,7 @@ def test_example_policy_runs_end_to_end():
         "approved": rng.choice(["yes", "no"], n), "predicted": rng.integers(0, 2, n), "score": rng.random(n),
         "sex": rng.choice(["F", "M", None], n, p=[0.49, 0.49, 0.02]), "age_band": rng.choice(["<30", "30+"], n),
     })
-    ev = evaluate_bias(pa.Table.from_pandas(frame), pol, resolve_columns(pol))
+    ev = evaluate_bias(pol, pa.Table.from_pandas(frame), resolve_columns(pol))
     assert [g["name"] for g in ev.metrics["groupings"]] == ["sex", "age_band", "sex & age_band"]
     assert ev.metrics["groupings"][0]["intervals"]["demographic_parity_difference"][0] is not None
     # random predictions: accuracy and AUC near 0.5 fail their per-group minimums

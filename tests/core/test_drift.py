@@ -12,16 +12,10 @@ import pyarrow as pa
 import pytest
 from scipy.stats import ks_2samp
 
-from airflow_aisec.core.drift import (
-    DriftPolicy,
-    bin_counts,
-    check_drift,
-    evaluate_drift,
-    psi,
-    quantile_edges,
-)
 from airflow_aisec.core.evidence import canonical_json
+from airflow_aisec.core.gates.drift import bin_counts, check_drift, evaluate_drift, psi, quantile_edges
 from airflow_aisec.core.policy import parse_policy
+from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, PolicyError
 
 
@@ -43,8 +37,8 @@ def tables(n: int = 3000, seed: int = 0, shift: float = 0.0, new_region: float =
 
 
 def evaluate(ref: pd.DataFrame, cur: pd.DataFrame, **kwargs):
-    return evaluate_drift(pa.Table.from_pandas(ref, preserve_index=False),
-                          pa.Table.from_pandas(cur, preserve_index=False), DriftPolicy.model_validate(kwargs))
+    return evaluate_drift(DriftPolicy.model_validate(kwargs), pa.Table.from_pandas(ref, preserve_index=False),
+                          pa.Table.from_pandas(cur, preserve_index=False))
 
 
 def rules(ev) -> list[str]:
@@ -235,7 +229,7 @@ def test_check_drift_on_files_with_report(tmp_path):
     ref_path, cur_path = tmp_path / "ref.parquet", tmp_path / "cur.csv"
     ref.to_parquet(ref_path)
     cur.to_csv(cur_path, index=False)
-    out = check_drift(str(ref_path), str(cur_path), DriftPolicy(), report=str(tmp_path / "drift.html"))
+    out = check_drift(DriftPolicy(), str(ref_path), str(cur_path), report=str(tmp_path / "drift.html"))
     assert [i.sha256 for i in out.inputs] == [hashlib.sha256(p.read_bytes()).hexdigest()
                                               for p in (ref_path, cur_path)]
     assert out.reports[0].name == "drift-report"
@@ -251,13 +245,13 @@ def test_report_names_only_frequent_categories(tmp_path):
     cur = pd.DataFrame({"c": list(rng.choice(["common-a", "common-b"], 500)) + ["unseen-planted-value"]})
     ref.to_csv(tmp_path / "r.csv", index=False)
     cur.to_csv(tmp_path / "c.csv", index=False)
-    out = check_drift(str(tmp_path / "r.csv"), str(tmp_path / "c.csv"), DriftPolicy(),
+    out = check_drift(DriftPolicy(), str(tmp_path / "r.csv"), str(tmp_path / "c.csv"),
                       report=str(tmp_path / "d.html"))
     html = (tmp_path / "d.html").read_text()
     assert "common-a" in html
     assert "planted" not in html and "planted" not in json.dumps(out.model_dump(mode="json"))
-    hidden = check_drift(str(tmp_path / "r.csv"), str(tmp_path / "c.csv"),
-                         DriftPolicy(report_category_labels=False), report=str(tmp_path / "h.html"))
+    hidden = check_drift(DriftPolicy(report_category_labels=False), str(tmp_path / "r.csv"),
+                         str(tmp_path / "c.csv"), report=str(tmp_path / "h.html"))
     assert "common-a" not in (tmp_path / "h.html").read_text()
     assert hidden.findings[-1].rule == "drift.unseen_category"
 
@@ -267,13 +261,13 @@ def test_files_read_only_the_compared_columns(tmp_path):
     ref["notes"] = "free text that is never compared"
     ref.to_csv(tmp_path / "r.csv", index=False)
     cur.to_csv(tmp_path / "c.csv", index=False)  # no "notes" column at all: fine, it is excluded
-    out = check_drift(str(tmp_path / "r.csv"), str(tmp_path / "c.csv"), DriftPolicy(exclude=["notes"]))
+    out = check_drift(DriftPolicy(exclude=["notes"]), str(tmp_path / "r.csv"), str(tmp_path / "c.csv"))
     assert [f["feature"] for f in out.metrics["features"]] == ["age", "income", "region"]
     with pytest.raises(InputDataError, match="column\\(s\\) not in the current table: 'notes'"):
-        check_drift(str(tmp_path / "r.csv"), str(tmp_path / "c.csv"), DriftPolicy())
+        check_drift(DriftPolicy(), str(tmp_path / "r.csv"), str(tmp_path / "c.csv"))
     (tmp_path / "e.csv").write_text("age,income,region,notes\n")
     with pytest.raises(InputDataError, match="the current table is empty"):
-        check_drift(str(tmp_path / "r.csv"), str(tmp_path / "e.csv"), DriftPolicy())
+        check_drift(DriftPolicy(), str(tmp_path / "r.csv"), str(tmp_path / "e.csv"))
 
 
 def test_example_policy_runs_end_to_end():
@@ -289,7 +283,7 @@ def test_example_policy_runs_end_to_end():
         return pd.DataFrame({"customer_id": np.arange(n), "income": rng.lognormal(10 + shift, 0.5, n),
                              "zip_code": rng.choice([10115, 20095], n), "scored_at": np.arange(n) + shift})
 
-    ev = evaluate_drift(pa.Table.from_pandas(frame(0.0)), pa.Table.from_pandas(frame(0.2)), pol)
+    ev = evaluate_drift(pol, pa.Table.from_pandas(frame(0.0)), pa.Table.from_pandas(frame(0.2)))
     assert [f["feature"] for f in ev.metrics["features"]] == ["income", "zip_code"]
     assert feature(ev, "zip_code")["kind"] == "categorical"
     assert "drift.psi" in rules(ev) and feature(ev, "income")["thresholds"]["psi"] == {"max": 0.1}

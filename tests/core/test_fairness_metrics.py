@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_aisec.core import bias as bias_core
-from airflow_aisec.core.fairness_metrics import (
+from airflow_aisec.core.gates.bias._metrics import (
     DISPARITY_METRICS,
     SCORE_DISPARITY_METRICS,
     ConfusionCounts,
@@ -21,6 +20,7 @@ from airflow_aisec.core.fairness_metrics import (
     ratio,
     roc_auc_by_group,
 )
+from airflow_aisec.core.policy.sections import bias as bias_section
 
 flm = pytest.importorskip("fairlearn.metrics")  # a dev dependency: always installed in CI
 TOL = 1e-9
@@ -240,4 +240,4 @@ def test_roc_auc_by_group_equals_sklearn(rounding):
 
 def test_metric_names_match_the_policy_schema():
     names = set(DISPARITY_METRICS) | set(SCORE_DISPARITY_METRICS)
-    assert names == set(bias_core.DISPARITY_METRICS)
+    assert names == set(bias_section.DISPARITY_METRICS)

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from airflow_aisec.core.gate import evaluate, run_check
+from airflow_aisec.core.gate import run_check
 from airflow_aisec.core.policy import parse_policy
 from airflow_aisec.core.result import AirflowRef, CheckOutcome, Finding, GateResult, InputRef, utcnow
+from airflow_aisec.core.verdict import evaluate
 from airflow_aisec.exceptions import InputDataError, SecurityViolationError, ServiceUnavailableError
 
 POLICY = parse_policy(
@@ -53,7 +54,7 @@ def test_no_findings_pass():
     assert result.policy.name == "gate-test" and result.policy.sha256 == POLICY.sha256
     assert result.inputs[0].sha256 == "ab" * 32
     assert result.airflow.dag_id == "legacy_etl"
-    assert result.schema_version == "1.0"
+    assert result.schema_version == "1.1"
 
 
 def test_enforce_fails_warn_warns_audit_passes():

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from airflow_aisec.core.model_scan import ModelScanPolicy, analyse_file, is_dangerous_import, scan_model
+from airflow_aisec.core.gates.model_scan import analyse_file, is_dangerous_import, scan_model
+from airflow_aisec.core.policy.sections.model_scan import ModelScanPolicy
 from airflow_aisec.exceptions import InputDataError, PolicyError
 
 MARKER_DIR = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -75,7 +76,7 @@ def test_clean_safetensors_model_passes_even_the_strict_policy(tmp_path):
     (tmp_path / "config.json").write_text('{"a": 1}')
     (tmp_path / "README.md").write_text("# model card\n")
     strict = load_policy(Path(__file__).resolve().parents[2] / "policies" / "strict.yaml").policy.model_scan
-    out = scan_model(tmp_path, policy=strict)
+    out = scan_model(strict, tmp_path)
     assert out.findings == []
     assert out.metrics["formats"]["safetensors"] == 1 and out.metrics["pickle_files"] == 0
     assert out.metrics["loaded_any_model"] is False
@@ -88,20 +89,20 @@ def test_clean_sklearn_joblib_passes_unless_pickle_is_forbidden(tmp_path):
     rng = np.random.default_rng(0)
     model = LogisticRegression().fit(rng.random((40, 3)), np.arange(40) % 2)
     joblib.dump(model, tmp_path / "model.joblib")
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     assert out.findings == [], [f.message for f in out.findings]
     assert out.metrics["pickle_files"] == 1
 
     strict = ModelScanPolicy(forbid_pickle=True)
-    assert rules(scan_model(tmp_path, policy=strict)) == {"model_scan.pickle_format"}
+    assert rules(scan_model(strict, tmp_path)) == {"model_scan.pickle_format"}
 
     allow = ModelScanPolicy(allowed_globals=["sklearn.*", "numpy.*", "joblib.numpy_pickle.NumpyArrayWrapper"])
-    assert scan_model(tmp_path, policy=allow).findings == []
+    assert scan_model(allow, tmp_path).findings == []
     from airflow_aisec.core.policy import load_policy
 
     example = load_policy(Path(__file__).resolve().parents[2] / "policies" / "model-supply-chain.yaml")
-    assert scan_model(tmp_path, policy=example.policy.model_scan).findings == []
-    out = scan_model(tmp_path, policy=ModelScanPolicy(allowed_globals=["numpy.*"]))
+    assert scan_model(example.policy.model_scan, tmp_path).findings == []
+    out = scan_model(ModelScanPolicy(allowed_globals=["numpy.*"]), tmp_path)
     f = finding(out, "model_scan.unlisted_import", "model.joblib")
     assert "sklearn.linear_model._logistic.LogisticRegression" in f.location["imports"]
 
@@ -112,7 +113,7 @@ def test_clean_sklearn_joblib_passes_unless_pickle_is_forbidden(tmp_path):
 def test_plain_pickle_payload_is_flagged_by_all_three(tmp_path, marker):
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(Payload(marker)))
     (tmp_path / "shell.pkl").write_bytes(pickle.dumps(Shell()))
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     f = finding(out, "model_scan.dangerous_import", "shell.pkl")
     assert f.severity == "critical" and f.location["imports"] == ["posix.system"]
     assert f.location["scanners"] == ["aisec", "modelscan", "picklescan"]
@@ -125,7 +126,7 @@ def test_joblib_payload_after_an_array_is_caught_only_by_the_builtin_analysis(tm
     import joblib
 
     joblib.dump({"coef": np.arange(1000.0), "hook": Payload(marker)}, tmp_path / "model.joblib")
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     f = finding(out, "model_scan.dangerous_import", "model.joblib")
     assert f.location["imports"] == ["io.open"] and f.location["scanners"] == ["aisec"]
 
@@ -136,7 +137,7 @@ def test_compressed_joblib_payload(tmp_path, marker, compress):
     import joblib
 
     joblib.dump({"w": np.ones(50), "hook": Payload(marker)}, tmp_path / "model.joblib", compress=compress)
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     f = finding(out, "model_scan.dangerous_import", "model.joblib")
     assert "io.open" in f.location["imports"] and "aisec" in f.location["scanners"]
 
@@ -145,7 +146,7 @@ def test_numpy_object_arrays_npy_and_npz(tmp_path, marker):
     np.save(tmp_path / "plain.npy", np.arange(10))
     np.save(tmp_path / "evil.npy", np.array([Payload(marker)], dtype=object), allow_pickle=True)
     np.savez(tmp_path / "bundle.npz", a=np.arange(3), b=np.array([Shell()], dtype=object))
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     assert rules(out, "plain.npy") == set()
     assert "io.open" in finding(out, "model_scan.dangerous_import", "evil.npy").location["imports"]
     assert finding(out, "model_scan.dangerous_import", "bundle.npz").location["imports"] == ["posix.system"]
@@ -164,11 +165,11 @@ def _torch_zip(path: Path, data_pkl: bytes) -> None:
 def test_pytorch_zip_checkpoints(tmp_path, marker):
     _torch_zip(tmp_path / "evil.pt", pickle.dumps(Payload(marker), protocol=2))
     _torch_zip(tmp_path / "ok.pth", pickle.dumps({"layer.weight": [1.0, 2.0]}, protocol=2))
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     f = finding(out, "model_scan.dangerous_import", "evil.pt")
     assert "io.open" in f.location["imports"]
     assert rules(out, "ok.pth") == set()
-    assert rules(scan_model(tmp_path, policy=ModelScanPolicy(forbid_pickle=True)), "ok.pth") == {
+    assert rules(scan_model(ModelScanPolicy(forbid_pickle=True), tmp_path), "ok.pth") == {
         "model_scan.pickle_format"}
 
 
@@ -182,7 +183,7 @@ def _legacy_torch(payload) -> bytes:
 def test_legacy_pytorch_format(tmp_path, marker):
     (tmp_path / "old.bin").write_bytes(_legacy_torch({"w": [1, 2]}))
     (tmp_path / "old-evil.pt").write_bytes(_legacy_torch(Payload(marker)))
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     assert rules(out, "old.bin") == set()
     assert "io.open" in finding(out, "model_scan.dangerous_import", "old-evil.pt").location["imports"]
 
@@ -190,7 +191,7 @@ def test_legacy_pytorch_format(tmp_path, marker):
 def test_pickles_disguised_as_other_formats(tmp_path, marker):
     (tmp_path / "model.safetensors").write_bytes(pickle.dumps(Payload(marker)))
     (tmp_path / "config.json").write_bytes(pickle.dumps(Shell(), protocol=0))  # text pickle, no magic
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     for name in ("model.safetensors", "config.json"):
         assert {"model_scan.format_mismatch", "model_scan.dangerous_import"} <= rules(out, name), name
     assert finding(out, "model_scan.format_mismatch", "config.json").severity == "critical"
@@ -211,7 +212,7 @@ def test_text_pickle_that_calls_before_it_breaks_is_still_a_disguised_pickle(tmp
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "vocab.txt").write_bytes(b"cat\ndog\nbird\nfish\n")  # text that parses as a GLOBAL
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     for name in files:
         assert {"model_scan.format_mismatch", "model_scan.dangerous_import"} <= rules(out, name), name
         assert "os.system" in finding(out, "model_scan.dangerous_import", name).location["imports"]
@@ -225,7 +226,7 @@ def test_compressed_pickles_under_any_name_are_analysed(tmp_path, marker):
     (tmp_path / "notes.txt").write_bytes(lzma.compress(pickle.dumps(Payload(marker)), format=lzma.FORMAT_ALONE))
     (tmp_path / "model.bin").write_bytes(gzip.compress(pickle.dumps(Shell(), protocol=0)))
     (tmp_path / "formula.txt").write_bytes(b"x^2 + y^2 = r^2\n")  # starts like a zlib header
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     for name in ("clf", "notes.txt", "model.bin"):
         assert "model_scan.dangerous_import" in rules(out, name), (name, [f.message for f in out.findings])
     assert "model_scan.format_mismatch" in rules(out, "notes.txt")
@@ -271,7 +272,7 @@ def test_unanalysable_files_are_findings(tmp_path, marker):
         zf.writestr("data.pkl", pickle.dumps(Shell()))
     with zipfile.ZipFile(tmp_path / "nested.zip", "w") as zf:
         zf.writestr("inner.zip", inner.getvalue())
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     for name in ("truncated.pkl", "lz4.joblib", "text.pkl", "trailing.pkl", "corrupt.pt", "nested.zip"):
         assert "model_scan.unscannable" in rules(out, name), (name, [f.message for f in out.findings])
     assert "io.open" in finding(out, "model_scan.dangerous_import", "truncated.pkl").location["imports"]
@@ -279,7 +280,7 @@ def test_unanalysable_files_are_findings(tmp_path, marker):
 
 def test_decompression_bomb_is_capped(tmp_path):
     (tmp_path / "bomb.joblib").write_bytes(zlib.compress(b"\x80\x04" + b"N0" * 5_000_000, 9))
-    out = scan_model(tmp_path, policy=ModelScanPolicy(max_decompressed_bytes=1_000_000))
+    out = scan_model(ModelScanPolicy(max_decompressed_bytes=1_000_000), tmp_path)
     f = finding(out, "model_scan.unscannable", "bomb.joblib")
     assert "exceeds 1000000 bytes" in f.message
 
@@ -319,7 +320,7 @@ def test_symlinks_and_special_files(tmp_path, marker):
     (model / "alias.safetensors").symlink_to(model / "model.safetensors")
     (model / "escape.pkl").symlink_to(outside / "evil.pkl")
     os.mkfifo(model / "pipe")
-    out = scan_model(model, policy=DEFAULT)
+    out = scan_model(DEFAULT, model)
     assert rules(out, "escape.pkl") == {"model_scan.symlink"}
     assert rules(out, "alias.safetensors") == set()
     assert finding(out, "model_scan.unscannable", "pipe").location["reason"] == "special_file"
@@ -336,14 +337,14 @@ def test_extensions_allowlist_and_scanner_errors_policy(tmp_path):
     np.save(tmp_path / "plain.npy", np.arange(4))
     pol = ModelScanPolicy(allowed_extensions=["SAFETENSORS", "npy"])
     assert pol.allowed_extensions == [".npy", ".safetensors"]
-    out = scan_model(tmp_path, policy=pol)
+    out = scan_model(pol, tmp_path)
     assert {f.location["file"] for f in out.findings if f.rule == "model_scan.extension_not_allowed"} == {
         "run.sh", "NOTICE"}
-    out = scan_model(tmp_path, policy=ModelScanPolicy(allowed_extensions=["", ".safetensors", ".sh", ".npy"],
-                                                      fail_on_scanner_error=True))
+    out = scan_model(ModelScanPolicy(allowed_extensions=["", ".safetensors", ".sh", ".npy"],
+                                     fail_on_scanner_error=True), tmp_path)
     assert rules(out) == {"model_scan.scanner_error"}  # modelscan's numpy scanner on plain.npy
     assert finding(out, "model_scan.scanner_error", "plain.npy").location["scanners"] == ["modelscan"]
-    only_ours = scan_model(tmp_path, policy=ModelScanPolicy(scanners=[]))
+    only_ours = scan_model(ModelScanPolicy(scanners=[]), tmp_path)
     assert only_ours.metrics["scanners"] == ["aisec"]
 
 
@@ -351,18 +352,18 @@ def test_bad_input_and_policy(tmp_path):
     from airflow_aisec.core.policy import parse_policy
 
     with pytest.raises(InputDataError, match="not found"):
-        scan_model(tmp_path / "missing", policy=DEFAULT)
+        scan_model(DEFAULT, tmp_path / "missing")
     (tmp_path / "file.bin").write_bytes(b"x")
     with pytest.raises(InputDataError, match="not a directory"):
-        scan_model(tmp_path / "file.bin", policy=DEFAULT)
+        scan_model(DEFAULT, tmp_path / "file.bin")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputDataError, match="no files"):
-        scan_model(empty, policy=DEFAULT)
+        scan_model(DEFAULT, empty)
     with pytest.raises(InputDataError, match="more than 1 files"):
         (empty / "a").write_text("1")
         (empty / "b").write_text("2")
-        scan_model(empty, policy=ModelScanPolicy(max_files=1))
+        scan_model(ModelScanPolicy(max_files=1), empty)
     for bad in (b"model_scan: {scanners: [clamav]}", b"model_scan: {forbid_pickles: true}",
                 b"model_scan: {max_files: 0}"):
         with pytest.raises(PolicyError, match="model_scan"):
@@ -372,7 +373,7 @@ def test_bad_input_and_policy(tmp_path):
 def test_findings_are_value_free(tmp_path, marker):
     secret_text = "TOP-SECRET-CUSTOMER-4111111111111111"
     (tmp_path / "data.pkl").write_bytes(pickle.dumps({"note": secret_text, "hook": Payload(marker)}))
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     assert out.findings
     assert secret_text not in out.model_dump_json()
     assert str(marker) not in out.model_dump_json()  # payload arguments are data: never reported
@@ -384,7 +385,7 @@ def test_parser_errors_do_not_quote_file_content(tmp_path):
     (tmp_path / "b.pkl").write_bytes(b"\x80\x02(Ihunter3secret\nt.")
     (tmp_path / "c.pkl").write_bytes(b"(Fhunter4secret\n.")
     (tmp_path / "d.pkl").write_bytes(b"Shunter5secret\n.")
-    out = scan_model(tmp_path, policy=DEFAULT)
+    out = scan_model(DEFAULT, tmp_path)
     assert {f.location["file"] for f in out.findings if f.rule == "model_scan.unscannable"} == {
         "a.pkl", "b.pkl", "c.pkl", "d.pkl"}
     text = out.model_dump_json()
@@ -398,16 +399,16 @@ def test_scan_model_on_s3(s3_server, marker):
     client.create_bucket(Bucket=bucket)
     client.put_object(Bucket=bucket, Key="m/model.safetensors", Body=safetensors_bytes())
     client.put_object(Bucket=bucket, Key="m/sub/evil.pkl", Body=pickle.dumps(Payload(marker)))
-    out = scan_model(f"s3://{bucket}/m", policy=DEFAULT, s3_client=client)
+    out = scan_model(DEFAULT, f"s3://{bucket}/m", s3_client=client)
     assert rules(out) == {"model_scan.dangerous_import"}
     assert finding(out, "model_scan.dangerous_import", "sub/evil.pkl")
     with pytest.raises(InputDataError, match="no objects"):
-        scan_model(f"s3://{bucket}/nothing/", policy=DEFAULT, s3_client=client)
+        scan_model(DEFAULT, f"s3://{bucket}/nothing/", s3_client=client)
 
 
 def test_compression_helpers_roundtrip_sanity():
     """Guard against silently skipping a format: each compressor's magic is recognised."""
-    from airflow_aisec.core.model_scan import _compression
+    from airflow_aisec.core.gates.model_scan._formats import compression as _compression
 
     raw = pickle.dumps([1])
     assert _compression(zlib.compress(raw)) == "zlib"

@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_aisec.core.gate import run_check
-from airflow_aisec.core.pii import Classification, LevelRule, PiiPolicy, check_pii, scan_table
+from airflow_aisec.core.gates.pii import check_pii, scan_table
 from airflow_aisec.core.policy import parse_policy
+from airflow_aisec.core.policy.sections.pii import Classification, LevelRule, PiiPolicy
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, ServiceUnavailableError
 
 # Planted values: none of them may show up in any result.
@@ -131,7 +132,7 @@ def test_resolve_classification():
 @pytest.mark.parametrize("fixture", ["parquet_path", "csv_path"])
 def test_columns_are_classified_with_counts_shares_and_rows(request, fixture):
     path = request.getfixturevalue(fixture)
-    outcome = check_pii(str(path), policy())
+    outcome = check_pii(policy(), str(path))
     m = outcome.metrics
     assert m["scan"] == {"mode": "full", "rows_total": ROWS, "rows_scanned": ROWS}
     assert m["cells_scanned"] == ROWS * 5
@@ -157,16 +158,16 @@ def test_columns_are_classified_with_counts_shares_and_rows(request, fixture):
 
 
 def test_classification_decides_what_is_allowed(parquet_path):
-    internal = check_pii(str(parquet_path), policy(), classification="internal")
+    internal = check_pii(policy(), str(parquet_path), classification="internal")
     assert {f.location["entity"] for f in internal.findings} == {"US_SSN"}
-    restricted = check_pii(str(parquet_path), policy(), classification="restricted")
+    restricted = check_pii(policy(), str(parquet_path), classification="restricted")
     assert restricted.findings == [] and restricted.metrics["classification"] == "restricted"
     # what the columns carry is reported whatever the level
     assert restricted.metrics["pii_columns"]["notes"] == ["PHONE_NUMBER", "US_SSN"]
 
 
 def test_min_share_sets_when_a_column_counts_as_pii(parquet_path):
-    outcome = check_pii(str(parquet_path), policy(min_share=0.1))
+    outcome = check_pii(policy(min_share=0.1), str(parquet_path))
     # notes carry the SSN in 1 of 400 rows: below 10%, recorded but not a finding
     assert {f.location["column"] for f in outcome.findings} == {"email"}
     assert outcome.metrics["columns"]["notes"]["entities"]["US_SSN"]["pii"] is False
@@ -186,31 +187,31 @@ def test_integer_id_and_luhn_invalid_reference_columns_are_not_pii(tmp_path):
         "order_ref": luhn_bad,
         "random_ref": refs,                                                  # ~10% Luhn-valid by chance
     }), path)
-    outcome = check_pii(str(path), policy())
+    outcome = check_pii(policy(), str(path))
     assert outcome.findings == []
     assert outcome.metrics["pii_columns"] == {}
 
 
 def test_sampling_is_recorded_and_reproducible(parquet_path):
     sampled = policy(scan={"mode": "sample", "sample_size": 100, "seed": 3, "batch_rows": 64})
-    a = check_pii(str(parquet_path), sampled)
-    b = check_pii(str(parquet_path), sampled)
+    a = check_pii(sampled, str(parquet_path))
+    b = check_pii(sampled, str(parquet_path))
     assert a.metrics["scan"] == {"mode": "sample", "rows_total": ROWS, "rows_scanned": 100, "sample_size": 100,
                                  "seed": 3}
     assert a.metrics["columns"] == b.metrics["columns"]
     email = a.metrics["columns"]["email"]["entities"]["EMAIL_ADDRESS"]
     assert 10 <= email["count"] <= 45 and all(r % 4 == 0 for r in email["rows"])  # global row positions
-    other = check_pii(str(parquet_path), policy(scan={"mode": "sample", "sample_size": 100, "seed": 4}))
+    other = check_pii(policy(scan={"mode": "sample", "sample_size": 100, "seed": 4}), str(parquet_path))
     assert other.metrics["columns"]["email"]["entities"]["EMAIL_ADDRESS"]["rows"] != email["rows"]
     # a sample larger than the table is the whole table (still recorded as a sample)
-    big = check_pii(str(parquet_path), policy(scan={"mode": "sample", "sample_size": 10_000}))
+    big = check_pii(policy(scan={"mode": "sample", "sample_size": 10_000}), str(parquet_path))
     assert big.metrics["scan"]["rows_scanned"] == ROWS
 
 
 def test_policy_columns_and_exclusions(parquet_path):
-    only = check_pii(str(parquet_path), policy(columns=["notes"]))
+    only = check_pii(policy(columns=["notes"]), str(parquet_path))
     assert only.metrics["columns_scanned"] == ["notes"]
-    excluded = check_pii(str(parquet_path), policy(exclude_columns=["email"]))
+    excluded = check_pii(policy(exclude_columns=["email"]), str(parquet_path))
     assert "email" not in excluded.metrics["columns_scanned"]
     assert excluded.metrics["columns_skipped"]["email"] == "excluded by policy"
 
@@ -218,7 +219,7 @@ def test_policy_columns_and_exclusions(parquet_path):
 def test_non_text_columns_are_skipped_and_recorded(tmp_path):
     path = tmp_path / "numbers.parquet"
     pq.write_table(pa.table({"x": [1.5, 2.5], "flag": [True, False], "note": ["ok", "fine"]}), path)
-    outcome = check_pii(str(path), policy())
+    outcome = check_pii(policy(), str(path))
     assert outcome.metrics["columns_scanned"] == ["note"]
     assert outcome.metrics["columns_skipped"] == {"x": "double", "flag": "bool"}
 
@@ -234,7 +235,7 @@ def test_binary_and_decimal_columns_are_scanned_nested_text_is_refused(tmp_path)
         "card": pa.array([4539148803436467] * rows, pa.decimal128(16, 0)),
         "note": ["ok"] * rows,
     }), path)
-    outcome = check_pii(str(path), policy())
+    outcome = check_pii(policy(), str(path))
     carried = {(f.location["column"], f.location["entity"]) for f in outcome.findings}
     assert {("contact", "EMAIL_ADDRESS"), ("raw", "EMAIL_ADDRESS"), ("card", "CREDIT_CARD")} <= carried
     assert outcome.metrics["columns_skipped"] == {}
@@ -244,9 +245,9 @@ def test_binary_and_decimal_columns_are_scanned_nested_text_is_refused(tmp_path)
     pq.write_table(pa.table({"tags": pa.array([["a", EMAIL]] * rows), "vec": pa.array([[0.5, 1.5]] * rows),
                              "note": ["ok"] * rows}), nested)
     with pytest.raises(InputDataError, match="'tags'") as info:
-        check_pii(str(nested), policy())
+        check_pii(policy(), str(nested))
     assert EMAIL not in str(info.value)
-    allowed = check_pii(str(nested), policy(exclude_columns=["tags"]))  # an explicit decision
+    allowed = check_pii(policy(exclude_columns=["tags"]), str(nested))  # an explicit decision
     assert allowed.metrics["columns_skipped"] == {"tags": "excluded by policy", "vec": "list<element: double>"}
 
 
@@ -254,7 +255,7 @@ def test_csv_columns_are_read_as_text_so_leading_zeros_and_mixed_values_survive(
     path = tmp_path / "mixed.csv"
     lines = ["id,ssn"] + [f"{i},{100 + i}" for i in range(2000)] + ["2000,529-33-0187"]
     path.write_text("\n".join(lines) + "\n")
-    outcome = check_pii(str(path), policy())
+    outcome = check_pii(policy(), str(path))
     assert outcome.metrics["columns"]["ssn"]["entities"]["US_SSN"]["rows"] == [2000]
 
 
@@ -262,7 +263,7 @@ def test_column_hint_context_for_bare_numbers(tmp_path):
     path = tmp_path / "people.csv"
     path.write_text("customer_id,ssn,passport_no\n" + "".join(
         f"{100000000 + i},{529330187 + i * 11},{912345678 - i}\n" for i in range(50)))
-    outcome = check_pii(str(path), policy())
+    outcome = check_pii(policy(), str(path))
     assert outcome.metrics["pii_columns"] == {"ssn": ["US_SSN"], "passport_no": ["US_PASSPORT"]}
 
 
@@ -271,12 +272,13 @@ def test_gate_verdicts_through_run_check(parquet_path, tmp_path):
     doc = ("version: 1\nname: t\nrules: {pii.entity_not_allowed: enforce}\npii:\n"
            "  levels: {public: {forbidden: ['*']}, restricted: {allowed: ['*']}}\n")
     loaded = parse_policy(doc.encode())
-    run = run_check("pii", loaded, lambda: check_pii(str(parquet_path), loaded))
+    section = loaded.section("pii")
+    run = run_check("pii", loaded, lambda: check_pii(section, str(parquet_path)))
     assert run.result.verdict == "fail"
     clean = tmp_path / "clean.parquet"
     pq.write_table(pa.table({"id": [1, 2], "txt": ["hello", "world"]}), clean)
-    assert run_check("pii", loaded, lambda: check_pii(str(clean), loaded)).result.verdict == "pass"
-    ok = run_check("pii", loaded, lambda: check_pii(str(parquet_path), loaded, classification="restricted"))
+    assert run_check("pii", loaded, lambda: check_pii(section, str(clean))).result.verdict == "pass"
+    ok = run_check("pii", loaded, lambda: check_pii(section, str(parquet_path), classification="restricted"))
     assert ok.result.verdict == "pass"
     assert_value_free(run.result.to_dict())
 
@@ -311,7 +313,7 @@ def _bad_inputs(tmp_path, parquet_path):
 def test_bad_input_is_a_clear_one_line_error_never_a_pass(tmp_path, parquet_path):
     loaded = parse_policy(b"version: 1\nname: t\npii: {}\n")
     for name, (path, fragment) in _bad_inputs(tmp_path, parquet_path).items():
-        run = run_check("pii", loaded, lambda p=path: check_pii(str(p), loaded))
+        run = run_check("pii", loaded, lambda p=path: check_pii(loaded.section("pii"), str(p)))
         assert run.result.verdict == "error", name
         assert isinstance(run.exception, InputDataError), (name, run.exception)
         message = run.result.error.message
@@ -320,13 +322,13 @@ def test_bad_input_is_a_clear_one_line_error_never_a_pass(tmp_path, parquet_path
 
 def test_policy_column_missing_from_data_is_an_error(parquet_path):
     with pytest.raises(InputDataError, match="column\\(s\\) not in the data: 'ssn'"):
-        check_pii(str(parquet_path), policy(columns=["notes", "ssn"]))
+        check_pii(policy(columns=["notes", "ssn"]), str(parquet_path))
     with pytest.raises(InputDataError, match="'gone'"):
-        check_pii(str(parquet_path), policy(exclude_columns=["gone"]))
+        check_pii(policy(exclude_columns=["gone"]), str(parquet_path))
 
 
 def test_scan_table_reports_what_it_read(parquet_path):
-    report = scan_table(str(parquet_path), policy())
+    report = scan_table(policy(), str(parquet_path))
     assert report.fmt == "parquet" and report.rows_total == ROWS and report.mode == "full"
     assert report.cells_scanned == ROWS * 5
 
@@ -337,13 +339,13 @@ def test_s3_input_and_s3_errors(s3_server, parquet_path):
     client = s3_server.client()
     client.create_bucket(Bucket="pii-raw")
     client.upload_file(str(parquet_path), "pii-raw", "customers.parquet")
-    outcome = check_pii("s3://pii-raw/customers.parquet", policy(), s3_client=client)
+    outcome = check_pii(policy(), "s3://pii-raw/customers.parquet", s3_client=client)
     assert outcome.inputs[0].uri == "s3://pii-raw/customers.parquet"
     assert outcome.metrics["pii_columns"]["notes"] == ["PHONE_NUMBER", "US_SSN"]
     with pytest.raises(InputDataError, match="not found"):
-        check_pii("s3://pii-raw/missing.parquet", policy(), s3_client=client)
+        check_pii(policy(), "s3://pii-raw/missing.parquet", s3_client=client)
     with pytest.raises(InputDataError, match="not found"):
-        check_pii("s3://no-such-bucket/x.parquet", policy(), s3_client=client)
+        check_pii(policy(), "s3://no-such-bucket/x.parquet", s3_client=client)
 
 
 @pytest.mark.integration
@@ -359,8 +361,9 @@ def test_s3_access_denied_is_an_error(s3_server, parquet_path):
                        "Resource": "arn:aws:s3:::pii-locked/*"}],
     }))
     loaded = parse_policy(b"version: 1\nname: t\npii: {}\n")
-    run = run_check("pii", loaded, lambda: check_pii("s3://pii-locked/customers.parquet", loaded, s3_client=client))
-    assert run.result.verdict in ("fail", "error")
+    section = loaded.section("pii")
+    run = run_check("pii", loaded, lambda: check_pii(section, "s3://pii-locked/customers.parquet", s3_client=client))
+    assert run.result.verdict == "error" and not run.result.error.retryable
     assert isinstance(run.exception, AccessDeniedError)
 
 
@@ -377,7 +380,8 @@ def test_unreachable_s3_is_retryable():
                           aws_secret_access_key="y", region_name="us-east-1",
                           config=Config(retries={"max_attempts": 1}, connect_timeout=2))
     loaded = parse_policy(b"version: 1\nname: t\npii: {}\n")
-    run = run_check("pii", loaded, lambda: check_pii("s3://b/k.parquet", loaded, s3_client=client))
+    section = loaded.section("pii")
+    run = run_check("pii", loaded, lambda: check_pii(section, "s3://b/k.parquet", s3_client=client))
     assert run.result.verdict == "error" and run.result.error.retryable
     assert isinstance(run.exception, ServiceUnavailableError)
 
@@ -400,13 +404,13 @@ def tiny_spacy_model(tmp_path_factory):
 def test_nlp_entities_with_a_local_model(tmp_path, tiny_spacy_model):
     path = tmp_path / "names.parquet"
     pq.write_table(pa.table({"note": ["met Alice Zqwerty in Springfield", "nothing here", "ok"]}), path)
-    outcome = check_pii(str(path), policy(nlp={"enabled": True, "model": str(tiny_spacy_model)}))
+    outcome = check_pii(policy(nlp={"enabled": True, "model": str(tiny_spacy_model)}), str(path))
     assert {(f.location["entity"], tuple(f.location["rows"])) for f in outcome.findings} == {
         ("PERSON", (0,)), ("LOCATION", (0,))}
     assert outcome.metrics["nlp"]["enabled"] is True and "PERSON" in outcome.metrics["entities_checked"]
     assert "Zqwerty" not in json.dumps(outcome.model_dump(mode="json"))
     # off by default: no name is a finding
-    assert check_pii(str(path), policy()).findings == []
+    assert check_pii(policy(), str(path)).findings == []
 
 
 def test_nlp_model_that_is_not_installed_is_refused_never_downloaded(tmp_path, monkeypatch):
@@ -419,14 +423,14 @@ def test_nlp_model_that_is_not_installed_is_refused_never_downloaded(tmp_path, m
     path = tmp_path / "names.parquet"
     pq.write_table(pa.table({"note": ["hello"]}), path)
     with pytest.raises(ConfigurationError, match="never downloaded"):
-        check_pii(str(path), policy(nlp={"enabled": True, "model": "en_core_web_lg"}))
+        check_pii(policy(nlp={"enabled": True, "model": "en_core_web_lg"}), str(path))
 
 
 def test_a_header_that_holds_pii_is_never_shown(tmp_path):
     """A CSV without a header row: its first row becomes the column names; results refer to #index."""
     path = tmp_path / "headerless.csv"
     path.write_text(f"1,{EMAIL},{SSN}\n2,other@example.org,529-33-0187\n3,third@example.org,611-20-7345\n")
-    outcome = check_pii(str(path), policy())
+    outcome = check_pii(policy(), str(path))
     rules = {(f.rule, f.location["column"], f.location["entity"]) for f in outcome.findings}
     assert ("pii.entity_in_column_name", "#1", "EMAIL_ADDRESS") in rules
     assert ("pii.entity_in_column_name", "#2", "US_SSN") in rules

@@ -210,17 +210,14 @@ def test_near_valid_documents(doc):
     _check(_dump({"name": "p", **doc}))
 
 
+@pytest.mark.timeout(120)  # a hang guard, not a speed target: the walk stops at MAX_POLICY_VALUES
 def test_yaml_aliases_cannot_expand_a_small_policy_into_a_huge_one():
     # 100 KB of YAML: one 20,000-item list referenced 10,000 times was 2 x 10^8 values for pydantic
     # (~1.6 GB, seconds); at the 1 MiB size limit that is out of memory for whoever loads the policy.
-    import time
-
     doc = ("name: bomb\nbias:\n  sensitive: &s [" + ", ".join(["a"] * 20_000) + "]\n"
            "  intersections: [" + ", ".join(["*s"] * 10_000) + "]\n")
-    started = time.perf_counter()
     with pytest.raises(PolicyError, match="aliases"):
         parse_policy(doc.encode())
-    assert time.perf_counter() - started < 2.0
     recursive = "name: loop\nrules: &r {a: *r}\n"
     with pytest.raises(PolicyError):
         parse_policy(recursive.encode())

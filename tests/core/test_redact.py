@@ -10,10 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_aisec.core.gate import run_check
-from airflow_aisec.core.pii import PiiPolicy, check_pii
-from airflow_aisec.core.policy import parse_policy
-from airflow_aisec.core.redact import normalise_value, redact_table, resolve_hmac_key
+from airflow_aisec.core.gates.pii import check_pii, redact_table
+from airflow_aisec.core.gates.pii._rewrite import normalise_value
+from airflow_aisec.core.gates.pii.redact import resolve_hmac_key
 from airflow_aisec.core.io.storage import sha256_file
+from airflow_aisec.core.io.vault import VaultClient
+from airflow_aisec.core.policy import parse_policy
+from airflow_aisec.core.policy.sections.pii import PiiPolicy
 from airflow_aisec.exceptions import AccessDeniedError, ConfigurationError, ServiceUnavailableError
 
 SSNS = ["372-81-4409", "529-33-0187", "611-20-7345"]
@@ -64,7 +67,7 @@ def assert_no_planted(text: str) -> None:
 def test_mask_rewrites_only_the_pii_spans_and_the_output_passes(src, tmp_path):
     before = sha256_file(src)
     out = tmp_path / "masked.parquet"
-    outcome = redact_table(str(src), str(out), pol("mask"))
+    outcome = redact_table(pol("mask"), str(src), str(out))
     assert outcome.findings == []
     assert sha256_file(src) == before  # input untouched
     red = outcome.metrics["redaction"]
@@ -79,14 +82,14 @@ def test_mask_rewrites_only_the_pii_spans_and_the_output_passes(src, tmp_path):
     assert table.column("score").to_pylist() == [float(i) for i in range(60)]
     assert_no_planted(text_of(out))
     # the output passes the gate at the target level
-    assert check_pii(str(out), pol()).findings == []
+    assert check_pii(pol(), str(out)).findings == []
     assert outcome.inputs[0].sha256 == before and outcome.inputs[1].sha256 == sha256_file(out)
     assert_no_planted(json.dumps(outcome.model_dump(mode="json")))
 
 
 def test_drop_nulls_the_cells_and_keeps_types(src, tmp_path):
     out = tmp_path / "dropped.parquet"
-    outcome = redact_table(str(src), str(out), pol("drop"))
+    outcome = redact_table(pol("drop"), str(src), str(out))
     assert outcome.findings == []
     table = pq.read_table(out)
     assert table.column("ssn").type == pa.int64() and table.column("ssn").null_count == 60
@@ -97,11 +100,11 @@ def test_drop_nulls_the_cells_and_keeps_types(src, tmp_path):
 def test_hash_is_keyed_deterministic_and_joinable(src, tmp_path, monkeypatch):
     monkeypatch.setenv("AISEC_TEST_HMAC", KEY)
     out1, out2 = tmp_path / "h1.parquet", tmp_path / "h2.csv"
-    redact_table(str(src), str(out1), pol("hash"))
+    redact_table(pol("hash"), str(src), str(out1))
     # same data as CSV in another table, redacted separately: tokens must match so joins work
     other = tmp_path / "other.csv"
     pacsv.write_csv(people().select(["id", "email"]), other)
-    redact_table(str(other), str(out2), pol("hash"))
+    redact_table(pol("hash"), str(other), str(out2))
     t1, t2 = pq.read_table(out1), pacsv.read_csv(out2)
     e1, e2 = t1.column("email").to_pylist(), t2.column("email").to_pylist()
     assert e1 == e2 and all(v.startswith("EMAIL_ADDRESS_") and len(v) == len("EMAIL_ADDRESS_") + 32 for v in e1)
@@ -111,13 +114,13 @@ def test_hash_is_keyed_deterministic_and_joinable(src, tmp_path, monkeypatch):
     # another key, other tokens
     monkeypatch.setenv("AISEC_TEST_HMAC", "z" * 24)
     out3 = tmp_path / "h3.parquet"
-    redact_table(str(src), str(out3), pol("hash"))
+    redact_table(pol("hash"), str(src), str(out3))
     assert pq.read_table(out3).column("email").to_pylist()[0] != e1[0]
 
 
 def test_allowed_entities_are_left_alone(src, tmp_path):
     out = tmp_path / "internal.parquet"
-    outcome = redact_table(str(src), str(out), pol("mask"), classification="internal")
+    outcome = redact_table(pol("mask"), str(src), str(out), classification="internal")
     assert outcome.findings == []
     table = pq.read_table(out)
     assert table.column("email").to_pylist()[:3] == EMAILS  # allowed at internal
@@ -130,7 +133,7 @@ def test_residual_pii_fails_and_nothing_is_published(src, tmp_path):
         "version": 1, "name": "t",
         "pii": {"redaction": {"method": "mask", "mask_token": "redacted@example.com"}},
     }).encode())
-    run = run_check("pii", loaded, lambda: redact_table(str(src), str(out), loaded))
+    run = run_check("pii", loaded, lambda: redact_table(loaded.section("pii"), str(src), str(out)))
     assert run.result.verdict == "fail"
     assert {f.rule for f in run.result.findings} == {"pii.redaction_residual"}
     assert all(f.message.startswith("redacted output: ") for f in run.result.findings)
@@ -140,19 +143,20 @@ def test_residual_pii_fails_and_nothing_is_published(src, tmp_path):
 
 def test_output_must_not_be_the_input(src):
     with pytest.raises(ConfigurationError, match="must not overwrite its input"):
-        redact_table(str(src), str(src), pol())
+        redact_table(pol(), str(src), str(src))
     with pytest.raises(ConfigurationError, match="must not overwrite its input"):
-        redact_table(str(src), str(src.parent / "." / src.name), pol())
+        redact_table(pol(), str(src), str(src.parent / "." / src.name))
 
 
 def test_bad_input_is_an_error_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 garbage")
     loaded = parse_policy(b"version: 1\nname: t\npii: {}\n")
-    run = run_check("pii", loaded, lambda: redact_table(str(bad), str(tmp_path / "o.parquet"), loaded))
+    section = loaded.section("pii")
+    run = run_check("pii", loaded, lambda: redact_table(section, str(bad), str(tmp_path / "o.parquet")))
     assert run.result.verdict == "error" and "\n" not in run.result.error.message
     assert not (tmp_path / "o.parquet").exists()
-    run = run_check("pii", loaded, lambda: redact_table(str(bad), str(tmp_path / "nodir" / "o.parquet"), loaded))
+    run = run_check("pii", loaded, lambda: redact_table(section, str(bad), str(tmp_path / "nodir" / "o.parquet")))
     assert run.result.verdict == "error"
 
 
@@ -178,24 +182,25 @@ def test_normalisation():
 
 @pytest.mark.integration
 def test_hash_key_from_vault(bao_server, src, tmp_path):
-    client = bao_server.client()
-    client.secrets.kv.v2.create_or_update_secret(path="aisec/pii-hmac", secret={"key": KEY}, mount_point="secret")
+    root = bao_server.client()
+    root.secrets.kv.v2.create_or_update_secret(path="aisec/pii-hmac", secret={"key": KEY}, mount_point="secret")
+    client = VaultClient(root)
     settings = pol("hash", key={"vault_path": "aisec/pii-hmac"})
     out = tmp_path / "vault.parquet"
-    outcome = redact_table(str(src), str(out), settings, vault_client=client)
+    outcome = redact_table(settings, str(src), str(out), vault=client)
     assert outcome.findings == [] and out.exists()
     assert KEY not in json.dumps(outcome.model_dump(mode="json"))
     # same key through the environment gives the same tokens
     out_env = tmp_path / "env.parquet"
-    redact_table(str(src), str(out_env), pol("hash"), environ={"AISEC_TEST_HMAC": KEY})
+    redact_table(pol("hash"), str(src), str(out_env), environ={"AISEC_TEST_HMAC": KEY})
     assert pq.read_table(out).column("email").to_pylist() == pq.read_table(out_env).column("email").to_pylist()
     # a missing secret or field is refused, never a default key
     missing = pol("hash", key={"vault_path": "aisec/nope"}).redaction
     with pytest.raises(AccessDeniedError):
-        resolve_hmac_key(missing, vault_client=client)
+        resolve_hmac_key(missing, vault=client)
     no_field = pol("hash", key={"vault_path": "aisec/pii-hmac", "vault_field": "other"}).redaction
     with pytest.raises(ConfigurationError, match="no non-empty string field 'other'"):
-        resolve_hmac_key(no_field, vault_client=client)
+        resolve_hmac_key(no_field, vault=client)
 
 
 def test_unreachable_vault_is_retryable():
@@ -206,9 +211,9 @@ def test_unreachable_vault_is_retryable():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = hvac.Client(url=f"http://127.0.0.1:{port}", token="t", timeout=2)
+    client = VaultClient(hvac.Client(url=f"http://127.0.0.1:{port}", token="t", timeout=2))
     with pytest.raises(ServiceUnavailableError):
-        resolve_hmac_key(pol("hash", key={"vault_path": "aisec/pii-hmac"}).redaction, vault_client=client)
+        resolve_hmac_key(pol("hash", key={"vault_path": "aisec/pii-hmac"}).redaction, vault=client)
 
 
 @pytest.mark.integration
@@ -218,12 +223,12 @@ def test_s3_to_s3_redaction(s3_server, src):
     client.create_bucket(Bucket="redact-clean")
     client.upload_file(str(src), "redact-raw", "people.parquet")
     before = client.head_object(Bucket="redact-raw", Key="people.parquet")["ETag"]
-    outcome = redact_table("s3://redact-raw/people.parquet", "s3://redact-clean/people.parquet", pol("mask"),
+    outcome = redact_table(pol("mask"), "s3://redact-raw/people.parquet", "s3://redact-clean/people.parquet",
                            s3_client=client)
     assert outcome.findings == [] and outcome.metrics["redaction"]["published"]
     assert client.head_object(Bucket="redact-raw", Key="people.parquet")["ETag"] == before
     body = client.get_object(Bucket="redact-clean", Key="people.parquet")["Body"].read()
-    assert check_pii("s3://redact-clean/people.parquet", pol(), s3_client=client).findings == []
+    assert check_pii(pol(), "s3://redact-clean/people.parquet", s3_client=client).findings == []
     for value in PLANTED:
         assert value.encode() not in body
 
@@ -234,7 +239,7 @@ def test_redaction_scans_every_row_even_when_the_gate_samples(src, tmp_path):
         "scan": {"mode": "sample", "sample_size": 5, "seed": 1, "batch_rows": 16},
     })
     out = tmp_path / "all.parquet"
-    outcome = redact_table(str(src), str(out), sampled)
+    outcome = redact_table(sampled, str(src), str(out))
     assert outcome.metrics["redaction"]["rows"] == 60
     assert outcome.metrics["output_scan"]["scan"]["mode"] == "full"
     assert outcome.metrics["redaction"]["columns"]["email"]["cells"] == 60
@@ -253,7 +258,7 @@ def test_names_are_redacted_with_a_local_nlp_model(tmp_path):
     src.write_text("id,note\n1,call Alice Zqwerty today\n2,nothing\n")
     out = tmp_path / "names_out.csv"
     settings = PiiPolicy.model_validate({"nlp": {"enabled": True, "model": str(model)}})
-    outcome = redact_table(str(src), str(out), settings)
+    outcome = redact_table(settings, str(src), str(out))
     assert outcome.findings == []
     assert "Zqwerty" not in out.read_text() and "<PERSON>" in out.read_text()
 
@@ -264,9 +269,9 @@ def test_compressed_csv_in_and_out(tmp_path):
     src = tmp_path / "people.csv.gz"
     with gzip.open(src, "wt") as fh:
         fh.write("id,notes\n1,ssn 372-81-4409 noted\n2,fine\n")
-    assert {f.location["entity"] for f in check_pii(str(src), pol()).findings} == {"US_SSN"}
+    assert {f.location["entity"] for f in check_pii(pol(), str(src)).findings} == {"US_SSN"}
     out = tmp_path / "clean.csv.gz"
-    outcome = redact_table(str(src), str(out), pol())
+    outcome = redact_table(pol(), str(src), str(out))
     assert outcome.findings == [] and out.exists()
     text = gzip.decompress(out.read_bytes()).decode()
     assert "<US_SSN>" in text and "372-81-4409" not in text
@@ -276,7 +281,7 @@ def test_redaction_renames_a_column_whose_name_holds_pii(tmp_path):
     src = tmp_path / "headerless.csv"
     src.write_text("1,zq.alice@example.com\n2,zq.bob@example.org\n")
     out = tmp_path / "out.csv"
-    outcome = redact_table(str(src), str(out), pol())
+    outcome = redact_table(pol(), str(src), str(out))
     assert outcome.findings == [] and outcome.metrics["input_scan"]["columns_renamed"] == ["#1"]
     text = out.read_text()
     assert text.splitlines()[0] == '"1","column_1"'

@@ -11,17 +11,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from airflow_aisec.core.bias import BiasPolicy, evaluate_bias, resolve_columns
-from airflow_aisec.core.drift import DriftPolicy, evaluate_drift
-from airflow_aisec.core.report import (
-    ThresholdLine,
-    bar_chart,
-    histogram,
-    render_bias_report,
-    render_drift_report,
-    report_uri,
-    write_report,
-)
+from airflow_aisec.core.gates.bias import evaluate_bias, render_bias_report, resolve_columns
+from airflow_aisec.core.gates.drift import evaluate_drift, render_drift_report
+from airflow_aisec.core.policy.sections.bias import BiasPolicy
+from airflow_aisec.core.policy.sections.drift import DriftPolicy
+from airflow_aisec.core.report import ThresholdLine, bar_chart, histogram, report_uri, write_report
 from airflow_aisec.core.result import Finding, InputRef
 from airflow_aisec.exceptions import ConfigurationError
 
@@ -57,7 +51,7 @@ def bias_html(sensitive_name: str = "sex", group: str = "F") -> str:
     policy = BiasPolicy(label="y", prediction="p", sensitive=[sensitive_name], min_group_size=1,
                         thresholds={"demographic_parity_difference": {"max": 0.1},
                                     "demographic_parity_ratio": {"min": 0.8}, "accuracy": {"min": 0.3}})
-    ev = evaluate_bias(table, policy, resolve_columns(policy))
+    ev = evaluate_bias(policy, table, resolve_columns(policy))
     return render_bias_report(ev.metrics, ev.findings, inputs=[InputRef(uri=f"/data/{XSS}.csv", sha256="ab" * 32)],
                               meta={"policy": "strict", "dag_id": XSS})
 
@@ -100,7 +94,7 @@ def test_histogram_draws_both_series_per_bin():
 def test_drift_report_uses_display_labels_and_escapes_them():
     ref = pa.table({"f": ["a"] * 50 + ["b"] * 50, "x": np.arange(100.0)})
     cur = pa.table({"f": ["a"] * 70 + ["b"] * 30, "x": np.arange(100.0) + 30})
-    ev = evaluate_drift(ref, cur, DriftPolicy())
+    ev = evaluate_drift(DriftPolicy(), ref, cur)
     labels = {"f": [XSS, "b"], "x": ev.report_labels["x"]}
     html = render_drift_report(ev.metrics, ev.findings, labels=labels, meta={"policy": "p"})
     assert XSS not in html and "&lt;script&gt;" in html
@@ -164,6 +158,6 @@ def test_frame_helpers_do_not_leak_values_in_bias_tables():
                           "sex": ["F"] * 100 + ["M"] * 100})
     policy = BiasPolicy(label="y", prediction="p", sensitive=["sex"], positive_label="yes-label-value",
                         prediction_positive_label=1, min_group_size=1)
-    ev = evaluate_bias(pa.Table.from_pandas(frame), policy, resolve_columns(policy))
+    ev = evaluate_bias(policy, pa.Table.from_pandas(frame), resolve_columns(policy))
     html = render_bias_report(ev.metrics, ev.findings)
     assert "label-value" not in html

@@ -13,22 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_aisec.core.policy import parse_policy
-from airflow_aisec.core.secrets import (
+from airflow_aisec.core.gates.secrets import (
     SecretHandle,
     SecretRequest,
-    SecretsPolicy,
     WrappingTokenGone,
     authorize_database_role,
     authorize_paths,
-    check_granted_paths,
+    check_secrets,
     issue_database_credentials,
     issue_wrapped_secrets,
     lease_findings,
     mask_values,
     normalize_requests,
-    parse_duration,
-    path_matches,
     read_kv,
     revoke_lease,
     unwrap_handle,
@@ -36,6 +32,9 @@ from airflow_aisec.core.secrets import (
     validate_secrets,
     wrap_kv,
 )
+from airflow_aisec.core.io.vault import VaultClient
+from airflow_aisec.core.policy import parse_policy
+from airflow_aisec.core.policy.sections.secrets import SecretsPolicy, parse_duration, path_matches
 from airflow_aisec.exceptions import (
     AccessDeniedError,
     ConfigurationError,
@@ -164,15 +163,15 @@ def test_grants_by_dag_and_task_glob():
     s = section()
     authorize_paths(s, "train_daily", "gate", ["core/train/db", "core/shared/x/y"])
     authorize_paths(s, "deploy", "fetch_model", ["core/deploy/registry"])
-    with pytest.raises(AccessDeniedError) as info:
+    with pytest.raises(SecurityViolationError) as info:
         authorize_paths(s, "deploy", "other_task", ["core/deploy/registry"])
     assert info.value.rule == "secrets.path_not_allowed"
-    with pytest.raises(AccessDeniedError) as info:
+    with pytest.raises(SecurityViolationError) as info:
         authorize_paths(s, "train_daily", "gate", ["core/train/db", "core/train/deep/db", "core/other"])
     assert info.value.location["paths"] == ["core/train/deep/db", "core/other"]
     assert isinstance(info.value, SecurityViolationError)  # never waivable
     authorize_database_role(s, "train_x", "t", "core-ro")
-    with pytest.raises(AccessDeniedError) as info:
+    with pytest.raises(SecurityViolationError) as info:
         authorize_database_role(s, "deploy", "fetch_x", "core-ro")
     assert info.value.rule == "secrets.database_role_not_allowed"
     with pytest.raises(InputDataError):
@@ -181,7 +180,7 @@ def test_grants_by_dag_and_task_glob():
 
 def test_empty_grants_allow_nothing():
     s = section("name: m\nsecrets: {}\n")
-    with pytest.raises(AccessDeniedError):
+    with pytest.raises(SecurityViolationError):
         authorize_paths(s, "any", "task", ["a"])
 
 
@@ -354,7 +353,12 @@ def vault(bao_server):
     )
     import hvac
 
-    return {"root": root, "limited": hvac.Client(url=bao_server.addr, token=limited), "addr": bao_server.addr}
+    return {
+        "root": root,  # hvac, for set-up
+        "admin": VaultClient(root),
+        "limited": VaultClient(hvac.Client(url=bao_server.addr, token=limited)),
+        "addr": bao_server.addr,
+    }
 
 
 def _pg_role_exists(name: str) -> bool:
@@ -423,7 +427,7 @@ def test_validate_reports_unmaskable_values_and_missing_keys(vault):
             task_id="gate",
             requests=[SecretRequest("core/train/db", ("api_key",))],
         )
-    with pytest.raises(AccessDeniedError, match="policy does not allow"):
+    with pytest.raises(SecurityViolationError, match="policy does not allow"):
         validate_secrets(
             vault["limited"], s, dag_id="other", task_id="gate", requests=[SecretRequest("core/train/db")]
         )
@@ -461,7 +465,7 @@ def test_intercepted_token_fails_the_consumer(vault):
 @pytest.mark.integration
 def test_substituted_token_is_refused_and_not_consumed(vault):
     real = wrap_kv(vault["limited"], "secret", "core/train/db", ttl=60)
-    other = wrap_kv(vault["root"], "secret", "core/other/secret", ttl=60)
+    other = wrap_kv(vault["admin"], "secret", "core/other/secret", ttl=60)
     forged = real.model_copy(update={"token": other.token})
     with pytest.raises(SecurityViolationError) as info:
         unwrap_handle(vault["limited"], forged, mask=lambda v: None)
@@ -549,12 +553,12 @@ def test_dynamic_database_credentials_and_revocation(vault):
 
 @pytest.mark.integration
 def test_long_lease_is_a_finding(vault):
-    creds = issue_database_credentials(vault["root"], "dbcore", "core-long", mask=lambda v: None)
+    creds = issue_database_credentials(vault["admin"], "dbcore", "core-long", mask=lambda v: None)
     try:
         [finding] = lease_findings(section(), creds)
         assert finding.rule == "secrets.lease_ttl_exceeds_policy" and finding.location["max_lease_ttl"] == 600
     finally:
-        revoke_lease(vault["root"], creds.lease_id)
+        revoke_lease(vault["admin"], creds.lease_id)
 
 
 @pytest.mark.integration
@@ -562,51 +566,81 @@ def test_database_role_denied_or_unknown(vault):
     with pytest.raises(AccessDeniedError):
         issue_database_credentials(vault["limited"], "dbcore", "core-long", mask=lambda v: None)
     with pytest.raises(InputDataError, match="unknown role"):  # Vault answers 400: still not retryable
-        issue_database_credentials(vault["root"], "dbcore", "no-such-role", mask=lambda v: None)
+        issue_database_credentials(vault["admin"], "dbcore", "no-such-role", mask=lambda v: None)
 
 
-@pytest.mark.integration
-def test_check_granted_paths(vault):
-    s = section("""
+CHECK_POLICY = """
 name: chk
 secrets:
   database: {mount: dbcore}
   grants:
     - dag_id: "train_*"
-      paths: ["core/train/db", "core/shared/**", "core/train/nope", "core/empty/*"]
-      database_roles: [core-ro, core-long]
+      paths: ["core/train/db", "core/shared/**", "core/empty/*"]
+      database_roles: [core-ro]
     - dag_id: "deploy"
       paths: ["core/other/secret"]
-""")
-    outcome = check_granted_paths(vault["limited"], s)
-    rules = sorted((f.rule, f.location.get("path") or f.location.get("role")) for f in outcome.findings)
-    assert rules == [
-        ("secrets.database_role_unreadable", "core-long"),
-        ("secrets.path_missing", "core/train/nope"),
-        ("secrets.path_unreadable", "core/other/secret"),
-        ("secrets.pattern_matches_nothing", "core/empty/*"),
+    - dag_id: "gone"
+      paths: ["core/train/nope"]
+    - dag_id: "long_lease"
+      database_roles: [core-long]
+"""
+
+
+@pytest.mark.integration
+def test_check_secrets_on_everything_a_dag_is_granted(vault):
+    s = section(CHECK_POLICY)
+    outcome = check_secrets(s, None, dag_id="train_daily", vault=vault["limited"])
+    assert [(f.rule, f.location["path"]) for f in outcome.findings] == [
+        ("secrets.pattern_matches_nothing", "core/empty/*")
     ]
     uris = {i.uri for i in outcome.inputs}
-    assert "vault://secret/core/shared/a/b?version=1" in uris and "vault://dbcore/creds/core-ro" in uris
-    only_deploy = check_granted_paths(vault["limited"], s, dag_id="deploy")
-    assert [f.rule for f in only_deploy.findings] == ["secrets.path_unreadable"]
-    dumped = outcome.model_dump_json() + only_deploy.model_dump_json()
+    assert uris == {"vault://secret/core/train/db?version=1", "vault://secret/core/shared/a/b?version=1",
+                    "vault://dbcore/creds/core-ro"}
+    assert outcome.metrics["versions"] == {"core/train/db": 1, "core/shared/a/b": 1}
+    assert outcome.metrics["patterns"] == 2 and outcome.metrics["database_roles"] == 1
+    dumped = outcome.model_dump_json()
     assert not any(v in dumped for d in VALUES.values() for v in d.values())
+    # Denied, missing and unreadable database roles stop the check like they stop the operator.
+    for dag_id, rule in (("deploy", "secrets.vault_access_denied"), ("gone", "secrets.path_missing"),
+                         ("long_lease", "secrets.database_role_unreadable")):
+        with pytest.raises(AccessDeniedError) as info:
+            check_secrets(s, None, dag_id=dag_id, vault=vault["limited"])
+        assert info.value.rule == rule, dag_id
+        assert not any(v in str(info.value) for d in VALUES.values() for v in d.values())
+    with pytest.raises(InputDataError, match="grants DAG 'nobody' no secret path"):
+        check_secrets(s, None, dag_id="nobody", vault=vault["limited"])
+
+
+@pytest.mark.integration
+def test_check_secrets_on_requested_paths_is_the_operator_check(vault):
+    s = section()
+    outcome = check_secrets(s, {"core/train/db": ["password"], "core/train/short": []}, dag_id="train_x",
+                            task_id="gate", vault=vault["limited"])
+    assert outcome.metrics["versions"] == {"core/train/db": 1, "core/train/short": 1}
+    assert [f.rule for f in outcome.findings] == ["secrets.value_unmaskable"]
+    with pytest.raises(SecurityViolationError) as info:
+        check_secrets(s, ["core/deploy/registry"], dag_id="deploy", task_id="other", vault=vault["limited"])
+    assert info.value.rule == "secrets.path_not_allowed"
+    # Without a task id, any task of the DAG counts (the CLI's default).
+    assert check_secrets(s, ["core/deploy/registry"], dag_id="deploy", vault=vault["limited"]).findings == []
+    with pytest.raises(InputDataError, match="lacks required key"):
+        check_secrets(s, {"core/train/db": ["api_key"]}, dag_id="train_x", task_id="gate", vault=vault["limited"])
 
 
 @pytest.mark.integration
 def test_unreachable_and_sealed_vault_are_retryable(tmp_path):
     import hvac
 
-    down = hvac.Client(url=f"http://127.0.0.1:{_free_port()}", token="x")
+    down = VaultClient(hvac.Client(url=f"http://127.0.0.1:{_free_port()}", token="x"))
     with pytest.raises(ServiceUnavailableError):
         read_kv(down, "secret", "core/train/db")
     server = _start_bao(tmp_path)
     try:
-        client = hvac.Client(url=server.addr, token="sealed-root")
-        client.secrets.kv.v2.create_or_update_secret(path="a", secret={"k": "v" * 8}, mount_point="secret")
+        raw = hvac.Client(url=server.addr, token="sealed-root")
+        raw.secrets.kv.v2.create_or_update_secret(path="a", secret={"k": "v" * 8}, mount_point="secret")
+        client = VaultClient(raw)
         handle = wrap_kv(client, "secret", "a", ttl=60)
-        client.sys.seal()
+        raw.sys.seal()
         with pytest.raises(ServiceUnavailableError, match="sealed"):
             read_kv(client, "secret", "a")
         with pytest.raises(ServiceUnavailableError):
@@ -625,13 +659,13 @@ def test_kv_version_1_mount(vault):
         root.sys.enable_secrets_engine("kv", path="kv1core", options={"version": "1"})
     value = {"password": "kv1-pw-" + uuid.uuid4().hex}
     root.secrets.kv.v1.create_or_update_secret(path="app/db", secret=value, mount_point="kv1core")
-    data, version = read_kv(root, "kv1core", "app/db", kv_version=1)
+    data, version = read_kv(VaultClient(root), "kv1core", "app/db", kv_version=1)
     assert data == value and version is None
-    handle = wrap_kv(root, "kv1core", "app/db", ttl=60, kv_version=1)
+    handle = wrap_kv(VaultClient(root), "kv1core", "app/db", ttl=60, kv_version=1)
     assert handle.creation_path == "kv1core/app/db"
-    assert unwrap_handle(root, handle, mask=lambda v: None) == value
+    assert unwrap_handle(VaultClient(root), handle, mask=lambda v: None) == value
     with pytest.raises(AccessDeniedError):
-        read_kv(root, "kv1core", "app/missing", kv_version=1)
+        read_kv(VaultClient(root), "kv1core", "app/missing", kv_version=1)
 
 
 @pytest.mark.parametrize("name", ["strict.yaml", "secrets-example.yaml"])
@@ -663,17 +697,17 @@ def test_revocation_works_with_a_least_privilege_policy(vault):
         """,
     )
     token = root.auth.token.create(policies=["core-narrow-revoke"], ttl="10m")["auth"]["client_token"]
-    narrow = hvac.Client(url=vault["addr"], token=token)
+    narrow = VaultClient(hvac.Client(url=vault["addr"], token=token))
     creds = issue_database_credentials(narrow, "dbcore", "core-ro", mask=lambda v: None)
     assert _pg_role_exists(creds.username)
     revoke_lease(narrow, creds.lease_id)
     assert not _pg_role_exists(creds.username)
-    other = issue_database_credentials(root, "dbcore", "core-long", mask=lambda v: None)
+    other = issue_database_credentials(vault["admin"], "dbcore", "core-long", mask=lambda v: None)
     try:
         with pytest.raises(AccessDeniedError):
             revoke_lease(narrow, other.lease_id)
         with pytest.raises(InputDataError):
             revoke_lease(narrow, "dbcore/creds/../../sys/x")
     finally:
-        revoke_lease(root, other.lease_id)
+        revoke_lease(vault["admin"], other.lease_id)
     assert not _pg_role_exists(other.username)

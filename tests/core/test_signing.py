@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from airflow_aisec.core import _model_signing_compat as compat
 from airflow_aisec.core.gate import run_check
-from airflow_aisec.core.policy import parse_policy
-from airflow_aisec.core.signing import (
-    SigningPolicy,
+from airflow_aisec.core.gates.signing import _model_signing_compat as compat
+from airflow_aisec.core.gates.signing import (
     default_signature_uri,
     key_fingerprint,
     load_public_key,
     sign_model,
     verify_model,
 )
+from airflow_aisec.core.policy import parse_policy
+from airflow_aisec.core.policy.sections.signing import SigningPolicy
 from airflow_aisec.exceptions import (
     ConfigurationError,
     InputDataError,
@@ -81,12 +81,12 @@ def make_model(root: Path, name: str = "model", seed: bytes = b"x") -> Path:
 @pytest.fixture
 def signed(tmp_path, keys, policy):
     model = make_model(tmp_path)
-    outcome = sign_model(model, policy=policy, private_key=keys["a"][1])
+    outcome = sign_model(policy, model, private_key=keys["a"][1])
     return model, Path(outcome.metrics["signature"]), outcome
 
 
 def verify(model, policy, keys, key="a", **kw):
-    return verify_model(model, policy=policy, public_key=keys[key][2], **kw)
+    return verify_model(policy, model, public_key=keys[key][2], **kw)
 
 
 def forge(statement: dict, private_key) -> bytes:
@@ -142,7 +142,7 @@ def test_sign_then_verify_round_trip(signed, keys, policy):
 
 
 def test_signing_does_not_import_sigstore_keyless_machinery():
-    code = ("import sys; from airflow_aisec.core import _model_signing_compat as c; ms = c.import_model_signing();"
+    code = ("import sys; from airflow_aisec.core.gates.signing import _model_signing_compat as c; ms = c.import_model_signing();"
             "import model_signing.hashing, model_signing.verifying;"
             "print('sigstore' in sys.modules, 'tuf' in sys.modules);"
             "from model_signing._signing import sign_sigstore; print(sign_sigstore.Signer.__name__)")
@@ -175,12 +175,12 @@ def _rename_file(model: Path, sig: Path, ctx) -> None:
 
 
 def _other_key(model: Path, sig: Path, ctx) -> None:
-    sign_model(model, policy=ctx["policy"], private_key=ctx["keys"]["b"][1], signature=sig)
+    sign_model(ctx["policy"], model, private_key=ctx["keys"]["b"][1], signature=sig)
 
 
 def _other_model(model: Path, sig: Path, ctx) -> None:
     other = make_model(model.parent, "other-model", seed=b"y")
-    sign_model(other, policy=ctx["policy"], private_key=ctx["keys"]["a"][1], signature=sig)
+    sign_model(ctx["policy"], other, private_key=ctx["keys"]["a"][1], signature=sig)
 
 
 def _symlink_outside(model: Path, sig: Path, ctx) -> None:
@@ -240,7 +240,7 @@ def test_tamper_messages_tell_the_causes_apart(tmp_path, keys, policy):
     messages = {}
     for case, (tamper, _exc, _reason, _text) in sorted(TAMPER_CASES.items()):
         model = make_model(tmp_path / case)
-        sig = Path(sign_model(model, policy=policy, private_key=keys["a"][1]).metrics["signature"])
+        sig = Path(sign_model(policy, model, private_key=keys["a"][1]).metrics["signature"])
         moved = tamper(model, sig, {"keys": keys, "policy": policy})
         with pytest.raises(SignatureVerificationError) as info:
             verify(model, policy, keys, signature=moved or sig)
@@ -266,7 +266,7 @@ def test_second_verification_after_a_failed_one_still_fails(tmp_path, keys, poli
     bad1 = make_model(tmp_path / "bad1")
     bad2 = make_model(tmp_path / "bad2")
     for m in (good, bad1, bad2):
-        sign_model(m, policy=policy, private_key=keys["a"][1])
+        sign_model(policy, m, private_key=keys["a"][1])
     (bad1 / ".gitignore").write_text("ignored by git metadata rules\n")  # tolerated: git metadata
     (bad1 / "weights.bin").write_bytes(b"tampered")
     (bad2 / "extra.pkl").write_bytes(b"payload")
@@ -338,7 +338,7 @@ def test_hashing_parameters_come_from_the_policy_never_from_the_bundle(tmp_path,
     model = make_model(tmp_path)
     blake = SigningPolicy.model_validate({**policy.model_dump(), "hashing": {
         "algorithm": "blake2", "serialization": "shards", "shard_size": 1000}})
-    sign_model(model, policy=blake, private_key=keys["a"][1])
+    sign_model(blake, model, private_key=keys["a"][1])
     assert verify(model, blake, keys).metrics["hash_algorithm"] == "blake2"  # shards + blake2 round trip
     with pytest.raises(MalformedSignatureError, match="policy requires sha256/files") as info:
         verify(model, policy, keys)
@@ -366,7 +366,7 @@ def test_key_named_by_caller_must_be_trusted_by_policy(signed, keys):
         verify(model, nobody, keys, key="a")
     assert info.value.location["reason"] == "key_not_in_policy"
     with pytest.raises(UntrustedKeyError, match="not among the policy's trusted keys"):
-        verify_model(model, policy=SigningPolicy(), public_key=keys["a"][2])  # empty trust list: nothing verifies
+        verify_model(SigningPolicy(), model, public_key=keys["a"][2])  # empty trust list: nothing verifies
 
 
 def test_bundle_without_key_hint_verifies_only_with_the_right_key(signed, keys, policy):
@@ -383,11 +383,11 @@ def test_bundle_without_key_hint_verifies_only_with_the_right_key(signed, keys, 
 def test_exactly_one_key_must_be_named(signed, keys, policy):
     model, _sig, _ = signed
     with pytest.raises(ConfigurationError):
-        verify_model(model, policy=policy)
+        verify_model(policy, model)
     with pytest.raises(ConfigurationError):
-        verify_model(model, policy=policy, public_key=keys["a"][2], transit_key="x")
+        verify_model(policy, model, public_key=keys["a"][2], transit_key="x")
     with pytest.raises(ConfigurationError):
-        sign_model(model, policy=policy)
+        sign_model(policy, model)
 
 
 def test_public_key_must_be_an_ec_pem(tmp_path, signed, policy):
@@ -402,7 +402,7 @@ def test_public_key_must_be_an_ec_pem(tmp_path, signed, policy):
     junk.write_text("hello")
     for bad, text in ((ed, "not an elliptic-curve key"), (junk, "not a PEM public key")):
         with pytest.raises(ConfigurationError, match=text):
-            verify_model(model, policy=policy, public_key=bad)
+            verify_model(policy, model, public_key=bad)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,9 +436,9 @@ def test_symlinks_inside_the_model_need_policy_consent(tmp_path, keys, policy):
     model = make_model(tmp_path)
     (model / "alias.json").symlink_to(model / "config.json")
     with pytest.raises(InputDataError, match="does not allow them"):
-        sign_model(model, policy=policy, private_key=keys["a"][1])
+        sign_model(policy, model, private_key=keys["a"][1])
     allowing = SigningPolicy.model_validate({**policy.model_dump(), "allow_symlinks": True})
-    sign_model(model, policy=allowing, private_key=keys["a"][1])
+    sign_model(allowing, model, private_key=keys["a"][1])
     assert verify(model, allowing, keys).metrics["verified"] is True
     with pytest.raises(ModelTamperedError, match="does not allow symlinks"):
         verify(model, policy, keys)
@@ -447,18 +447,18 @@ def test_symlinks_inside_the_model_need_policy_consent(tmp_path, keys, policy):
 def test_refuses_to_sign_what_it_could_not_verify(tmp_path, keys, policy):
     model = make_model(tmp_path)
     with pytest.raises(ConfigurationError, match="outside the model directory"):
-        sign_model(model, policy=policy, private_key=keys["a"][1], signature=model / "model.sig")
+        sign_model(policy, model, private_key=keys["a"][1], signature=model / "model.sig")
     outside = tmp_path / "secret"
     outside.write_text("x")
     (model / "link").symlink_to(outside)
     with pytest.raises(InputDataError, match="point outside the model directory"):
-        sign_model(model, policy=policy, private_key=keys["a"][1])
+        sign_model(policy, model, private_key=keys["a"][1])
     with pytest.raises(InputDataError, match="not found"):
-        sign_model(tmp_path / "missing", policy=policy, private_key=keys["a"][1])
+        sign_model(policy, tmp_path / "missing", private_key=keys["a"][1])
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputDataError, match="no files"):
-        sign_model(empty, policy=policy, private_key=keys["a"][1])
+        sign_model(policy, empty, private_key=keys["a"][1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -471,24 +471,24 @@ def test_private_key_handling_never_leaks_key_material(tmp_path, keys, policy):
     model = make_model(tmp_path)
     _k, enc_priv, enc_pub = _write_keypair(tmp_path, "enc", curve=ec.SECP384R1(), password=b"s3cret-pass")
     with pytest.raises(ConfigurationError, match="encrypted and no password") as info:
-        sign_model(model, policy=policy, private_key=enc_priv)
+        sign_model(policy, model, private_key=enc_priv)
     assert "BEGIN" not in str(info.value)
     with pytest.raises(ConfigurationError, match="password is wrong"):
-        sign_model(model, policy=policy, private_key=enc_priv, private_key_password=b"nope")
-    out = sign_model(model, policy=policy, private_key=enc_priv, private_key_password=b"s3cret-pass")
+        sign_model(policy, model, private_key=enc_priv, private_key_password=b"nope")
+    out = sign_model(policy, model, private_key=enc_priv, private_key_password=b"s3cret-pass")
     assert out.metrics["key_trusted_by_policy"] is False  # signing works; trust is the verifier's decision
     p384 = SigningPolicy(trusted_keys=[{"id": "p384", "fingerprint": out.metrics["key_fingerprint"]}])
-    assert verify_model(model, policy=p384, public_key=enc_pub).metrics["verified"] is True
+    assert verify_model(p384, model, public_key=enc_pub).metrics["verified"] is True
 
     rsa_key = tmp_path / "rsa.pem"
     rsa_key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     with pytest.raises(ConfigurationError, match="not an elliptic-curve key"):
-        sign_model(model, policy=policy, private_key=rsa_key)
+        sign_model(policy, model, private_key=rsa_key)
 
     secret_lines = [line for line in keys["a"][1].read_text().splitlines() if "-----" not in line]
     text = json.dumps(out.model_dump(mode="json")) + json.dumps(
-        sign_model(model, policy=policy, private_key=keys["a"][1]).model_dump(mode="json"))
+        sign_model(policy, model, private_key=keys["a"][1]).model_dump(mode="json"))
     text += (model.parent / "model.sig").read_text()
     assert not [line for line in secret_lines if line in text]
     assert "s3cret-pass" not in text
@@ -608,17 +608,17 @@ def test_golden_stock_bundle_still_verifies_and_our_statement_matches_it(tmp_pat
     shutil.copytree(GOLDEN / "model", model)
     golden_key = load_public_key((GOLDEN / "key.pub").read_bytes())
     policy = SigningPolicy(trusted_keys=[{"id": "golden", "fingerprint": key_fingerprint(golden_key)}])
-    result = verify_model(model, policy=policy, public_key=GOLDEN / "key.pub", signature=GOLDEN / "model.sig")
+    result = verify_model(policy, model, public_key=GOLDEN / "key.pub", signature=GOLDEN / "model.sig")
     assert result.metrics["model_digest"] == "c6873e72891f2db9d2976ecfca235bfbe7101cb0365bec905d006b7c18091729"
 
     # Our signer produces the very same in-toto statement for the same model.
     ours = tmp_path / "ours.sig"
-    sign_model(model, policy=SigningPolicy(), private_key=keys["a"][1], signature=ours)
+    sign_model(SigningPolicy(), model, private_key=keys["a"][1], signature=ours)
     assert _normalised_statement(ours) == _normalised_statement(GOLDEN / "model.sig")
 
     (model / "sub" / "weights.bin").write_bytes(b"\x00" + (model / "sub" / "weights.bin").read_bytes()[1:])
     with pytest.raises(ModelTamperedError, match=r"changed \[sub/weights.bin\]"):
-        verify_model(model, policy=policy, public_key=GOLDEN / "key.pub", signature=GOLDEN / "model.sig")
+        verify_model(policy, model, public_key=GOLDEN / "key.pub", signature=GOLDEN / "model.sig")
 
 
 def test_remote_signer_with_the_wrong_key_never_produces_a_bundle(tmp_path, keys):

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from airflow_aisec.core.signing import SigningPolicy, key_fingerprint, sign_model, verify_model
+from airflow_aisec.core.gates.signing import key_fingerprint, sign_model, verify_model
+from airflow_aisec.core.policy.sections.signing import SigningPolicy
 from airflow_aisec.exceptions import InputDataError, MalformedSignatureError, ModelTamperedError
 
 pytestmark = pytest.mark.integration
@@ -50,7 +51,7 @@ def policy(keypair):
 def test_s3_model_signed_with_pinned_versions_and_verified(bucket, keypair, policy):
     client, name = bucket
     model = f"s3://{name}/fraud/v3"
-    out = sign_model(model, policy=policy, private_key=keypair[0], s3_client=client)
+    out = sign_model(policy, model, private_key=keypair[0], s3_client=client)
     assert out.metrics["signature"] == f"s3://{name}/fraud/v3.sig"
     assert out.metrics["s3_versions_pinned"] == 3 and out.metrics["signature_version_id"]
     bundle = json.loads(client.get_object(Bucket=name, Key="fraud/v3.sig")["Body"].read())
@@ -59,17 +60,17 @@ def test_s3_model_signed_with_pinned_versions_and_verified(bucket, keypair, poli
     head = client.head_object(Bucket=name, Key="fraud/v3/config.json")
     assert pins["config.json"] == head["VersionId"] and set(pins) == set(FILES)
 
-    result = verify_model(model, policy=policy, public_key=keypair[1], s3_client=client)
+    result = verify_model(policy, model, public_key=keypair[1], s3_client=client)
     assert result.metrics["verified"] is True and result.metrics["s3_versions_checked"] == 3
 
 
 def test_overwrite_even_with_identical_bytes_is_detected(bucket, keypair, policy):
     client, name = bucket
     model = f"s3://{name}/fraud/v3/"
-    sign_model(model, policy=policy, private_key=keypair[0], s3_client=client)
+    sign_model(policy, model, private_key=keypair[0], s3_client=client)
     client.put_object(Bucket=name, Key="fraud/v3/config.json", Body=FILES["config.json"])  # new version
     with pytest.raises(ModelTamperedError, match=r"overwritten since signing \[config.json\]") as info:
-        verify_model(model, policy=policy, public_key=keypair[1], s3_client=client)
+        verify_model(policy, model, public_key=keypair[1], s3_client=client)
     assert info.value.location["reason"] == "s3_version_changed"
 
 
@@ -80,25 +81,25 @@ def test_overwrite_even_with_identical_bytes_is_detected(bucket, keypair, policy
 def test_added_or_deleted_objects_are_detected(bucket, keypair, policy, change, text):
     client, name = bucket
     model = f"s3://{name}/fraud/v3/"
-    sign_model(model, policy=policy, private_key=keypair[0], s3_client=client)
+    sign_model(policy, model, private_key=keypair[0], s3_client=client)
     change(client, name)
     with pytest.raises(ModelTamperedError, match=text):
-        verify_model(model, policy=policy, public_key=keypair[1], s3_client=client)
+        verify_model(policy, model, public_key=keypair[1], s3_client=client)
 
 
 def test_local_signature_of_s3_model_and_local_copy(bucket, keypair, policy, tmp_path):
     client, name = bucket
     model = f"s3://{name}/fraud/v3/"
     sig = tmp_path / "fraud-v3.sig"
-    sign_model(model, policy=policy, private_key=keypair[0], s3_client=client, signature=sig)
-    assert verify_model(model, policy=policy, public_key=keypair[1], s3_client=client, signature=sig).metrics[
+    sign_model(policy, model, private_key=keypair[0], s3_client=client, signature=sig)
+    assert verify_model(policy, model, public_key=keypair[1], s3_client=client, signature=sig).metrics[
         "verified"]
     # The same signature verifies a local copy (pins only concern S3).
     local = tmp_path / "v3"
     for rel, body in FILES.items():
         (local / rel).parent.mkdir(parents=True, exist_ok=True)
         (local / rel).write_bytes(body)
-    assert verify_model(local, policy=policy, public_key=keypair[1], signature=sig).metrics["verified"]
+    assert verify_model(policy, local, public_key=keypair[1], signature=sig).metrics["verified"]
 
 
 def test_signature_from_a_local_copy_lacks_pins_for_s3(bucket, keypair, policy, tmp_path):
@@ -108,9 +109,9 @@ def test_signature_from_a_local_copy_lacks_pins_for_s3(bucket, keypair, policy, 
         (local / rel).parent.mkdir(parents=True, exist_ok=True)
         (local / rel).write_bytes(body)
     sig = tmp_path / "v3.sig"
-    sign_model(local, policy=policy, private_key=keypair[0], signature=sig)
+    sign_model(policy, local, private_key=keypair[0], signature=sig)
     with pytest.raises(MalformedSignatureError, match="pins no object versions"):
-        verify_model(f"s3://{name}/fraud/v3/", policy=policy, public_key=keypair[1], s3_client=client,
+        verify_model(policy, f"s3://{name}/fraud/v3/", public_key=keypair[1], s3_client=client,
                      signature=sig)
 
 
@@ -120,11 +121,11 @@ def test_unversioned_bucket_and_missing_signature(s3_server, keypair, policy):
     client.create_bucket(Bucket=name)
     client.put_object(Bucket=name, Key="m/a.json", Body=b"{}")
     with pytest.raises(InputDataError, match="not versioned"):
-        sign_model(f"s3://{name}/m/", policy=policy, private_key=keypair[0], s3_client=client)
+        sign_model(policy, f"s3://{name}/m/", private_key=keypair[0], s3_client=client)
     lax = SigningPolicy.model_validate({**policy.model_dump(), "require_s3_versioning": False})
-    sign_model(f"s3://{name}/m/", policy=lax, private_key=keypair[0], s3_client=client)
-    assert verify_model(f"s3://{name}/m/", policy=lax, public_key=keypair[1], s3_client=client).metrics["verified"]
-    outcome = verify_model(f"s3://{name}/other/", policy=policy, public_key=keypair[1], s3_client=client)
+    sign_model(lax, f"s3://{name}/m/", private_key=keypair[0], s3_client=client)
+    assert verify_model(lax, f"s3://{name}/m/", public_key=keypair[1], s3_client=client).metrics["verified"]
+    outcome = verify_model(policy, f"s3://{name}/other/", public_key=keypair[1], s3_client=client)
     assert [f.rule for f in outcome.findings] == ["signing.unsigned"]
 
 
@@ -134,12 +135,12 @@ def test_signature_under_the_model_prefix_is_refused(bucket, keypair, policy):
     from airflow_aisec.exceptions import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="outside the model directory"):
-        sign_model(model, policy=policy, private_key=keypair[0], s3_client=client,
+        sign_model(policy, model, private_key=keypair[0], s3_client=client,
                    signature=f"s3://{name}/fraud/v3/model.sig")
-    sign_model(model, policy=policy, private_key=keypair[0], s3_client=client)
+    sign_model(policy, model, private_key=keypair[0], s3_client=client)
     client.copy_object(Bucket=name, Key="fraud/v3/model.sig", CopySource={"Bucket": name, "Key": "fraud/v3.sig"})
     with pytest.raises(MalformedSignatureError, match="inside the model directory"):
-        verify_model(model, policy=policy, public_key=keypair[1], s3_client=client,
+        verify_model(policy, model, public_key=keypair[1], s3_client=client,
                      signature=f"s3://{name}/fraud/v3/model.sig")
 
 
@@ -149,7 +150,7 @@ def test_a_signature_that_cannot_be_read_is_not_an_absent_one(bucket, keypair, p
     from botocore.exceptions import ClientError
 
     client, name = bucket
-    sign_model(f"s3://{name}/fraud/v3", policy=policy, private_key=keypair[0], s3_client=client)
+    sign_model(policy, f"s3://{name}/fraud/v3", private_key=keypair[0], s3_client=client)
     tolerant = SigningPolicy.model_validate({**policy.model_dump(), "allow_unsigned": True})
 
     class SignatureHeadFails:
@@ -167,8 +168,8 @@ def test_a_signature_that_cannot_be_read_is_not_an_absent_one(bucket, keypair, p
 
     for status, code in ((400, "400"), (301, "301")):
         with pytest.raises(InputDataError):
-            verify_model(f"s3://{name}/fraud/v3", policy=tolerant, public_key=keypair[1],
+            verify_model(tolerant, f"s3://{name}/fraud/v3", public_key=keypair[1],
                          s3_client=SignatureHeadFails(client, status, code))
-    missing = verify_model(f"s3://{name}/fraud/v3", policy=tolerant, public_key=keypair[1],
+    missing = verify_model(tolerant, f"s3://{name}/fraud/v3", public_key=keypair[1],
                            s3_client=SignatureHeadFails(client, 404, "404"))
     assert missing.metrics["signed"] is False

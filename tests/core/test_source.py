@@ -14,16 +14,13 @@ import pytest
 import yaml
 
 from airflow_aisec.core.gate import run_check
-from airflow_aisec.core.poisoning import DuplicateCounter, label_shift, row_hashes
+from airflow_aisec.core.gates.source import check_sources, policy_dir
+from airflow_aisec.core.gates.source._origin import canonical_target, origin_allowed
+from airflow_aisec.core.gates.source._pins import parse_manifest
+from airflow_aisec.core.gates.source._poisoning import DuplicateCounter, label_shift, row_hashes
+from airflow_aisec.core.gates.source._schema import type_matches
 from airflow_aisec.core.policy import load_policy
-from airflow_aisec.core.source import (
-    canonical_target,
-    check_sources,
-    origin_allowed,
-    parse_manifest,
-    parse_origin,
-    type_matches,
-)
+from airflow_aisec.core.policy.sections.source import parse_origin
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, PolicyError
 
 PLANTED = ["zz-secret-label-7781", "planted.person@example.org", "31337.4242"]
@@ -75,8 +72,12 @@ def write_parquet(path, table, row_group_size=500):
     return str(path)
 
 
+def check(loaded, data, **kw):
+    return check_sources(loaded.section("source"), data, base_dir=policy_dir(loaded.source), **kw)
+
+
 def run(loaded, data, **kw):
-    return run_check("source", loaded, lambda: check_sources(data, loaded, **kw))
+    return run_check("source", loaded, lambda: check(loaded, data, **kw))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,12 +288,12 @@ def test_freshness_by_timestamp_column(area, tmp_path):
     stamps = pa.array([dt.datetime(2026, 3, 1, 12), None, dt.datetime(2026, 3, 2, 6)], pa.timestamp("ns"))
     data = write_parquet(area / "d.parquet", pa.table({"ts": stamps, "v": [1, 2, 3]}))
     loaded = write_policy(tmp_path, base_section(area, freshness={"max_age": "1d", "column": "ts"}))
-    fresh = run_check("source", loaded, lambda: check_sources(
-        [data], loaded, now=dt.datetime(2026, 3, 2, 18, tzinfo=dt.UTC)))
+    fresh = run_check("source", loaded, lambda: check(
+        loaded, [data], now=dt.datetime(2026, 3, 2, 18, tzinfo=dt.UTC)))
     assert fresh.result.verdict == "pass"
     assert fresh.result.metrics["datasets"][0]["age_seconds"] == 12 * 3600
-    stale = run_check("source", loaded, lambda: check_sources(
-        [data], loaded, now=dt.datetime(2026, 3, 5, tzinfo=dt.UTC)))
+    stale = run_check("source", loaded, lambda: check(
+        loaded, [data], now=dt.datetime(2026, 3, 5, tzinfo=dt.UTC)))
     assert [f.rule for f in stale.result.findings] == ["source.stale"]
 
     wrong = write_policy(tmp_path, base_section(area, freshness={"max_age": "1d", "column": "v"}))

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from airflow_aisec.core.expectations import parse_suite
 from airflow_aisec.core.gate import run_check
+from airflow_aisec.core.gates.source import check_sources, policy_dir
+from airflow_aisec.core.gates.source._expectations import parse_suite
 from airflow_aisec.core.policy import load_policy
-from airflow_aisec.core.source import check_sources
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 SECRET = "zz-planted-gx-value-5150"
@@ -30,7 +30,8 @@ def gate(tmp_path, data, expect=None, *, suite=None, batch_rows=97, **extra):
                "expectations": {**({"expect": expect} if expect else {}), **({"suite": suite} if suite else {}),
                                 **extra}}
     loaded = write_policy(tmp_path, section)
-    return run_check("source", loaded, lambda: check_sources([data], loaded))
+    return run_check("source", loaded, lambda: check_sources(loaded.section("source"), [data],
+                                                             base_dir=policy_dir(loaded.source)))
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from airflow_aisec.core.gate import run_check
-from airflow_aisec.core.policy import load_policy
-from airflow_aisec.core.source import check_sources, pin_sources
+from airflow_aisec.core.gates.source import check_sources, pin_sources, policy_dir
 from airflow_aisec.core.io.tabular import local_copy
+from airflow_aisec.core.policy import load_policy
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, ServiceUnavailableError
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,8 @@ def s3(s3_server, request):
 
 
 def run(loaded, data, client, **kw):
-    return run_check("source", loaded, lambda: check_sources(data, loaded, s3_client=client, **kw))
+    return run_check("source", loaded, lambda: check_sources(loaded.section("source"), data, s3_client=client,
+                                                             base_dir=policy_dir(loaded.source), **kw))
 
 
 def test_version_pin_passes_then_catches_an_overwrite(tmp_path, s3):
@@ -153,7 +154,7 @@ def test_unreachable_endpoint_is_retryable(tmp_path):
     import boto3
     from botocore.config import Config
 
-    from tests.conftest import free_port
+    from tests.helpers.net import free_port
 
     client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{free_port()}", aws_access_key_id="x",
                           aws_secret_access_key="y", region_name="us-east-1",
@@ -178,7 +179,7 @@ def auth_s3(tmp_path_factory):
     """A second moto server that enforces IAM, with a bucket the 'reader' user may not read."""
     import boto3
 
-    from tests.conftest import free_port, wait_for_http
+    from tests.helpers.net import free_port, wait_for_http
 
     moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
     port = free_port()

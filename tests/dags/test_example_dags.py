@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import example_pipeline_vault, patched_environ, vault_conn_json
+from tests.helpers.env import patched_environ
+from tests.helpers.vault import example_pipeline_vault, vault_conn_json
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -21,6 +22,7 @@ EXPECTED_DAG_IDS = {
     "secure_ml_training_pipeline_poisoned",
     "churn_training_plain",
     "churn_training_gated",
+    "model_monitoring",
 }
 
 

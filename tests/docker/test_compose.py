@@ -6,6 +6,7 @@ script, which runs for real against an OpenBao dev server and PostgreSQL.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
@@ -180,8 +181,11 @@ def test_all_services_are_there(compose):
             assert "healthcheck" in svc, name
     envs = [env_of(compose, n) for n in AIRFLOW_SERVICES]
     base = envs[0]
+    worker_only = ("DUMB_INIT_SETSID", "AIRFLOW__AISEC__HANDOFF_KEY")
     for env in envs:
-        assert {k: v for k, v in env.items() if k != "DUMB_INIT_SETSID"} == base
+        assert {k: v for k, v in env.items() if k not in worker_only} == base
+    # The key sealing the secrets hand-off in XCom: on the worker, which runs tasks, and nowhere else.
+    assert [n for n in AIRFLOW_SERVICES if "AIRFLOW__AISEC__HANDOFF_KEY" in env_of(compose, n)] == ["airflow-worker"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,11 +257,18 @@ def test_aisec_settings_and_connections(compose, example_env):
     strict = "/opt/airflow/policies/strict.yaml"
     assert env["AIRFLOW__AISEC__DEFAULT_POLICY"] == strict
     assert env["AIRFLOW__AISEC__PLATFORM_POLICY"] == strict  # cluster policy on, fail closed
+    # The platform's floor and where policies may come from (issue 11), as scripts/demo.py sets them.
+    assert env["AIRFLOW__AISEC__BASELINE_POLICY"] == "/opt/airflow/policies/baseline.yaml"
+    baseline = REPO / "policies" / "baseline.yaml"
+    assert env["AIRFLOW__AISEC__BASELINE_POLICY_SHA256"] == hashlib.sha256(baseline.read_bytes()).hexdigest()
+    assert env["AIRFLOW__AISEC__POLICY_ROOTS"] == "/opt/airflow/policies"
+    demo = (REPO / "scripts" / "demo.py").read_text()
+    assert all(f'"AIRFLOW__AISEC__{k}"' in demo for k in ("BASELINE_POLICY", "BASELINE_POLICY_SHA256", "POLICY_ROOTS"))
     assert "../policies:/opt/airflow/policies:ro" in compose["services"]["airflow-scheduler"]["volumes"]
     assert (REPO / "policies" / "strict.yaml").exists()
     assert "COPY --chown=airflow:0 policies /opt/airflow/policies" in (DOCKER / "Dockerfile").read_text()
 
-    # S3: the same connection shape as the tests' moto server (conftest.S3Server.airflow_conn_uri).
+    # S3: the same connection shape as the tests' moto server (helpers.services.S3Server).
     aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
     assert aws == {"conn_type": "aws", "login": example_env["MINIO_ROOT_USER"],
                    "password": example_env["MINIO_ROOT_PASSWORD"],
@@ -463,16 +474,17 @@ def test_init_script_configures_openbao_for_airflow(compose, bao, features_db, t
     assert sig["data"]["signature"].startswith("vault:v1:")
     # The project's own signing and verification with the Transit key, through Airflow's AppRole token,
     # checked against the shipped strict policy's trusted keys.
+    from airflow_aisec.core.gates.signing import sign_model, verify_model
+    from airflow_aisec.core.io.vault import VaultClient
     from airflow_aisec.core.policy import load_policy
-    from airflow_aisec.core.signing import sign_model, verify_model
 
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.safetensors").write_bytes(b"\x00" * 64)
     strict_signing = load_policy(REPO / "policies" / "strict.yaml").policy.signing
-    signed = sign_model(model, policy=strict_signing, transit_key="model-signing", vault_client=client)
+    signed = sign_model(strict_signing, model, transit_key="model-signing", vault=VaultClient(client))
     assert signed.findings == []
-    verified = verify_model(model, policy=strict_signing, transit_key="model-signing", vault_client=client)
+    verified = verify_model(strict_signing, model, transit_key="model-signing", vault=VaultClient(client))
     assert verified.findings == []
     root.secrets.kv.v2.create_or_update_secret(path="other/app", secret={"k": "v"}, mount_point="secret")
     with pytest.raises(Forbidden):
@@ -491,9 +503,9 @@ def test_init_script_configures_openbao_for_airflow(compose, bao, features_db, t
         assert cur.fetchone() == (True, True)
     with pytest.raises(Forbidden):  # the bare endpoint would revoke any lease: not granted
         client.sys.revoke_lease(lease)
-    from airflow_aisec.core.secrets import revoke_lease
+    from airflow_aisec.core.gates.secrets import revoke_lease
 
-    revoke_lease(client, lease)  # the gates' own revocation works with this least-privilege policy
+    revoke_lease(VaultClient(client), lease)  # the gates' own revocation works with this least-privilege policy
     with psycopg2.connect(f"postgresql://postgres@127.0.0.1:5432/{features_db}") as pg, pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (user,))
         assert cur.fetchone() == (0,)

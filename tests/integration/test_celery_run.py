@@ -38,6 +38,7 @@ printed. Every process is stopped (by its process group id) and the database dro
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -54,7 +55,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import example_pipeline_vault, free_port, vault_conn_json
+from tests.helpers.net import free_port
+from tests.helpers.vault import example_pipeline_vault, vault_conn_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -422,7 +424,9 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
         # DAG and policy files, the broker, the execution API, Vault and the S3 audit trail with the rest.
         worker_home = root / "worker-home"
         worker_home.mkdir()
-        worker_env = {**env, "AIRFLOW_HOME": str(worker_home), "HOME": str(worker_home)}
+        # Only the worker holds the key that seals the secrets hand-off in XCom (as in docker/compose.yaml).
+        worker_env = {**env, "AIRFLOW_HOME": str(worker_home), "HOME": str(worker_home),
+                      "AIRFLOW__AISEC__HANDOFF_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
         cluster.start("celery-worker", ["celery", "worker", "--queues", queue, "--concurrency", "2",
                                         "--celery-hostname", f"aisec-worker-{suffix}@%h", "--skip-serve-logs",
                                         "--without-gossip", "--without-mingle"],

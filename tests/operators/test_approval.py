@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_aisec.core.evidence import open_evidence_store
-from tests.conftest import patched_environ
+from tests.helpers.env import patched_environ
 
 pytestmark = pytest.mark.integration
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import task_context
+from tests.helpers.airflow import task_context
+from tests.helpers.no_io import forbid_io
 
 pytestmark = pytest.mark.integration
 
@@ -167,8 +167,7 @@ def test_missing_s3_object_fails_closed(tmp_path, s3_server):
 def test_constructor_does_no_io_and_is_keyword_only():
     from airflow_aisec.operators.bias import BiasGateOperator
 
-    with mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")), \
-            mock.patch("socket.socket", side_effect=AssertionError("network in __init__")):
+    with forbid_io("BiasGateOperator.__init__"):
         op = BiasGateOperator(task_id="t", data="s3://b/k.csv", sensitive_columns="a,b", policy="/nope.yaml")
     assert {"data", "label_column", "prediction_column", "score_column", "sensitive_columns", "report_location",
             "policy", "evidence_location"} <= set(op.template_fields)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.helpers.no_io import forbid_io
 
 pytestmark = pytest.mark.integration
 
@@ -104,8 +105,7 @@ def test_s3_tables_and_s3_report(run_dag, env, s3_server):
 def test_constructor_does_no_io_and_is_keyword_only():
     from airflow_aisec.operators.drift import DriftGateOperator
 
-    with mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")), \
-            mock.patch("socket.socket", side_effect=AssertionError("network in __init__")):
+    with forbid_io("DriftGateOperator.__init__"):
         op = DriftGateOperator(task_id="t", reference="s3://b/r.csv", current="/c.csv", policy="/nope.yaml")
     assert {"reference", "current", "features", "report_location", "policy"} <= set(op.template_fields)
     assert op.gate == "drift"

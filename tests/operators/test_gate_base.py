@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
-from tests.conftest import assert_retryable_error, task_context
+from tests.helpers.airflow import assert_retryable_error, task_context
+from tests.helpers.no_io import forbid_io
 
 pytestmark = pytest.mark.integration
 
@@ -195,7 +195,7 @@ def test_configuration_error_is_not_retryable(tmp_path):
         op.execute(task_context())
 
 
-def test_unwritable_evidence_store_fails_the_task(tmp_path):
+def test_unwritable_evidence_store_fails_the_task(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowException
 
     from airflow_aisec.operators.base import AisecGateOperator
@@ -210,7 +210,12 @@ def test_unwritable_evidence_store_fails_the_task(tmp_path):
 
     (tmp_path / "p.yaml").write_text(POLICY)
     (tmp_path / "file").write_text("not a dir")
+    # The gate's own evidence_location is only an extra copy: failing to write it is logged, not fatal.
     op = Ok(task_id="t", policy=str(tmp_path / "p.yaml"), evidence_location=str(tmp_path / "file" / "ev"))
+    assert op.execute(task_context()) == "pass"
+    # The central trail ([aisec] evidence_location) is what must be written.
+    monkeypatch.setenv("AIRFLOW__AISEC__EVIDENCE_LOCATION", str(tmp_path / "file" / "ev"))
+    op = Ok(task_id="t", policy=str(tmp_path / "p.yaml"))
     with pytest.raises(AirflowException, match="could not record evidence"):
         op.execute(task_context())
 
@@ -221,6 +226,6 @@ def test_constructor_does_no_io(tmp_path):
     class G(AisecGateOperator):
         gate = "drift"
 
-    with mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")):
+    with forbid_io("AisecGateOperator.__init__"):
         G(task_id="t", policy="/does/not/exist.yaml", evidence_location="s3://nowhere/x")
     assert set(AisecGateOperator.template_fields) >= {"policy", "evidence_location"}

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import vault_conn_json
+from tests.helpers.vault import vault_conn_json
 
 pytestmark = pytest.mark.integration
 

@@ -6,22 +6,23 @@ not) is checked on ``execute`` directly, since a retryable task would keep ``dag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
-from unittest import mock
 
 import pytest
 
-from tests.conftest import (
-    assert_retryable_error,
-    free_port,
+from tests.helpers.airflow import assert_retryable_error, task_context
+from tests.helpers.env import patched_environ
+from tests.helpers.net import free_port
+from tests.helpers.no_io import forbid_io
+from tests.helpers.services import start_bao
+from tests.helpers.vault import (
     limited_token,
-    patched_environ,
+    open_handoff,
     postgres_database_engine,
     seed_kv,
-    start_bao,
-    task_context,
     vault_conn_json,
 )
 
@@ -129,9 +130,8 @@ import hashlib, json, pathlib
 from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, task, get_current_context
-from airflow_aisec.operators.secrets import (
-    VaultSecretsGateOperator, vault_secrets, unwrap_secrets, vault_database_credentials,
-)
+from airflow_aisec.operators.secrets import VaultSecretsGateOperator
+from airflow_aisec.task_secrets import unwrap_secrets, vault_database_credentials, vault_secrets
 POLICY = {policy!r}
 EVIDENCE = {evidence!r}
 SIDE = pathlib.Path({side!r})
@@ -249,7 +249,9 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
         "vault://secret/ops/train/db?version=1",
         "vault://secret/ops/train/api?version=1",
     }
-    handles = out.xcom("fetch", "aisec_secret_handles")["handles"]
+    sealed = out.xcom("fetch", "aisec_secret_handles")
+    assert sealed["sealed"] is True and all(h["token"].startswith("aisec-sealed:") for h in sealed["handles"])
+    handles = open_handoff(sealed, dag_id="secrets_ops_main", run_id=out.run_id)
     assert {h["creation_path"] for h in handles} == {"secret/data/ops/train/db", "secret/data/ops/train/api"}
     from hvac import exceptions as hv
 
@@ -258,13 +260,15 @@ with DAG("secrets_ops_main", schedule=None, start_date=pendulum.datetime(2025, 1
             env["root"].sys.unwrap(h["token"])
     assert "SecretValues(paths=['ops/train/api', 'ops/train/db'])" in (side / "repr.txt").read_text()
 
-    # refusals: ungranted path (critical, never waived), missing path, short value; no handle issued
+    # refusals: ungranted path (critical, never waived), missing path (an access error), short value;
+    # no handle issued
     denied = out.xcom("fetch_denied")
     assert denied["verdict"] == "fail" and denied["findings"][0]["rule"] == "secrets.path_not_allowed"
     assert denied["findings"][0]["severity"] == "critical"
     assert out.xcom("fetch_denied", "aisec_secret_handles") is None
     missing = out.xcom("fetch_missing")
-    assert missing["verdict"] == "fail" and missing["findings"][0]["rule"] == "secrets.path_missing"
+    assert missing["verdict"] == "error" and missing["error"]["type"] == "AccessDeniedError"
+    assert "not found" in missing["error"]["message"] and missing["error"]["retryable"] is False
     short = out.xcom("fetch_short")
     assert short["verdict"] == "fail" and short["findings"][0]["rule"] == "secrets.value_unmaskable"
     assert short["findings"][0]["location"] == {"path": "ops/train/short", "keys": ["pin"]}
@@ -309,8 +313,13 @@ with DAG("secrets_ops_intercept", schedule=None, start_date=pendulum.datetime(20
     def intercept():
         import hvac
         ti = get_current_context()["ti"]
-        handles = ti.xcom_pull(task_ids="fetch", key="aisec_secret_handles")
-        hvac.Client(url={env["addr"]!r}, token={env["token"]!r}).sys.unwrap(handles["handles"][0]["token"])
+        from airflow_aisec import settings
+        from airflow_aisec.core.gates.secrets import open_handles, parse_handoff_keys
+        # code running on a worker holds [aisec] handoff_key: it can open the hand-off and steal it
+        sealed = ti.xcom_pull(task_ids="fetch", key="aisec_secret_handles")
+        handles = open_handles(sealed, parse_handoff_keys(settings.handoff_key()), dag_id=ti.dag_id,
+                               run_id=ti.run_id, task_id="fetch")
+        hvac.Client(url={env["addr"]!r}, token={env["token"]!r}).sys.unwrap(handles[0].token)
 
     @task
     def consume():
@@ -419,7 +428,7 @@ def test_unreachable_vault_is_a_retryable_failure(env, tmp_path, vault_conn):
 def test_sealed_vault_is_retryable_for_gate_and_consumer(env, tmp_path, vault_conn):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from airflow_aisec.operators.secrets import unwrap_secrets
+    from airflow_aisec.task_secrets import unwrap_secrets
 
     server = start_bao("ops-sealed")
     addr = server.addr
@@ -478,7 +487,7 @@ def test_bad_arguments_fail_without_retry(env, tmp_path, vault_conn, paths, wrap
 def test_missing_connection_and_malformed_handles_fail_without_retry(env, tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from airflow_aisec.operators.secrets import unwrap_secrets
+    from airflow_aisec.task_secrets import unwrap_secrets
 
     op = _gate(env, tmp_path)
     op.vault_conn_id = "no_such_conn"
@@ -497,10 +506,7 @@ def test_missing_connection_and_malformed_handles_fail_without_retry(env, tmp_pa
 def test_constructor_does_no_io_and_templates_paths():
     from airflow_aisec.operators.secrets import VaultSecretsGateOperator
 
-    with (
-        mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")),
-        mock.patch("socket.socket", side_effect=AssertionError("network in __init__")),
-    ):
+    with forbid_io("VaultSecretsGateOperator.__init__"):
         op = VaultSecretsGateOperator(task_id="t", paths=["a/b"], policy="/nope.yaml")
     assert {"paths", "vault_conn_id", "wrap_ttl", "policy", "evidence_location"} <= set(op.template_fields)
     with pytest.raises(TypeError):
@@ -559,7 +565,7 @@ def test_hook_auth_methods_work_for_gate_and_consumer(env, tmp_path, monkeypatch
             }
         }
     monkeypatch.setenv("AIRFLOW_CONN_VAULT_DIRECT", vault_conn_json(env["addr"], **conn))
-    from airflow_aisec.operators.secrets import unwrap_secrets
+    from airflow_aisec.task_secrets import unwrap_secrets
 
     ctx = _context()
     assert _gate(env, tmp_path).execute(ctx) == "pass"
@@ -595,3 +601,41 @@ def test_warn_level_unmaskable_value_still_hands_off(env, tmp_path, vault_conn):
     pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
     assert pushed["aisec_result"]["findings"][0]["enforcement"] == "warn"
     assert len(pushed["aisec_secret_handles"]["handles"]) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# ``aisec secrets check`` runs the operator's check: same policy and request, same verdict
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "paths, verdict",
+    [
+        ({"ops/train/db": ["password"], "ops/train/api": []}, "pass"),
+        (["ops/train/short"], "fail"),  # a value the masker cannot hide
+        (["ops/other/secret"], "fail"),  # not granted to this DAG/task
+        ({"ops/train/db": ["api_key"]}, "error"),  # a required key is missing
+        (["ops/train/not-there"], "error"),  # missing in Vault
+    ],
+)
+def test_cli_and_operator_give_the_same_verdict(env, tmp_path, vault_conn, aisec_cli, paths, verdict):
+    from airflow_aisec.operators.secrets import VaultSecretsGateOperator
+
+    vault_conn(env["addr"], env["token"])
+    ctx = _context(dag_id="secrets_ops_parity", task_id="fetch_parity")
+    op = VaultSecretsGateOperator(task_id="fetch_parity", paths=paths, policy=env["policy"],
+                                  evidence_location=str(tmp_path / "ev"), vault_conn_id="vault_direct")
+    with contextlib.suppress(Exception):  # the verdict is in the pushed result either way
+        op.execute(ctx)
+    by_operator = next(c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list
+                       if c.kwargs["key"] == "aisec_result")
+
+    args = [p if isinstance(paths, list) else f"{p}:{','.join(k)}" for p, k in
+            (((p, []) for p in paths) if isinstance(paths, list) else paths.items())]
+    proc = aisec_cli("secrets", "check", *args, "--policy", env["policy"], "--dag-id", "secrets_ops_parity",
+                     "--task-id", "fetch_parity", "--json",
+                     env={"VAULT_ADDR": env["addr"], "VAULT_TOKEN": env["token"]})
+    by_cli = json.loads(proc.stdout)
+    assert by_operator["verdict"] == by_cli["verdict"] == verdict, proc.stderr
+    assert [f["rule"] for f in by_operator["findings"]] == [f["rule"] for f in by_cli["findings"]]
+    assert (by_operator.get("error") or {}).get("type") == (by_cli.get("error") or {}).get("type")
+    assert proc.returncode == {"pass": 0, "fail": 1, "error": 2}[verdict]
+    _assert_no_planted_values(by_operator, proc.stdout, proc.stderr)

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import enable_engine, vault_conn_json
+from tests.helpers.airflow import assert_retryable_error, task_context
+from tests.helpers.net import free_port
+from tests.helpers.services import start_bao
+from tests.helpers.vault import enable_engine, vault_conn_json
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +65,7 @@ def pem(tmp_path_factory):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from airflow_aisec.core.signing import key_fingerprint
+    from airflow_aisec.core.gates.signing import key_fingerprint
 
     d = tmp_path_factory.mktemp("opkeys")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -148,8 +151,8 @@ def test_signature_swapped_for_another_keys_fails_as_untrusted(run_dag, make, tm
     rogue = tmp_path / "rogue.pem"
     rogue.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    between = ("from airflow_aisec.core.signing import sign_model; "
-               f"sign_model(MODEL, private_key={str(rogue)!r})")
+    between = ("from airflow_aisec.core.gates.signing import sign_model; "
+               f"sign_model(None, MODEL, private_key={str(rogue)!r})")
     out = run_dag(make("sig_pem_rogue", between=between), "sig_pem_rogue")
     assert out.task_states["verify"] == "failed" and out.task_states["deploy"] == "upstream_failed"
     assert out.xcom("verify")["findings"][0]["rule"] == "signing.untrusted_key"
@@ -230,3 +233,65 @@ def test_operators_validate_arguments_without_io():
         ModelSignatureSensor(task_id="w", model="/nonexistent")
     op = ModelVerifyGateOperator(task_id="v2", model="/nonexistent/{{ ds }}", transit_key="k")
     assert {"model", "signature", "public_key", "transit_key", "policy"} <= set(op.template_fields)
+
+
+# --------------------------------------------------------------------------------------------
+# A Vault outage while signing or verifying is retryable, exactly like in the secrets gate
+# --------------------------------------------------------------------------------------------
+def _transit_gates(tmp_path: Path, model: Path, name: str):
+    from airflow_aisec.operators.signing import ModelSignOperator, ModelVerifyGateOperator
+
+    policy = tmp_path / "outage.yaml"
+    policy.write_text(f"version: 1\nname: outage\nsigning:\n  trusted_keys:\n"
+                      f"    - {{id: t, transit: {{name: {name}, versions: [1]}}}}\n")
+    common = {"model": str(model), "transit_key": name, "policy": str(policy),
+              "evidence_location": str(tmp_path / "ev"), "vault_conn_id": "vault_outage"}
+    return ModelSignOperator(task_id="sign", **common), ModelVerifyGateOperator(task_id="verify", **common)
+
+
+@pytest.mark.parametrize("auth", ["token", "approle"])
+def test_vault_outage_while_signing_is_retryable(tmp_path, monkeypatch, auth):
+    """Token auth fails at the Transit request, AppRole already at the login: both retry, message kept."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.safetensors").write_bytes(b"\x02" + b"\x00" * 7 + b"{}")
+    name = f"outage-{uuid.uuid4().hex[:8]}"
+    server = start_bao("sign-outage")
+    try:
+        root = server.client()
+        enable_engine(root, "transit", "transit")
+        root.secrets.transit.create_key(name=name, key_type="ecdsa-p256")
+        conn: dict = {"password": server.token}
+        if auth == "approle":
+            root.sys.enable_auth_method("approle")
+            root.sys.create_or_update_policy("sign", 'path "transit/*" { capabilities = ["read", "update"] }')
+            root.auth.approle.create_or_update_approle("signer", token_policies=["sign"], token_ttl="10m")
+            conn = {"login": root.auth.approle.read_role_id("signer")["data"]["role_id"],
+                    "password": root.auth.approle.generate_secret_id("signer")["data"]["secret_id"],
+                    "extra": {"auth_type": "approle"}}
+        monkeypatch.setenv("AIRFLOW_CONN_VAULT_OUTAGE", vault_conn_json(server.addr, **conn))
+        sign, verify = _transit_gates(tmp_path, model, name)
+        assert sign.execute(task_context(dag_id="sig_outage", task_id="sign")) == "pass"
+        assert verify.execute(task_context(dag_id="sig_outage", task_id="verify")) == "pass"
+    finally:
+        server.stop()  # Vault goes away between runs
+
+    for gate in _transit_gates(tmp_path, model, name):
+        ctx = task_context(dag_id="sig_outage", task_id=gate.task_id)
+        pushed = assert_retryable_error(lambda gate=gate, ctx=ctx: gate.execute(ctx), ctx)
+        assert pushed["error"]["type"] == "ServiceUnavailableError"
+        assert pushed["error"]["message"].startswith("Vault unreachable for ")  # the gate's own message, kept
+        assert server.token not in json.dumps(pushed)
+
+
+def test_unreachable_vault_address_while_signing_is_retryable(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.safetensors").write_bytes(b"\x00" * 16)
+    monkeypatch.setenv("AIRFLOW_CONN_VAULT_OUTAGE", vault_conn_json(f"http://127.0.0.1:{free_port()}",
+                                                                    password="x"))
+    sign, _verify = _transit_gates(tmp_path, model, "any-key")
+    ctx = task_context(dag_id="sig_outage", task_id="sign")
+    pushed = assert_retryable_error(lambda: sign.execute(ctx), ctx)
+    # VaultHook probes the token when it connects: the outage shows there, translated like everywhere.
+    assert pushed["error"]["message"] == "Vault unreachable for Vault connection 'vault_outage': ConnectionError"

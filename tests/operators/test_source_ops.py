@@ -7,14 +7,15 @@ import json
 import os
 import uuid
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import assert_retryable_error, free_port, task_context
+from tests.helpers.airflow import assert_retryable_error, task_context
+from tests.helpers.net import free_port
+from tests.helpers.no_io import forbid_io
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +195,7 @@ def test_missing_object_is_not_retryable(env, tmp_path):
 def test_constructor_does_no_io_and_templates():
     from airflow_aisec.operators.source import SourceValidationOperator
 
-    with mock.patch("builtins.open", side_effect=AssertionError("I/O in __init__")):
+    with forbid_io("SourceValidationOperator.__init__"):
         op = SourceValidationOperator(task_id="t", data="s3://nowhere/x.parquet", policy="/no/such.yaml",
                                       reference="s3://nowhere/ref.parquet", aws_conn_id="nope")
     assert op.gate == "source"

@@ -45,6 +45,9 @@ def report_root(session_dir) -> Path:
     root = session_dir / "aisec-reports"
     root.mkdir(parents=True, exist_ok=True)
     os.environ["AIRFLOW__AISEC__REPORT_ROOTS"] = str(root)
+    from airflow_aisec import settings
+
+    settings.reload()  # settings are a snapshot: take a new one with the report root
     return root
 
 

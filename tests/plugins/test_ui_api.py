@@ -183,7 +183,9 @@ def test_run_json_lists_every_gate_with_verdicts(client, gate_runs, admin):
     # Failed gates first, passes last.
     assert data["gates"][0]["task_id"] == "gate_fail"
     assert [g["verdict"] for g in data["gates"]][-1] == "pass"
-    assert data["counts"] == {"fail": 1, "error": 0, "warn": 1, "pending": 1, "pass": 2}
+    assert data["counts"] == {"fail": 1, "error": 0, "unverified": 0, "warn": 1, "pending": 1, "pass": 2}
+    # Every result the gates pushed is confirmed by the central audit trail.
+    assert all(g["verified"] is True for g in data["gates"] if g["result"] is not None)
     failing = data["gates"][0]
     assert failing["ti_state"] == "failed"
     assert failing["result"]["policy"]["sha256"] == gate_runs.policy_sha256
@@ -273,7 +275,10 @@ def test_evidence_record_is_read_and_checked_against_the_xcom(client, gate_runs,
         "found": True,
         "sha256_matches": True,
         "body_digest_valid": True,
+        "chain_verified": True,
         "payload_matches_result": True,
+        "airflow_ids_match": True,
+        "anchor_matches": True,
         "verified": True,
     }
     assert body["record"]["payload"]["verdict"] == "fail"
@@ -292,7 +297,7 @@ def test_overview_counts_and_filters(client, gate_runs, admin):
 
     mixed = client.get(f"/aisec/api/overview?dag_id={MIXED_DAG}", headers=admin).json()
     assert {r["dag_id"] for r in mixed["results"]} == {MIXED_DAG}
-    assert mixed["counts"] == {"pass": 2, "warn": 1, "fail": 1, "error": 0}
+    assert mixed["counts"] == {"pass": 2, "warn": 1, "fail": 1, "error": 0, "unverified": 0}
 
     none = client.get("/aisec/api/overview?gate=no_such_gate", headers=admin).json()
     assert none["results"] == [] and none["total"] == 0

@@ -9,11 +9,11 @@ import os
 import pytest
 
 from airflow_aisec.core.evidence import open_evidence_store
-from airflow_aisec.exceptions import ConfigurationError, ServiceUnavailableError
+from airflow_aisec.exceptions import ConfigurationError
 from airflow_aisec.operators.links import run_tab_url, ui_base
 from airflow_aisec.plugins import files
 from airflow_aisec.plugins.results import GateView, parse_evidence, parse_result
-from tests.conftest import free_port
+from tests.helpers.net import free_port
 
 RUN = "manual__2024-01-01T00:00:00+00:00"
 
@@ -55,13 +55,28 @@ def test_extra_link_reads_base_url_from_airflow_config(monkeypatch):
 
 # --- reports: only under configured roots ---------------------------------------------------------
 @pytest.fixture
-def roots(tmp_path, monkeypatch):
+def aisec_env(monkeypatch):
+    """Set ``[aisec]`` environment variables for one test; settings are a snapshot, so take a new one
+    (and another after the variables are restored)."""
+    from airflow_aisec import settings
+
+    def _set(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(f"AIRFLOW__AISEC__{key.upper()}", value)
+        settings.reload()
+
+    yield _set
+    monkeypatch.undo()
+    settings.reload()
+
+
+@pytest.fixture
+def roots(tmp_path, aisec_env):
     evidence = tmp_path / "evidence"
     extra = tmp_path / "extra-reports"
     (evidence / "reports").mkdir(parents=True)
     extra.mkdir()
-    monkeypatch.setenv("AIRFLOW__AISEC__EVIDENCE_LOCATION", str(evidence))
-    monkeypatch.setenv("AIRFLOW__AISEC__REPORT_ROOTS", f"{extra}, s3://bucket/reports")
+    aisec_env(evidence_location=str(evidence), report_roots=f"{extra}, s3://bucket/reports")
     return evidence, extra
 
 
@@ -109,45 +124,65 @@ def test_report_link_kinds(roots, uri, kind):
     assert files.classify_report(uri).kind == kind
 
 
-# --- evidence records ---------------------------------------------------------------------------
-def test_local_evidence_is_checked_against_the_xcom(tmp_path, monkeypatch):
-    location = tmp_path / "evidence"
-    monkeypatch.setenv("AIRFLOW__AISEC__EVIDENCE_LOCATION", str(location))
-    payload = {"gate": "drift", "verdict": "fail"}
-    ref = open_evidence_store(str(location)).append(payload).to_dict()
-
-    ok = files.read_evidence(ref, payload)
-    assert ok["checks"]["verified"] is True and ok["record"]["payload"] == payload
-
-    # The XCom says "pass" but the audit trail recorded "fail": shown as not verified.
-    forged = files.read_evidence(ref, {"gate": "drift", "verdict": "pass"})
-    assert forged["checks"]["payload_matches_result"] is False and forged["checks"]["verified"] is False
-
-    # The record was edited after the fact.
-    record = location / ref["name"]
-    os.chmod(record, 0o644)
-    doc = json.loads(record.read_bytes())
-    doc["payload"]["verdict"] = "pass"
-    record.write_text(json.dumps(doc))
-    edited = files.read_evidence(ref, payload)
-    assert edited["checks"]["sha256_matches"] is False and edited["checks"]["verified"] is False
-
-    # A reference to a location other than the configured trail is never read.
-    with pytest.raises(ConfigurationError):
-        files.read_evidence({**ref, "location": str(tmp_path)}, payload)
-    assert files.read_evidence({**ref, "seq": 99, "name": "000000000099.json"}, payload)["checks"] == {
-        "found": False
+# --- evidence records: only what the central trail confirms -------------------------------------
+def _doc(verdict: str = "fail", task_id: str = "t", try_number: int = 1) -> dict:
+    return {
+        "schema_version": "1.0", "gate": "drift", "verdict": verdict,
+        "started_at": "2024-01-01T00:00:00+00:00", "finished_at": "2024-01-01T00:00:01+00:00",
+        "airflow": {"dag_id": "d", "run_id": "r", "task_id": task_id, "try_number": try_number},
     }
 
 
+def test_local_evidence_is_served_only_for_a_result_the_trail_confirms(tmp_path, aisec_env):
+    from airflow_aisec.core.trail_index import clear_cache
+    from airflow_aisec.plugins import trust
+
+    location = tmp_path / "evidence"
+    aisec_env(evidence_location=str(location))
+    clear_cache()
+    doc = _doc()
+    open_evidence_store(str(location)).append(doc)
+    index, problem = trust.current_index()
+    assert problem is None and index.records == 1 and index.broken is None
+    ok = index.confirm(doc, dag_id="d", run_id="r", task_id="t", try_number=1)
+    assert ok.verified
+    served = trust.read_confirmed_record(ok.entry, doc, {"seq": 1, "sha256": ok.entry.sha256})
+    assert served["checks"]["verified"] is True and served["checks"]["anchor_matches"] is True
+    assert served["record"]["payload"] == doc
+
+    # The XCom says "pass" but the trail recorded "fail"; another task; another try; another DAG.
+    assert not index.confirm({**doc, "verdict": "pass"}, dag_id="d", run_id="r", task_id="t", try_number=1).verified
+    assert not index.confirm(doc, dag_id="d", run_id="r", task_id="other", try_number=1).verified
+    assert not index.confirm(doc, dag_id="d", run_id="r", task_id="t", try_number=2).verified
+    assert not index.confirm(doc, dag_id="other", run_id="r", task_id="t", try_number=1).verified
+
+    # The record was edited after the fact: not served, and the trail no longer verifies.
+    record = location / "000000000001.json"
+    os.chmod(record, 0o644)
+    edited = json.loads(record.read_bytes())
+    edited["payload"]["verdict"] = "pass"
+    record.write_text(json.dumps(edited))
+    with pytest.raises(trust.RecordMismatch):
+        trust.read_confirmed_record(ok.entry, doc, None)
+    index, _ = trust.current_index()
+    assert index.broken and not index.confirm(doc, dag_id="d", run_id="r", task_id="t", try_number=1).verified
+
+
 @pytest.mark.integration
-def test_s3_evidence_and_reports_are_read_through_the_airflow_connection(s3_server, monkeypatch):
+def test_s3_evidence_and_reports_are_read_through_the_airflow_connection(s3_server, aisec_env):
+    from airflow_aisec.core.trail_index import clear_cache
+    from airflow_aisec.plugins import trust
+
     client = s3_server.client()
     client.create_bucket(Bucket="ui-audit")
-    monkeypatch.setenv("AIRFLOW__AISEC__EVIDENCE_LOCATION", "s3://ui-audit/trail")
-    payload = {"gate": "bias", "verdict": "warn"}
-    ref = open_evidence_store("s3://ui-audit/trail", s3_client=client).append(payload).to_dict()
-    assert files.read_evidence(ref, payload)["checks"]["verified"] is True
+    aisec_env(evidence_location="s3://ui-audit/trail")
+    clear_cache()
+    doc = _doc("warn")
+    open_evidence_store("s3://ui-audit/trail", s3_client=client).append(doc)
+    index, problem = trust.current_index()
+    assert problem is None
+    confirmation = index.confirm(doc, dag_id="d", run_id="r", task_id="t", try_number=1)
+    assert trust.read_confirmed_record(confirmation.entry, doc, None)["checks"]["verified"] is True
 
     client.put_object(Bucket="ui-audit", Key="trail/reports/d/r/t/bias-report.html", Body=b"<p>bias</p>")
     assert files.read_report("s3://ui-audit/trail/reports/d/r/t/bias-report.html") == b"<p>bias</p>"
@@ -156,7 +191,10 @@ def test_s3_evidence_and_reports_are_read_through_the_airflow_connection(s3_serv
         files.read_report("s3://ui-audit/trail/000000000001.json")
 
 
-def test_unreachable_s3_is_service_unavailable(monkeypatch):
+def test_unreachable_s3_trail_shows_every_result_as_unverified(monkeypatch, aisec_env):
+    from airflow_aisec.core.result import GateResult
+    from airflow_aisec.plugins import trust
+
     port = free_port()  # a port nothing listens on
     conn = {
         "conn_type": "aws",
@@ -169,11 +207,14 @@ def test_unreachable_s3_is_service_unavailable(monkeypatch):
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_AISEC_DEAD_S3", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW__AISEC__EVIDENCE_AWS_CONN_ID", "aisec_dead_s3")
-    monkeypatch.setenv("AIRFLOW__AISEC__EVIDENCE_LOCATION", "s3://ui-audit/trail")
-    ref = {"location": "s3://ui-audit/trail", "seq": 1, "name": "000000000001.json", "sha256": "0" * 64}
-    with pytest.raises(ServiceUnavailableError):
-        files.read_evidence(ref, {})
+    aisec_env(evidence_aws_conn_id="aisec_dead_s3", evidence_location="s3://ui-audit/trail")
+    index, problem = trust.current_index()
+    assert index is None and "cannot be read" in problem
+    doc = _doc("pass")
+    view = GateView(dag_id="d", run_id="r", task_id="t", try_number=1, raw=doc,
+                    result=GateResult.model_validate(doc))
+    view.check_against(index, problem)
+    assert view.verdict == "unverified" and "cannot be read" in view.trust
 
 
 # --- untrusted result documents -----------------------------------------------------------------

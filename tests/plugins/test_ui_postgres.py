@@ -148,15 +148,15 @@ def test_plugin_on_postgres_metadata_db(pg_database, tmp_path):
     verdicts = {g["task_id"]: g["verdict"] for g in out["run_json"]["gates"]}
     assert verdicts == MIXED_VERDICTS
     assert out["run_json"]["gates"][0]["task_id"] == "gate_fail"
-    # Counting and filtering on JSONB in SQL.
-    assert out["overview_admin"]["counts"] == {"pass": 2, "warn": 1, "fail": 2, "error": 0}
+    # Filtering on JSONB in SQL; every result checked against the audit trail (none unverified here).
+    assert out["overview_admin"]["counts"] == {"pass": 2, "warn": 1, "fail": 2, "error": 0, "unverified": 0}
     assert out["overview_admin"]["gates"] == [gate]
     assert {r["verdict"] for r in out["overview_fail"]["results"]} == {"fail"}
     assert len(out["overview_fail"]["results"]) == 2
     # Per-DAG access holds on PostgreSQL too.
     assert out["secret_restricted"] == 403
     assert {r["dag_id"] for r in out["overview_restricted"]["results"]} == {MIXED_DAG}
-    assert out["overview_restricted"]["counts"] == {"pass": 2, "warn": 1, "fail": 1, "error": 0}
+    assert out["overview_restricted"]["counts"] == {"pass": 2, "warn": 1, "fail": 1, "error": 0, "unverified": 0}
     assert SECRET_MARKER not in json.dumps(out["overview_restricted"])
     # Escaping does not depend on the database.
     assert out["run_page"]["status"] == 200

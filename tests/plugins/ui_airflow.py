@@ -41,12 +41,13 @@ class LiveAirflow:
     _token: str | None = None
 
     # --- REST helpers (stdlib only: what a user's script would do) ---------------------------
-    def request(self, method: str, path: str, body: Any = None, *, token: bool = True) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None, *, token: bool | str = True) -> tuple[int, Any]:
+        """``token``: True for the admin's, a string for that bearer token, False for none."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
         req.add_header("Content-Type", "application/json")
         if token:
-            req.add_header("Authorization", f"Bearer {self.token()}")
+            req.add_header("Authorization", f"Bearer {token if isinstance(token, str) else self.token()}")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 raw = resp.read()
@@ -57,6 +58,13 @@ class LiveAirflow:
             return status, json.loads(raw)
         except ValueError:
             return status, raw.decode(errors="replace")
+
+    def login(self, username: str, password: str) -> str:
+        """A bearer token of another user (see ``passwords`` of :func:`live_airflow`)."""
+        status, body = self.request("POST", "/auth/token", {"username": username, "password": password},
+                                    token=False)
+        assert status == 201, (status, body)
+        return body["access_token"]
 
     def token(self) -> str:
         if self._token is None:
@@ -157,14 +165,24 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
 
 @contextlib.contextmanager
 def live_airflow(
-    home: Path, dag_files: dict[str, str], *, extra_env: dict[str, str] | None = None
+    home: Path,
+    dag_files: dict[str, str],
+    *,
+    extra_env: dict[str, str] | None = None,
+    passwords: dict[str, str] | None = None,
 ) -> Iterator[LiveAirflow]:
-    """Migrate a fresh SQLite DB, start api-server + scheduler + dag-processor, stop them on exit."""
+    """Migrate a fresh SQLite DB, start api-server + scheduler + dag-processor, stop them on exit.
+
+    ``passwords``: more SimpleAuthManager users' passwords (their roles go in ``extra_env``'s
+    ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS``).
+    """
     home.mkdir(parents=True, exist_ok=True)
     (home / "dags").mkdir(exist_ok=True)
     for name, source in dag_files.items():
         (home / "dags" / name).write_text(source)
-    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": ADMIN_PASSWORD}))
+    (home / "simple_auth_manager_passwords.json.generated").write_text(
+        json.dumps({**(passwords or {}), "admin": ADMIN_PASSWORD})
+    )
     port = free_port()
     env = airflow_env(home, port, extra_env)
     airflow = str(VENV_BIN / "airflow")

@@ -15,14 +15,14 @@ def _columns(values: list[str] | None) -> list[str]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from airflow_aisec.core.bias import check_bias
+    from airflow_aisec.core.gates.bias import check_bias
 
     client = endpoint_s3_client(args.endpoint_url, args.data, args.report)
 
     def check(loaded):
         return check_bias(
+            loaded.section("bias"),
             args.data,
-            loaded.policy.section("bias"),
             label=args.label,
             prediction=args.prediction,
             score=args.score,

@@ -7,15 +7,15 @@ import argparse
 
 def _check(args: argparse.Namespace) -> int:
     from airflow_aisec.cli.args import endpoint_s3_client, run_gate_command
-    from airflow_aisec.core.drift import check_drift
+    from airflow_aisec.core.gates.drift import check_drift
 
     client = endpoint_s3_client(args.endpoint_url, args.reference, args.current, args.report)
 
     def check(loaded):
         return check_drift(
+            loaded.section("drift"),
             args.reference,
             args.current,
-            loaded.policy.section("drift"),
             features=args.features,
             report=args.report,
             report_meta={"policy": f"{loaded.name} (sha256 {loaded.sha256})", "source": "aisec drift check"},

@@ -2,9 +2,12 @@
 
 The DAG files are parsed with Airflow's ``DagBag`` (no scheduler, no metadata
 database needed) and every DAG is checked with the same rules the cluster policy
-applies (:mod:`airflow_aisec.core.platform`). The installed cluster policy is
-suspended while parsing so the rules are not applied twice, and so that the policy
-given on the command line is the one that counts.
+applies (:mod:`airflow_aisec.core.gates.platform`). The parsing happens in a child
+process started with ``[aisec] platform_policy`` empty in its environment, so the
+installed cluster policy is a no-op there (nothing in DAG code can switch it, and
+there is no switch in the provider to flip); the child hands back plain descriptions
+of the DAGs, and this process, where no DAG code ran, evaluates the policy given on
+the command line.
 
 Exit codes: 0 no blocking violation; 1 at least one enforce-level violation (each is
 listed); 2 invalid input: the folder or policy is missing or invalid, the policy has no
@@ -15,58 +18,83 @@ was found at all (a lint that checked nothing must not look like a pass).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from airflow_aisec.cli.args import EXIT_INVALID, EXIT_OK, EXIT_VIOLATION, CliError
+from airflow_aisec.cli.args import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_VIOLATION, CliError
+
+#: Runs in the child: parse, describe every DAG, write plain JSON to argv[2].
+_CHILD = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from airflow_aisec.cluster_policy import describe_dag
+bag = DagBag(dag_folder=sys.argv[1])
+doc = {"dags": [describe_dag(d).to_dict() for d in bag.dags.values()],
+       "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}}
+with open(sys.argv[2], "w") as fh:
+    json.dump(doc, fh, default=str)
+"""
+#: Longest a lint parse may take (DagBag also bounds each file with [core] dagbag_import_timeout).
+PARSE_TIMEOUT_SECONDS = 3600
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send fd 1 to stderr: Airflow's logging and DAG files' prints must not mix with the report."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+def _spec(doc: dict[str, Any]) -> Any:
+    from airflow_aisec.core.gates.platform import DagSpec, TaskSpec
+
+    tasks = [
+        TaskSpec(task_id=t["task_id"], classes=tuple(t.get("classes") or ()), gate=t.get("gate"),
+                 upstream=tuple(t.get("upstream") or ()), trigger_rule=t.get("trigger_rule") or "all_success",
+                 approves=t.get("approves"),
+                 pods=tuple((p.get("source"), p.get("pod")) for p in t.get("pods") or ()))
+        for t in doc.get("tasks") or ()
+    ]
+    return DagSpec.build(doc["dag_id"], tasks, tags=doc.get("tags") or (), fileloc=doc.get("fileloc"))
 
 
 def _parse(folder: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """DAGs and import errors of a folder or file, without the aisec cluster policy."""
-    with _stdout_to_stderr():
-        from airflow.dag_processing.dagbag import DagBag
+    """Descriptions (:class:`DagSpec`) and import errors of a folder or file, parsed in a child process
+    in which the cluster policy is off (its setting is empty in the child's environment)."""
+    from airflow_aisec import settings
 
-        from airflow_aisec import cluster_policy
-
-        with cluster_policy.suspended():
-            bag = DagBag(dag_folder=str(folder))
-    return dict(bag.dags), {str(k): str(v) for k, v in bag.import_errors.items()}
+    env = {**os.environ, settings.env_var("platform_policy"): ""}
+    with tempfile.TemporaryDirectory(prefix="aisec-lint-") as tmp:
+        out = Path(tmp) / "dags.json"
+        sys.stdout.flush()
+        try:
+            proc = subprocess.run([sys.executable, "-c", _CHILD, str(folder), str(out)], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=PARSE_TIMEOUT_SECONDS, check=False)
+        except subprocess.TimeoutExpired:
+            raise CliError(f"{folder}: parsing the DAG files took longer than {PARSE_TIMEOUT_SECONDS}s") from None
+        # Airflow's logging and DAG files' prints go to stderr: they must not mix with the report.
+        sys.stderr.write(proc.stdout.decode("utf-8", "replace"))
+        if proc.returncode != 0 or not out.exists():
+            raise CliError(f"{folder}: the DAG files could not be parsed (exit {proc.returncode})",
+                           code=EXIT_INTERNAL)
+        doc = json.loads(out.read_text())
+    dags = {d["dag_id"]: _spec(d) for d in doc["dags"]}
+    return dags, dict(doc["import_errors"])
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from airflow_aisec.cluster_policy import describe_dag
-    from airflow_aisec.core.platform import evaluate_dag, platform_section, violations_outcome
+    from airflow_aisec.core.gates.platform import evaluate_dag, violations_outcome
     from airflow_aisec.core.policy import load_policy
 
     folder = Path(args.dag_folder)
     if not folder.exists():
         raise CliError(f"{folder}: DAG folder or file not found")
     loaded = load_policy(args.policy)  # PolicyError -> exit 2 naming file and field
-    platform_section(loaded)
+    loaded.section("platform")  # PolicyError -> exit 2: lint without platform rules checks nothing
 
     dags, import_errors = _parse(folder)
     violations = []
     for dag_id in sorted(dags):
-        violations.extend(evaluate_dag(loaded, describe_dag(dags[dag_id])))
+        violations.extend(evaluate_dag(loaded, dags[dag_id]))
     blocking = [v for v in violations if v.blocking]
 
     if args.json:

@@ -26,25 +26,16 @@ signing: {}
 PASSWORD_ENV = "AISEC_SIGNING_KEY_PASSWORD"
 
 
-def _is_s3(*uris: Any) -> bool:
-    return any(str(u or "").startswith("s3://") for u in uris)
-
-
 def _vault() -> Any:
-    from airflow_aisec.core.io.vault import client_from_env
+    from airflow_aisec.core.io.vault import VaultClient
 
-    return client_from_env()
-
-
-def _s3() -> Any:
-    from airflow_aisec.core.io.storage import make_s3_client
-
-    return make_s3_client()
+    return VaultClient.from_env()
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from airflow_aisec.core.gates.signing import sign_model
+    from airflow_aisec.core.io.storage import s3_client_if_needed
     from airflow_aisec.core.policy import load_policy, parse_policy
-    from airflow_aisec.core.signing import sign_model
 
     password = os.environ.get(PASSWORD_ENV)
 
@@ -55,16 +46,16 @@ def _sign(args: argparse.Namespace) -> int:
 
     def check(loaded: Any) -> Any:
         return sign_model(
+            loaded.section("signing"),
             args.model,
-            policy=loaded.policy.section("signing"),
             signature=args.signature,
             private_key=args.key,
             private_key_password=password.encode("utf-8") if (password and args.key) else None,
             transit_key=args.transit_key,
             transit_mount=args.transit_mount,
             transit_key_version=args.key_version,
-            vault_client=_vault() if args.transit_key else None,
-            s3_client=_s3() if _is_s3(args.model, args.signature) else None,
+            vault=_vault() if args.transit_key else None,
+            s3_client=s3_client_if_needed(args.model, args.signature),
         )
 
     return run_gate_command(args, "signing", check, load=load, details=_print_signature)
@@ -82,17 +73,18 @@ def _print_signature(result: Any) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     def check(loaded: Any) -> Any:
-        from airflow_aisec.core.signing import verify_model
+        from airflow_aisec.core.gates.signing import verify_model
+        from airflow_aisec.core.io.storage import s3_client_if_needed
 
         return verify_model(
+            loaded.section("signing"),
             args.model,
-            policy=loaded.policy.section("signing"),
             signature=args.signature,
             public_key=args.public_key,
             transit_key=args.transit_key,
             transit_mount=args.transit_mount,
-            vault_client=_vault() if args.transit_key else None,
-            s3_client=_s3() if _is_s3(args.model, args.signature, args.public_key) else None,
+            vault=_vault() if args.transit_key else None,
+            s3_client=s3_client_if_needed(args.model, args.signature, args.public_key),
         )
 
     return run_gate_command(args, "signing", check)
@@ -100,10 +92,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _scan(args: argparse.Namespace) -> int:
     def check(loaded: Any) -> Any:
-        from airflow_aisec.core.model_scan import scan_model
+        from airflow_aisec.core.gates.model_scan import scan_model
+        from airflow_aisec.core.io.storage import s3_client_if_needed
 
-        return scan_model(args.model, policy=loaded.policy.section("model_scan"),
-                          s3_client=_s3() if _is_s3(args.model) else None)
+        return scan_model(loaded.section("model_scan"), args.model, s3_client=s3_client_if_needed(args.model))
 
     return run_gate_command(args, "model_scan", check)
 

@@ -25,9 +25,9 @@ def _s3_client_factory(args: argparse.Namespace, *uris: str) -> Any:
 
 def _scan(args: argparse.Namespace) -> int:
     def check(loaded):
-        from airflow_aisec.core.pii import check_pii
+        from airflow_aisec.core.gates.pii import check_pii
 
-        return check_pii(args.data, loaded, classification=args.classification,
+        return check_pii(loaded.section("pii"), args.data, classification=args.classification,
                          s3_client=_s3_client_factory(args, args.data), fmt=args.format)
 
     return run_gate_command(args, "pii", check)
@@ -35,17 +35,17 @@ def _scan(args: argparse.Namespace) -> int:
 
 def _redact(args: argparse.Namespace) -> int:
     def check(loaded):
-        from airflow_aisec.core.pii import section_of
-        from airflow_aisec.core.redact import redact_table
+        from airflow_aisec.core.gates.pii import redact_table
 
-        settings = section_of(loaded).redaction
-        vault_client = None
+        section = loaded.section("pii")
+        settings = section.redaction
+        vault = None
         if settings.method == "hash" and settings.key is not None and settings.key.vault_path:
-            from airflow_aisec.core.io.vault import client_from_env
+            from airflow_aisec.core.io.vault import VaultClient
 
-            vault_client = client_from_env()
-        return redact_table(args.data, args.out, loaded, classification=args.classification,
-                            vault_client=vault_client, s3_client=_s3_client_factory(args, args.data, args.out),
+            vault = VaultClient.from_env()
+        return redact_table(section, args.data, args.out, classification=args.classification,
+                            vault=vault, s3_client=_s3_client_factory(args, args.data, args.out),
                             src_format=args.format, dst_format=args.output_format)
 
     return run_gate_command(args, "pii", check)

@@ -13,7 +13,8 @@ def _validate(args: argparse.Namespace) -> int:
     for path in args.paths:
         loaded = load_policy(path)  # PolicyError -> exit 2 with file and field
         sections = [name for name in ("source", "pii", "secrets", "signing", "model_scan", "bias", "drift",
-                                      "platform") if getattr(loaded.policy, name) is not None]
+                                      "platform", "prompt_injection", "llm_redteam", "endpoint", "storage")
+                    if getattr(loaded.policy, name) is not None]
         print(f"{path}: valid policy '{loaded.name}' sha256={loaded.sha256} sections={','.join(sections) or '-'}")
     return 0
 

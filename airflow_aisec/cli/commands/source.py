@@ -24,18 +24,19 @@ def _s3_factory(endpoint_url: str | None):
 
 
 def _check(args: argparse.Namespace) -> int:
-    from airflow_aisec.core.source import check_sources
+    from airflow_aisec.core.gates.source import check_sources, policy_dir
 
     factory = _s3_factory(args.endpoint_url)
     return run_gate_command(
         args,
         "source",
-        lambda loaded: check_sources(args.data, loaded, reference=args.reference, s3_client=factory),
+        lambda loaded: check_sources(loaded.section("source"), args.data, reference=args.reference,
+                                     base_dir=policy_dir(loaded.source), s3_client=factory),
     )
 
 
 def _pin(args: argparse.Namespace) -> int:
-    from airflow_aisec.core.source import pin_sources
+    from airflow_aisec.core.gates.source import pin_sources
 
     manifest = pin_sources(args.data, s3_client=_s3_factory(args.endpoint_url))
     print(json.dumps(manifest, indent=2, sort_keys=True))

@@ -13,7 +13,8 @@ import contextlib
 import hashlib
 import os
 import stat
-from collections.abc import Collection, Iterator
+import tempfile
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -35,6 +36,24 @@ class S3Location:
 
 def is_s3_uri(uri: str | Path) -> bool:
     return str(uri).startswith(S3_SCHEME)
+
+
+def any_s3_uri(*uris: Any) -> bool:
+    """Whether any of ``uris`` is an ``s3://`` URI (None and empty values are not)."""
+    return any(is_s3_uri(str(u)) for u in uris if u)
+
+
+def s3_client_if_needed(*uris: Any, factory: Callable[[], Any] | None = None) -> Any:
+    """An S3 client when any of ``uris`` is ``s3://``, else None: local data needs no client.
+
+    Args:
+        uris: Locations the caller is about to read or write (None entries are ignored).
+        factory: Builds the client (an Airflow connection's, one for ``--endpoint-url``);
+            default :func:`make_s3_client` from the AWS environment.
+    """
+    if not any_s3_uri(*uris):
+        return None
+    return factory() if factory is not None else make_s3_client()
 
 
 def parse_s3_uri(uri: str) -> S3Location:
@@ -123,6 +142,147 @@ def read_bytes(uri: str | Path, *, s3_client: Any = None) -> bytes:
         raise InputDataError(f"expected a file, got a directory: {uri}") from None
     except PermissionError:
         raise InputDataError(f"file not readable (permission denied): {uri}") from None
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One object under an S3 prefix.
+
+    Attributes:
+        key: Full object key.
+        size: Size in bytes.
+        version_id: Version to download (``"null"`` for an object written before versioning was
+            enabled); None downloads whatever is current.
+    """
+
+    key: str
+    size: int
+    version_id: str | None = None
+
+
+def is_plain_relative_path(path: str) -> bool:
+    """Whether ``path`` (an object key below a prefix) maps to a file inside a local directory:
+    no empty, ``.`` or ``..`` segment, no leading ``/``, no backslash or NUL."""
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def s3_prefix(uri: str) -> S3Location:
+    """``s3://bucket/prefix`` as a location whose key is empty or ends with ``/`` (a "directory")."""
+    loc = parse_s3_uri(uri)
+    key = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
+    return S3Location(bucket=loc.bucket, key=key)
+
+
+def list_s3_prefix(uri: str, *, client: Any, versions: bool = False) -> dict[str, S3Object]:
+    """The objects under an S3 prefix, by path relative to it.
+
+    "Folder" placeholders (empty keys ending in ``/``) are left out; any other key is listed as
+    is, even when it is not a plain relative path (callers decide what that means).
+
+    Args:
+        uri: ``s3://bucket/prefix`` (a missing trailing ``/`` is added).
+        client: boto3 S3 client.
+        versions: List the latest live version of every object (``ListObjectVersions``, needs
+            ``s3:ListBucketVersions``) so a download gets exactly the listed bytes; objects whose
+            latest version is a delete marker are left out. Otherwise ``ListObjectsV2``, and a
+            download gets whatever is current then.
+
+    Raises:
+        AccessDeniedError / ServiceUnavailableError / InputDataError: S3 problems.
+    """
+    loc = s3_prefix(uri)
+    objects: dict[str, S3Object] = {}
+    with translate_s3_errors(uri):
+        if not versions:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key):
+                for obj in page.get("Contents", []) or []:
+                    key = obj["Key"]
+                    if key.endswith("/") and int(obj.get("Size", 0)) == 0:
+                        continue
+                    objects[key[len(loc.key):]] = S3Object(key=key, size=int(obj.get("Size", 0)))
+            return objects
+        deleted: set[str] = set()
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=loc.bucket, Prefix=loc.key):
+            for marker in page.get("DeleteMarkers", []) or []:
+                if marker.get("IsLatest"):
+                    deleted.add(marker["Key"])
+            for version in page.get("Versions", []) or []:
+                if not version.get("IsLatest"):
+                    continue
+                key = version["Key"]
+                if key.endswith("/") and int(version.get("Size", 0)) == 0:
+                    continue
+                objects[key[len(loc.key):]] = S3Object(
+                    key=key, size=int(version.get("Size", 0)), version_id=str(version.get("VersionId") or "null")
+                )
+    for key in deleted:
+        objects.pop(key[len(loc.key):], None)
+    return objects
+
+
+def download_s3_object(client: Any, bucket: str, obj: S3Object, dest: str | Path) -> None:
+    """Stream one object (its listed version, if any) to a local file, creating parent directories.
+
+    One GET per object: the bytes written are one version of the object, whatever happens to the
+    key meanwhile.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"VersionId": obj.version_id} if obj.version_id and obj.version_id != "null" else {}
+    with translate_s3_errors(f"{S3_SCHEME}{bucket}/{obj.key}"):
+        body = client.get_object(Bucket=bucket, Key=obj.key, **extra)["Body"]
+        with open(dest, "wb") as fh:
+            fh.writelines(body.iter_chunks(chunk_size=8 * 1024 * 1024))
+
+
+@contextlib.contextmanager
+def download_s3_prefix(
+    uri: str,
+    *,
+    client: Any = None,
+    objects: Mapping[str, S3Object] | None = None,
+    versions: bool = False,
+    max_files: int | None = None,
+    dirname: str = "model",
+    tmp_prefix: str = "aisec-",
+) -> Iterator[tuple[Path, dict[str, S3Object]]]:
+    """Download everything under an S3 prefix into a temporary directory, removed afterwards.
+
+    Args:
+        uri: ``s3://bucket/prefix``.
+        client: boto3 S3 client (default: from the AWS environment).
+        objects: What to download, as returned by :func:`list_s3_prefix` (a caller that checked
+            the listing first, e.g. against version pins); default: list the prefix now.
+        versions: Passed to :func:`list_s3_prefix` when listing here.
+        max_files: More objects than this is an input error (nothing is downloaded).
+        dirname: Name of the directory the objects land in (inside the temporary directory).
+        tmp_prefix: Prefix of the temporary directory's name.
+
+    Yields:
+        The local directory (object paths relative to the prefix are kept) and the objects.
+
+    Raises:
+        InputDataError: no object under the prefix, more than ``max_files``, or a key that is not a
+            plain relative path below the prefix (it could write outside the directory).
+        AccessDeniedError / ServiceUnavailableError: S3 problems.
+    """
+    client = client or make_s3_client()
+    loc = s3_prefix(uri)
+    listed = dict(objects) if objects is not None else list_s3_prefix(uri, client=client, versions=versions)
+    if not listed:
+        raise InputDataError(f"no objects under the S3 model prefix: {uri}")
+    if max_files is not None and len(listed) > max_files:
+        raise InputDataError(f"model has more than {max_files} files (policy max_files)")
+    if not all(is_plain_relative_path(rel) for rel in listed):
+        raise InputDataError(f"S3 object key is not a plain relative path under {uri}")
+    with tempfile.TemporaryDirectory(prefix=tmp_prefix) as tmp:
+        root = Path(tmp) / (dirname or "model")
+        root.mkdir()
+        for rel, obj in sorted(listed.items()):
+            download_s3_object(client, loc.bucket, obj, root.joinpath(*rel.split("/")))
+        yield root, listed
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.files import check_regular_file, open_user_file
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import InputDataError
 
@@ -89,13 +90,10 @@ def local_copy(uri: str | os.PathLike[str], *, s3_client: Any = None) -> Iterato
     uri = str(uri)
     if not is_s3_uri(uri):
         path = Path(uri)
-        if not path.exists():
-            raise InputDataError(f"file not found: {uri}")
-        if not path.is_file():
-            raise InputDataError(f"not a regular file: {uri}")
+        # FIFOs, devices, sockets, directories and symlink loops are refused before anything opens them.
+        st = check_regular_file(path, "data file")
         if not os.access(path, os.R_OK):
-            raise InputDataError(f"file not readable (permission denied): {uri}")
-        st = path.stat()
+            raise InputDataError(f"{uri}: data file is not readable (permission denied)")
         yield LocalCopy(
             uri=uri,
             path=path,
@@ -146,8 +144,8 @@ def sniff_format(path: str | os.PathLike[str], fmt: str, *, uri: str | None = No
     """
     name = uri or str(path)
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
+        with open_user_file(path, "data file") as fh:
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(4096)
             tail = b""
             if size >= 8:
@@ -205,12 +203,62 @@ def open_dataset(
             if csv_column_types or csv_empty_as_null:
                 convert = pcsv.ConvertOptions(column_types=dict(csv_column_types or {}),
                                               strings_can_be_null=csv_empty_as_null)
-            return ds.dataset(str(path), format=ds.CsvFileFormat(convert_options=convert))
-        return ds.dataset(str(path), format="parquet")
+            dataset = ds.dataset(str(path), format=ds.CsvFileFormat(convert_options=convert))
+        else:
+            dataset = ds.dataset(str(path), format="parquet")
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         if fmt == "csv":
-            raise InputDataError(_csv_error_message(exc, _csv_header(path), name)) from None
+            raise InputDataError(_csv_error_message(exc, _csv_header(path), name, path=path)) from None
+        if "duplicate field names" in str(exc):
+            raise InputDataError(f"{name}: duplicate column names in the Parquet schema") from None
         raise InputDataError(f"{name}: not a readable {fmt} table ({type(exc).__name__})") from None
+    _check_text(dataset, fmt, name, path, declared=csv_column_types or {})
+    return dataset
+
+
+def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLike[str],
+                declared: Mapping[str, Any]) -> None:
+    """Refuse column names, and CSV text in the inferred rows, that are not UTF-8 (an input error).
+
+    pyarrow reads such a header fine but fails when a name is turned into a Python string, and it
+    infers a column whose first rows hold invalid UTF-8 as ``binary``: both would surface later as
+    an internal error or a silently unscanned column.
+    """
+    import pyarrow as pa
+
+    schema = dataset.schema
+    for index in range(len(schema)):
+        field = schema.field(index)
+        try:
+            column = field.name
+        except UnicodeDecodeError:
+            where = "the CSV header (line 1)" if fmt == "csv" else "the Parquet schema"
+            raise InputDataError(f"{uri}: column #{index + 1} in {where} has a name that is not UTF-8 text") \
+                from None
+        if fmt == "csv" and column not in declared and field.type in (pa.binary(), pa.large_binary()):
+            raise InputDataError(_not_utf8_message(uri, f"'{column}'", path))
+
+
+def _first_non_utf8_line(path: str | os.PathLike[str]) -> int | None:
+    """1-based number of the first line of a plain text file that is not UTF-8 (for error messages)."""
+    if str(path).lower().endswith(_COMPRESSED_SUFFIXES):
+        return None
+    try:
+        with open_user_file(path, "data file") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    except (OSError, InputDataError):
+        return None
+    return None
+
+
+def _not_utf8_message(uri: str, column: str, path: str | os.PathLike[str] | None) -> str:
+    line = _first_non_utf8_line(path) if path is not None else None
+    where = f" (first at line {line})" if line else ""
+    return f"{uri}: CSV column {column} holds text that is not UTF-8{where}"
 
 
 def _csv_header(path: str | os.PathLike[str]) -> list[str]:
@@ -226,10 +274,16 @@ def _csv_header(path: str | os.PathLike[str]) -> list[str]:
         return []
 
 
-def _csv_error_message(exc: BaseException, names: Sequence[str], uri: str, types: Sequence[Any] = ()) -> str:
+def _csv_error_message(exc: BaseException, names: Sequence[str], uri: str, types: Sequence[Any] = (),
+                       *, path: str | os.PathLike[str] | None = None) -> str:
     """A value-free message for a CSV error (pyarrow's own text quotes the offending cell or row)."""
     text = str(exc)
     match = _CSV_COLUMN_RE.search(text)
+    if match and "invalid UTF8" in text:
+        index = int(match.group(1))
+        return _not_utf8_message(uri, f"'{names[index]}'" if index < len(names) else f"#{index + 1}", path)
+    if "invalid UTF8" in text:
+        return _not_utf8_message(uri, "(unknown)", path)
     if match and "conversion error" in text:
         index = int(match.group(1))
         column = f"'{names[index]}'" if index < len(names) else f"#{index}"
@@ -242,12 +296,15 @@ def _csv_error_message(exc: BaseException, names: Sequence[str], uri: str, types
         return f"{uri}: malformed CSV: a row has the wrong number of columns (truncated file?)"
     if "Empty CSV" in text:
         return f"{uri}: the CSV file has no header row"
+    if "multiple columns named" in text:
+        return f"{uri}: duplicate column names in the CSV header"
     return f"{uri}: CSV could not be parsed ({type(exc).__name__})"
 
 
 def check_columns(available: Sequence[str], required: Sequence[str], uri: str) -> None:
     """Raise :class:`InputDataError` naming the first required column absent from the table."""
-    missing = [c for c in required if c not in available]
+    names = set(available)  # a set: wide tables (100k columns) would make this quadratic
+    missing = [c for c in required if c not in names]
     if missing:
         raise InputDataError(f"{uri}: column(s) not in the data: {', '.join(map(repr, missing))}")
 
@@ -258,7 +315,9 @@ def _read_error_message(dataset: pads.Dataset, exc: BaseException, uri: str) -> 
 
     if isinstance(getattr(dataset, "format", None), ds.CsvFileFormat):
         schema = dataset.schema
-        return _csv_error_message(exc, schema.names, uri, [f.type for f in schema])
+        files = getattr(dataset, "files", None) or []
+        return _csv_error_message(exc, schema.names, uri, [f.type for f in schema],
+                                  path=files[0] if len(files) == 1 else None)
     return f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})"
 
 

@@ -25,6 +25,9 @@ _EXPORTS = {
     "load_policy": "loader",
     "parse_policy": "loader",
     "policy_json_schema": "loader",
+    "confine": "location",
+    "load_pinned": "location",
+    "load_policy_location": "location",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
         parse_policy,
         policy_json_schema,
     )
+    from airflow_aisec.core.policy.location import confine, load_pinned, load_policy_location
 
 
 def __getattr__(name: str) -> Any:

@@ -32,12 +32,16 @@ from pydantic import Field, field_validator
 from airflow_aisec.core.policy.base import Enforcement, GateSection, StrictModel
 from airflow_aisec.core.policy.sections.bias import BiasPolicy
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
+from airflow_aisec.core.policy.sections.endpoint import EndpointPolicy
+from airflow_aisec.core.policy.sections.llm_redteam import LlmRedTeamPolicy
 from airflow_aisec.core.policy.sections.model_scan import ModelScanPolicy
 from airflow_aisec.core.policy.sections.pii import PiiPolicy
 from airflow_aisec.core.policy.sections.platform import PlatformPolicy
+from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
 from airflow_aisec.core.policy.sections.secrets import SecretsPolicy
 from airflow_aisec.core.policy.sections.signing import SigningPolicy
 from airflow_aisec.core.policy.sections.source import SourcePolicy
+from airflow_aisec.core.policy.sections.storage import StoragePolicy
 from airflow_aisec.exceptions import PolicyError
 
 SUPPORTED_VERSIONS = (1,)
@@ -95,6 +99,10 @@ class Policy(StrictModel):
     bias: BiasPolicy | None = None
     drift: DriftPolicy | None = None
     platform: PlatformPolicy | None = None
+    prompt_injection: PromptInjectionPolicy | None = None
+    llm_redteam: LlmRedTeamPolicy | None = None
+    endpoint: EndpointPolicy | None = None
+    storage: StoragePolicy | None = None
 
     @field_validator("version")
     @classmethod
@@ -118,8 +126,12 @@ class Policy(StrictModel):
             return section.enforcement
         return self.enforcement
 
-    def section(self, name: str) -> GateSection:
+    def section(self, name: str, *, source: str | None = None) -> GateSection:
         """Return a gate's section, refusing to run a gate the policy does not configure.
+
+        Args:
+            name: The section (gate) name.
+            source: The policy's file, named in the error.
 
         Raises:
             PolicyError: the policy has no such section.
@@ -128,6 +140,7 @@ class Policy(StrictModel):
         if value is None:
             raise PolicyError(
                 f"policy '{self.name}' has no '{name}' section; a gate without a policy refuses to run",
+                source=source,
                 field=name,
             )
         return value
@@ -149,8 +162,9 @@ class LoadedPolicy:
         """The gate's section: the one way the Airflow layer and the CLI hand a check its policy.
 
         Raises:
-            PolicyError: the policy has no such section (a gate without a policy refuses to run).
+            PolicyError: the policy has no such section (a gate without a policy refuses to run),
+                naming the policy file.
         """
-        return self.policy.section(gate)
+        return self.policy.section(gate, source=self.source)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from airflow_aisec.core.io.files import read_user_file
 from airflow_aisec.core.policy.document import LoadedPolicy, Policy
 from airflow_aisec.exceptions import PolicyError
 
@@ -74,13 +75,22 @@ def _check_expanded_size(document: Any, source: str) -> None:
         stack.extend(children)
 
 
+_YAML_TYPE_NAMES = {bool: "a boolean", str: "a string", float: "a floating-point number", int: "an integer",
+                    list: "a list", dict: "a mapping", type(None): "null"}
+
+
 def _format_validation_error(exc: ValidationError) -> tuple[str, str]:
-    errors = exc.errors(include_url=False, include_input=False)
+    errors = exc.errors(include_url=False, include_input=True)
     first = errors[0]
     field = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
     message = first.get("msg", "invalid value")
     if first.get("type") == "extra_forbidden":
         message = "unknown key (not in the policy schema)"
+    elif first.get("type") in ("int_type", "float_type", "bool_type") and "not a" not in message:
+        # Name the YAML type that was given (never the value): `true` and `"30"` are not numbers.
+        given = _YAML_TYPE_NAMES.get(type(first.get("input")))
+        if given:
+            message += f", not {given}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error(s))"
     return field, message
@@ -135,21 +145,14 @@ def load_policy(path: str | os.PathLike[str]) -> LoadedPolicy:
     """Load and validate a policy file.
 
     Raises:
-        PolicyError: the path is missing, unreadable, or not a valid policy.
+        PolicyError: the path is missing, unreadable, not a regular file, larger than
+            :data:`MAX_POLICY_BYTES`, or not a valid policy.
     """
     if path is None or str(path).strip() == "":
         raise PolicyError("no policy given; gates refuse to run without a policy")
     p = Path(path)
-    try:
-        if p.is_dir():
-            raise PolicyError("policy path is a directory, expected a YAML file", source=str(p))
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise PolicyError("policy file not found", source=str(p)) from None
-    except PermissionError:
-        raise PolicyError("policy file is not readable (permission denied)", source=str(p)) from None
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file: {exc.strerror}", source=str(p)) from None
+    # Bounded and refusing FIFOs, devices, sockets, directories and symlink loops before any read.
+    data = read_user_file(p, limit=MAX_POLICY_BYTES, what="policy file", error=PolicyError)
     return parse_policy(data, source=str(p))
 
 

@@ -1,0 +1,24 @@
+"""The ``drift`` gate: compare a current table with a reference table, feature by feature.
+
+:func:`check_drift` reads both tables and runs the check (:mod:`.check`); :func:`evaluate_drift`
+does the same on tables already in memory. Private modules: ``_statistics`` (PSI, quantile bins),
+``_features`` (per-feature statistics), ``_evaluate`` (feature selection, findings, the metrics
+document), ``_report`` (HTML report). Nothing heavy (numpy, pyarrow, scipy) is imported here.
+"""
+
+from airflow_aisec.core.gates.drift._evaluate import GATE, DriftEvaluation, evaluate_drift, resolve_features
+from airflow_aisec.core.gates.drift._report import render_drift_report
+from airflow_aisec.core.gates.drift._statistics import bin_counts, psi, quantile_edges
+from airflow_aisec.core.gates.drift.check import check_drift
+
+__all__ = [
+    "GATE",
+    "DriftEvaluation",
+    "bin_counts",
+    "check_drift",
+    "evaluate_drift",
+    "psi",
+    "quantile_edges",
+    "render_drift_report",
+    "resolve_features",
+]

@@ -1,0 +1,296 @@
+"""Finding entities in one column of one batch: RE2 candidates over the whole column, whole-cell
+shapes decided in bulk, the rest validated cell by cell by the :class:`~._patterns.Detector`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.core.gates.pii._matches import CellResult, Match, merge_matches
+from airflow_aisec.core.gates.pii._table import as_strings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_aisec.core.gates.pii._patterns import Detector
+    from airflow_aisec.core.gates.pii._presidio import NlpScanner
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How to scan one column: RE2 candidate expression per entity, and weak entities its name hints."""
+
+    name: str
+    hinted: frozenset[str]
+    regexes: dict[str, str]
+    union: str
+
+
+def build_plan(detector: Detector, names: Sequence[str]) -> list[ColumnPlan]:
+    """One :class:`ColumnPlan` per column name."""
+    plans = []
+    for name in names:
+        hinted = detector.hinted_entities(name)
+        regexes = detector.candidate_regexes(hinted)
+        plans.append(ColumnPlan(name=name, hinted=hinted, regexes=regexes, union=detector.union_regex(regexes)))
+    return plans
+
+
+class ChecksumTally(dict):
+    """Per checksum entity: ``[cells whose Presidio pattern matched, cells where it validated]``."""
+
+    def add(self, entity: str, candidates: int, valid: int) -> None:
+        slot = self.setdefault(entity, [0, 0])
+        slot[0] += int(candidates)
+        slot[1] += int(valid)
+
+
+#: Scores of whole-cell matches decided in bulk (what Presidio's patterns, validators and context give them).
+_BULK_SCORES = {"EMAIL_ADDRESS": 1.0, "IBAN_CODE": 1.0, "CREDIT_CARD": 1.0, "US_BANK_NUMBER": 0.4,
+                "US_PASSPORT": 0.4, "PHONE_NUMBER": 0.4}
+
+
+@dataclass
+class ColumnDetections:
+    """Detections in one column of one batch.
+
+    Attributes:
+        bulk: Per entity, batch indices of cells that the entity fills entirely (decided in bulk).
+        cells: Cells checked one by one (and NLP hits): batch index -> (text, result).
+        strings: The column as text (for the bulk cells' text, fetched only when asked for).
+    """
+
+    bulk: dict[str, Any]
+    cells: dict[int, tuple[str, CellResult]]
+    strings: Any
+
+    def hits(self) -> dict[str, Any]:
+        """Per entity, sorted batch indices of the cells carrying it."""
+        import numpy as np
+
+        singles: dict[str, list[int]] = {}
+        for i, (_text, cell) in self.cells.items():
+            for entity in {m.entity for m in cell.matches}:
+                singles.setdefault(entity, []).append(i)
+        out = {}
+        for entity in set(self.bulk) | set(singles):
+            parts = [np.asarray(self.bulk.get(entity, ()), dtype=np.int64),
+                     np.asarray(singles.get(entity, ()), dtype=np.int64)]
+            merged = np.unique(np.concatenate(parts))
+            if len(merged):
+                out[entity] = merged
+        return out
+
+    def iter_cells(self) -> Iterator[tuple[int, str, CellResult]]:
+        """``(batch index, text, result)`` for every cell with matches, in row order."""
+        import pyarrow as pa
+
+        per_cell: dict[int, list[str]] = {}
+        for entity, ix in self.bulk.items():
+            for i in ix.tolist():
+                per_cell.setdefault(i, []).append(entity)
+        texts = {}
+        if per_cell:
+            wanted = sorted(per_cell)
+            texts = dict(zip(wanted, self.strings.take(pa.array(wanted, pa.int64())).to_pylist()))
+        for i in sorted(set(per_cell) | set(self.cells)):
+            if i in self.cells:
+                text, cell = self.cells[i]
+                if i in per_cell:
+                    cell = CellResult(matches=merge_matches(cell.matches, [Match(e, 0, len(text), _BULK_SCORES[e])
+                                                                    for e in per_cell[i]]))
+            else:
+                text = texts[i]
+                cell = CellResult(matches=[Match(e, 0, len(text), _BULK_SCORES[e]) for e in per_cell[i]])
+            if cell.matches:
+                yield i, text, cell
+
+
+def detect_column(
+    arr: pa.Array,
+    plan: ColumnPlan,
+    detector: Detector,
+    nlp: NlpScanner | None = None,
+    tally: ChecksumTally | None = None,
+) -> ColumnDetections:
+    """Find the entities in one column of one batch.
+
+    RE2 selects candidate cells over the whole column. Whole-cell values whose Presidio
+    verdict follows from their shape are decided in bulk (:func:`_decide_in_bulk`); only the
+    rest reach Presidio's validators one by one. ``tally`` counts checksum candidates and
+    passes (for the chance correction).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    tally = ChecksumTally() if tally is None else tally
+    strings = as_strings(arr, plan.name)
+    bulk: dict[str, Any] = {}
+    cells: dict[int, tuple[str, CellResult]] = {}
+    if plan.union:
+        union = pc.fill_null(pc.match_substring_regex(strings, plan.union), False)
+        idx = pc.indices_nonzero(union)
+        if len(idx):
+            sub = strings.take(idx)
+            order = list(plan.regexes)
+            masks = np.vstack([
+                pc.match_substring_regex(sub, plan.regexes[e]).to_numpy(zero_copy_only=False) for e in order
+            ])
+            positions = idx.to_numpy().astype(np.int64)
+            decided, done = _decide_in_bulk(sub, order, masks, plan, detector, tally)
+            bulk = {e: positions[j] for e, j in decided.items()}
+            one_by_one = np.flatnonzero(masks.any(axis=0) & ~done)
+            if len(one_by_one):
+                texts = sub.take(pa.array(one_by_one)).to_pylist()
+                for j, text in zip(one_by_one.tolist(), texts):
+                    cell = detector.detect(text, [order[k] for k in np.flatnonzero(masks[:, j])], plan.hinted)
+                    for entity in cell.checksum_candidates:
+                        tally.add(entity, 1, entity in cell.entities)
+                    if cell.matches:
+                        cells[int(positions[j])] = (text, cell)
+    if nlp is not None:
+        for i, text, matches in nlp.detect_array(strings):
+            if i in cells:
+                cells[i][1].matches = merge_matches(cells[i][1].matches, matches)
+            else:
+                cells[i] = (text, CellResult(matches=list(matches)))
+    return ColumnDetections(bulk=bulk, cells=cells, strings=strings)
+
+
+def iter_column_detections(
+    arr: pa.Array,
+    plan: ColumnPlan,
+    detector: Detector,
+    nlp: NlpScanner | None = None,
+    tally: ChecksumTally | None = None,
+) -> Iterator[tuple[int, str, CellResult]]:
+    """``(index in batch, cell text, result)`` for the cells of one column with matches (see :func:`detect_column`)."""
+    yield from detect_column(arr, plan, detector, nlp, tally).iter_cells()
+
+
+# Whole-cell shapes whose Presidio result is known without running its regexes cell by cell.
+_WHOLE_EMAIL = (r"^[A-Za-z0-9_](?:[A-Za-z0-9._%+\-]*[A-Za-z0-9_%+\-])?@"
+                r"[A-Za-z0-9_]+(?:-+[A-Za-z0-9_]+)*(?:\.[A-Za-z0-9_]+(?:-+[A-Za-z0-9_]+)*)+$")
+_WHOLE_DIGITS = r"^[0-9]{8,17}$"
+# Presidio's card pattern on a bare digit string: 13-17 digits starting with 1, 3, 4, 50-55 or 6,
+# but not 13 digits starting with 1 (its look-ahead).
+_WHOLE_CARD_SHAPE = r"^(?:[346][0-9]{12,16}|5[0-5][0-9]{11,15}|1[0-9]{13,16})$"
+_WHOLE_PASSPORT_NG = r"^[A-Za-z][0-9]{8}$"
+_WHOLE_NANP = r"^(?:\+1[ .-]?|1[ .-])?(?:\([2-9][0-9]{2}\)|[2-9][0-9]{2})[ .-]?[0-9]{3}[ .-]?[0-9]{4}$"
+_WHOLE_IBAN = r"^[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?$"
+
+
+def _decide_in_bulk(sub: pa.Array, order: list[str], masks: Any, plan: ColumnPlan,
+                    detector: Detector, tally: ChecksumTally) -> tuple[dict[str, Any], Any]:
+    """Presidio's verdict for whole-cell values of a known shape, computed for many cells at once.
+
+    * an e-mail address filling the cell: Presidio's e-mail pattern matches all of it and its
+      validator only looks at the domain, so each distinct domain is validated once (a URL
+      match inside it would be a by-product);
+    * an IBAN filling the cell: Presidio's IBAN recognizer tries the longest match first, so a
+      cell that passes its ``validate_result`` (mod 97 and the country's format) is one IBAN
+      (digit groups inside it would be by-products);
+    * a digit string filling the cell: Presidio's card pattern matches it whole exactly when it
+      has 13-17 digits, starts with 1, 3, 4, 50-55 or 6 and is not 13 digits starting with 1; the
+      card then stands or falls with Luhn (vectorized). Bank account (8-17 digits) and passport
+      (9 digits, or a letter and 8 digits) readings are Presidio's very weak patterns: accepted
+      exactly when the column name gives them context (a bare number has no words around it);
+    * a North American number filling the cell: Presidio's first phone region (US) parses it to
+      country code 1 and its 10 digits, and phonenumbers' validity for +1 is evaluated in bulk
+      from its metadata (:func:`~airflow_aisec.core.gates.pii._validators.nanp_valid`); invalid ones go
+      one by one (another region may still accept them).
+
+    Cells that need anything else (an SSN or phone reading of digits, an invalid domain or
+    checksum, other candidates) are left to :meth:`Detector.detect`.
+
+    Returns:
+        Per entity, the indices (into ``sub``) of cells it fills entirely; and a mask of every
+        decided cell (with or without an entity).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from airflow_aisec.core.gates.pii._validators import luhn_valid_arrow, nanp_valid
+
+    out: dict[str, list] = {}
+    n = len(sub)
+    done = np.zeros(n, dtype=bool)
+    k = {e: i for i, e in enumerate(order)}
+    any_cand = masks.any(axis=0)
+    lengths = pc.utf8_length(sub).to_numpy(zero_copy_only=False)
+
+    def others(allowed: set[str]):
+        rest = [masks[i] for e, i in k.items() if e not in allowed]
+        return np.logical_or.reduce(rest) if rest else np.zeros(n, dtype=bool)
+
+    def shape(regex: str, sel):
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            ok = pc.match_substring_regex(sub.take(pa.array(idx)), regex).to_numpy(zero_copy_only=False)
+            sel = np.zeros(n, dtype=bool)
+            sel[idx[ok]] = True
+        return sel
+
+    def accept(entity: str, idx) -> None:
+        out.setdefault(entity, []).append(np.asarray(idx, dtype=np.int64))
+
+    if "EMAIL_ADDRESS" in k:
+        idx = np.flatnonzero(shape(_WHOLE_EMAIL, masks[k["EMAIL_ADDRESS"]] & ~others({"EMAIL_ADDRESS", "URL"})))
+        if len(idx):
+            domains = pc.utf8_lower(pc.extract_regex(sub.take(pa.array(idx)), r"@(?P<d>[^@]+)$").field("d"))
+            unique = pc.unique(domains).to_pylist()
+            good = pa.array([d for d in unique if detector.email_domain_valid(d)], pa.string())
+            ok = pc.is_in(domains, value_set=good).to_numpy(zero_copy_only=False)
+            accept("EMAIL_ADDRESS", idx[ok])
+            done[idx[ok]] = True
+
+    if "IBAN_CODE" in k:
+        inner = {"IBAN_CODE", "CREDIT_CARD", "PHONE_NUMBER", "US_BANK_NUMBER", "US_PASSPORT", "US_SSN"}
+        idx = np.flatnonzero(shape(_WHOLE_IBAN, masks[k["IBAN_CODE"]] & ~others(inner)))
+        if len(idx):
+            ok = np.array([detector.iban_valid(t) for t in sub.take(pa.array(idx)).to_pylist()], dtype=bool)
+            accept("IBAN_CODE", idx[ok])
+            done[idx[ok]] = True
+
+    bulk_digit = {"CREDIT_CARD", "US_BANK_NUMBER", "US_PASSPORT"}
+    if k.keys() & bulk_digit:
+        sel = shape(_WHOLE_DIGITS, any_cand & ~others(bulk_digit) & ~done)
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            done[idx] = True
+            luhn = np.zeros(n, dtype=bool)
+            if "CREDIT_CARD" in k:
+                card = shape(_WHOLE_CARD_SHAPE, sel & masks[k["CREDIT_CARD"]])
+                card_idx = np.flatnonzero(card)
+                if len(card_idx):
+                    luhn[card_idx] = luhn_valid_arrow(sub.take(pa.array(card_idx)))
+                    tally.add("CREDIT_CARD", len(card_idx), luhn.sum())
+            bank = (sel & masks[k["US_BANK_NUMBER"]] if "US_BANK_NUMBER" in k and "US_BANK_NUMBER" in plan.hinted
+                    else np.zeros(n, dtype=bool))
+            passport = (sel & masks[k["US_PASSPORT"]] & (lengths == 9)
+                        if "US_PASSPORT" in k and "US_PASSPORT" in plan.hinted else np.zeros(n, dtype=bool))
+            accept("CREDIT_CARD", np.flatnonzero(luhn))
+            accept("US_BANK_NUMBER", np.flatnonzero(bank))
+            accept("US_PASSPORT", np.flatnonzero(passport))
+
+    if "PHONE_NUMBER" in k:
+        idx = np.flatnonzero(shape(_WHOLE_NANP, masks[k["PHONE_NUMBER"]] & ~others({"PHONE_NUMBER"}) & ~done))
+        if len(idx):
+            values = sub.take(pa.array(idx))
+            digits = pc.utf8_slice_codeunits(pc.replace_substring_regex(values, r"[^0-9]", ""), -10)
+            valid = nanp_valid(digits)
+            # Bare digit runs are Presidio-weak: they count only with the column name as context.
+            formatted = pc.match_substring_regex(values, r"[-+(). ]").to_numpy(zero_copy_only=False)
+            hinted = "PHONE_NUMBER" in plan.hinted
+            accept("PHONE_NUMBER", idx[valid & (formatted | hinted)])
+            done[idx[valid]] = True
+
+    if "US_PASSPORT" in k and "US_PASSPORT" in plan.hinted:
+        idx = np.flatnonzero(shape(_WHOLE_PASSPORT_NG, masks[k["US_PASSPORT"]] & ~others({"US_PASSPORT"}) & ~done))
+        accept("US_PASSPORT", idx)
+        done[idx] = True
+    return {e: np.unique(np.concatenate(parts)) for e, parts in out.items()}, done

@@ -1,0 +1,453 @@
+"""PII recognizers of the pii gate: Presidio's patterns and validators behind a vectorized pre-filter.
+
+Presidio (``presidio-analyzer``) is the source of truth for what an entity looks
+like: its recognizers' regexes, scores, ``validate_result`` / ``invalidate_result``
+(Luhn for cards, mod-97 for IBANs, public suffixes for e-mail, ``ipaddress`` for
+IPs, SSN area/group rules) and ``phonenumbers`` for phone numbers. Running
+Presidio's engine cell by cell is slow (a few thousand short strings per second),
+so the gate works in two steps:
+
+1. **Candidates**: RE2 regexes (``pyarrow.compute.match_substring_regex``) over
+   whole columns select the cells that *could* hold an entity. They are
+   deliberately looser than Presidio's regexes (RE2 has no look-around), so they
+   never drop a cell Presidio's regex recognizers would flag. Phone numbers, which
+   Presidio finds with python-phonenumbers rather than a regex, are candidates in
+   their usual written forms (``+<country> ...``, ``(area) ...``, grouped digits,
+   national trunk-0 numbers); python-phonenumbers then decides.
+2. **Validation**: only those cells go through Presidio's own compiled patterns
+   and validators (:meth:`Detector.detect`).
+
+On top of Presidio the gate applies rules that keep structured data from being
+mislabelled (presidio-structured calls integer id columns PHONE_NUMBER):
+
+* Presidio's "very weak" patterns (bare 9 digits as SSN or passport, 8-17 digits
+  as bank account, score < 0.3) and bare digit runs as phone numbers only count
+  with context: the column name (``ssn``, ``passport_no``, ``bank_account``,
+  ``phone``...) or one of the recognizer's context words among the five words
+  before the match (Presidio's own context window), minus words too generic to
+  mean anything (``us``, ``number``, ``check``...).
+* URLs without a scheme must end on a word boundary (Presidio's regex turns
+  ``john.doe@...`` into the URL ``john.do``) and must not be a file name such as
+  ``train.py``.
+* A match inside a longer, better-scored match of another entity is dropped
+  (the domain of an e-mail address is not a separate URL).
+* Checksum entities (cards, IBANs) in a column whose candidates validate no more
+  often than chance (random 16-digit references pass Luhn one time in ten) are
+  coincidences, not PII: see :func:`~airflow_aisec.core.gates.pii._validators.coincidental`.
+
+Presidio, ``regex``, ``phonenumbers`` and ``tldextract`` are imported when a
+:class:`Detector` is built.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from airflow_aisec.core.gates.pii._matches import CellResult, Match, resolve_overlaps
+from airflow_aisec.core.gates.pii._validators import CHECKSUM_CHANCE, offline_email_recognizer
+from airflow_aisec.core.policy.sections.pii import PATTERN_ENTITIES
+
+#: Presidio recognizer class (in ``presidio_analyzer.predefined_recognizers``) per entity.
+PRESIDIO_RECOGNIZERS: dict[str, str] = {
+    "EMAIL_ADDRESS": "EmailRecognizer",
+    "PHONE_NUMBER": "PhoneRecognizer",
+    "US_SSN": "UsSsnRecognizer",
+    "CREDIT_CARD": "CreditCardRecognizer",
+    "IBAN_CODE": "IbanRecognizer",
+    "IP_ADDRESS": "IpRecognizer",
+    "US_PASSPORT": "UsPassportRecognizer",
+    "US_BANK_NUMBER": "UsBankRecognizer",
+    "URL": "UrlRecognizer",
+}
+
+#: Presidio scores below this are its "very weak" patterns: they need context to count.
+STRONG_SCORE = 0.3
+#: Presidio's context similarity factor, added to a weak match that has context.
+CONTEXT_BOOST = 0.35
+#: Presidio's context window: words before the match that are searched for context.
+CONTEXT_PREFIX_WORDS = 5
+#: Characters before a match searched for those context words.
+CONTEXT_PREFIX_CHARS = 120
+#: Longest text handed to Presidio's regexes at once. They backtrack (Python ``regex``): a long run
+#: without spaces costs time quadratic in its length, so longer cells are read in overlapping windows.
+WINDOW_CHARS = 1024
+#: Longest entity a window is sure to see whole, with its context prefix (an e-mail address has at
+#: most 254 characters; a longer URL is still found, from its start).
+MAX_ENTITY_CHARS = 320
+
+# Context words from Presidio's recognizers that are too generic to support a weak match
+# ("us", "number", "check", "save", "call" appear in any text).
+_GENERIC_CONTEXT = frozenset({"us", "united", "states", "travel", "document", "number", "call", "check", "save",
+                              "security", "ssid", "transaction"})
+# Extra context words (same meaning as Presidio's, other spellings).
+_EXTRA_CONTEXT: dict[str, frozenset[str]] = {
+    "PHONE_NUMBER": frozenset({"tel", "fax", "phone", "mobile"}),
+    "US_BANK_NUMBER": frozenset({"acct", "account", "bank", "routing"}),
+    "US_SSN": frozenset({"ssn", "social"}),
+    "US_PASSPORT": frozenset({"passport"}),
+    "IP_ADDRESS": frozenset({"ip"}),
+}
+
+#: Column-name globs (over the normalised, ``_``-joined lower-case name) that give a weak entity context.
+DEFAULT_COLUMN_HINTS: dict[str, tuple[str, ...]] = {
+    "US_SSN": ("ssn", "ssn_*", "*_ssn", "*_ssn_*", "ssns", "*social_security*", "socsec*"),
+    "US_PASSPORT": ("passport", "passport_*", "*_passport", "*_passport_*"),
+    "US_BANK_NUMBER": ("*bank_account*", "bank_acct*", "*_bank_acct*", "acct", "acct_*", "*_acct", "*_acct_*",
+                       "account_number*", "*_account_number*", "account_no", "*_account_no", "account_num",
+                       "*_account_num", "bank_number", "*_bank_number"),
+    "PHONE_NUMBER": ("phone", "phone_*", "*_phone", "*_phone_*", "telephone*", "*_telephone*", "tel", "tel_*",
+                     "*_tel", "mobile", "mobile_*", "*_mobile", "*_mobile_*", "cell", "cell_phone*",
+                     "*_cell", "cellphone*", "fax", "*_fax", "fax_*"),
+    "IP_ADDRESS": ("ip", "ip_*", "*_ip", "*_ip_*", "ipv4*", "ipv6*", "*_ipv4", "*_ipv6"),
+}
+
+# --- RE2 candidate expressions (pyarrow.compute): looser than Presidio's, never stricter. ---------
+# Formatted phone numbers: "+<digits>", "(area) ...", three digit groups, trunk-0 national numbers, FR pairs.
+_PHONE_FORMATTED = (
+    r"\+\d{1,3}[-. (]*\d[\d\-. ()]{5,}\d"
+    r"|\(\d{1,5}\)[-. ]?\d{2,5}[-. ]?\d{2,5}"
+    r"|\b\d{2,5}[-. ]\d{3,5}[-. ]\d{3,5}\b"
+    r"|\b\d{3}[-. ]\d{7}\b"
+    r"|\b0\d{1,4}[-. ]\d{4,8}\b"
+    r"|\b\d{2}(?:[-. ]\d{2}){4}\b"
+)
+_STRONG_CANDIDATES: dict[str, str] = {
+    "EMAIL_ADDRESS": r"[^\s@]@[^\s@.]+\.[^\s@.]",
+    "URL": r"(?i)(?:https?://|\bwww\d{0,3}\.|[a-z0-9-]\.[a-z]{2,})",
+    "IP_ADDRESS": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}"
+                  r"|::[0-9A-Fa-f]{1,4}",
+    "CREDIT_CARD": r"\b[13456]\d{3}[- ]?\d{3,4}[- ]?\d{3,4}[- ]?\d{3,5}\b",
+    "IBAN_CODE": r"[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2}",
+    "US_SSN": r"\b\d{3}[- .]\d{2}[- .]\d{4}\b",
+    "PHONE_NUMBER": _PHONE_FORMATTED,
+}
+_WEAK_CANDIDATES: dict[str, str] = {
+    "US_SSN": r"\b\d{5}-\d{4}\b|\b\d{3}-\d{6}\b|\b\d{9}\b",
+    "US_PASSPORT": r"(?i)\b(?:\d{9}|[a-z]\d{8})\b",
+    "US_BANK_NUMBER": r"\b\d{8,17}\b",
+    "PHONE_NUMBER": r"\b\d{7,15}\b",
+    "IP_ADDRESS": r"::",
+}
+# File extensions that are also top-level domains: "train.py" is a file, not a URL.
+_FILE_LIKE_TLDS = frozenset({"py", "sh", "md", "rs", "pl", "ps", "cc", "so", "mov", "ml", "zip", "cs", "ts", "js"})
+_WORD = re.compile(r"[A-Za-z]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_ALNUM = re.compile(r"[^0-9a-zA-Z]+")
+
+def normalise_column_name(name: str) -> str:
+    """``"CustomerSSN"`` -> ``"customer_ssn"``, ``"Bank Account#"`` -> ``"bank_account"``."""
+    spaced = _CAMEL.sub("_", str(name))
+    return "_".join(p for p in _NON_ALNUM.split(spaced.lower()) if p)
+
+
+class Detector:
+    """Presidio-backed detection for a set of entity types; build once per scan.
+
+    Args:
+        entities: Pattern entity types to detect (subset of :data:`PATTERN_ENTITIES`).
+        column_hints: Extra column-name globs per entity, added to :data:`DEFAULT_COLUMN_HINTS`.
+    """
+
+    def __init__(self, entities: Iterable[str] = PATTERN_ENTITIES, *,
+                 column_hints: Mapping[str, Sequence[str]] | None = None) -> None:
+        import regex
+        from presidio_analyzer import predefined_recognizers as presidio
+
+        self.entities: tuple[str, ...] = tuple(e for e in PATTERN_ENTITIES if e in set(entities))
+        unknown = set(entities) - set(PATTERN_ENTITIES)
+        if unknown:
+            raise ValueError(f"not a pattern entity: {sorted(unknown)}")
+        self._recognizers: dict[str, Any] = {}
+        self._patterns: dict[str, list[tuple[float, Any]]] = {}
+        for entity in self.entities:
+            cls = getattr(presidio, PRESIDIO_RECOGNIZERS[entity])
+            recognizer = offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
+            self._recognizers[entity] = recognizer
+            flags = getattr(recognizer, "global_regex_flags", None) or 0
+            self._patterns[entity] = [
+                (p.score, regex.compile(p.regex, flags=flags)) for p in getattr(recognizer, "patterns", [])
+            ]
+        self.context_words: dict[str, frozenset[str]] = {}
+        for entity, recognizer in self._recognizers.items():
+            words = {w.strip("#").lower() for w in (recognizer.context or []) if w.strip()}
+            words = (words - _GENERIC_CONTEXT) | _EXTRA_CONTEXT.get(entity, frozenset())
+            self.context_words[entity] = frozenset(w for w in words if w.isalpha())
+        hints = {e: list(g) for e, g in DEFAULT_COLUMN_HINTS.items()}
+        for entity, globs in (column_hints or {}).items():
+            hints.setdefault(entity, []).extend(g.lower() for g in globs)
+        self._column_hints = {e: tuple(g) for e, g in hints.items() if e in self.entities}
+        phone = self._recognizers.get("PHONE_NUMBER")
+        self._phone_regions: tuple[str, ...] = tuple(getattr(phone, "supported_regions", ()) or ())
+        self._phone_leniency = getattr(phone, "leniency", 1)
+        self._phone_score = float(getattr(phone, "SCORE", 0.4))
+        self._phone_spans = re.compile(_PHONE_FORMATTED)
+        self._phone_bare = re.compile(_WEAK_CANDIDATES["PHONE_NUMBER"])
+        self._strong = dict(_STRONG_CANDIDATES)
+        url = self._recognizers.get("URL")
+        if url is not None:
+            self._strong["URL"] = _url_candidate(getattr(url, "BASE_URL_REGEX", ""))
+        self._skip_pattern: dict[str, Callable[[str], bool]] = {
+            # Run each of Presidio's patterns only where it can match (a character it requires).
+            "Standard Url": lambda t: "://" not in t,
+            "Quoted URL": lambda t: '"' not in t and "'" not in t,
+            "Quoted Non-schema URL": lambda t: '"' not in t and "'" not in t,
+            "IPv4": lambda t: "." not in t,
+            "IPv4_mapped": lambda t: "::" not in t,
+            "IPv4_embedded": lambda t: ":" not in t,
+            "IPv6": lambda t: ":" not in t,
+            "IPv6_unspecified": lambda t: "::" not in t,
+        }
+        self._pattern_names: dict[str, list[str]] = {
+            e: [p.name for p in getattr(r, "patterns", [])] for e, r in self._recognizers.items()
+        }
+        email = self._recognizers.get("EMAIL_ADDRESS")
+        self.email_domain_valid: Callable[[str], bool] = getattr(email, "domain_valid", lambda _d: False)
+
+    # --- column level -----------------------------------------------------------------------
+    def hinted_entities(self, column: str) -> frozenset[str]:
+        """Weak entities the column name gives context to (``customer_ssn`` -> ``US_SSN``)."""
+        name = normalise_column_name(column)
+        return frozenset(e for e, globs in self._column_hints.items()
+                         if any(fnmatch.fnmatchcase(name, g) for g in globs))
+
+    def candidate_regexes(self, hinted: frozenset[str]) -> dict[str, str]:
+        """RE2 expression per entity selecting the cells worth validating in a column."""
+        out: dict[str, str] = {}
+        for entity in self.entities:
+            parts = []
+            if entity in self._strong:
+                parts.append(self._strong[entity])
+            weak = _WEAK_CANDIDATES.get(entity)
+            if weak:
+                if entity in hinted:
+                    parts.append(weak)
+                elif self.context_words.get(entity):
+                    words = "|".join(sorted(self.context_words[entity]))
+                    parts.append(rf"(?is:\b(?:{words})\b.{{0,80}})(?:{weak})")
+            if parts:
+                out[entity] = "|".join(f"(?:{p})" for p in parts)
+        return out
+
+    @staticmethod
+    def union_regex(per_entity: Mapping[str, str]) -> str:
+        return "|".join(f"(?:{p})" for p in per_entity.values())
+
+    # --- cell level ---------------------------------------------------------------------------
+    def detect(self, text: str, entities: Iterable[str], hinted: frozenset[str] = frozenset()) -> CellResult:
+        """Validate one candidate cell with Presidio's patterns and validators.
+
+        Args:
+            text: The cell.
+            entities: Entities whose candidate expression matched this cell.
+            hinted: Weak entities the column name gives context to.
+
+        Returns:
+            Accepted matches (overlaps resolved) and the checksum entities seen.
+        """
+        entities = list(entities)
+        if len(text) <= WINDOW_CHARS:
+            return self._detect(text, entities, hinted)
+        # Overlapping windows; each match is kept by the one window in which it starts inside the
+        # window's own stretch, where it lies whole and has its context prefix: linear time.
+        overlap = CONTEXT_PREFIX_CHARS + MAX_ENTITY_CHARS
+        step = WINDOW_CHARS - overlap
+        result = CellResult()
+        found: list[Match] = []
+        start = 0
+        while True:
+            last = start + WINDOW_CHARS >= len(text)
+            part = self._detect(text[start:start + WINDOW_CHARS], entities, hinted)
+            result.checksum_candidates |= part.checksum_candidates
+            lo = start + CONTEXT_PREFIX_CHARS if start else 0
+            hi = len(text) if last else start + CONTEXT_PREFIX_CHARS + step
+            found.extend(Match(m.entity, start + m.start, start + m.end, m.score)
+                         for m in part.matches if lo <= start + m.start < hi)
+            if last:
+                break
+            start += step
+        result.matches = resolve_overlaps(found)
+        return result
+
+    def _detect(self, text: str, entities: Sequence[str], hinted: frozenset[str]) -> CellResult:
+        """:meth:`detect` on a text of at most :data:`WINDOW_CHARS` characters."""
+        result = CellResult()
+        found: list[Match] = []
+        # E-mail before URL (a URL inside an address is a by-product), phone numbers last (digits
+        # already read as an IP, IBAN, card or SSN are not parsed again).
+        for entity in sorted(entities, key=_DETECT_ORDER.get):
+            if entity == "PHONE_NUMBER":
+                raw = self._phone_matches(text, found, hinted)
+            elif entity == "URL" and not _text_outside(text, found, "EMAIL_ADDRESS", "."):
+                continue  # every URL match needs a '.', and one inside an address would be dropped
+            elif entity == "IBAN_CODE":
+                raw = self._iban_matches(text)
+            else:
+                raw = self._pattern_matches(entity, text, result)
+            for start, end, score in raw:
+                if entity == "URL" and not self._plausible_url(text, start, end):
+                    continue
+                if score < STRONG_SCORE:
+                    if entity not in hinted and not self._has_context(entity, text, start):
+                        continue
+                    score = min(1.0, score + CONTEXT_BOOST)
+                found.append(Match(entity, start, end, score))
+        result.matches = resolve_overlaps(found)
+        return result
+
+    def _pattern_matches(self, entity: str, text: str, result: CellResult) -> Iterator[tuple[int, int, float]]:
+        """Presidio's ``PatternRecognizer`` loop, minus the result objects it builds."""
+        recognizer = self._recognizers[entity]
+        for name, (base_score, compiled) in zip(self._pattern_names[entity], self._patterns[entity]):
+            skip = self._skip_pattern.get(name)
+            if skip is not None and skip(text):
+                continue
+            for m in compiled.finditer(text):
+                start, end = m.span()
+                if start == end:
+                    continue
+                piece = text[start:end]
+                score = base_score
+                validation = recognizer.validate_result(piece)
+                if validation is not None:
+                    if entity in CHECKSUM_CHANCE:
+                        result.checksum_candidates.add(entity)
+                    score = 1.0 if validation else 0.0
+                if recognizer.invalidate_result(piece):
+                    score = 0.0
+                if score > 0.0:
+                    yield start, end, score
+
+    def iban_valid(self, text: str) -> bool:
+        """Presidio's IBAN validator (mod 97 and the country's format) on a whole value."""
+        recognizer = self._recognizers.get("IBAN_CODE")
+        return bool(recognizer is not None and recognizer.validate_result(text))
+
+    def _iban_matches(self, text: str) -> Iterator[tuple[int, int, float]]:
+        """Presidio's ``IbanRecognizer`` matching loop (longest group first, shorter on a failed check).
+
+        Same regex, groups, order and ``validate_result`` as its ``__analyze_patterns``, without
+        building explanation objects for every attempt.
+        """
+        recognizer = self._recognizers["IBAN_CODE"]
+        for base_score, compiled in self._patterns["IBAN_CODE"]:
+            for match in compiled.finditer(text):
+                start = match.span(0)[0]
+                for group in reversed(range(1, len(match.groups()) + 1)):
+                    end = match.span(group)[1] if match.span(group)[1] > 0 else match.span(0)[1]
+                    piece = text[start:end]
+                    if not piece:
+                        continue
+                    validation = recognizer.validate_result(piece)
+                    score = base_score if validation is None else (1.0 if validation else 0.0)
+                    if score > 0.0:
+                        yield start, end, score
+                        break
+
+    def _phone_matches(self, text: str, found: Sequence[Match] = (),
+                       hinted: frozenset[str] = frozenset()) -> Iterator[tuple[int, int, float]]:
+        """Presidio's ``PhoneRecognizer`` check (python-phonenumbers, its regions) on the candidate spans.
+
+        Each written-out number is parsed for Presidio's regions in order and kept if
+        phonenumbers says it is a valid number; ``PhoneNumberMatcher`` (what Presidio runs
+        over the whole text) is the fallback when the span has extra digits around the number.
+        """
+        import phonenumbers
+
+        spans = [(m.start(), m.end(), True) for m in self._phone_spans.finditer(text)]
+        if "PHONE_NUMBER" in hinted or self._any_context("PHONE_NUMBER", text):
+            spans += [(m.start(), m.end(), False) for m in self._phone_bare.finditer(text)]
+        done: list[tuple[int, int]] = []
+        for start, end, formatted in spans:
+            if any(f.start <= start and f.end >= end for f in found) or any(
+                    a <= start and b >= end for a, b in done):
+                continue  # already another entity (IP, IBAN, card, SSN) or this number
+            piece = text[start:end]
+            # A bare digit run is an id as often as a phone number: it needs context (weak score).
+            score = self._phone_score if formatted else 0.1
+            hit = self._valid_phone(phonenumbers, piece)
+            if hit is not None:
+                done.append((start, end))
+                yield start, end, score
+                continue
+            for region in self._phone_regions:
+                matches = list(phonenumbers.PhoneNumberMatcher(piece, region, leniency=self._phone_leniency))
+                if matches:
+                    for m in matches:
+                        done.append((start + m.start, start + m.end))
+                        yield start + m.start, start + m.end, score
+                    break
+
+    def _valid_phone(self, phonenumbers: Any, piece: str) -> str | None:
+        """What ``PhoneNumberMatcher`` at Presidio's leniency (VALID) checks, on one written-out number."""
+        from phonenumbers import phonenumbermatcher
+
+        prefix_ok = getattr(phonenumbermatcher, "_is_national_prefix_present_if_required", lambda _n: True)
+        regions = (None,) if piece.lstrip().startswith("+") else self._phone_regions
+        for region in regions:
+            try:
+                number = phonenumbers.parse(piece, region, keep_raw_input=True)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number) and prefix_ok(number):
+                return region or "intl"
+        return None
+
+    def _any_context(self, entity: str, text: str) -> bool:
+        words = self.context_words.get(entity)
+        return bool(words) and any(w.lower() in words for w in _WORD.findall(text))
+
+    def _has_context(self, entity: str, text: str, start: int) -> bool:
+        words = self.context_words.get(entity)
+        if not words:
+            return False
+        before = _WORD.findall(text[max(0, start - CONTEXT_PREFIX_CHARS):start])[-CONTEXT_PREFIX_WORDS:]
+        return any(w.lower() in words for w in before)
+
+    @staticmethod
+    def _plausible_url(text: str, start: int, end: int) -> bool:
+        if end < len(text) and (text[end].isalnum() or text[end] in "_@"):
+            return False  # Presidio's URL pattern has no end boundary: "john.do" in "john.doe@x.com"
+        if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "@._-"):
+            return False
+        piece = text[start:end].lower()
+        if "://" in piece or piece.startswith("www") or "/" in piece:
+            return True
+        host = piece.rstrip(".")
+        tld = host.rsplit(".", 1)[-1]
+        return tld not in _FILE_LIKE_TLDS
+
+
+_DETECT_ORDER = {e: i for i, e in enumerate(
+    ("EMAIL_ADDRESS", "URL", "IBAN_CODE", "CREDIT_CARD", "IP_ADDRESS", "US_SSN", "US_PASSPORT", "US_BANK_NUMBER",
+     "PHONE_NUMBER"))}
+
+
+def _text_outside(text: str, found: Sequence[Match], entity: str, needle: str) -> bool:
+    """Whether ``needle`` occurs in ``text`` outside the matches of ``entity`` found so far."""
+    spans = [(m.start, m.end) for m in found if m.entity == entity]
+    if not spans:
+        return needle in text
+    pos = text.find(needle)
+    while pos >= 0:
+        if not any(a <= pos < b for a, b in spans):
+            return True
+        pos = text.find(needle, pos + 1)
+    return False
+
+
+def _url_candidate(base_url_regex: str) -> str:
+    """RE2 candidate for URLs: Presidio's own URL regex (it has no look-around), minus file extensions.
+
+    ``train.py`` matches Presidio's pattern (``.py`` is Paraguay) and is rejected later
+    anyway; leaving such TLDs out of the candidate keeps notes full of file names from
+    reaching Python. URLs with a scheme or ``www.`` stay candidates whatever their TLD.
+    """
+    if not base_url_regex:
+        return _STRONG_CANDIDATES["URL"]
+    pruned = base_url_regex
+    for tld in sorted(_FILE_LIKE_TLDS):
+        pruned = pruned.replace(f"|(?:{tld})", "")
+    return r"(?i)(?:https?://|\bwww\d{0,3}\.)|(?i:" + pruned + r")\b"

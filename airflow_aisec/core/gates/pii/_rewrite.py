@@ -1,0 +1,96 @@
+"""Rewriting PII cells for redaction: mask, drop, or a keyed HMAC token that keeps joins working."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.core.gates.pii._detect import iter_column_detections
+from airflow_aisec.core.gates.pii._table import as_strings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_aisec.core.gates.pii._matches import Match
+    from airflow_aisec.core.policy.sections.pii import RedactionSettings
+
+
+def normalise_value(entity: str, text: str) -> str:
+    """Canonical form hashed for ``entity``: the same value written two ways gets one token."""
+    if entity in ("EMAIL_ADDRESS", "URL"):
+        return text.strip().lower()
+    if entity in ("PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "US_BANK_NUMBER", "US_PASSPORT"):
+        keep = "".join(c for c in text if c.isalnum())
+        if entity == "PHONE_NUMBER" and text.strip().startswith("+"):
+            keep = "+" + keep
+        return keep.upper()
+    return text.strip()
+
+
+class Rewriter:
+    """Replaces matches in a cell according to the redaction method."""
+
+    def __init__(self, settings: RedactionSettings, key: bytes | None) -> None:
+        self.method = settings.method
+        self.mask_token = settings.mask_token
+        self.hash_length = settings.hash_length
+        self._key = key
+
+    def token(self, entity: str, text: str) -> str:
+        if self.method == "hash":
+            assert self._key is not None
+            msg = f"{entity}\x00{normalise_value(entity, text)}".encode()
+            return f"{entity}_{hmac.new(self._key, msg, hashlib.sha256).hexdigest()[: self.hash_length]}"
+        return self.mask_token.format(entity=entity)
+
+    def rewrite(self, text: str, matches: list[Match]) -> str | None:
+        """The new cell (``None`` for ``drop``)."""
+        if self.method == "drop":
+            return None
+        spans = _merge_spans(matches)
+        out = text
+        for start, end, entity in reversed(spans):
+            out = out[:start] + self.token(entity, text[start:end]) + out[end:]
+        return out
+
+
+def _merge_spans(matches: list[Match]) -> list[tuple[int, int, str]]:
+    """Non-overlapping spans, each labelled with the best-scored entity it covers."""
+    spans: list[list[Any]] = []
+    for m in sorted(matches, key=lambda x: (x.start, -x.end)):
+        if spans and m.start < spans[-1][1]:
+            last = spans[-1]
+            if m.score > last[3]:
+                last[2], last[3] = m.entity, m.score
+            last[1] = max(last[1], m.end)
+        else:
+            spans.append([m.start, m.end, m.entity, m.score])
+    return [(s, e, ent) for s, e, ent, _score in spans]
+
+
+def redact_column(arr: pa.Array, plan: Any, entities: set[str], detector: Any, rewriter: Rewriter,
+                  nlp: Any) -> tuple[pa.Array, int]:
+    """One column of one batch with the matches of ``entities`` rewritten, and how many cells changed."""
+    import pyarrow as pa
+
+    changes: dict[int, str | None] = {}
+    for i, text, cell in iter_column_detections(arr, plan, detector, nlp):
+        chosen = [m for m in cell.matches if m.entity in entities]
+        if chosen:
+            changes[i] = rewriter.rewrite(text, chosen)
+    if not changes:
+        if rewriter.method == "drop":
+            return arr, 0
+        return as_strings(arr, plan.name), 0
+    if rewriter.method == "drop":
+        import numpy as np
+        import pyarrow.compute as pc
+
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[list(changes)] = True
+        return pc.if_else(pa.array(mask), pa.nulls(len(arr), type=arr.type), arr), len(changes)
+    values = as_strings(arr, plan.name).to_pylist()
+    for i, new in changes.items():
+        values[i] = new
+    return pa.array(values, type=pa.string()), len(changes)

@@ -1,0 +1,305 @@
+"""Redaction: write a copy of a table with its PII masked, dropped or replaced by a keyed hash.
+
+The input is never modified: the copy goes to another path or object, and the
+input's sha256 is checked again at the end. Which cells change: every match of
+an entity that the output's classification (``pii.redaction.classification``,
+else the policy default, normally ``public``) does not allow, in every column
+that carries it, whatever ``min_share`` says. Methods:
+
+* ``mask``: each match becomes ``mask_token`` (``<US_SSN>`` by default); the rest
+  of a free-text cell stays readable;
+* ``drop``: the whole cell becomes null;
+* ``hash``: each match becomes ``<ENTITY>_<hex>``, a keyed HMAC-SHA256 of the
+  normalised value (e-mail lower-cased, separators removed from numbers), so the
+  same person gets the same token in every table redacted with the same key and
+  joins still work. The key comes from Vault (KV) when configured: core takes an
+  ``hvac`` client or a key provider callable; the operator uses Airflow's
+  ``VaultHook``, the CLI ``VAULT_ADDR`` / ``VAULT_TOKEN``.
+
+The output is written to a temporary file, re-scanned with the pii gate at the
+target classification, and published (renamed into place or uploaded) only when
+that re-scan has no finding. Residual PII gives ``pii.redaction_residual``
+findings and nothing is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.core.gates.pii._classify import classify
+from airflow_aisec.core.gates.pii._detect import build_plan
+from airflow_aisec.core.gates.pii._patterns import Detector
+from airflow_aisec.core.gates.pii._presidio import NlpScanner, quiet_presidio
+from airflow_aisec.core.gates.pii._rewrite import Rewriter, redact_column
+from airflow_aisec.core.gates.pii._scan import scan_local
+from airflow_aisec.core.gates.pii._table import iter_rows, open_for_scan
+from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri
+from airflow_aisec.core.result import CheckOutcome, InputRef
+from airflow_aisec.exceptions import ConfigurationError, InputDataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_aisec.core.io.vault import VaultClient
+    from airflow_aisec.core.policy.sections.pii import (
+        Classification,
+        HashKeySettings,
+        PiiPolicy,
+        RedactionSettings,
+    )
+
+RULE_RESIDUAL = "pii.redaction_residual"
+#: Shortest HMAC key accepted (bytes).
+MIN_KEY_BYTES = 16
+
+KeyProvider = Callable[[], "bytes | str"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Keys
+# -------------------------------------------------------------------------------------------------
+def read_vault_key(vault: VaultClient, settings: HashKeySettings) -> str:
+    """Read the HMAC key from Vault / OpenBao KV (v1 or v2) through the shared Vault client.
+
+    Raises:
+        AccessDeniedError: denied or no such secret.
+        ServiceUnavailableError: Vault unreachable or sealed.
+        ConfigurationError: the secret has no such field.
+    """
+    where = f"{settings.vault_mount}/{settings.vault_path}"
+    data = vault.kv_read(settings.vault_mount, settings.vault_path, kv_version=settings.kv_version, what=where).data
+    value = data.get(settings.vault_field)
+    if not value or not isinstance(value, str):
+        raise ConfigurationError(f"Vault secret {where} has no non-empty string field '{settings.vault_field}'")
+    return value
+
+
+def resolve_hmac_key(
+    settings: RedactionSettings,
+    *,
+    vault: Any = None,
+    key_provider: KeyProvider | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bytes:
+    """The HMAC key for ``hash`` redaction.
+
+    Order: an explicit ``key_provider``; Vault (``key.vault_path``, needs ``vault``, an ``hvac.Client``);
+    the environment variable ``key.env``.
+
+    Raises:
+        ConfigurationError: no key source, an empty or too short key.
+    """
+    key_settings = settings.key
+    if key_provider is not None:
+        raw: bytes | str = key_provider()
+    elif key_settings is None:
+        raise ConfigurationError("hash redaction needs pii.redaction.key (vault_path or env)")
+    elif key_settings.vault_path:
+        if vault is None:
+            raise ConfigurationError("hash redaction reads its key from Vault, but no Vault client is configured")
+        raw = read_vault_key(vault, key_settings)
+    else:
+        env = os.environ if environ is None else environ
+        raw = env.get(key_settings.env or "", "")
+        if not raw:
+            raise ConfigurationError(f"environment variable {key_settings.env} holding the HMAC key is not set")
+    key = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigurationError(f"the HMAC key is shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
+# -------------------------------------------------------------------------------------------------
+# Redaction
+# -------------------------------------------------------------------------------------------------
+def _same_target(src: str, dst: str) -> bool:
+    if is_s3_uri(src) or is_s3_uri(dst):
+        return src.rstrip("/") == dst.rstrip("/")
+    a, b = Path(src), Path(dst)
+    with contextlib.suppress(OSError):
+        if b.exists() and a.exists() and os.path.samefile(a, b):
+            return True
+    return a.resolve() == b.resolve()
+
+
+class _Writer:
+    """Parquet or CSV writer; CSV is compressed when the output name ends in .gz / .bz2 / .zst."""
+
+    def __init__(self, path: Path, fmt: str, schema: pa.Schema) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        self._stream = None
+        if fmt == "parquet":
+            self._writer = pq.ParquetWriter(str(path), schema)
+        else:
+            self._stream = pa.output_stream(str(path), compression="detect")
+            self._writer = pacsv.CSVWriter(self._stream, schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write(batch)
+
+    def close(self) -> None:
+        self._writer.close()
+        if self._stream is not None:
+            self._stream.close()
+
+
+def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: str,
+                   labels: Mapping[str, str]) -> pa.Schema:
+    """Redacted columns become text (mask / hash); a column whose name holds PII is renamed ``column_<i>``."""
+    import pyarrow as pa
+
+    fields = []
+    for f in schema:
+        name = f"column_{labels[f.name].lstrip('#')}" if f.name in labels else f.name
+        dtype = pa.string() if f.name in targets and method != "drop" else f.type
+        fields.append(pa.field(name, dtype, nullable=True if f.name in targets else f.nullable, metadata=f.metadata))
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def redact_table(
+    section: PiiPolicy,
+    src: str,
+    dst: str,
+    *,
+    classification: str | Classification | None = None,
+    vault: Any = None,
+    key_provider: KeyProvider | None = None,
+    s3_client: Any = None,
+    src_format: str | None = None,
+    dst_format: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CheckOutcome:
+    """Write a redacted copy of ``src`` to ``dst``, re-scan it, and publish it only if it passes.
+
+    Args:
+        section: The policy's ``pii`` section (glue code passes ``loaded.section("pii")``).
+        src: Input table (local path or ``s3://``); never modified.
+        dst: Output table (local path or ``s3://``); must differ from ``src``.
+        classification: Level the output must pass (default: ``redaction.classification``,
+            else the policy's ``default_classification``).
+        vault: ``hvac.Client`` for a Vault-held HMAC key.
+        key_provider: Callable returning the HMAC key (takes precedence over the policy's source).
+        s3_client: boto3 client for ``s3://`` input or output.
+        src_format / dst_format: ``csv`` / ``parquet`` (default: from the extension).
+        environ: Environment for ``key.env`` (default ``os.environ``).
+
+    Returns:
+        Findings of the output re-scan (``pii.redaction_residual``), redaction counts in metrics,
+        the input and the output (with digests) in inputs.
+
+    Raises:
+        ConfigurationError: output equals input, bad key configuration.
+        InputDataError: unreadable input (see :func:`airflow_aisec.core.gates.pii.scan_table`).
+    """
+    import pyarrow as pa
+
+    from airflow_aisec.core.io.storage import make_s3_client, sha256_file, translate_s3_errors
+    from airflow_aisec.core.io.tabular import detect_format, local_copy
+
+    settings = section.redaction
+    src, dst = str(src), str(dst)
+    if not dst.strip():
+        raise ConfigurationError("no output given for the redacted copy")
+    if _same_target(src, dst):
+        raise ConfigurationError("the redacted copy must not overwrite its input")
+    target = section.resolve_classification(classification or settings.classification)
+    in_fmt = detect_format(src, src_format)
+    out_fmt = detect_format(dst, dst_format)
+    key = resolve_hmac_key(settings, vault=vault, key_provider=key_provider, environ=environ) \
+        if settings.method == "hash" else None
+    rewriter = Rewriter(settings, key)
+    level = section.level_rule(target)
+    started = time.perf_counter()
+    if (is_s3_uri(src) or is_s3_uri(dst)) and s3_client is None:
+        s3_client = make_s3_client()
+
+    with local_copy(src, s3_client=s3_client) as copy:
+        with quiet_presidio():
+            detector = Detector(section.entities, column_hints=section.column_hints)
+        before = scan_local(section, copy.path, src, in_fmt, full=True, detector=detector)
+        input_digest = before.sha256
+        targets = {name: {e for e in col.carried() if not level.allows(e)} for name, col in before.columns.items()}
+        targets = {name: ents for name, ents in targets.items() if ents}
+
+        out_dir = None if is_s3_uri(dst) else Path(dst).resolve().parent
+        if out_dir is not None and not out_dir.is_dir():
+            raise InputDataError(f"output directory does not exist: {out_dir}")
+        suffix = "".join(Path(dst.split("/")[-1]).suffixes[-2:]) or f".{out_fmt}"
+        fd, tmp_name = tempfile.mkstemp(prefix=".aisec-redact-", suffix=suffix, dir=out_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        published = False
+        try:
+            counts: dict[str, dict[str, int]] = {}
+            with quiet_presidio():
+                dataset = open_for_scan(copy.path, in_fmt, src)
+                schema = dataset.schema
+                out_schema = _output_schema(schema, targets, settings.method, before.labels)
+                nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
+                plans = {p.name: p for p in build_plan(detector, list(targets))}
+                writer = _Writer(tmp, out_fmt, out_schema)
+                try:
+                    for batch, _rows in iter_rows(dataset, schema.names, batch_rows=section.scan.batch_rows,
+                                                  uri=src):
+                        arrays = []
+                        for name in schema.names:
+                            arr = batch.column(name)
+                            if name in targets:
+                                arr, n = redact_column(arr, plans[name], targets[name], detector, rewriter, nlp)
+                                slot = counts.setdefault(before.label(name), {"cells": 0})
+                                slot["cells"] += n
+                            arrays.append(arr)
+                        writer.write(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
+                finally:
+                    writer.close()
+
+            after = scan_local(section, tmp, dst, out_fmt, full=True, detector=detector)
+            residual = classify(section, after, target, rule=RULE_RESIDUAL, subject="redacted output: ")
+            output_digest = sha256_file(tmp)
+            if not residual.findings:
+                if is_s3_uri(dst):
+                    loc = parse_s3_uri(dst)
+                    with translate_s3_errors(dst):
+                        s3_client.upload_file(str(tmp), loc.bucket, loc.key)
+                else:
+                    os.replace(tmp, dst)
+                published = True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.exists():
+                    tmp.unlink()
+        if not is_s3_uri(src) and sha256_file(copy.path) != input_digest:
+            raise InputDataError(f"{src}: the input changed while it was being redacted")
+
+    for name, ents in targets.items():
+        counts.setdefault(before.label(name), {"cells": 0})["entities"] = sorted(ents)  # type: ignore[assignment]
+    metrics: dict[str, Any] = {
+        "redaction": {
+            "method": settings.method,
+            "classification": target.value,
+            "output": dst,
+            "published": published,
+            "columns": counts,
+            "cells_redacted": sum(c["cells"] for c in counts.values()),
+            "rows": before.rows_scanned,
+            "duration_s": round(time.perf_counter() - started, 3),
+        },
+        "input_scan": {"pii_columns": {before.label(n): sorted(c.carried()) for n, c in before.columns.items()
+                                       if c.carried()},
+                       "columns_renamed": sorted(before.labels.values())},
+        "output_scan": residual.metrics,
+    }
+    return CheckOutcome(
+        findings=residual.findings,
+        metrics=metrics,
+        inputs=[InputRef(uri=src, sha256=input_digest), InputRef(uri=dst, sha256=output_digest)],
+    )

@@ -1,0 +1,108 @@
+"""Entry point of the prompt-injection corpus gate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_aisec.core.gates.prompt_injection._detect import ENGINES, CellHits, Detector
+from airflow_aisec.core.gates.prompt_injection._sources import Reader, manifest_digest
+from airflow_aisec.core.gates.prompt_injection._tally import Tally
+from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
+from airflow_aisec.core.result import CheckOutcome, InputRef
+from airflow_aisec.exceptions import ConfigurationError
+
+
+def check_prompt_injection(
+    section: PromptInjectionPolicy,
+    data: str,
+    *,
+    columns: Sequence[str] | None = None,
+    s3_client: Any = None,
+    engine: str = "auto",
+) -> CheckOutcome:
+    """Scan training / RAG / prompt data for prompt-injection payloads.
+
+    Args:
+        section: The policy's ``prompt_injection`` section.
+        data: A CSV / Parquet table, a JSONL file, a ``.txt`` / ``.md`` / ``.html`` document, or a
+            directory (or ``s3://`` prefix) of documents; local path or ``s3://``.
+        columns: Table columns to scan (default: ``section.columns``, else every text column).
+        s3_client: boto3 S3 client for ``s3://`` data (default: from the AWS environment).
+        engine: ``auto`` (RE2 pre-filter, then the rules on candidates) or ``re`` (the rules on
+            every cell, Python only); both give the same findings.
+
+    Returns:
+        Findings per rule and column / field / documents whose hits exceed the policy's threshold;
+        metrics with cells and bytes scanned and hit counts per rule. Never any text.
+
+    Raises:
+        InputDataError: unreadable or unsupported data, unknown columns, invalid JSON lines.
+        AccessDeniedError / ServiceUnavailableError: S3 problems.
+    """
+    if not isinstance(section, PromptInjectionPolicy):
+        raise ConfigurationError("check_prompt_injection needs the policy's 'prompt_injection' section")
+    if engine not in ENGINES:
+        raise ConfigurationError(f"unknown engine '{engine}'; expected one of {ENGINES}")
+    detector = Detector(section)
+    reader = Reader(section, columns=columns, s3_client=s3_client)
+    tally = Tally(section)
+    stats: dict[str, int] = {}
+    nbytes = 0
+    for batch in reader.batches(data):
+        tally.add_units(batch.group, batch.units)
+        nbytes += batch.nbytes
+        if not len(batch.strings):
+            continue
+        parsed = {i for i, segments in enumerate(batch.hidden or []) if segments is not None}
+        found = dict(detector.detect_array(batch.strings, engine=engine, html_done=parsed, stats=stats))
+        if parsed and "html_hidden_text" in detector.enabled:
+            # Hidden HTML was judged while the document was parsed (the same for both engines).
+            for i in sorted(parsed):
+                segments = batch.hidden[i]  # type: ignore[index]
+                if segments and detector.hidden_hit(segments):
+                    prev = found.get(i)
+                    found[i] = CellHits(frozenset({"html_hidden_text", *(prev.rules if prev else ())}),
+                                        prev.encodings if prev else frozenset())
+        for i in sorted(found):
+            document = batch.documents[i] if batch.documents else None
+            tally.add(batch.group, batch.positions[i], document, found[i])
+    inputs = reader.inputs
+    if inputs.directory:
+        digest = manifest_digest(inputs.files) if inputs.files else None
+    else:
+        digest = inputs.files[0][1] if inputs.files else None
+    scanned = sum(tally.units.values())
+    metrics: dict[str, Any] = {
+        "engine": "re" if engine == "re" else "re2",
+        "cells_scanned": scanned,
+        "bytes_scanned": nbytes,
+        "candidates": stats.get("candidates", 0),
+        "cells_with_hits": tally.cells_with_hits,
+        "hits": tally.rule_counts(),
+        "rules": list(section.enabled_rules()),
+        "inputs": sorted(inputs.kinds),
+    }
+    if inputs.columns:
+        metrics["columns"] = inputs.columns
+    if "documents" in inputs.kinds or inputs.documents:
+        metrics["documents"] = inputs.documents
+    fields = sorted({g[1] for g in tally.units if g[0] == "field"})
+    if fields:
+        metrics["fields"] = fields[:100]
+    if len(inputs.files) > 1:
+        metrics["files"] = len(inputs.files)
+    skipped: dict[str, Any] = {}
+    if inputs.skipped_columns:
+        skipped["columns"] = inputs.skipped_columns
+    if inputs.skipped_fields:
+        skipped["fields"] = sorted(inputs.skipped_fields)[:100]
+    if inputs.skipped_documents:
+        skipped["documents"] = len(inputs.skipped_documents)
+    if inputs.skipped_extension:
+        skipped["other_files"] = inputs.skipped_extension
+    if skipped:
+        metrics["skipped"] = skipped
+    if tally.allowed:
+        metrics["allowed_hits"] = dict(sorted(tally.allowed.items()))
+    return CheckOutcome(findings=tally.findings(), metrics=metrics, inputs=[InputRef(uri=str(data), sha256=digest)])

@@ -1,0 +1,1 @@
+"""Airflow notifiers of airflow-aisec (``on_failure_callback`` and friends)."""

@@ -1,0 +1,1 @@
+"""The test suite (a package so ``tests.helpers`` imports the same way from every test module)."""

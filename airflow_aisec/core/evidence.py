@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_aisec.core.io.files import read_user_file
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.core.result import utcnow
 from airflow_aisec.exceptions import ConfigurationError, EvidenceChainError, InputDataError
@@ -39,6 +40,9 @@ RECORD_VERSION = 1
 HEAD_NAME = "HEAD"
 _RECORD_RE = re.compile(r"^(\d{12})\.json$")
 MAX_APPEND_ATTEMPTS = 50
+#: Largest record (or HEAD) read back: far above any gate result, small enough that a record replaced by
+#: a symlink to ``/dev/zero`` cannot exhaust memory.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -187,8 +191,19 @@ class EvidenceStore(abc.ABC):
         except (ValueError, KeyError, TypeError):
             raise EvidenceChainError("HEAD is not valid", record=HEAD_NAME) from None
 
-    def read_records(self) -> list[dict[str, Any]]:
-        """All records, parsed, in order (does not verify; call :meth:`verify` for that)."""
+    def read_records(self, *, require_location: bool = False) -> list[dict[str, Any]]:
+        """All records, parsed, in order (does not verify; call :meth:`verify` for that).
+
+        Args:
+            require_location: Refuse a location that does not exist (``aisec audit show`` of a typo
+                must not print an empty trail).
+
+        Raises:
+            InputDataError: ``require_location`` and the location does not exist.
+            EvidenceChainError: a record is not a regular file (FIFO, device, symlink loop) or too large.
+        """
+        if require_location and self._missing():
+            raise InputDataError(f"no audit trail at {self.location}: the location does not exist")
         out = []
         for seq, name in self._record_names():
             if seq < 0:
@@ -299,6 +314,8 @@ class LocalEvidenceStore(EvidenceStore):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _missing(self) -> bool:
+        if os.path.lexists(self.root) and not self.root.exists():
+            raise InputDataError(f"{self.root}: audit trail location is a dangling symlink or a symlink loop")
         return not self.root.exists()
 
     def _list_names(self) -> list[str]:
@@ -309,10 +326,13 @@ class LocalEvidenceStore(EvidenceStore):
         return [p.name for p in self.root.iterdir() if p.is_file()]
 
     def _read(self, name: str) -> bytes | None:
-        try:
-            return (self.root / name).read_bytes()
-        except FileNotFoundError:
+        path = self.root / name
+        # Absent means absent; a dangling or looping symlink, a FIFO, a device or a directory in its
+        # place is a tampered trail, refused before any byte is read.
+        if not os.path.lexists(path):
             return None
+        return read_user_file(path, limit=MAX_RECORD_BYTES, what=f"audit record {name}",
+                              error=EvidenceChainError)
 
     def _create(self, name: str, data: bytes) -> bool:
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")

@@ -216,3 +216,12 @@ def test_s3_model_through_the_cli(aisec_cli, s3_server, pem, setup):
                     str(pem["a"][1]), "--json")
     assert out.returncode == 1
     assert as_json(out)["findings"][0]["location"]["reason"] == "s3_version_changed"
+
+
+def test_sign_refuses_a_name_verify_would_refuse(aisec_cli, setup, pem, tmp_path):
+    model, _policy = setup
+    (model / "sub" / "we\\ird.bin").write_bytes(b"w")
+    out = aisec_cli("model", "sign", str(model), "--key", str(pem["a"][0]))
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "not a plain relative path" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not Path(f"{model}.sig").exists()

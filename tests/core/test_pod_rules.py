@@ -3,6 +3,10 @@ described through the cluster policy's ``describe_dag`` (kubernetes is converted
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from airflow_aisec.core.gates.platform import DagSpec, TaskSpec, check_dag, image_registry, judge_pod
@@ -16,14 +20,26 @@ def rules_section(**overrides):
     return sec.pods.model_copy(update=overrides) if overrides else sec.pods
 
 
-def _bag_dag(tmp_path, source: str, dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
-
+def _described(tmp_path, source: str, dag_id: str) -> DagSpec:
+    """Parse a DAG file with Airflow's DagBag in a subprocess (KubernetesPodOperator DAGs load the kubernetes
+    provider, which must not change this process's Airflow plugin state) and describe it with the cluster
+    policy's ``describe_dag``; the description comes back as JSON: plain dicts all the way down."""
     path = tmp_path / f"{dag_id}.py"
     path.write_text(source)
-    bag = DagBag(dag_folder=str(path))  # no [aisec] platform_policy in the test process: the hook is a no-op
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id]
+    code = (
+        "import json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "from airflow_aisec.cluster_policy import describe_dag\n"
+        f"bag = DagBag(dag_folder={str(path)!r})\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        f"print(json.dumps(describe_dag(bag.dags[{dag_id!r}]).to_dict()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    tasks = [TaskSpec(t["task_id"], tuple(t["classes"]), t["gate"], tuple(t["upstream"]), t["trigger_rule"],
+                      t["approves"], tuple((p["source"], p["pod"]) for p in t["pods"])) for t in doc["tasks"]]
+    return DagSpec.build(doc["dag_id"], tasks, tags=doc["tags"])
 
 
 def findings_by_task(dag_spec: DagSpec) -> dict[str, set[str]]:
@@ -120,9 +136,7 @@ def test_invalid_pod_rules_are_refused(body):
 # ------------------------------------------------------------------------------------------
 @pytest.mark.integration
 def test_insecure_pods_from_real_operators(tmp_path):
-    from airflow_aisec.cluster_policy import describe_dag
-
-    spec = describe_dag(_bag_dag(tmp_path, INSECURE_DAG, "insecure_training_pods"))
+    spec = _described(tmp_path, INSECURE_DAG, "insecure_training_pods")
     assert findings_by_task(spec) == INSECURE_RULES
     # V1Pod and plain-dict overrides are judged the same way
     assert spec.tasks["override_v1pod"].pods[0][0] == "executor_config.pod_override"
@@ -130,19 +144,15 @@ def test_insecure_pods_from_real_operators(tmp_path):
 
 @pytest.mark.integration
 def test_hardened_pods_from_real_operators(tmp_path):
-    from airflow_aisec.cluster_policy import describe_dag
-
-    spec = describe_dag(_bag_dag(tmp_path, HARDENED_DAG, "hardened_training_pods"))
+    spec = _described(tmp_path, HARDENED_DAG, "hardened_training_pods")
     assert findings_by_task(spec) == {}
     pod = spec.tasks["train"].pods[0][1]
-    assert pod["spec"]["containers"][0]["image"] == DIGEST_IMAGE  # plain dicts, not kubernetes objects
-    assert type(pod["spec"]["securityContext"]) is dict
+    assert pod["spec"]["containers"][0]["image"] == DIGEST_IMAGE  # plain, JSON-serialisable dicts
+    assert pod["spec"]["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000}
 
 
 @pytest.mark.integration
 def test_pod_template_file_is_judged_and_an_unreadable_one_fails(tmp_path):
-    from airflow_aisec.cluster_policy import describe_dag
-
     template = tmp_path / "pod.yaml"
     template.write_text("apiVersion: v1\nkind: Pod\nspec:\n  hostNetwork: true\n  containers:\n  - name: base\n")
     source = f'''
@@ -154,6 +164,6 @@ with DAG("templated_pods", schedule=None, start_date=pendulum.datetime(2024, 1, 
     KubernetesPodOperator(task_id="missing_template", image="{DIGEST_IMAGE}",
                           pod_template_file="{tmp_path / 'absent.yaml'}")
 '''
-    found = findings_by_task(describe_dag(_bag_dag(tmp_path, source, "templated_pods")))
+    found = findings_by_task(_described(tmp_path, source, "templated_pods"))
     assert "platform.pod_host_network" in found["from_template"]
     assert found["missing_template"] == {"platform.pod_spec_unreadable"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -132,7 +133,7 @@ def test_waiver_scope_and_expiry():
 
 def test_policy_is_immutable():
     policy = parse_policy(MINIMAL).policy
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         policy.name = "other"  # type: ignore[misc]
 
 

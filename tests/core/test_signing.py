@@ -638,3 +638,30 @@ def test_remote_signer_with_the_wrong_key_never_produces_a_bundle(tmp_path, keys
         keys["a"][0].public_key())
     bundle = json.loads(compat.sign_payload(good, compat.make_payload(manifest)))
     assert bundle["verificationMaterial"]["publicKey"]["hint"] == compat.public_key_hint(keys["a"][0].public_key())
+
+
+# ----------------------------------------------------------------------------------------------
+# sign refuses what verify refuses: an untouched signed model always verifies
+# ----------------------------------------------------------------------------------------------
+AWKWARD_NAMES = ["back\\slash.bin", "dir\\in\\name/w.bin", "space name.bin", "ünïcode.bin", "colon:1:2.bin",
+                 "-dash.bin", "new\nline.bin", "%41.bin", "#hash.bin", ".hidden", "tab\tname", "q'uote\".bin",
+                 "a" * 200 + ".bin", "sub/..dots..bin", "x.sig"]
+
+
+@pytest.mark.parametrize("serialization", ["files", "shards"])
+@pytest.mark.parametrize("name", AWKWARD_NAMES)
+def test_sign_then_verify_of_an_untouched_model_always_agree(tmp_path, keys, policy, name, serialization):
+    policy = policy.model_copy(update={"hashing": policy.hashing.model_copy(update={"serialization": serialization})})
+    model = make_model(tmp_path)
+    target = model / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"weights")
+    try:
+        sign_model(policy, model, private_key=keys["a"][1])
+    except InputDataError as exc:
+        # Refused up front, with the reason, and no signature was left behind.
+        assert ("\\" in name or (":" in name and serialization == "shards")) and "not a plain relative path" in str(exc)
+        assert not (tmp_path / "model.sig").exists()
+        return
+    assert "\\" not in name and not (":" in name and serialization == "shards")
+    verify_model(policy, model, public_key=keys["a"][2])  # raises on any disagreement

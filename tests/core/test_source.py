@@ -259,7 +259,7 @@ def test_bad_manifests(area, tmp_path, content, match):
 def test_missing_manifest_and_conflicting_or_misplaced_pins(area, tmp_path):
     data = write_parquet(area / "d.parquet", make_table(10))
     loaded = write_policy(tmp_path, base_section(area, pinning={"manifest": "nope.json"}))
-    assert "pinning manifest: file not found" in run(loaded, [data]).result.error.message
+    assert "pinning manifest not found" in run(loaded, [data]).result.error.message
 
     (tmp_path / "m.json").write_text(json.dumps({"sha256": {data: "2" * 64}}))
     loaded = write_policy(tmp_path, base_section(area, pinning={"manifest": "m.json", "sha256": {data: "3" * 64}}))

@@ -164,7 +164,7 @@ def test_configuration_errors(tmp_path, table_path, expect, suite_text, match):
 
 def test_missing_suite_file(tmp_path, table_path):
     run = gate(tmp_path, table_path, suite="missing.json")
-    assert isinstance(run.exception, ConfigurationError) and "GX suite: file not found" in run.result.error.message
+    assert isinstance(run.exception, ConfigurationError) and "GX suite not found" in run.result.error.message
 
 
 def test_expectation_on_a_column_not_in_the_data(tmp_path, table_path):

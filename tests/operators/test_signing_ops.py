@@ -295,3 +295,15 @@ def test_unreachable_vault_address_while_signing_is_retryable(tmp_path, monkeypa
     pushed = assert_retryable_error(lambda: sign.execute(ctx), ctx)
     # VaultHook probes the token when it connects: the outage shows there, translated like everywhere.
     assert pushed["error"]["message"] == "Vault unreachable for Vault connection 'vault_outage': ConnectionError"
+
+
+def test_sign_operator_refuses_a_file_name_verify_would_refuse(run_dag, make):
+    dag = make("sig_pem_backslash")
+    anchor = "        (MODEL / \"sub\" / \"config.json\")"
+    assert anchor in dag
+    dag = dag.replace(anchor, "        (MODEL / \"sub\" / \"we\\\\ird.bin\").write_bytes(b\"w\")\n" + anchor, 1)
+    out = run_dag(dag, "sig_pem_backslash")
+    assert out.task_states["sign"] == "failed" and out.task_states["deploy"] == "upstream_failed"
+    result = out.xcom("sign")
+    assert result["verdict"] == "error", result
+    assert not Path(str(make.model) + ".sig").exists()

@@ -26,7 +26,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    records = _store(args).read_records()
+    # A missing location (a typo, a deleted trail, a symlink loop) is exit 2, never an empty listing.
+    records = _store(args).read_records(require_location=True)
     if args.json:
         print(json.dumps(records, indent=2))
         return 0

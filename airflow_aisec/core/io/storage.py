@@ -120,11 +120,21 @@ def translate_s3_errors(uri: str) -> Iterator[None]:
         raise ServiceUnavailableError(f"S3 request for {uri} failed: {type(exc).__name__}") from None
 
 
-def read_bytes(uri: str | Path, *, s3_client: Any = None) -> bytes:
-    """Read a whole local file or S3 object.
+def read_bytes(uri: str | Path, *, s3_client: Any = None, limit: int, what: str) -> bytes:
+    """Read a whole local file or S3 object of at most ``limit`` bytes.
+
+    A local path goes through :func:`~airflow_aisec.core.io.files.read_user_file` (a FIFO, device,
+    directory or symlink loop is refused before any byte is read); an S3 object is read at most
+    ``limit + 1`` bytes, so neither can exhaust memory.
+
+    Args:
+        uri: Local path or ``s3://`` URI.
+        s3_client: boto3 S3 client for an ``s3://`` URI (built from the environment when None).
+        limit: Largest size accepted, in bytes.
+        what: What the file should be, for the message (``"public key"``, ``"GX suite"``, ...).
 
     Raises:
-        InputDataError: missing or unreadable.
+        InputDataError: missing, unreadable, not a regular file, or larger than ``limit``.
         AccessDeniedError: S3 refused access.
         ServiceUnavailableError: S3 unreachable.
     """
@@ -133,15 +143,18 @@ def read_bytes(uri: str | Path, *, s3_client: Any = None) -> bytes:
         loc = parse_s3_uri(uri)
         client = s3_client or make_s3_client()
         with translate_s3_errors(uri):
-            return client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
-    try:
-        return Path(uri).read_bytes()
-    except FileNotFoundError:
-        raise InputDataError(f"file not found: {uri}") from None
-    except IsADirectoryError:
-        raise InputDataError(f"expected a file, got a directory: {uri}") from None
-    except PermissionError:
-        raise InputDataError(f"file not readable (permission denied): {uri}") from None
+            body = client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
+            try:
+                data = body.read(limit + 1)
+            finally:
+                with contextlib.suppress(Exception):
+                    body.close()
+        if len(data) > limit:
+            raise InputDataError(f"{uri}: {what} is larger than {limit} bytes")
+        return data
+    from airflow_aisec.core.io.files import read_user_file
+
+    return read_user_file(uri, limit=limit, what=what)
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,21 @@ def sniff_format(path: str | os.PathLike[str], fmt: str, *, uri: str | None = No
         raise InputDataError(f"{name}: wrong format: binary data, not CSV text")
 
 
+#: CSV parse block: pyarrow's default, larger for wide tables (a row must fit in a block).
+CSV_BLOCK_BYTES = 1 << 20
+CSV_MAX_BLOCK_BYTES = 1 << 28
+
+
+def csv_block_size(path: str | os.PathLike[str]) -> int:
+    """The CSV parse block for ``path``: 1 MiB, or 8x the header line of a wide table (capped)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.readline(CSV_MAX_BLOCK_BYTES // 8)
+    except OSError:
+        return CSV_BLOCK_BYTES
+    return max(CSV_BLOCK_BYTES, min(CSV_MAX_BLOCK_BYTES, 8 * len(header)))
+
+
 def open_dataset(
     path: str | os.PathLike[str],
     fmt: str,
@@ -203,7 +218,8 @@ def open_dataset(
             if csv_column_types or csv_empty_as_null:
                 convert = pcsv.ConvertOptions(column_types=dict(csv_column_types or {}),
                                               strings_can_be_null=csv_empty_as_null)
-            dataset = ds.dataset(str(path), format=ds.CsvFileFormat(convert_options=convert))
+            dataset = ds.dataset(str(path), format=ds.CsvFileFormat(
+                convert_options=convert, read_options=pcsv.ReadOptions(block_size=csv_block_size(path))))
         else:
             dataset = ds.dataset(str(path), format="parquet")
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:

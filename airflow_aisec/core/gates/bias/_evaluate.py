@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.bias._columns import BiasColumns
-from airflow_aisec.core.gates.bias._encoding import binary_codes, score_values, sensitive_codes
 from airflow_aisec.core.gates.bias._grouping import GroupingResult, evaluate_grouping
-from airflow_aisec.core.policy.base import Severity
+from airflow_aisec.core.gates.bias._stream import BiasStream
+from airflow_aisec.core.policy.base import Bound, Severity
 from airflow_aisec.core.policy.sections.bias import DISPARITY_METRICS, BiasPolicy
 from airflow_aisec.core.result import Finding
 from airflow_aisec.core.stats import format_metric, json_float
@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 GATE = "bias"
+#: Rows per record batch when an in-memory table is streamed.
+TABLE_BATCH_ROWS = 65_536
+
+
+def _range_fails(bound: Bound, sure: tuple[float | None, float | None] | None) -> bool:
+    """True when some value of a metric's sure range would fail (a range straddling the threshold)."""
+    if sure is None:
+        return False
+    return bound.violated(sure[0]) or bound.violated(sure[1])
 
 
 def _threshold_findings(result: GroupingResult, policy: BiasPolicy) -> list[Finding]:
@@ -34,12 +43,16 @@ def _threshold_findings(result: GroupingResult, policy: BiasPolicy) -> list[Find
                 continue  # score metrics without a score column are rejected in resolve_columns
             value = json_float(metrics.disparities[metric])
             ci = result.intervals.get(metric)
-            if not bound.fails(value, ci, interval=interval_mode):
+            sure = result.ranges.get(metric)  # AUC from a coarse score sketch: fail closed over its range
+            if not bound.fails(value, ci, interval=interval_mode) and not _range_fails(bound, sure):
                 continue
             why = ""
             if value is None and metric.endswith("_ratio"):
                 why = " (the largest group value is 0, e.g. no positive predictions at all)"
             ci_text = ""
+            if sure is not None:
+                ci_text += (f", within [{format_metric(sure[0])}, {format_metric(sure[1])}] given the score "
+                            "sketch's error bound (fails closed)")
             if ci is not None and policy.bootstrap is not None:
                 ci_text = (f", {int(policy.bootstrap.confidence * 100)}% CI "
                            f"[{format_metric(ci[0])}, {format_metric(ci[1])}]")
@@ -57,16 +70,20 @@ def _threshold_findings(result: GroupingResult, policy: BiasPolicy) -> list[Find
                 continue
             values = metrics.by_group[metric]
             cis = result.group_intervals.get(metric)
+            bounds = result.auc_bounds if metric == "roc_auc" else None
             for j, pos in enumerate(kept_positions):
                 value = json_float(values[j])
                 ci = cis[j] if cis is not None else None
-                if not bound.fails(value, ci, interval=interval_mode):
+                err = bounds[j] if bounds is not None else None
+                sure = (value - err, value + err) if value is not None and err else None
+                if not bound.fails(value, ci, interval=interval_mode) and not _range_fails(bound, sure):
                     continue
                 label = result.labels[pos]
+                note = f" (within \u00b1{format_metric(err)}: score sketch error bound, fails closed)" if sure else ""
                 findings.append(Finding(
                     rule=f"{GATE}.{metric}",
                     severity=Severity.HIGH,
-                    message=(f"{metric} of group '{label}' of '{result.name}' is {format_metric(value)}; "
+                    message=(f"{metric} of group '{label}' of '{result.name}' is {format_metric(value)}{note}; "
                              f"must be {bound.describe()}"),
                     count=result.sizes[pos],
                     location={**loc_base, "group": label, "metric": metric, "value": value, **bound.limits()},
@@ -101,12 +118,18 @@ def _grouping_metrics(result: GroupingResult, policy: BiasPolicy) -> dict[str, A
             )
             for name, values in m.by_group.items():
                 group[name] = json_float(values[j])
+            if result.auc_bounds is not None:
+                group["roc_auc_error_bound"] = result.auc_bounds[j]
             for name, cis in result.group_intervals.items():
                 group[f"{name}_ci"] = list(cis[j])
         out["groups"].append(group)
     if m is not None:
         out["overall"] = {k: json_float(v) for k, v in m.overall.items()}
         out["disparities"] = {k: json_float(v) for k, v in m.disparities.items()}
+        if result.auc_bounds is not None:
+            out["overall"]["roc_auc_error_bound"] = result.auc_overall_bound
+        if result.ranges:
+            out["ranges"] = {k: list(v) for k, v in result.ranges.items()}
         if result.intervals:
             out["intervals"] = {k: list(v) for k, v in result.intervals.items()}
     return out
@@ -121,50 +144,43 @@ class BiasEvaluation:
 
 
 def evaluate_bias(section: BiasPolicy, table: pa.Table, columns: BiasColumns) -> BiasEvaluation:
-    """Compute metrics and findings for a table already in memory.
+    """Compute metrics and findings for a table already in memory (streamed in batches like a file).
 
     Raises:
         InputDataError: bad input (see module docs).
     """
-    import numpy as np
-
     if table.num_rows == 0:
         raise InputDataError("the table is empty")
-    names = table.schema.names
+    names = set(table.schema.names)
     missing = [c for c in columns.all if c not in names]
     if missing:
         raise InputDataError(f"column(s) not in the data: {', '.join(map(repr, missing))}")
-    y = binary_codes(table.column(columns.label), columns.label, "label",
-                     section.positive_label, section.negative_label)
-    scores = score_values(table.column(columns.score), columns.score) if columns.score else None
-    if columns.prediction:
-        pos = section.prediction_positive_label
-        neg = section.prediction_negative_label
-        if pos is None:
-            pos, neg = section.positive_label, (neg if neg is not None else section.negative_label)
-        p = binary_codes(table.column(columns.prediction), columns.prediction, "prediction", pos, neg)
-    else:
-        assert scores is not None and section.score_threshold is not None
-        p = (scores >= section.score_threshold).astype(np.int8)
-    encoded = {c: sensitive_codes(table.column(c), c, section.missing_sensitive, section.max_groups)
-               for c in columns.sensitive}
+    stream = BiasStream(section, columns, table.schema)
+    for batch in table.select(columns.all).to_batches(max_chunksize=TABLE_BATCH_ROWS):
+        stream.add(batch)
+    return evaluate_stream(section, stream)
 
+
+def evaluate_stream(section: BiasPolicy, stream: BiasStream) -> BiasEvaluation:
+    """Findings and the metrics document from a :class:`BiasStream` fed with every batch."""
+    columns = stream.columns
+    grouped, rates = stream.finish()
     findings: list[Finding] = []
     groupings: list[GroupingResult] = []
-    for cols in [(c,) for c in columns.sensitive] + list(columns.intersections):
-        result, found = evaluate_grouping(cols, encoded, y, p, scores, section)
+    for counts in grouped:
+        result, found = evaluate_grouping(counts, section)
         findings.extend(found)
         findings.extend(_threshold_findings(result, section))
         groupings.append(result)
     metrics: dict[str, Any] = {
-        "rows": table.num_rows,
+        "rows": stream.rows,
         "columns": {"label": columns.label, "prediction": columns.prediction, "score": columns.score,
                     "sensitive": list(columns.sensitive)},
         "method": section.method,
         "equalized_odds_agg": section.equalized_odds_agg,
         "min_group_size": section.min_group_size,
-        "positive_rate": json_float(y.mean()),
-        "prediction_rate": json_float(p.mean()),
+        "positive_rate": json_float(rates["positive_rate"]),
+        "prediction_rate": json_float(rates["prediction_rate"]),
         "thresholds": {k: v.model_dump(exclude_none=True) for k, v in section.thresholds.items()},
         "bootstrap": section.bootstrap.model_dump() if section.bootstrap else None,
         "groupings": [_grouping_metrics(g, section) for g in groupings],

@@ -4,16 +4,15 @@ their bootstrap intervals."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.gates.bias._encoding import SensitiveCodes
+from airflow_aisec.core.gates.bias._stream import GroupingCounts
 from airflow_aisec.core.policy.base import Severity
 from airflow_aisec.core.policy.sections.bias import BiasPolicy
 from airflow_aisec.core.result import Finding
 from airflow_aisec.core.stats import json_float
-from airflow_aisec.exceptions import ConfigurationError, InputDataError
+from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,54 +38,26 @@ class GroupingResult:
     excluded: list[bool]
     metrics: FairnessResult | None
     auc: list[float | None] | None = None
+    auc_bounds: list[float | None] | None = None  # error bound of each kept group's AUC (0: exact)
+    auc_overall_bound: float | None = None
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # sure range of a metric
     kept_positions: list[int] = field(default_factory=list)  # display position of each metric column
     intervals: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     group_intervals: dict[str, list[tuple[float | None, float | None]]] = field(default_factory=dict)
 
 
-def _compact(combined: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense group ids 0..G-1 for the combinations that occur, and the combination of each id."""
+def evaluate_grouping(grouping: GroupingCounts, policy: BiasPolicy) -> tuple[GroupingResult, list[Finding]]:
+    """Pitfalls, metrics and intervals of one grouping from its streamed counts."""
     import numpy as np
 
-    if space <= max(4 * len(combined), 1 << 20):
-        present = np.flatnonzero(np.bincount(combined, minlength=space))
-        lut = np.full(space, -1, dtype=np.int64)
-        lut[present] = np.arange(len(present))
-        return lut[combined], present
-    present, inverse = np.unique(combined, return_inverse=True)
-    return inverse.astype(np.int64), present
+    from airflow_aisec.core.gates.bias._metrics import ConfusionCounts, auc_disparity_ranges, fairness_metrics
 
-
-def evaluate_grouping(
-    columns: tuple[str, ...],
-    encoded: Mapping[str, SensitiveCodes],
-    y: np.ndarray,
-    p: np.ndarray,
-    scores: np.ndarray | None,
-    policy: BiasPolicy,
-) -> tuple[GroupingResult, list[Finding]]:
-    import numpy as np
-
-    from airflow_aisec.core.gates.bias._metrics import ConfusionCounts, fairness_metrics, roc_auc_by_group
-
+    columns = grouping.columns
     name = " & ".join(columns)
     findings: list[Finding] = []
     loc_base = {"sensitive": name}
-    combined = np.zeros(len(y), dtype=np.int64)
-    valid = np.ones(len(y), dtype=bool)
-    space = 1
-    for col in columns:
-        enc = encoded[col]
-        n_labels = max(len(enc.labels), 1)
-        valid &= enc.codes >= 0
-        space *= n_labels
-        if space >= 2**63:  # int64 would wrap around and merge distinct groups
-            raise ConfigurationError(
-                f"intersection '{name}' has more value combinations than can be encoded; intersect fewer columns"
-            )
-        combined = combined * n_labels + np.maximum(enc.codes, 0)
-    missing_rows = int(len(y) - np.count_nonzero(valid))
-    if missing_rows:  # only in "finding" mode: "group" mode gave missing values a code
+    missing_rows = grouping.missing_rows
+    if missing_rows:  # only in "finding" mode: "group" mode gave missing values a group
         findings.append(Finding(
             rule="bias.missing_sensitive_value",
             severity=Severity.MEDIUM,
@@ -94,11 +65,7 @@ def evaluate_grouping(
             count=missing_rows,
             location=dict(loc_base),
         ))
-        y, p, combined = y[valid], p[valid], combined[valid]
-        if scores is not None:
-            scores = scores[valid]
-    groups, present = _compact(combined, space)
-    n_groups = len(present)
+    n_groups = len(grouping.labels)
     if n_groups < 2:
         raise InputDataError(
             f"sensitive column(s) '{name}' have {n_groups} group(s) with data; bias metrics need at least two"
@@ -107,17 +74,8 @@ def evaluate_grouping(
         raise InputDataError(
             f"sensitive column(s) '{name}' form {n_groups} groups, more than max_groups ({policy.max_groups})"
         )
-    # Group names: decode the combination back into each column's label.
-    raw_labels: list[str] = []
-    for combo in present.tolist():
-        parts = []
-        for col in reversed(columns):
-            labels = encoded[col].labels
-            combo, code = divmod(combo, max(len(labels), 1))
-            parts.append((col, labels[code]))
-        parts.reverse()
-        raw_labels.append(parts[0][1] if len(parts) == 1 else ", ".join(f"{c}={v}" for c, v in parts))
-    counts = ConfusionCounts.from_arrays(y, p, groups, n_groups)
+    raw_labels = grouping.labels
+    counts = grouping.counts
     sizes = counts.n
     small = sizes < policy.min_group_size
     # Groups by name, small ones last (their names may be hidden).
@@ -187,23 +145,23 @@ def evaluate_grouping(
     idx = np.array(kept, dtype=np.int64)
     sub = ConfusionCounts(tn=counts.tn[idx], fp=counts.fp[idx], fn=counts.fn[idx], tp=counts.tp[idx])
     extra_by_group = extra_overall = None
-    if scores is not None:
-        if policy.exclude_small_groups and not keep.all():
-            rows = keep[groups]
-            remap = np.full(n_groups, -1, dtype=np.int64)
-            remap[idx] = np.arange(len(idx))
-            auc, auc_all = roc_auc_by_group(y[rows], scores[rows], remap[groups[rows]], len(idx))
-        else:
-            auc_g, auc_all = roc_auc_by_group(y, scores, groups, n_groups)
-            auc = auc_g[idx]
+    auc_ranges: dict[str, tuple[float, float]] = {}
+    if grouping.auc is not None:
+        auc_g, bound_g, auc_all, bound_all = grouping.auc(keep)
+        auc, bound = auc_g[idx], bound_g[idx]
         extra_by_group = {"roc_auc": auc}
         extra_overall = {"roc_auc": np.float64(auc_all)}
         result.auc = [json_float(a) for a in auc]
+        result.auc_bounds = [json_float(b) for b in bound]
+        result.auc_overall_bound = json_float(bound_all)
+        if np.nanmax(np.append(bound, bound_all)) > 0:  # a sketch merged scores: AUC known within a bound
+            auc_ranges = auc_disparity_ranges(auc, np.nan_to_num(bound), auc_all, bound_all or 0.0, policy.method)
     metrics = fairness_metrics(
         sub, method=policy.method, eo_agg=policy.equalized_odds_agg,
         extra_by_group=extra_by_group, extra_overall=extra_overall,
     )
     result.metrics = metrics
+    result.ranges = {k: (json_float(lo), json_float(hi)) for k, (lo, hi) in auc_ranges.items()}
     # Metric arrays follow `kept`; excluded groups stay listed in the output, without rates.
     result.kept_positions = [order.index(i) for i in kept]
     if policy.bootstrap is not None:

@@ -344,3 +344,98 @@ def roc_auc_by_group(
     per_group = _auc(g, n_groups)
     overall = _auc(np.zeros_like(g), 1)[0]
     return per_group, float(overall)
+
+
+def _aggregate(g: np.ndarray, key: np.ndarray, lo: np.ndarray, hi: np.ndarray, pos: np.ndarray,
+               neg: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sum sketch entries sharing (group, bin); sorted by (group, bin)."""
+    order = np.lexsort((key, g))
+    g, key, lo, hi, pos, neg = g[order], key[order], lo[order], hi[order], pos[order], neg[order]
+    if not len(g):
+        return g, key, lo, hi, pos, neg
+    new = np.empty(len(g), dtype=bool)
+    new[0] = True
+    new[1:] = (g[1:] != g[:-1]) | (key[1:] != key[:-1])
+    s = np.flatnonzero(new)
+    return (g[s], key[s], np.minimum.reduceat(lo, s), np.maximum.reduceat(hi, s),
+            np.add.reduceat(pos, s), np.add.reduceat(neg, s))
+
+
+def _auc_of_bins(g: np.ndarray, lo: np.ndarray, hi: np.ndarray, pos: np.ndarray, neg: np.ndarray,
+                 n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and its error bound per group from bins sorted by (group, bin) (see :func:`roc_auc_from_sketch`)."""
+    auc = np.full(n_groups, np.nan)
+    bound = np.full(n_groups, np.nan)
+    if not len(g):
+        return auc, bound
+    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    lengths = np.diff(np.append(starts, len(g)))
+    below = np.cumsum(neg) - neg
+    below -= np.repeat(below[starts], lengths)  # negatives with a lower score, in the same group
+    p_tot, n_tot = np.add.reduceat(pos, starts), np.add.reduceat(neg, starts)
+    num2 = np.add.reduceat(pos * (2 * below + neg), starts)  # 2 x (pairs ranked right + ties / 2)
+    ties = np.add.reduceat(np.where(lo < hi, pos * neg, 0), starts)  # pairs in bins of several values
+    pairs = (p_tot * n_tot).astype(np.float64)
+    defined = (p_tot > 0) & (n_tot > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc[g[starts]] = np.where(defined, num2 / (2.0 * pairs), np.nan)
+        bound[g[starts]] = np.where(defined, ties / (2.0 * pairs), np.nan)
+    return auc, bound
+
+
+def roc_auc_from_sketch(
+    sketch: tuple[np.ndarray, ...], label_of: np.ndarray, groups_of: np.ndarray, n_groups: int,
+    keep: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Per-group and overall ROC AUC (Mann-Whitney, ties count 1/2) from a score sketch.
+
+    Args:
+        sketch: ``ValueSketch.coarsened_to(shift)`` arrays (sketch group, bin, lo, hi, count); the
+            sketch group encodes (group, label spelling).
+        label_of: 0/1 label of each sketch group. groups_of: group index of each sketch group
+            (-1: left out).
+        n_groups: Number of groups. keep: Groups that count for the overall AUC.
+
+    Returns:
+        (AUC per group, error bound per group, overall AUC, overall error bound). While the sketch
+        is exact (one score per bin) the AUC equals ``sklearn.metrics.roc_auc_score`` and the bound
+        is 0; a bin holding several scores counts its (positive, negative) pairs as ties, which can
+        be off by at most half of them: bound = sum of pos x neg over such bins / (2 P N). NaN for
+        a group lacking either label.
+    """
+    sg, key, lo, hi, count = sketch
+    y = label_of[sg].astype(np.int64)
+    g = groups_of[sg]
+    use = g >= 0
+    pos, neg = count * y, count * (1 - y)
+    g_, _, lo_, hi_, pos_, neg_ = _aggregate(g[use], key[use], lo[use], hi[use], pos[use], neg[use])
+    auc, bound = _auc_of_bins(g_, lo_, hi_, pos_, neg_, n_groups)
+    kept = use & keep[np.maximum(g, 0)]
+    z = np.zeros(int(kept.sum()), dtype=np.int64)
+    o = _aggregate(z, key[kept], lo[kept], hi[kept], pos[kept], neg[kept])
+    o_auc, o_bound = _auc_of_bins(o[0], o[2], o[3], o[4], o[5], 1)
+    return auc, bound, float(o_auc[0]), float(o_bound[0])
+
+
+def auc_disparity_ranges(values: np.ndarray, bounds: np.ndarray, overall: float, overall_bound: float,
+                         method: Method) -> dict[str, tuple[float, float]]:
+    """Ranges that surely hold ``roc_auc_difference`` / ``roc_auc_ratio`` when every group AUC is known
+    within ``±bound`` (interval arithmetic over fairlearn's definitions; NaN groups are skipped)."""
+    ok = ~np.isnan(values)
+    if ok.sum() == 0:
+        return {}
+    lo = np.clip(values[ok] - bounds[ok], 0.0, 1.0)
+    hi = np.clip(values[ok] + bounds[ok], 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "between_groups":
+            diff = (max(0.0, float(lo.max() - hi.min())), float(hi.max() - lo.min()))
+            r_lo = float(lo.min() / hi.max()) if hi.max() > 0 else 0.0
+            r_hi = float(min(1.0, hi.min() / lo.max())) if lo.max() > 0 else 1.0
+        else:
+            o_lo, o_hi = max(0.0, overall - overall_bound), min(1.0, overall + overall_bound)
+            diff = (float(np.maximum(0.0, np.maximum(lo - o_hi, o_lo - hi)).max()),
+                    float(np.maximum(hi - o_lo, o_hi - lo).max()))
+            low_terms = np.minimum(np.where(o_hi > 0, lo / o_hi, 0.0), np.where(hi > 0, o_lo / hi, 0.0))
+            high_terms = np.minimum(np.where(o_lo > 0, hi / o_lo, 1.0), np.where(lo > 0, o_hi / lo, 1.0))
+            r_lo, r_hi = float(np.nanmin(low_terms)), float(min(1.0, np.nanmin(high_terms)))
+    return {"roc_auc_difference": diff, "roc_auc_ratio": (r_lo, r_hi)}

@@ -7,7 +7,14 @@ column (and every intersection the policy asks for) the gate computes per-group
 selection rate, accuracy, TPR, FPR, FNR (and ROC AUC with a score), and the
 between-group metrics (demographic parity, equalized odds, equal opportunity,
 accuracy/FPR/FNR differences and ratios) with fairlearn's definitions, computed
-by ``_metrics`` from one ``bincount``.
+by ``_metrics`` from per-group confusion counts.
+
+The table is streamed batch by batch (``_stream``): memory holds per-group
+counts and, with a score column, a score sketch per grouping, never the rows.
+ROC AUC is exact (scikit-learn's) while a grouping has at most ``sketch_bins``
+distinct (group, score) pairs; beyond, scores are merged into bins and each AUC
+carries ``roc_auc_error_bound`` (half the share of positive/negative pairs
+within a merged bin); a threshold within that bound fails closed.
 
 Pitfalls are findings, never silent passes: groups below ``min_group_size``
 (with their count), groups without positive (or negative) labels where a
@@ -18,6 +25,7 @@ table, non-binary label/prediction not mapped by the policy, a single group) is
 an :class:`~airflow_aisec.exceptions.InputDataError`: exit 2 / failed task.
 
 Group labels are the sensitive columns' category names; a group smaller than
+``min_group_size`` is named ``<small group N>`` unless ``reveal_small_group_labels``.
 
 The policy section is :class:`~airflow_aisec.core.policy.sections.bias.BiasPolicy`.
 """
@@ -25,24 +33,21 @@ The policy section is :class:`~airflow_aisec.core.policy.sections.bias.BiasPolic
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_aisec.core.gates.bias._columns import resolve_columns
-from airflow_aisec.core.gates.bias._evaluate import GATE, evaluate_bias
+from airflow_aisec.core.gates.bias._columns import BiasColumns, resolve_columns
+from airflow_aisec.core.gates.bias._evaluate import GATE, BiasEvaluation, evaluate_stream
+from airflow_aisec.core.gates.bias._stream import BiasStream
 from airflow_aisec.core.policy.sections.bias import BiasPolicy
 from airflow_aisec.core.result import CheckOutcome, InputRef
 from airflow_aisec.exceptions import InputDataError
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
 __all__ = ["GATE", "check_bias"]
 
 
-def _read_input(uri: str, columns: list[str], s3_client: Any) -> tuple[pa.Table, InputRef]:
-    """Read only the needed columns; digest the file as read (S3 objects via their downloaded copy)."""
-    import pyarrow as pa
-
+def _stream_input(section: BiasPolicy, uri: str, columns: BiasColumns, s3_client: Any
+                  ) -> tuple[BiasEvaluation, InputRef]:
+    """Stream only the needed columns batch by batch into the counts; digest the file as read."""
     from airflow_aisec.core.io.storage import sha256_file
     from airflow_aisec.core.io.tabular import detect_format, iter_batches, local_copy, open_dataset
 
@@ -50,12 +55,14 @@ def _read_input(uri: str, columns: list[str], s3_client: Any) -> tuple[pa.Table,
     with local_copy(uri, s3_client=s3_client) as copy:
         digest = sha256_file(copy.path)
         dataset = open_dataset(copy.path, fmt, uri=uri)
-        batches = list(iter_batches(dataset, columns=columns, uri=uri))
-        schema = pa.schema([dataset.schema.field(c) for c in columns])
-        table = pa.Table.from_batches(batches, schema=schema)
-    if table.num_rows == 0:
+        stream = None
+        for batch in iter_batches(dataset, columns=columns.all, uri=uri):
+            if stream is None:
+                stream = BiasStream(section, columns, batch.schema)
+            stream.add(batch)
+    if stream is None or stream.rows == 0:
         raise InputDataError(f"{uri}: the table is empty")
-    return table, InputRef(uri=uri, sha256=digest)
+    return evaluate_stream(section, stream), InputRef(uri=uri, sha256=digest)
 
 
 def check_bias(
@@ -93,8 +100,7 @@ def check_bias(
         ServiceUnavailableError / AccessDeniedError: S3 problems.
     """
     columns = resolve_columns(section, label=label, prediction=prediction, score=score, sensitive=sensitive)
-    table, input_ref = _read_input(str(data), columns.all, s3_client)
-    evaluation = evaluate_bias(section, table, columns)
+    evaluation, input_ref = _stream_input(section, str(data), columns, s3_client)
     outcome = CheckOutcome(findings=evaluation.findings, metrics=evaluation.metrics, inputs=[input_ref])
     if report:
         from airflow_aisec.core.gates.bias._report import render_bias_report

@@ -53,9 +53,21 @@ class NumericBlock:
 
     @staticmethod
     def _matrix(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+        """rows x features float64 (NaN for missing): columns of one type are converted in one call."""
         import numpy as np
+        import pyarrow as pa
 
-        return np.stack([numeric_values(c) for c in columns], axis=1)
+        rows = len(columns[0])
+        out = np.empty((rows, len(columns)), dtype=np.float64)
+        by_type: dict[pa.DataType, list[int]] = {}
+        for j, column in enumerate(columns):
+            by_type.setdefault(column.type, []).append(j)
+        for indices in by_type.values():
+            chunks = [chunk for j in indices for chunk in
+                      (columns[j].chunks if isinstance(columns[j], pa.ChunkedArray) else [columns[j]])]
+            values = numeric_values(pa.concat_arrays(chunks)) if chunks else np.empty(0)
+            out[:, indices] = values.reshape(len(indices), rows).T
+        return out
 
     def _spill(self) -> None:
         """Leave matrix mode: feed the rows kept so far to one streamed accumulator per feature."""
@@ -242,29 +254,40 @@ def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy,
     psi = np.where((r_sum > 0) & (c_sum > 0), terms.sum(axis=1), np.nan)
     d = _ks_statistics(ref, cur, n1, n2)
 
-    out: list[tuple[dict[str, Any], list[str]]] = []
+    # The per-feature loop only picks Python values out of lists made once (wide tables: 100k features).
     ref_rows, cur_rows = len(ref), len(cur)
+    ref_frac = (ref_missing / ref_rows).tolist()
+    cur_frac = (cur_missing / cur_rows).tolist() if cur_rows else [None] * features
+    psi_list = [json_float(v) for v in psi.tolist()]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_hist_all = (r_all / r_sum[:, None]).tolist()
+        c_hist_all = np.where(c_sum[:, None] > 0, c_all / c_sum[:, None], 0.0).tolist()
+    n_bins_l, has_l = n_bins.tolist(), has_missing.tolist()
+    n1_l, n2_l, d_l = n1.tolist(), n2.tolist(), d.tolist()
+    bin_names: dict[tuple[int, bool], list[str]] = {}
+    out: list[tuple[dict[str, Any], list[str]]] = []
     for j in range(features):
-        k = int(n_bins[j]) + bool(has_missing[j])
-        bins = [str(i + 1) for i in range(int(n_bins[j]))] + (["missing"] if has_missing[j] else [])
+        nb, hm = n_bins_l[j], has_l[j]
+        k = nb + hm
+        bins = bin_names.get((nb, hm))
+        if bins is None:
+            bins = bin_names[(nb, hm)] = [str(i + 1) for i in range(nb)] + (["missing"] if hm else [])
         stats: dict[str, Any] = {
-            "reference_missing_fraction": json_float(ref_missing[j] / ref_rows),
-            "current_missing_fraction": json_float(cur_missing[j] / cur_rows) if cur_rows else None,
-            "psi": json_float(psi[j]),
+            "reference_missing_fraction": ref_frac[j],
+            "current_missing_fraction": cur_frac[j],
+            "psi": psi_list[j],
         }
-        if n2[j]:
-            key = (int(n1[j]), int(n2[j]), float(d[j]))
+        if n2_l[j]:
+            key = (n1_l[j], n2_l[j], d_l[j])
             if key not in cache:
                 r_ok, c_ok = ref[:, j], cur[:, j]
                 cache[key] = scipy_ks(r_ok[~np.isnan(r_ok)], c_ok[~np.isnan(c_ok)])
             statistic, pvalue = cache[key]
-            stats.update(ks_statistic=json_float(statistic), ks_pvalue=json_float(pvalue), ks_error_bound=0.0)
+            stats["ks_statistic"], stats["ks_pvalue"], stats["ks_error_bound"] = statistic, pvalue, 0.0
         else:
             stats["ks_statistic"] = stats["ks_pvalue"] = None
-        stats["bin_count"] = int(n_bins[j])
+        stats["bin_count"] = nb
         stats["sketch_exact"] = True
-        r_hist, c_hist = r_all[j, :k], c_all[j, :k]
-        stats["histogram"] = {"bins": bins, "reference": (r_hist / r_sum[j]).tolist(),
-                              "current": (c_hist / c_sum[j]).tolist() if c_sum[j] else [0.0] * k}
+        stats["histogram"] = {"bins": bins, "reference": r_hist_all[j][:k], "current": c_hist_all[j][:k]}
         out.append((stats, bins))
     return out

@@ -72,7 +72,7 @@ def _threshold_findings(feature: str, stats: Mapping[str, Any], thresholds: Sequ
         if metric.startswith("ks_") and kind != "numeric":
             continue  # KS is defined for numeric features only
         value = stats.get(metric)
-        other = stats.get(_OTHER_END.get(metric, ""))
+        other = stats.get(_OTHER_END[metric]) if metric in _OTHER_END else None
         if not bound.violated(value) and (other is None or not bound.violated(other)):
             continue
         violated.append(metric)
@@ -121,7 +121,8 @@ def evaluate_drift(section: DriftPolicy, reference: pa.Table, current: pa.Table,
         raise InputDataError("the current table is empty")
     chosen = resolve_features(section, reference.schema.names, features)
     for table, which in ((reference, "reference"), (current, "current")):
-        missing = [c for c in chosen if c not in table.schema.names]
+        names = set(table.schema.names)
+        missing = [c for c in chosen if c not in names]
         if missing:
             raise InputDataError(f"column(s) not in the {which} table: {', '.join(map(repr, missing))}")
     return evaluate_sources(section, TableSource.from_table(reference, "the reference table"),
@@ -138,12 +139,12 @@ def _stream(source: TableSource, units: Sequence[tuple[Any, list[str]]], step: s
     rows = 0
     for batch in source.batches(names):
         rows += batch.num_rows
-        position = {n: i for i, n in enumerate(batch.schema.names)}
+        by_name = dict(zip(batch.schema.names, batch.columns))  # batch.column(i) costs more, per column
         for acc, cols in units:
             if isinstance(acc, NumericBlock):
-                getattr(acc, step)([batch.column(position[n]) for n in cols])
+                getattr(acc, step)([by_name[n] for n in cols])
             else:
-                getattr(acc, step)(batch.column(position[cols[0]]))
+                getattr(acc, step)(by_name[cols[0]])
     return rows
 
 
@@ -159,9 +160,16 @@ def evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tabl
     entries: dict[str, dict[str, Any]] = {}
     kinds: dict[str, str] = {}
     forced = set(section.categorical)
+    ref_types = dict(zip(reference.schema.names, reference.schema.types))
+    cur_types = dict(zip(current.schema.names, current.schema.types))
+    kind_of: dict[tuple[pa.DataType, bool], str | None] = {}  # one decision per type, not per column
     for name in chosen:
-        r_type, c_type = reference.schema.field(name).type, current.schema.field(name).type
-        r_kind, c_kind = feature_kind(r_type, name in forced), feature_kind(c_type, name in forced)
+        r_type, c_type = ref_types[name], cur_types[name]
+        is_forced = name in forced
+        for dtype in (r_type, c_type):
+            if (dtype, is_forced) not in kind_of:
+                kind_of[(dtype, is_forced)] = feature_kind(dtype, is_forced)
+        r_kind, c_kind = kind_of[(r_type, is_forced)], kind_of[(c_type, is_forced)]
         if r_kind is None:
             raise InputDataError(f"feature '{name}' has an unsupported type ({r_type}); exclude it")
         entries[name] = {"feature": name, "kind": r_kind}
@@ -175,8 +183,8 @@ def evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tabl
             ))
             entries[name]["violations"] = ["type_changed"]
             continue
-        thresholds = section.thresholds.merged(section.per_feature.get(name))
-        if not any(r_kind == "numeric" or not metric.startswith("ks_") for metric, _ in thresholds.items()):
+        if r_kind == "categorical" and not any(not metric.startswith("ks_") for metric, _ in
+                                               section.thresholds.merged(section.per_feature.get(name)).items()):
             # KS is numeric-only: a categorical feature with KS thresholds alone would be checked against nothing.
             raise ConfigurationError(
                 f"feature '{name}' is categorical and none of its thresholds apply to it (KS is for numeric "

@@ -61,6 +61,22 @@ _CONST_OPS = {
 }
 
 
+#: Opcodes that build containers or use the memo: what a real pickle of a list/dict/str is made of,
+#: and what text that happens to start with an opcode letter does not produce.
+_STRUCTURAL_OPS = {
+    "MARK", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "EMPTY_SET", "LIST", "DICT", "TUPLE", "TUPLE1", "TUPLE2",
+    "TUPLE3", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "FROZENSET", "PUT", "BINPUT", "LONG_BINPUT",
+    "GET", "BINGET", "LONG_BINGET", "MEMOIZE",
+}
+#: First bytes of a protocol 0/1 pickle (those have no ``PROTO`` magic): any opcode of those protocols.
+_OLD_PROTOCOL_STARTS = frozenset(op.code.encode("latin-1")[0] for op in pickletools.opcodes if op.proto <= 1)
+#: Opcodes an import-free pickle needs (STOP included) to count as one: "I1\n." or "Vtext\n." is
+#: indistinguishable from text, "(lp0\nI1\na." is not.
+_MIN_OPCODES = 3
+#: Opcodes that must parse cleanly when only the start of a large import-free pickle is seen.
+_MIN_OPCODES_PARTIAL = 64
+
+
 @dataclass
 class PickleReport:
     imports: set[tuple[str, str]] = field(default_factory=set)
@@ -68,6 +84,9 @@ class PickleReport:
     first_value: Any = None
     #: Calls of an imported global (REDUCE, INST, OBJ, NEWOBJ): what unpickling executes.
     calls: int = 0
+    #: Opcodes followed (STOP included), and how many of them build containers or use the memo.
+    opcodes: int = 0
+    structural: int = 0
 
 
 class PickleMachine:
@@ -121,6 +140,9 @@ class PickleMachine:
                 raise Unscannable(f"malformed pickle: {parser_error(exc)}") from None
             first = False
             name = op.name
+            self.report.opcodes += 1
+            if name in _STRUCTURAL_OPS:
+                self.report.structural += 1
             if name == "STOP":
                 return self.stack[-1] if self.stack else None
             self._step(name, arg)
@@ -333,25 +355,36 @@ def scan_pickle_stream(
 
 
 def looks_like_text_pickle(head: bytes, *, whole: bool) -> bool:
-    """A protocol 0/1 pickle (no magic) that imports something, e.g. hidden in a ``.json``.
+    """A protocol 0/1 pickle (no magic), e.g. hidden in a ``.json``, recognised by its content.
 
-    Text that merely starts with an opcode letter fails to parse within a few bytes; a pickle
-    either reaches STOP inside ``head``, or (when ``head`` is only the start of a larger file)
-    parses cleanly up to its end, or calls an imported global before it breaks (``pickle.load``
-    executes that call before it notices a missing STOP or a garbage tail). Its imports must
-    look like Python dotted names.
+    Text that merely starts with an opcode letter fails to parse within a few bytes. A pickle that
+    imports something either reaches STOP inside ``head``, or (when ``head`` is only the start of a
+    larger file) parses cleanly up to its end, or calls an imported global before it breaks
+    (``pickle.load`` executes that call before it notices a missing STOP or a garbage tail); its imports
+    must look like Python dotted names. An import-free pickle (``pickle.dumps([1, 2, 3], protocol=0)``)
+    is recognised positively: its opcodes reach STOP leaving exactly one object and no open MARK, with at
+    least :data:`_MIN_OPCODES` opcodes of which one builds a container or uses the memo (or, when
+    ``head`` is only the start of the file, :data:`_MIN_OPCODES_PARTIAL` opcodes parse up to its end).
     """
-    if not head or chr(head[0]) not in "(cI]})NSVdliLFp":
+    if not head or head[0] not in _OLD_PROTOCOL_STARTS:
         return False
     report = PickleReport()
     reader = Reader(io.BytesIO(head), size=len(head))
+    machine = PickleMachine(reader, report)
     try:
-        PickleMachine(reader, report).run()
+        machine.run()
         complete = True
     except NotPickle:
         return False
     except Exception:  # noqa: BLE001 - malformed, or a tail that crashes the analysis: judged below
         complete = False
-    if not report.imports or not all(_IDENT.match(m) and _IDENT.match(n) for m, n in report.imports):
+    parsed_to_end = not whole and reader.pos >= len(head) - 16
+    if report.imports:
+        if not all(_IDENT.match(m) and _IDENT.match(n) for m, n in report.imports):
+            return False
+        return complete or report.calls > 0 or parsed_to_end
+    if not report.structural:
         return False
-    return complete or report.calls > 0 or (not whole and reader.pos >= len(head) - 16)
+    if complete:
+        return report.opcodes >= _MIN_OPCODES and len(machine.stack) == 1 and not machine.metastack
+    return parsed_to_end and report.opcodes >= _MIN_OPCODES_PARTIAL

@@ -179,6 +179,9 @@ class Detector:
         for entity, globs in (column_hints or {}).items():
             hints.setdefault(entity, []).extend(g.lower() for g in globs)
         self._column_hints = {e: tuple(g) for e, g in hints.items() if e in self.entities}
+        # One compiled expression per entity (fnmatchcase semantics), matched once per column name.
+        self._hint_regexes = {e: re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs))
+                              for e, globs in self._column_hints.items() if globs}
         phone = self._recognizers.get("PHONE_NUMBER")
         self._phone_regions: tuple[str, ...] = tuple(getattr(phone, "supported_regions", ()) or ())
         self._phone_leniency = getattr(phone, "leniency", 1)
@@ -210,8 +213,7 @@ class Detector:
     def hinted_entities(self, column: str) -> frozenset[str]:
         """Weak entities the column name gives context to (``customer_ssn`` -> ``US_SSN``)."""
         name = normalise_column_name(column)
-        return frozenset(e for e, globs in self._column_hints.items()
-                         if any(fnmatch.fnmatchcase(name, g) for g in globs))
+        return frozenset(e for e, rx in self._hint_regexes.items() if rx.match(name))
 
     def candidate_regexes(self, hinted: frozenset[str]) -> dict[str, str]:
         """RE2 expression per entity selecting the cells worth validating in a column."""

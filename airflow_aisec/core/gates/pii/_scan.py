@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.gates.pii._detect import ChecksumTally, build_plan, detect_column
+from airflow_aisec.core.gates.pii._detect import build_plan, detect_column, detect_columns
 from airflow_aisec.core.gates.pii._patterns import Detector
 from airflow_aisec.core.gates.pii._presidio import NlpScanner, quiet_presidio
 from airflow_aisec.core.gates.pii._table import (
@@ -179,11 +179,9 @@ def scan_local(
         for batch, rows in iter_rows(dataset, columns, batch_rows=section.scan.batch_rows, uri=uri,
                                      positions=positions):
             scanned += batch.num_rows
-            for plan in plans:
+            for plan, found, tally in detect_columns(batch, plans, detector, nlp):
                 col = stats[plan.name]
-                tally = ChecksumTally()
-                found = detect_column(batch.column(plan.name), plan, detector, nlp, tally)
-                for entity, where in found.hits().items():
+                for entity, where in found.items():
                     st = col.entities.setdefault(entity, EntityStats())
                     st.count += len(where)
                     room = MAX_ROW_POSITIONS - len(st.rows)

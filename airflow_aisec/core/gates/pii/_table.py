@@ -125,7 +125,8 @@ def open_for_scan(path: Path, fmt: str, uri: str):
         raise InputDataError(f"{uri}: duplicate column names in the CSV header")
     try:
         return ds.dataset(str(path), format=ds.CsvFileFormat(
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names})))
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+            read_options=dataset.format.default_fragment_scan_options.read_options))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         raise InputDataError(f"{uri}: not a readable csv table ({type(exc).__name__})") from None
 

@@ -76,7 +76,7 @@ class ScanInputs:
 
     files: list[tuple[str, str]] = field(default_factory=list)
     skipped_documents: list[str] = field(default_factory=list)
-    skipped_extension: int = 0
+    skipped_other: int = 0
     skipped_columns: list[str] = field(default_factory=list)
     skipped_fields: set[str] = field(default_factory=set)
     columns: list[str] = field(default_factory=list)
@@ -171,6 +171,8 @@ class Reader:
         pending = _DocumentBatcher(self.section)
         for rel, full, _st, kind in walk_tree(root):
             if kind != "file":
+                if kind != "dir":  # symlinks are never followed, devices and FIFOs never opened
+                    self.inputs.skipped_other += 1
                 continue
             found = True
             yield from self._member(full, rel, pending)
@@ -192,7 +194,7 @@ class Reader:
     def _member(self, uri: str, rel: str, pending: _DocumentBatcher, client: Any = None) -> Iterator[TextBatch]:
         suffix = _suffix(rel)
         if suffix not in self.section.extensions:
-            self.inputs.skipped_extension += 1
+            self.inputs.skipped_other += 1
             return
         if _matches(rel, self.section.allow_documents):
             self.inputs.skipped_documents.append(rel)

@@ -99,8 +99,8 @@ def check_prompt_injection(
         skipped["fields"] = sorted(inputs.skipped_fields)[:100]
     if inputs.skipped_documents:
         skipped["documents"] = len(inputs.skipped_documents)
-    if inputs.skipped_extension:
-        skipped["other_files"] = inputs.skipped_extension
+    if inputs.skipped_other:
+        skipped["other_files"] = inputs.skipped_other
     if skipped:
         metrics["skipped"] = skipped
     if tally.allowed:

@@ -19,7 +19,7 @@ from airflow_aisec.core.gates.signing import _model_signing_compat as compat
 from airflow_aisec.core.gates.signing._errors import listing, malformed
 from airflow_aisec.core.gates.signing._hashing import MANIFEST_HASH_NAME
 from airflow_aisec.core.gates.signing._s3 import AISEC_PREDICATE_KEY
-from airflow_aisec.core.gates.signing._tree import GIT_PATHS
+from airflow_aisec.core.gates.signing._tree import GIT_PATHS, manifest_path_ok
 from airflow_aisec.core.io.storage import is_plain_relative_path
 from airflow_aisec.core.policy.sections.signing import SigningPolicy
 
@@ -186,7 +186,7 @@ def validate_statement(bundle: ParsedBundle, policy: SigningPolicy) -> SignedSta
                     or int(parts[1]) >= int(parts[2]) or int(parts[2]) - int(parts[1]) > (shard_size or 0):
                 raise malformed(f"manifest shard entry {name[:100]!r} is not 'path:start:end'", "resource")
             path = parts[0]
-        if not is_plain_relative_path(path):
+        if not manifest_path_ok(path, method):
             traversal = path.startswith("/") or ".." in path.replace("\\", "/").split("/")
             raise malformed(
                 f"manifest path {path[:100]!r} "

@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from airflow_aisec.core.io.files import read_user_file
 from airflow_aisec.core.io.storage import is_s3_uri
 from airflow_aisec.exceptions import ConfigurationError
 
-_MAX_PUBLIC_KEY_BYTES = 64 * 1024
+#: Largest key file accepted (public or private PEM): a key is a few hundred bytes.
+MAX_KEY_BYTES = 64 * 1024
 
 
 def check_ec_key(public_key: Any, what: str) -> None:
@@ -49,8 +51,8 @@ def load_public_key(data: bytes, what: str = "public key") -> Any:
     """
     from cryptography.hazmat.primitives import serialization
 
-    if len(data) > _MAX_PUBLIC_KEY_BYTES:
-        raise ConfigurationError(f"{what} is larger than {_MAX_PUBLIC_KEY_BYTES} bytes")
+    if len(data) > MAX_KEY_BYTES:
+        raise ConfigurationError(f"{what} is larger than {MAX_KEY_BYTES} bytes")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
@@ -65,7 +67,8 @@ def load_private_key(path: str | os.PathLike[str], password: bytes | None = None
     """Load a local PEM EC private key (the value never appears in a message).
 
     Raises:
-        ConfigurationError: missing, unreadable, encrypted without a password, wrong password,
+        ConfigurationError: missing, unreadable, not a regular file (FIFO, device, directory, symlink
+            loop), larger than ``MAX_KEY_BYTES``, encrypted without a password, wrong password,
             or not an EC P-256/384/521 key.
     """
     from cryptography.hazmat.primitives import serialization
@@ -73,14 +76,7 @@ def load_private_key(path: str | os.PathLike[str], password: bytes | None = None
     p = Path(path)
     if is_s3_uri(str(path)):
         raise ConfigurationError("private keys are read from local files only, not from S3")
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigurationError(f"private key file not found: {p}") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"private key path is a directory: {p}") from None
-    except PermissionError:
-        raise ConfigurationError(f"private key file not readable (permission denied): {p}") from None
+    data = read_user_file(p, limit=MAX_KEY_BYTES, what="private key", error=ConfigurationError)
     try:
         key = serialization.load_pem_private_key(data, password)
     except TypeError:

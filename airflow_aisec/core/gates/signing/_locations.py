@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airflow_aisec.core.gates.signing._errors import malformed
+from airflow_aisec.core.io.files import check_regular_file, open_user_file
 from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
@@ -116,19 +116,18 @@ def read_signature(sig: Location, client: Any, limit: int) -> tuple[bytes | None
             raise malformed(f"signature is larger than {limit} bytes", "too_large", signature=sig.uri)
         return data, version
     assert sig.path is not None
-    try:
-        st = sig.path.stat()
-    except FileNotFoundError:
+    # Only a signature that is really absent means "unsigned"; a dangling or looping symlink, a FIFO,
+    # a device or a directory is bad input (exit 2), refused before any byte is read.
+    if not os.path.lexists(sig.path):
         return None, None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputDataError(f"signature path is a directory: {sig.uri}")
+    st = check_regular_file(sig.path, "signature")
     if st.st_size > limit:
         raise malformed(f"signature is larger than {limit} bytes", "too_large", signature=sig.uri)
-    try:
-        with open(sig.path, "rb") as fh:
+    with open_user_file(sig.path, "signature") as fh:
+        try:
             data = fh.read(limit + 1)
-    except PermissionError:
-        raise InputDataError(f"signature file not readable (permission denied): {sig.uri}") from None
+        except OSError as exc:
+            raise InputDataError(f"{sig.uri}: cannot read signature: {exc.strerror or type(exc).__name__}") from None
     if len(data) > limit:
         raise malformed(f"signature is larger than {limit} bytes", "too_large", signature=sig.uri)
     return data, None

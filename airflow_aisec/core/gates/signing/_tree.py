@@ -9,12 +9,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_aisec.core.gates.signing._errors import listing, tampered
-from airflow_aisec.core.io.storage import walk_tree
+from airflow_aisec.core.io.storage import is_plain_relative_path, walk_tree
 from airflow_aisec.core.policy.sections.signing import SigningPolicy
 from airflow_aisec.exceptions import InputDataError
 
 #: Paths model-signing ignores when asked to ignore git metadata (as recorded in manifests).
 GIT_PATHS = frozenset({".git", ".gitattributes", ".github", ".gitignore"})
+
+
+def manifest_path_ok(path: str, serialization: str) -> bool:
+    """Whether a file path can appear in a signed manifest: THE predicate both signing (refuse to
+    sign) and verification (refuse the manifest) apply, so an untouched signed model always verifies.
+
+    A plain relative path (:func:`~airflow_aisec.core.io.storage.is_plain_relative_path`: no backslash,
+    NUL, ``.``/``..`` or empty segment); with shard serialization also no ``:``, which model-signing
+    cannot parse back out of a ``path:start:end`` shard name.
+    """
+    return is_plain_relative_path(path) and not (serialization == "shards" and ":" in path)
 
 
 @dataclass
@@ -24,9 +35,11 @@ class TreeInfo:
     escaping_symlinks: list[str] = field(default_factory=list)
     symlinks: list[str] = field(default_factory=list)
     special: list[str] = field(default_factory=list)
+    #: Files whose relative path verification refuses in a manifest (a backslash, ...).
+    unplain: list[str] = field(default_factory=list)
 
 
-def walk_model(root: Path, *, ignore_git_paths: bool) -> TreeInfo:
+def walk_model(root: Path, *, ignore_git_paths: bool, serialization: str = "files") -> TreeInfo:
     """Inventory a model directory without following symlinks (and without reading file content)."""
     info = TreeInfo()
     for rel, _full, st, kind in walk_tree(root, skip_top=GIT_PATHS if ignore_git_paths else ()):
@@ -37,6 +50,8 @@ def walk_model(root: Path, *, ignore_git_paths: bool) -> TreeInfo:
         elif kind == "file":
             info.files += 1
             info.total_bytes += st.st_size
+        if kind in ("file", "symlink") and not manifest_path_ok(rel, serialization):
+            info.unplain.append(rel)
         elif kind == "special":
             info.special.append(rel)
     return info
@@ -49,7 +64,7 @@ def check_tree(root: Path, policy: SigningPolicy, *, signing: bool) -> TreeInfo:
         raise InputDataError(f"model directory not found: {root}")
     if not root.is_dir():
         raise InputDataError(f"model path is not a directory: {root}")
-    info = walk_model(root, ignore_git_paths=policy.ignore_git_paths)
+    info = walk_model(root, ignore_git_paths=policy.ignore_git_paths, serialization=policy.hashing.serialization)
     # (paths, reason, what the verification says, what signing says)
     problems = [
         (info.escaping_symlinks, "symlink_escape", "symlink(s) pointing outside the model directory",
@@ -59,6 +74,12 @@ def check_tree(root: Path, policy: SigningPolicy, *, signing: bool) -> TreeInfo:
          "the model contains symlink(s) and the policy does not allow them"),
         (info.special, "special_file", "special file(s) (fifo, socket or device)", "special file(s) in the model"),
     ]
+    if signing:
+        # Sign only what verification accepts: the SAME predicate the manifest check applies
+        # (manifest_path_ok), so a model signed here always verifies while it is untouched.
+        refused = ("file name(s) that verification would refuse (not a plain relative path, e.g. a backslash"
+                   + (", or a ':' with shard serialization)" if policy.hashing.serialization == "shards" else ")"))
+        problems.append((info.unplain, "bad_path", "", refused))
     for paths, reason, verify_text, sign_text in problems:
         if not paths:
             continue

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.signing import _model_signing_compat as compat
 from airflow_aisec.core.gates.signing._errors import malformed, untrusted
-from airflow_aisec.core.gates.signing._keys import key_fingerprint, load_public_key
+from airflow_aisec.core.gates.signing._keys import MAX_KEY_BYTES, key_fingerprint, load_public_key
 from airflow_aisec.core.gates.signing._transit import read_transit_key
 from airflow_aisec.exceptions import ConfigurationError
 
@@ -59,7 +59,8 @@ class PemKeyVerifier(Verifier):
     def candidates(self, policy: SigningPolicy) -> tuple[list[Candidate], dict[str, str]]:
         from airflow_aisec.core.io.storage import read_bytes
 
-        key = load_public_key(read_bytes(self._uri, s3_client=self._s3_client), "public key")
+        data = read_bytes(self._uri, s3_client=self._s3_client, limit=MAX_KEY_BYTES, what="public key")
+        key = load_public_key(data, "public key")
         fp = key_fingerprint(key)
         trusted = policy.trusted_fingerprint(fp)
         if trusted is None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.storage import is_s3_uri, read_bytes
 from airflow_aisec.core.policy.base import Severity
+from airflow_aisec.core.policy.loader import MAX_POLICY_BYTES
 from airflow_aisec.core.result import Finding, InputRef
 from airflow_aisec.exceptions import AccessDeniedError, ConfigurationError, InputDataError
 
@@ -94,9 +95,10 @@ def read_policy_file(location: str, what: str, base_dir: str | None, s3: S3Clien
     if not is_s3_uri(location) and not os.path.isabs(location) and base_dir:
         location = os.path.join(base_dir, location)
     try:
-        data = read_bytes(location, s3_client=s3.for_uri(location))
+        data = read_bytes(location, s3_client=s3.for_uri(location), limit=MAX_POLICY_BYTES, what=what)
     except InputDataError as exc:
-        raise ConfigurationError(f"{what}: {exc}") from None
+        message = str(exc)
+        raise ConfigurationError(message if what in message else f"{what}: {message}") from None
     inputs.append(InputRef(uri=location, sha256=hashlib.sha256(data).hexdigest()))
     return location, data
 

@@ -210,10 +210,46 @@ def row_hashes(batch: pa.RecordBatch) -> np.ndarray:
 
     combined = np.full(batch.num_rows, np.uint64(0xCBF29CE484222325), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for arr in batch.columns:
-            combined = (combined ^ _column_hash(arr)) * np.uint64(_MIX)
+        for hashed in _column_hashes(batch):
+            combined = (combined ^ hashed) * np.uint64(_MIX)
             combined ^= combined >> np.uint64(29)
     return combined
+
+
+#: Cells hashed in one call when columns of one type are laid end to end.
+_MAX_CELLS_PER_HASH = 1 << 18
+
+
+def _column_hashes(batch: pa.RecordBatch) -> list[np.ndarray]:
+    """:func:`_column_hash` of every column, in column order, with the same values.
+
+    The hash of a value depends on the value only, so columns of one plain type (signed integers,
+    floats, text) are laid end to end and hashed in one call: a wide table pays the per-call cost
+    per group of columns, not per column.
+    """
+    import pyarrow as pa
+
+    n = batch.num_rows
+    out: list[Any] = [None] * batch.num_columns
+    groups: dict[Any, list[int]] = {}
+    for i, arr in enumerate(batch.columns):
+        t = arr.type
+        if n and (pa.types.is_signed_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+                  or pa.types.is_large_string(t)):
+            groups.setdefault(t, []).append(i)
+        else:
+            out[i] = _column_hash(arr)
+    per_call = max(1, _MAX_CELLS_PER_HASH // max(n, 1))
+    for members in groups.values():
+        for start in range(0, len(members), per_call):
+            chunk = members[start:start + per_call]
+            if len(chunk) == 1:
+                out[chunk[0]] = _column_hash(batch.column(chunk[0]))
+                continue
+            hashed = _column_hash(pa.concat_arrays([batch.column(i) for i in chunk]))
+            for j, i in enumerate(chunk):
+                out[i] = hashed[j * n:(j + 1) * n]
+    return out
 
 
 @dataclass

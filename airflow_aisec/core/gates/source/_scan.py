@@ -191,7 +191,8 @@ def _plan_scan(ctx: Context, target: Target, schema: pa.Schema, gx: Any, referen
                 [*oor.ranges, *(reference.ranges.columns if reference and reference.ranges else [])]) if c != label]
             check_columns(schema.names, expected, target.uri)
             _require_numeric(schema, expected, target.uri)
-            columns = [n for n in schema.names if n in set(expected)]
+            wanted = set(expected)
+            columns = [n for n in schema.names if n in wanted]
         bounds = resolve_bounds(oor, columns, reference.ranges if reference else None)
         scan.out_of_range = scan.add(OutOfRangeCounter(bounds), bounds)
     return scan

@@ -113,6 +113,10 @@ class BiasPolicy(GateSection):
         thresholds: Allowed range per metric; between-group metrics by name, per-group metrics
             (``accuracy``, ``selection_rate``, ...) apply to every group.
         bootstrap: Optional bootstrap confidence intervals.
+        sketch_bins: Bins of the score sketch of each grouping (ROC AUC). While the scores of a
+            grouping have no more distinct (group, score) pairs than this, ROC AUC is exact (equal to
+            scikit-learn's); beyond, each AUC comes with an error bound (``roc_auc_error_bound``) and
+            a threshold within it fails closed. Memory: about 40 bytes x ``sketch_bins`` per grouping.
     """
 
     label: str | None = None
@@ -134,6 +138,7 @@ class BiasPolicy(GateSection):
     missing_sensitive: Literal["group", "finding"] = "finding"
     thresholds: dict[str, Bound] = Field(default_factory=_default_thresholds)
     bootstrap: BootstrapSettings | None = None
+    sketch_bins: int = Field(default=65_536, ge=1024, le=4_194_304)
 
     @field_validator("thresholds")
     @classmethod

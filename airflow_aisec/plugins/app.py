@@ -3,7 +3,8 @@
 Pages (server-rendered HTML, no JavaScript, opened by the Airflow UI in an iframe):
 
 * ``GET /aisec/runs/{dag_id}/{run_id}``: the run's "Security gates" tab.
-* ``GET /aisec/overview``: recent gate results across DAGs, filterable by verdict, gate, DAG.
+* ``GET /aisec/overview``: recent gate results across DAGs, filterable by verdict, gate, DAG, with
+  "Verdicts over time" (verdicts per day over ``days``, an inline SVG chart) for the same filters.
 
 JSON:
 
@@ -51,6 +52,7 @@ from airflow_aisec.plugins.results import (
     load_overview,
     load_run,
 )
+from airflow_aisec.plugins.timeline import DEFAULT_DAYS, MAX_DAYS, VerdictTimeline
 
 HERE = Path(__file__).parent
 #: Pages never run scripts; styles come from our own stylesheet; only the Airflow UI may frame them.
@@ -65,6 +67,7 @@ REPORT_MEDIA_TYPES = {"text/html", "text/plain", "text/csv", "application/json",
 # Reading gate results is reading that DAG's XComs: the same permission the REST API's XCom routes ask for.
 Limit = Annotated[int, Query(ge=1, le=MAX_OVERVIEW_LIMIT)]
 MapIndex = Annotated[int, Query(ge=-1)]
+Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Window of the verdicts-per-day chart")]
 ReadGateResults = Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))
 
 _env = Environment(
@@ -334,6 +337,7 @@ def create_app() -> FastAPI:
         gate: str | None,
         dag_id: str | None,
         limit: int,
+        days: int = DEFAULT_DAYS,
     ):
         if verdict and verdict not in OVERVIEW_VERDICTS:
             raise HTTPException(
@@ -351,6 +355,7 @@ def create_app() -> FastAPI:
             limit=limit,
             index=index,
             unavailable=unavailable,
+            timeline=VerdictTimeline(days=days),
         )
         scope = {dag_id} & set(readable) if dag_id else set(readable)
         deployments, note = trust.unverified_deployments(session, scope, index)
@@ -368,14 +373,17 @@ def create_app() -> FastAPI:
         gate: str | None = None,
         dag_id: str | None = None,
         limit: Limit = 50,
+        days: Days = DEFAULT_DAYS,
     ) -> HTMLResponse:
-        view = _overview(user, session, verdict, gate, dag_id, limit)
+        view = _overview(user, session, verdict, gate, dag_id, limit, days)
         return _render(
             request,
             "overview.html",
             view=view,
             verdicts=OVERVIEW_VERDICTS,
-            selected={"verdict": verdict or "", "gate": gate or "", "dag_id": dag_id or "", "limit": limit},
+            selected={"verdict": verdict or "", "gate": gate or "", "dag_id": dag_id or "", "limit": limit,
+                      "days": days},
+            default_days=DEFAULT_DAYS,
             evidence_location=files.evidence_location(),
         )
 
@@ -387,8 +395,9 @@ def create_app() -> FastAPI:
         gate: str | None = None,
         dag_id: str | None = None,
         limit: Limit = 50,
+        days: Days = DEFAULT_DAYS,
     ) -> dict[str, Any]:
-        return _overview(user, session, verdict, gate, dag_id, limit).to_dict()
+        return _overview(user, session, verdict, gate, dag_id, limit, days).to_dict()
 
     return app
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from airflow_aisec.core.trail_index import TrailEntry, TrailIndex
+    from airflow_aisec.plugins.timeline import VerdictTimeline
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ class OverviewView:
     unverified_deployments: list[dict[str, Any]] = field(default_factory=list)
     #: The central audit trail as checked, and the coverage window.
     trail: dict[str, Any] = field(default_factory=dict)
+    #: Verdicts per day of the same filtered results (None when not asked for).
+    timeline: VerdictTimeline | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +180,7 @@ class OverviewView:
             "results": [r.to_dict() for r in self.rows],
             "unverified_deployments": self.unverified_deployments,
             "trail": self.trail,
+            "timeline": self.timeline.to_dict() if self.timeline is not None else None,
         }
 
 
@@ -332,6 +336,7 @@ def load_overview(
     limit: int = 50,
     index: TrailIndex | None = None,
     unavailable: str | None = None,
+    timeline: VerdictTimeline | None = None,
 ) -> OverviewView:
     """Recent gate results across the DAGs the user may read, newest first.
 
@@ -339,7 +344,8 @@ def load_overview(
     scope is then checked against the central trail (``index``), so counts and the verdict filter
     cover every readable result, and a result the trail does not confirm counts as
     ``unverified``, never under the verdict it claims. The trail index is in memory, so checking
-    costs one digest per result.
+    costs one digest per result. ``timeline``, when given, gets every result that passes all three
+    filters (DAG, gate, verdict) under its XCom timestamp and shown verdict.
     """
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
@@ -405,7 +411,9 @@ def load_overview(
         view.check_against(index, unavailable)
         shown = view.verdict if view.verdict in counts else "error"  # unreadable documents count as errors
         counts[shown] += 1
+        if timeline is not None and (not verdict or shown == verdict):
+            timeline.add(row.timestamp, shown)
         if len(rows) < limit and (not verdict or shown == verdict):
             rows.append(view)
     total = sum(counts.values())
-    return OverviewView(rows=rows, counts=counts, gates=gates, dag_ids=dag_ids, total=total)
+    return OverviewView(rows=rows, counts=counts, gates=gates, dag_ids=dag_ids, total=total, timeline=timeline)

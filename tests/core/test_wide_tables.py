@@ -73,6 +73,16 @@ def test_pii_scan_of_many_columns_at_once_equals_column_by_column(tmp_path, monk
     assert any(col.checksum_candidates for col in together.columns.values())
 
 
+def test_pii_scan_of_string_and_large_string_columns_together(tmp_path, monkeypatch):
+    table = wide_table(14)
+    table = table.set_column(0, table.field(0).name, table.column(0).cast(pa.large_string()))
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(table, path)
+    together = scan_table(pii_policy(), str(path))
+    monkeypatch.setattr(_detect, "MAX_CELLS_PER_PASS", 1)
+    assert _stats(together) == _stats(scan_table(pii_policy(), str(path)))
+
+
 def _count_calls(monkeypatch, module, name) -> list[int]:
     calls = [0]
     original = getattr(module, name)

@@ -35,7 +35,7 @@ def _dagbag_in_subprocess(extra_env: dict[str, str]) -> dict:
         " 'tags': {d: sorted(dag.tags) for d, dag in bag.dags.items()}}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, **extra_env})
+                         env={**os.environ, **extra_env}, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -70,6 +70,9 @@ def example_env(bao_server, session_dir):
     env = {
         "AISEC_EXAMPLE_ROOT": str(root),
         "AISEC_POLICY_DIR": str(REPO / "policies"),
+        # As scripts/demo.py and docker/compose.yaml: the platform floor and where policies may come from.
+        "AIRFLOW__AISEC__BASELINE_POLICY": str(REPO / "policies" / "baseline.yaml"),
+        "AIRFLOW__AISEC__POLICY_ROOTS": str(REPO / "policies"),
         "AIRFLOW_CONN_VAULT_DEFAULT": vault_conn_json(
             bao_server.addr, schema="secret", password=bao_server.token,
             extra={"auth_type": "token", "kv_engine_version": 2},
@@ -100,6 +103,7 @@ def test_secure_pipeline_passes_every_gate_and_deploys(run_dag, example_env):
              "sign_model", "verify_model_signature"]
     for gate in gates:
         assert out.xcom(gate)["verdict"] in ("pass", "warn"), (gate, out.xcom(gate))
+        assert out.xcom(gate)["baseline"]["name"] == "platform-baseline", gate
     pii = out.xcom("classify_pii")
     assert pii["verdict"] == "pass" and pii["findings"] == []
     served = example_env["root"] / "serving" / "secure_ml_training_pipeline"

@@ -176,10 +176,12 @@ def answer(client, user, dag_id, run_id, option, task_id="drift_waiver"):
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, monkeypatch):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     evidence = tmp_path / "evidence"
+    # The waiver trusts (and records in) only the central trail: make it this test's trail.
+    monkeypatch.setenv("AIRFLOW__AISEC__EVIDENCE_LOCATION", str(evidence))
     return policy, evidence
 
 

@@ -334,3 +334,114 @@ def test_extra_link_points_to_the_run_tab(client, gate_runs, admin):
     )
     assert resp.status_code == 200
     assert resp.json()["extra_links"] == {"Security gate result": expected}
+
+
+# --- verdicts over time ---------------------------------------------------------------------------
+def _expected_per_day(results: list[dict]) -> dict[str, dict[str, int]]:
+    """Per UTC day and verdict, from the results' own XCom timestamps (robust across midnight)."""
+    from datetime import UTC, datetime
+
+    out: dict[str, dict[str, int]] = {}
+    for r in results:
+        day = datetime.fromisoformat(r["timestamp"]).astimezone(UTC).date().isoformat()
+        out.setdefault(day, {})
+        out[day][r["verdict"]] = out[day].get(r["verdict"], 0) + 1
+    return out
+
+
+def _svg_counts(page: str) -> dict[str, dict[str, int]]:
+    """Per day and verdict as drawn: the data-* attributes of the chart's bar segments."""
+    from html.parser import HTMLParser
+
+    class Bars(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.day: str | None = None
+            self.in_svg = False
+            self.counts: dict[str, dict[str, int]] = {}
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "svg" and "timeline-chart" in (a.get("class") or ""):
+                self.in_svg = True
+            elif self.in_svg and tag == "g" and "data-date" in a:
+                self.day = a["data-date"]
+                self.counts.setdefault(self.day, {})
+            elif self.in_svg and tag == "rect" and "data-series" in a:
+                self.counts[self.day][a["data-series"]] = int(a["data-count"])
+
+        def handle_endtag(self, tag):
+            if tag == "svg":
+                self.in_svg = False
+
+    parser = Bars()
+    parser.feed(page)
+    return parser.counts
+
+
+def test_verdicts_over_time_per_day_in_json_and_svg(client, gate_runs, admin):
+    data = client.get(f"/aisec/api/overview?dag_id={MIXED_DAG}&limit=500", headers=admin).json()
+    tl = data["timeline"]
+    assert tl["days"] == 14 and tl["timezone"] == "UTC" and len(tl["series"]) == 14
+    assert tl["verdicts"] == ["pass", "warn", "fail", "error", "unverified"]
+    assert tl["series"][-1]["date"] == tl["end"] and tl["series"][0]["date"] == tl["start"]
+    # The mixed DAG's run: two passes (one waived), a warn, a fail; the pending gate pushed nothing.
+    assert tl["totals"] == {"pass": 2, "warn": 1, "fail": 1, "error": 0, "unverified": 0}
+    assert sum(1 for v in MIXED_VERDICTS.values() if v != "pending") == sum(tl["totals"].values())
+    expected = _expected_per_day(data["results"])
+    per_day = {d["date"]: {v: d[v] for v in tl["verdicts"] if d[v]} for d in tl["series"] if d["total"]}
+    assert per_day == expected
+
+    resp = client.get(f"/aisec/overview?dag_id={MIXED_DAG}", headers=admin)
+    assert resp.status_code == 200
+    drawn = _svg_counts(resp.text)
+    assert len(drawn) == 14
+    assert {day: c for day, c in drawn.items() if c} == expected
+    # Text alternative: a title and desc the SVG is labelled by, and the same numbers as a table.
+    assert 'aria-labelledby="timeline-title timeline-desc"' in resp.text
+    assert f"DAG {MIXED_DAG}" in re.search(r'<title id="timeline-title">([^<]*)</title>', resp.text).group(1)
+    desc = re.search(r'<desc id="timeline-desc">([^<]*)</desc>', resp.text).group(1)
+    assert desc.startswith("4 results: 2 pass, 1 warn, 1 fail, 0 error, 0 unverified.")
+    assert 'class="timeline-table"' in resp.text
+    # Filters are kept in the URL: window links and verdict links carry them.
+    assert f"dag_id={MIXED_DAG}" in re.search(r'href="([^"]*days=30[^"]*)"', resp.text).group(1)
+
+    # The verdict filter narrows the series like it narrows the rows.
+    fails = client.get(f"/aisec/api/overview?dag_id={MIXED_DAG}&verdict=fail", headers=admin).json()["timeline"]
+    assert fails["totals"] == {"pass": 0, "warn": 0, "fail": 1, "error": 0, "unverified": 0}
+    # So does the gate filter.
+    other = client.get(f"/aisec/api/overview?dag_id={MIXED_DAG}&gate=no_such_gate", headers=admin).json()
+    assert sum(other["timeline"]["totals"].values()) == 0 and len(other["timeline"]["series"]) == 14
+
+    # The window is a bounded parameter.
+    week = client.get(f"/aisec/api/overview?dag_id={MIXED_DAG}&days=1", headers=admin).json()["timeline"]
+    assert week["days"] == 1 and len(week["series"]) == 1 and week["start"] == week["end"]
+    assert client.get(f"/aisec/overview?dag_id={MIXED_DAG}&days=90", headers=admin).status_code == 200
+    for bad in ("0", "91", "100000", "x"):
+        assert client.get(f"/aisec/api/overview?days={bad}", headers=admin).status_code == 422, bad
+        assert client.get(f"/aisec/overview?days={bad}", headers=admin).status_code == 422, bad
+
+
+def test_verdicts_over_time_count_only_readable_dags(client, gate_runs, restricted, viewer):
+    mine = client.get("/aisec/api/overview?limit=500", headers=restricted).json()
+    everyone = client.get("/aisec/api/overview?limit=500", headers=viewer).json()
+    # The secret DAG's one failing gate is in the viewer's series, never in the restricted user's.
+    assert everyone["timeline"]["totals"]["fail"] == mine["timeline"]["totals"]["fail"] + 1
+    assert mine["timeline"]["totals"] == mine["counts"]  # every result of the session is in the window
+    secret = [r for r in everyone["results"] if r["dag_id"] == SECRET_DAG]
+    assert len(secret) == 1
+    page = client.get("/aisec/overview?limit=500", headers=restricted)
+    drawn = _svg_counts(page.text)
+    assert sum(n for day in drawn.values() for n in day.values()) == sum(mine["counts"].values())
+    assert SECRET_DAG not in page.text and SECRET_MARKER not in page.text
+
+
+def test_script_payload_in_dag_id_or_gate_filter_is_escaped_in_the_chart(client, gate_runs, admin):
+    for query in (f"gate={quote(XSS_PAYLOAD)}", f"dag_id={quote(XSS_PAYLOAD)}"):
+        resp = client.get(f"/aisec/overview?{query}", headers=admin)
+        assert resp.status_code == 200, (query, resp.text[:200])
+        assert XSS_PAYLOAD not in resp.text and "<script" not in resp.text.lower()
+        svg = re.search(r'<svg class="timeline-chart".*?</svg>', resp.text, re.DOTALL).group(0)
+        assert str(markupsafe.escape(XSS_PAYLOAD)) in svg  # named in the chart's title, as text
+        assert "default-src 'none'" in resp.headers["content-security-policy"]
+        assert "script-src" not in resp.headers["content-security-policy"]

@@ -133,3 +133,51 @@ def test_security_gates_tab_in_a_real_browser(airflow_with_failed_run, browser):
         assert not any("aisec-xss" in e for e in console_errors)
     finally:
         context.close()
+
+
+def test_verdicts_over_time_chart_in_a_real_browser(airflow_with_failed_run, browser):
+    """The overview's SVG chart renders under the page CSP (no violation reported) and reads well."""
+    from playwright.sync_api import expect
+
+    live, _run_id, _gate = airflow_with_failed_run
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 1100})
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    try:
+        login(page, live.base_url)
+
+        # In the Airflow UI: "Security gates" in the navigation, the chart inside the iframe.
+        page.goto(f"{live.base_url}/plugin/aisec-overview", wait_until="domcontentloaded")
+        frame = page.frame_locator("iframe[title='Security gates']")
+        chart = frame.locator("svg.timeline-chart")
+        expect(chart).to_be_visible(timeout=30_000)
+        expect(frame.locator("svg.timeline-chart rect.seg")).not_to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "ui-security-gates-overview-chart.png"), full_page=True)
+
+        # The page itself, filtered to the DAG (filters in the URL), as the iframe loads it.
+        page.goto(f"{live.base_url}/aisec/overview?dag_id={MIXED_DAG}&days=14", wait_until="load")
+        chart = page.locator("svg.timeline-chart")
+        expect(chart).to_be_visible()
+        today = page.locator("svg.timeline-chart g.day").last
+        expect(today.locator("rect.seg")).not_to_have_count(0)
+        drawn = {
+            seg.get_attribute("data-series"): int(seg.get_attribute("data-count"))
+            for seg in page.locator("svg.timeline-chart rect.seg").all()
+        }
+        assert drawn == {"pass": 2, "warn": 1, "fail": 1}, drawn  # one run, one day (the run just ran)
+        # Coloured by the stylesheet (classes, not inline styles): a fail segment is not black.
+        fill = page.locator("svg.timeline-chart rect.seg.v-fail").evaluate("e => getComputedStyle(e).fill")
+        assert fill not in ("rgb(0, 0, 0)", "none"), fill
+        box = chart.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 60, box
+        # The table alternative opens without a script (<details>).
+        page.locator("details.timeline-data summary").click()
+        expect(page.locator("table.timeline-table")).to_be_visible()
+        page.locator("section.timeline").screenshot(path=str(ARTIFACTS / "ui-verdicts-over-time.png"))
+
+        csp = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
+        assert not csp, csp
+    finally:
+        context.close()

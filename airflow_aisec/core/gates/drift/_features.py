@@ -318,7 +318,8 @@ class CategoricalFeature:
         # Histogram: most frequent reference categories, then "other", "unseen", "missing".
         order = np.argsort(-rc[:n_ref], kind="stable")
         top = order[:REPORT_TOP_CATEGORIES]
-        rest = np.setdiff1d(np.arange(n_ref), top)
+        rest = np.ones(n_ref, dtype=bool)
+        rest[top] = False
         labels: list[str] = []
         metric_bins: list[str] = []
         r_hist: list[float] = []
@@ -333,7 +334,7 @@ class CategoricalFeature:
             r_hist.append(float(rc[i]) / r_total)
             c_hist.append(float(cc[i]) / c_total)
         for label, r_val, c_val in (
-            ("other", rc[rest].sum(), cc[rest].sum()),
+            ("other", rc[:n_ref][rest].sum(), cc[:n_ref][rest].sum()),
             ("unseen", 0, unseen_rows),
             ("missing", r_missing, c_missing),
         ):

@@ -235,7 +235,10 @@ def detect_columns(
                     tally = ChecksumTally()
                     yield plan, detect_column(batch.column(plan.name), plan, detector, nlp, tally).hits(), tally
                 continue
-            joined = pa.concat_arrays([as_strings(batch.column(p.name), p.name) for p in chunk])
+            parts = [as_strings(batch.column(p.name), p.name) for p in chunk]
+            if any(a.type != parts[0].type for a in parts):  # string next to large_string
+                parts = [a.cast(pa.large_string()) for a in parts]
+            joined = pa.concat_arrays(parts)
             tally = PositionTally()
             hits = detect_column(joined, chunk[0], detector, nlp, tally).hits()
             tallies = tally.split(n)

@@ -28,6 +28,9 @@ import numpy as np
 import pyarrow as pa
 
 TARGET_RSS_RATIO = 1.2
+#: Rows generated at a time: the parent stays small, since Linux carries a process's peak RSS over
+#: ``exec`` into the child it spawns (``ru_maxrss`` of a child of a big parent would be the parent's).
+CHUNK = 131_072
 NUMERIC = ("normal", "heavy", "counts")
 
 
@@ -41,8 +44,8 @@ def write_pair(directory: Path, rows: int, seed: int) -> tuple[Path, Path]:
     for which, shift in (("reference", 0.0), ("current", 0.05)):
         path = directory / f"{which}-{rows}.parquet"
         with pq.ParquetWriter(path, schema) as writer:
-            for start in range(0, rows, 1_000_000):
-                n = min(1_000_000, rows - start)
+            for start in range(0, rows, CHUNK):
+                n = min(CHUNK, rows - start)
                 heavy = rng.standard_t(3, n) * 10 + shift
                 heavy[rng.random(n) < 0.05] = np.nan
                 writer.write_table(pa.table({

@@ -1,9 +1,10 @@
 """The ``bias`` gate: group fairness metrics of a predictions table against the policy's thresholds.
 
 :func:`check_bias` reads a table and runs the check (:mod:`.check`); :func:`evaluate_bias` does the
-same on a table already in memory. Private modules: ``_columns`` (policy + caller columns),
-``_encoding`` (columns as codes), ``_grouping`` (per-grouping metrics and pitfalls), ``_metrics``
-(fairlearn-equal metrics from confusion counts, numpy), ``_evaluate`` (findings and the metrics
+same on a table already in memory; both stream record batches (memory flat in rows). Private modules:
+``_columns`` (policy + caller columns), ``_encoding`` (columns as codes), ``_stream`` (counts and
+score sketches accumulated batch by batch), ``_grouping`` (per-grouping metrics and pitfalls),
+``_metrics`` (fairlearn-equal metrics from confusion counts, ROC AUC from a score sketch, numpy), ``_evaluate`` (findings and the metrics
 document), ``_report`` (HTML report). Nothing heavy (numpy, pyarrow) is imported here.
 """
 

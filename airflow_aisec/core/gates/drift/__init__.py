@@ -1,9 +1,11 @@
 """The ``drift`` gate: compare a current table with a reference table, feature by feature.
 
 :func:`check_drift` reads both tables and runs the check (:mod:`.check`); :func:`evaluate_drift`
-does the same on tables already in memory. Private modules: ``_statistics`` (PSI, quantile bins),
-``_features`` (per-feature statistics), ``_evaluate`` (feature selection, findings, the metrics
-document), ``_report`` (HTML report). Nothing heavy (numpy, pyarrow, scipy) is imported here.
+does the same on tables already in memory; both stream record batches, so memory does not grow with
+rows. Private modules: ``_statistics`` (PSI, quantile bins, exact order statistics and KS from value
+sketches), ``_features`` (per-feature accumulators), ``_block`` (all numeric features at once, as
+matrices for small/wide tables), ``_evaluate`` (feature selection, the passes over both tables,
+findings, the metrics document), ``_report`` (HTML report). Nothing heavy (numpy, pyarrow, scipy) is imported here.
 """
 
 from airflow_aisec.core.gates.drift._evaluate import GATE, DriftEvaluation, evaluate_drift, resolve_features

@@ -37,7 +37,7 @@ class Verdict(str, enum.Enum):
 
 def utcnow() -> str:
     """Current UTC time as an ISO-8601 string."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+    return _dt.datetime.now(_dt.UTC).isoformat()
 
 
 class _ResultModel(BaseModel):

@@ -30,8 +30,8 @@ class ReportingGateMixin:
 
     def report_target(self, loaded: LoadedPolicy, context: Context) -> tuple[str, dict[str, Any], Any]:
         """Report URI, report header fields, and the S3 client for an ``s3://`` report (else None)."""
-        from airflow_aisec.core.report import report_uri
         from airflow_aisec.core.io.storage import is_s3_uri
+        from airflow_aisec.core.report import report_uri
 
         ref = airflow_ref(context)
         evidence_root = self.evidence_location or settings.evidence_location()

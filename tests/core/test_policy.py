@@ -226,3 +226,11 @@ def test_yaml_aliases_cannot_expand_a_small_policy_into_a_huge_one():
     shared = ("name: ok\ndrift:\n  thresholds: &t {psi: {max: 0.2}}\n"
               "  per_feature: {age: *t, income: *t}\n")
     assert parse_policy(shared.encode()).policy.drift.per_feature["age"].psi.max == 0.2
+
+
+def test_package_exports_resolve_and_match_the_lazy_table():
+    import airflow_aisec.core.policy as package
+
+    assert sorted(package.__all__) == sorted(package._EXPORTS)
+    for name in package.__all__:
+        assert getattr(package, name) is not None

@@ -120,7 +120,7 @@ def parse_policy(data: bytes, source: str = "<policy>") -> LoadedPolicy:
     except UnicodeDecodeError:
         raise PolicyError("policy is not UTF-8 text", source=source) from None
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        document = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

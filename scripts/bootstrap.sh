@@ -64,6 +64,9 @@ if [ ! -x .venv/bin/python ]; then
   uv venv -q .venv --python 3.11
 fi
 # sync is fast when nothing changed; it also removes anything not in the lock
-VIRTUAL_ENV="$ROOT/.venv" uv pip sync -q requirements.lock
+# the CPU build of torch (models extra) is a local wheel on these machines; a registry would give a CUDA build
+find_links=()
+[ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)
+VIRTUAL_ENV="$ROOT/.venv" uv pip sync -q "${find_links[@]}" requirements.lock
 VIRTUAL_ENV="$ROOT/.venv" uv pip install -q --no-deps -e .
 log "environment ready: $ROOT/.venv"

@@ -34,6 +34,9 @@ EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
 EXIT_INTERNAL = 4
 
+#: Output formats of every gate verb (``--format``).
+FORMATS = ("text", "json", "sarif")
+
 class CliError(Exception):
     """Raised by a verb to end with a message and an exit code."""
 
@@ -51,17 +54,62 @@ def add_verbs(sub: argparse._SubParsersAction, name: str, help: str) -> argparse
 
 
 def add_gate_arguments(
-    parser: argparse.ArgumentParser, *, policy_required: bool = True, policy_help: str = "policy YAML file"
+    parser: argparse.ArgumentParser,
+    *,
+    policy_required: bool = True,
+    policy_help: str = "policy YAML file",
+    input_formats: tuple[str, ...] = (),
 ) -> None:
-    """Options every gate verb takes: ``--policy``, ``--baseline``, ``--json``, ``--evidence``."""
+    """Options every gate verb takes: ``--policy``, ``--baseline``, ``--format`` (``--json``), ``--evidence``.
+
+    ``input_formats``: values ``--format`` accepted before it chose the output, stored as ``input_format``
+    (``aisec pii scan --format csv`` keeps working next to ``--input-format csv``).
+    """
     parser.add_argument("--policy", required=policy_required, help=policy_help)
     parser.add_argument(
         "--baseline", metavar="PATH", default=os.environ.get(BASELINE_ENV) or None,
         help="platform policy floor (file or s3://), evaluated as well; the stricter outcome wins rule by "
         f"rule (default: ${BASELINE_ENV})",
     )
-    parser.add_argument("--json", action="store_true", help="print the result contract as JSON")
+    add_format_arguments(parser, input_formats=input_formats)
     parser.add_argument("--evidence", metavar="LOCATION", help="append the result to this audit trail")
+
+
+class _FormatAction(argparse.Action):
+    """``--format``: an output format, or (for a verb that had it) an input format kept for compatibility."""
+
+    def __init__(self, *args: Any, input_formats: tuple[str, ...] = (), **kwargs: Any):
+        self.input_formats = input_formats
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values in self.input_formats:
+            namespace.input_format = values
+        else:
+            setattr(namespace, self.dest, values)
+
+
+def add_format_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    input_formats: tuple[str, ...] = (),
+    json_help: str = "print the result contract as JSON (= --format json)",
+) -> None:
+    """``--format {text,json,sarif}`` and ``--json`` (the same as ``--format json``)."""
+    group = parser.add_mutually_exclusive_group()
+    legacy = f"; {', '.join(input_formats)}: the same as --input-format" if input_formats else ""
+    group.add_argument("--format", choices=FORMATS + tuple(input_formats), default=None, action=_FormatAction,
+                       input_formats=tuple(input_formats),
+                       help=f"output: text (default), json (the result contract) or sarif (SARIF 2.1.0 log){legacy}")
+    group.add_argument("--json", action="store_true", help=json_help)
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The output format a verb was asked for: ``--format``, else ``json`` for ``--json``, else ``text``."""
+    fmt = getattr(args, "format", None)
+    if fmt:
+        return fmt
+    return "json" if getattr(args, "json", False) else "text"
 
 
 def load_baseline_arg(args: argparse.Namespace) -> LoadedPolicy | None:
@@ -104,15 +152,41 @@ def exit_code_for(run: GateRun) -> int:
     return EXIT_INTERNAL
 
 
-def print_result(result: GateResult, *, as_json: bool, stream=None) -> None:
-    """Print a result on stdout: the JSON contract, or a human-readable summary.
+def print_result(
+    result: GateResult,
+    *,
+    as_json: bool = False,
+    fmt: str | None = None,
+    stream=None,
+    evidence: dict[str, Any] | None = None,
+    exit_code: int | None = None,
+    target: str | None = None,
+) -> None:
+    """Print a result on stdout: the JSON contract, a SARIF 2.1.0 log, or a human-readable summary.
 
     An error's message is not part of the summary: :func:`run_gate_command` prints it once, on
     stderr, as every other error of the CLI (``aisec: <message>``).
+
+    Args:
+        result: The gate result.
+        as_json: Same as ``fmt="json"`` (kept for callers of the earlier signature).
+        fmt: ``text``, ``json`` or ``sarif``.
+        stream: Where to write (default stdout).
+        evidence: The audit-trail record the result went to (SARIF ``properties.evidence``).
+        exit_code: The exit code the CLI ends with (SARIF ``invocations[0].exitCode``).
+        target: What the verb was asked to check (SARIF artifact of a result that names no input).
     """
     stream = stream or sys.stdout
-    if as_json:
+    fmt = fmt or ("json" if as_json else "text")
+    if fmt == "json":
         json.dump(result.to_dict(), stream, indent=2, sort_keys=False)
+        stream.write("\n")
+        return
+    if fmt == "sarif":
+        from airflow_aisec.core.sarif import target_of, to_sarif
+
+        json.dump(to_sarif(result.to_dict(), evidence=evidence, exit_code=exit_code, target=target_of(target)),
+                  stream, indent=2)
         stream.write("\n")
         return
     policy = f"{result.policy.name} ({result.policy.sha256[:12]})" if result.policy else "-"
@@ -127,6 +201,17 @@ def print_result(result: GateResult, *, as_json: bool, stream=None) -> None:
         stream.write(f"  report: {r.uri}\n")
 
 
+def _target(args: argparse.Namespace) -> str | None:
+    """The first location a verb was given (what a SARIF result without inputs points at)."""
+    for name in ("data", "model", "url", "uri", "location", "current", "endpoint", "dag_folder"):
+        value = getattr(args, name, None)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def run_gate_command(
     args: argparse.Namespace,
     gate: str,
@@ -138,7 +223,7 @@ def run_gate_command(
     """Load the policy, run a core check, print and record the result; return the exit code.
 
     Args:
-        args: The verb's arguments: ``policy``, and ``json`` / ``evidence`` if it has them.
+        args: The verb's arguments: ``policy``, and ``format`` / ``json`` / ``evidence`` if it has them.
         gate: Gate name, also the policy section the check needs.
         check: The core check, given the loaded policy.
         load: Loads the policy instead of ``load_policy(args.policy)``.
@@ -153,20 +238,30 @@ def run_gate_command(
 
     run = run_gate(gate, load or (lambda: load_policy(args.policy)), check, baseline=lambda: load_baseline_arg(args))
     result = run.result
-    as_json = getattr(args, "json", False)
-    print_result(result, as_json=as_json)
-    if result.verdict == Verdict.ERROR.value and result.error is not None:
-        # The one line of an error (stdout holds the verdict line, or the JSON with the same message).
-        print(f"aisec: {result.error.message}", file=sys.stderr)
-    elif details is not None and not as_json:
-        details(result)
+    fmt = output_format(args)
+    code = exit_code_for(run)
+    # The evidence record is written first so a SARIF log can name its digest.
+    ref = evidence_error = None
     if getattr(args, "evidence", None):
         from airflow_aisec.core.evidence import open_evidence_store
 
         try:
             ref = open_evidence_store(args.evidence).append(result.to_dict())
         except AisecError as exc:
-            print(f"aisec: could not record evidence: {exc}", file=sys.stderr)
-            return EXIT_UNREACHABLE if isinstance(exc, ServiceUnavailableError) else exc.exit_code
+            evidence_error = exc
+    if evidence_error is not None:
+        exit_code = EXIT_UNREACHABLE if isinstance(evidence_error, ServiceUnavailableError) else evidence_error.exit_code
+    else:
+        exit_code = code
+    print_result(result, fmt=fmt, evidence=ref.to_dict() if ref else None, exit_code=exit_code,
+                 target=_target(args))
+    if result.verdict == Verdict.ERROR.value and result.error is not None:
+        # The one line of an error (stdout holds the verdict line, or the JSON with the same message).
+        print(f"aisec: {result.error.message}", file=sys.stderr)
+    elif details is not None and fmt == "text":
+        details(result)
+    if evidence_error is not None:
+        print(f"aisec: could not record evidence: {evidence_error}", file=sys.stderr)
+    elif ref is not None:
         print(f"evidence: {ref.location} #{ref.seq} {ref.sha256}", file=sys.stderr)
-    return exit_code_for(run)
+    return exit_code

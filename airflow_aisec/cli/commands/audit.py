@@ -1,4 +1,5 @@
-"""``aisec audit verify LOCATION``, ``aisec audit show LOCATION`` and ``aisec audit coverage``."""
+"""``aisec audit verify LOCATION``, ``aisec audit show LOCATION``, ``aisec audit export LOCATION`` and
+``aisec audit coverage``."""
 
 from __future__ import annotations
 
@@ -39,6 +40,41 @@ def _show(args: argparse.Namespace) -> int:
             f"{payload.get('gate', '-'):<12} {payload.get('verdict', '-'):<6} "
             f"{air.get('dag_id', '-')}/{air.get('task_id', '-')}"
         )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """The trail's records as JUnit XML or a SARIF log, only after its chain verified (exit 1 if broken)."""
+    import sys
+
+    from airflow_aisec.core.junit import junit_xml, read_verified_records
+
+    store = _store(args)
+    try:
+        records, head = read_verified_records(store)
+    except EvidenceChainError as exc:
+        print(f"aisec: BROKEN {args.location}: first bad record: {exc}; nothing exported", file=sys.stderr)
+        return 1
+    if args.format == "junit":
+        data = junit_xml(records, location=store.location, head_sha256=head, group_by=args.group_by)
+    else:
+        from airflow_aisec.core.sarif import sarif_log, sarif_run
+
+        runs = []
+        for rec in records:
+            payload = rec.record.get("payload")
+            if isinstance(payload, dict) and isinstance(payload.get("gate"), str) and payload.get("verdict"):
+                runs.append(sarif_run(payload, evidence={"location": store.location, "seq": rec.seq,
+                                                         "name": rec.name, "sha256": rec.sha256}))
+        data = (json.dumps(sarif_log(runs), indent=2) + "\n").encode("utf-8")
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_bytes(data)
+        print(f"exported {len(records)} record(s) of {store.location} to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
     return 0
 
 
@@ -118,6 +154,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "show":
             p.add_argument("--json", action="store_true")
         p.set_defaults(handler=handler)
+    p = verbs.add_parser(
+        "export",
+        help="the records as JUnit XML (CI test reports) or a SARIF 2.1.0 log, after verifying the chain",
+        description="Exit 0 exported, 1 broken chain (nothing is exported), 2 no trail at LOCATION.",
+    )
+    p.add_argument("location", metavar="LOCATION", help="directory or s3://bucket/prefix")
+    p.add_argument("--format", choices=("junit", "sarif"), default="junit", help="output format (default junit)")
+    p.add_argument("--group-by", choices=("gate", "dag"), default="gate",
+                   help="JUnit: one test suite per gate (default) or per DAG")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--endpoint-url", help="S3 endpoint (default: the AWS environment)")
+    p.set_defaults(handler=_export)
     p = verbs.add_parser(
         "coverage",
         help="runs where a protected task succeeded without a verified gate record, and gate results the "

@@ -26,7 +26,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from airflow_aisec.cli.args import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_VIOLATION, CliError
+from airflow_aisec.cli.args import (
+    EXIT_INTERNAL,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_VIOLATION,
+    CliError,
+    add_format_arguments,
+    output_format,
+)
 
 #: Runs in the child: parse, describe every DAG, write plain JSON to argv[2].
 _CHILD = """
@@ -97,7 +105,10 @@ def _lint(args: argparse.Namespace) -> int:
         violations.extend(evaluate_dag(loaded, dags[dag_id]))
     blocking = [v for v in violations if v.blocking]
 
-    if args.json:
+    code = EXIT_INVALID if (import_errors or not dags) else (EXIT_VIOLATION if blocking else EXIT_OK)
+    if output_format(args) == "sarif":
+        _print_sarif(loaded, folder, violations, import_errors, code)
+    elif output_format(args) == "json":
         doc = {
             "policy": {"name": loaded.name, "sha256": loaded.sha256, "source": loaded.source},
             "dags": sorted(dags),
@@ -129,6 +140,33 @@ def _lint(args: argparse.Namespace) -> int:
     return EXIT_VIOLATION if blocking else EXIT_OK
 
 
+def _print_sarif(loaded: Any, folder: Path, violations: list, import_errors: dict[str, str], code: int) -> None:
+    """The lint as a SARIF log: the platform gate's findings; files that did not import are notifications."""
+    from airflow_aisec.core.result import utcnow
+    from airflow_aisec.core.sarif import artifact_uri, to_sarif
+
+    now = utcnow()
+    result: dict[str, Any] = {
+        "schema_version": "1.1", "gate": "platform",
+        "verdict": "error" if code == EXIT_INVALID else ("fail" if code == EXIT_VIOLATION else (
+            "warn" if any(v.enforcement.value == "warn" and not v.waived for v in violations) else "pass")),
+        "policy": {"name": loaded.name, "sha256": loaded.sha256, "source": loaded.source},
+        "findings": [v.to_finding().model_dump(mode="json") for v in violations],
+        "inputs": [{"uri": str(folder)}], "started_at": now, "finished_at": now,
+    }
+    if code == EXIT_INVALID:
+        what = f"{len(import_errors)} DAG file(s) could not be imported" if import_errors else "no DAG found"
+        result["error"] = {"type": "InputDataError", "message": f"{folder}: {what}", "retryable": False}
+    doc = to_sarif(result, exit_code=code)
+    for f in sorted(import_errors):
+        doc["runs"][0]["invocations"][0].setdefault("toolExecutionNotifications", []).append(
+            {"level": "error", "message": {"text": "import error: the DAG file was not checked"},
+             "descriptor": {"id": "import_error"},
+             "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact_uri(f)}}}]})
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "lint",
@@ -138,5 +176,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("dag_folder", metavar="DAG_FOLDER", help="DAG folder or a single DAG file")
     parser.add_argument("--policy", required=True, help="policy YAML file with a 'platform' section")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_format_arguments(parser, json_help="print the result as JSON (= --format json)")
     parser.set_defaults(handler=_lint)

@@ -45,6 +45,7 @@ POLICY = str(POLICY_DIR / "monitoring-example.yaml")
 
 FEATURES = ["age", "income", "tenure_months"]
 
+# [START howto_monitoring_schedule]
 inference_logs = Asset(
     name="inference_logs",
     uri=INFERENCE_LOG if INFERENCE_LOG.startswith("s3://") else Path(INFERENCE_LOG).absolute().as_uri(),
@@ -61,10 +62,19 @@ with DAG(
     tags=["aisec-example", "monitoring"],
     default_args={"retries": 0, "on_failure_callback": alert},
 ):
+    # [END howto_monitoring_schedule]
+    # [START howto_drift_gate]
     DriftGateOperator(task_id="drift_gate", reference=TRAINING_REFERENCE, current=INFERENCE_LOG,
                       features=FEATURES, policy=POLICY)
+    # [END howto_drift_gate]
+    # [START howto_pii_monitoring]
     PiiGateOperator(task_id="pii_scan_inputs", data=INFERENCE_LOG, policy=POLICY)
+    # [END howto_pii_monitoring]
+    # [START howto_prompt_injection_gate]
     PromptInjectionScanOperator(task_id="prompt_injection_scan", data=INFERENCE_LOG, columns=["prompt"],
                                 policy=POLICY)
+    # [END howto_prompt_injection_gate]
+    # [START howto_endpoint_gate]
     EndpointSecurityGateOperator(task_id="endpoint_gate", url=SERVING_URL, token_conn_id="model_serving",
                                  ca_bundle=SERVING_CA, policy=POLICY)
+    # [END howto_endpoint_gate]

@@ -84,6 +84,7 @@ with DAG("churn_training_plain", schedule=None, start_date=pendulum.datetime(202
 with DAG("churn_training_gated", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
          catchup=False, tags=["aisec-example"]) as gated:
     extract, train, publish = churn_tasks("churn_training_gated")
+    # [START howto_retrofit]
     data = extract()
     # --- added by the retrofit: three gates and one dependency line -----------------------------
     source_gate = SourceValidationOperator(task_id="source_gate", data=data, reference=REFERENCE,
@@ -92,3 +93,4 @@ with DAG("churn_training_gated", schedule=None, start_date=pendulum.datetime(202
     model = train(data)
     scan_gate = ModelScanGateOperator(task_id="scan_gate", model=model, policy=str(POLICY_DIR / "strict.yaml"))
     data >> source_gate >> pii_gate >> model >> scan_gate >> publish(model)
+    # [END howto_retrofit]

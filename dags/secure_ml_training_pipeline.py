@@ -3,13 +3,21 @@
 ingest -> source validation -> PII classification -> redaction -> Vault secrets -> train
 -> bias gate -> unsafe-file scan -> sign (Vault Transit) -> verification gate -> deploy
 
-Three DAGs come from this file:
+The signing task also writes signed provenance next to the signature (``model.provenance.json``:
+the model digest, the training dataset's sha256 with its source and PII records in the central
+audit trail, this file's sha256 and git commit, the run id and the training parameters), and the
+verification gate requires it: a model deploys only if it was trained on data that passed the gates.
+
+Four DAGs come from this file:
 
 * ``secure_ml_training_pipeline``: the happy path; every gate passes, the model is deployed.
 * ``secure_ml_training_pipeline_tampered``: the model directory is modified after signing
   (a supply-chain attack between build and release); the verification gate fails the run.
 * ``secure_ml_training_pipeline_poisoned``: a third of the landed labels are flipped (data
   poisoning); the source-validation gate fails the run against the trusted reference.
+* ``secure_ml_training_pipeline_unvetted_data``: training reads a side extract that never went
+  through the source and PII gates; the model is signed with that dataset in its provenance and
+  the verification gate fails the run (``signing.provenance_dataset``).
 
 Settings (read at parse time from the environment, no I/O):
 
@@ -43,6 +51,9 @@ STRICT = str(POLICY_DIR / "strict.yaml")
 SOURCE_POLICY = str(POLICY_DIR / "example-pipeline-source.yaml")
 
 FEATURES = ["age", "income", "tenure_months"]
+#: Given to the model and recorded (signed) in the provenance.
+TRAINING_PARAMS = {"estimator": "LogisticRegression", "max_iter": 1000, "test_size": 0.3, "random_state": 0,
+                   "features": FEATURES, "label": "label"}
 SECRET_PATH = "ml/training/feature-store"
 
 
@@ -81,14 +92,17 @@ def make_customers(n: int, seed: int, flip_labels: float = 0.0):
 
 
 def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
-    """One secure pipeline; ``variant`` injects an attack (``tampered`` or ``poisoned``)."""
+    """One secure pipeline; ``variant`` injects an attack (``tampered``, ``poisoned`` or ``unvetted_data``)."""
     root = f"{ROOT}/{{{{ run_id | replace(':', '_') | replace('+', '_') }}}}"
     landing = f"{ROOT}/landing/{dag_id}.csv"
     reference = f"{ROOT}/reference/customers.csv"
     redacted = f"{root}/redacted/customers.csv"
+    side_extract = f"{root}/side/customers.csv"  # the unvetted_data variant's shortcut, never gated
+    training_data = side_extract if variant == "unvetted_data" else redacted
     model_dir = f"{root}/model"
     signature = f"{root}/model.sig"
 
+    # [START howto_platform_dag]
     with DAG(
         dag_id,
         schedule=None,
@@ -97,6 +111,7 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
         tags=["aisec-example", "model-deployment", "personal-data"],
         doc_md=__doc__,
     ) as dag:
+        # [END howto_platform_dag]
 
         @task
         def ingest(run_dir: str) -> str:
@@ -112,11 +127,18 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
             make_customers(4000, seed=11, flip_labels=0.35 if variant == "poisoned" else 0.0).to_csv(
                 landing, index=False
             )
+            if variant == "unvetted_data":
+                # The attack: an extract pulled straight from the CRM, raw PII included, past every gate.
+                Path(run_dir, "side").mkdir(parents=True, exist_ok=True)
+                make_customers(4000, seed=13).to_csv(Path(run_dir, "side", "customers.csv"), index=False)
             return landing
 
+        # [START howto_source_gate]
         validate_source = SourceValidationOperator(
             task_id="validate_source", data=landing, reference=reference, policy=SOURCE_POLICY
         )
+        # [END howto_source_gate]
+        # [START howto_pii_gate]
         # The raw extract is declared restricted: it may hold any PII, and the gate records which.
         classify_pii = PiiGateOperator(
             task_id="classify_pii", data=landing, classification="restricted", policy=STRICT
@@ -125,25 +147,32 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
         redact_pii = PiiRedactOperator(
             task_id="redact_pii", data=landing, output_uri=redacted, classification="public", policy=STRICT
         )
+        # [END howto_pii_gate]
+        # [START howto_secrets_gate]
         fetch_secrets = VaultSecretsGateOperator(
             task_id="fetch_secrets", paths={SECRET_PATH: ["token"]}, policy=STRICT
         )
+        # [END howto_secrets_gate]
 
         @task
-        def train(run_dir: str) -> str:
-            """Fit a logistic regression on redacted data; save it pickle-free (JSON)."""
+        def train(run_dir: str, data_file: str) -> str:
+            """Fit a logistic regression on the training data (redacted); save it pickle-free (JSON)."""
             import json
 
             import pandas as pd
             from sklearn.linear_model import LogisticRegression
             from sklearn.model_selection import train_test_split
 
+            # [START howto_secrets_consume]
             with vault_secrets("fetch_secrets") as secrets:
                 token = secrets[SECRET_PATH]["token"]  # masked in logs; used for the feature store
                 assert token, "feature-store token missing"
-            data = pd.read_csv(f"{run_dir}/redacted/customers.csv")
-            train_df, test_df = train_test_split(data, test_size=0.3, random_state=0, stratify=data["label"])
-            model = LogisticRegression(max_iter=1000).fit(train_df[FEATURES], train_df["label"])
+            # [END howto_secrets_consume]
+            p = TRAINING_PARAMS
+            data = pd.read_csv(data_file)
+            train_df, test_df = train_test_split(data, test_size=p["test_size"], random_state=p["random_state"],
+                                                 stratify=data[p["label"]])
+            model = LogisticRegression(max_iter=p["max_iter"]).fit(train_df[FEATURES], train_df[p["label"]])
             out = Path(run_dir) / "model"
             out.mkdir(parents=True, exist_ok=True)
             (out / "model.json").write_text(json.dumps({
@@ -159,6 +188,7 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
             predictions.to_csv(Path(run_dir) / "predictions.csv", index=False)
             return str(out)
 
+        # [START howto_bias_gate]
         check_bias = BiasGateOperator(
             task_id="check_bias",
             data=f"{root}/predictions.csv",
@@ -167,21 +197,33 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
             sensitive_columns=["group"],
             policy=STRICT,
         )
+        # [END howto_bias_gate]
+        # [START howto_model_scan_gate]
         scan_model = ModelScanGateOperator(task_id="scan_model", model=model_dir, policy=STRICT)
+        # [END howto_model_scan_gate]
+        # [START howto_signing_gate]
         sign_model = ModelSignOperator(
-            task_id="sign_model", model=model_dir, signature=signature, transit_key="model-signing", policy=STRICT
+            task_id="sign_model",
+            model=model_dir,
+            signature=signature,
+            transit_key="model-signing",
+            datasets=[training_data],
+            training_params=TRAINING_PARAMS,
+            policy=STRICT,
         )
         verify_model = ModelVerifyGateOperator(
             task_id="verify_model_signature",
             model=model_dir,
             signature=signature,
             transit_key="model-signing",
+            require_provenance=True,
             policy=STRICT,
         )
+        # [END howto_signing_gate]
 
         @task
         def deploy(run_dir: str) -> str:
-            """Copy the verified model and its signature to the serving location."""
+            """Copy the verified model, its signature and its provenance to the serving location."""
             import shutil
 
             target = Path(ROOT) / "serving" / dag_id
@@ -189,9 +231,11 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
                 shutil.rmtree(target)
             shutil.copytree(Path(run_dir) / "model", target / "model")
             shutil.copy2(Path(run_dir) / "model.sig", target / "model.sig")
+            shutil.copy2(Path(run_dir) / "model.provenance.json", target / "model.provenance.json")
             return str(target)
 
-        trained = train(root)
+        # [START howto_pipeline_chain]
+        trained = train(root, training_data)
         ingest(root) >> validate_source >> classify_pii >> redact_pii >> fetch_secrets >> trained
         trained >> check_bias >> scan_model >> sign_model
         if variant == "tampered":
@@ -206,9 +250,13 @@ def build_pipeline(dag_id: str, *, variant: str = "secure") -> DAG:
         else:
             sign_model >> verify_model
         verify_model >> deploy(root)
+        # [END howto_pipeline_chain]
     return dag
 
 
 secure_ml_training_pipeline = build_pipeline("secure_ml_training_pipeline")
 secure_ml_training_pipeline_tampered = build_pipeline("secure_ml_training_pipeline_tampered", variant="tampered")
 secure_ml_training_pipeline_poisoned = build_pipeline("secure_ml_training_pipeline_poisoned", variant="poisoned")
+secure_ml_training_pipeline_unvetted_data = build_pipeline(
+    "secure_ml_training_pipeline_unvetted_data", variant="unvetted_data"
+)

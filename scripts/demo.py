@@ -42,6 +42,7 @@ SCENARIOS = [
     Scenario("secure_ml_training_pipeline", "success"),
     Scenario("secure_ml_training_pipeline_tampered", "failed", "verify_model_signature"),
     Scenario("secure_ml_training_pipeline_poisoned", "failed", "validate_source"),
+    Scenario("secure_ml_training_pipeline_unvetted_data", "failed", "verify_model_signature"),
 ]
 
 

@@ -39,6 +39,17 @@ class ModelSignOperator(AisecGateOperator):
         transit_mount: Transit mount path.
         transit_key_version: Transit key version; default the latest.
         private_key: Local PEM EC private key file instead of Transit (templated; unencrypted).
+        datasets: Local files the model was trained on (templated); recorded in the provenance with
+            their latest source and PII records in the central audit trail.
+        training_params: Training parameters (JSON object, templated) recorded in the provenance.
+            They are signed and kept: never put a secret here.
+        write_provenance: Write the signed provenance statement (in-toto, SLSA provenance v1 in a
+            DSSE envelope, same key) next to the signature: model digest, datasets, DAG file sha256
+            and git commit, run id, training parameters.
+        provenance: Where to write it (templated); default ``<model>.provenance.json`` next to the signature.
+        require_vetted_datasets: Refuse to sign (``signing.provenance_dataset``) when a dataset's latest
+            source or PII record is missing or not passing. Default: record it and let the deploy
+            gate (``require_provenance``) decide.
         vault_conn_id: Airflow Vault connection used through ``VaultHook``.
         aws_conn_id: Airflow AWS connection used through ``S3Hook`` for ``s3://`` locations.
         policy: Policy file (templated); see :class:`AisecGateOperator`.
@@ -49,6 +60,7 @@ class ModelSignOperator(AisecGateOperator):
     gate = "signing"
     template_fields: Sequence[str] = (
         *AisecGateOperator.template_fields, "model", "signature", "transit_key", "transit_mount", "private_key",
+        "datasets", "training_params", "provenance",
     )
     ui_color = "#d7e8f6"
 
@@ -61,6 +73,11 @@ class ModelSignOperator(AisecGateOperator):
         transit_mount: str = "transit",
         transit_key_version: int | None = None,
         private_key: str | None = None,
+        datasets: Sequence[str] | None = None,
+        training_params: dict[str, Any] | None = None,
+        write_provenance: bool = True,
+        provenance: str | None = None,
+        require_vetted_datasets: bool = False,
         vault_conn_id: str = "vault_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
@@ -68,6 +85,13 @@ class ModelSignOperator(AisecGateOperator):
         super().__init__(**kwargs)
         if (transit_key is None) == (private_key is None):
             raise ValueError("ModelSignOperator needs exactly one of transit_key or private_key")
+        if (datasets or training_params) and not write_provenance:
+            raise ValueError("datasets and training_params are recorded in the provenance: keep write_provenance")
+        self.datasets = list(datasets or [])
+        self.training_params = training_params or {}
+        self.write_provenance = write_provenance
+        self.provenance = provenance
+        self.require_vetted_datasets = require_vetted_datasets
         self.model = model
         self.signature = signature
         self.transit_key = transit_key
@@ -86,6 +110,7 @@ class ModelSignOperator(AisecGateOperator):
         outcome = sign_model(
             loaded.section("signing"),
             self.model,
+            provenance=self._provenance_request(context) if self.write_provenance else None,
             signature=self.signature or None,
             private_key=self.private_key or None,
             transit_key=self.transit_key or None,
@@ -96,18 +121,40 @@ class ModelSignOperator(AisecGateOperator):
         )
         m = outcome.metrics
         summary = {k: m[k] for k in ("signature", "model_digest", "key_fingerprint", "transit_key",
-                                     "transit_key_version", "signature_version_id") if k in m}
+                                     "transit_key_version", "signature_version_id", "provenance",
+                                     "provenance_sha256") if k in m}
         context["ti"].xcom_push(key=SIGNATURE_XCOM_KEY, value=summary)
         self.log.info("signed %s files: digest=%s key=%s signature=%s", m.get("files"), m.get("model_digest"),
                       m.get("key_fingerprint"), m.get("signature"))
         return outcome
+
+    def _provenance_request(self, context: Context) -> Any:
+        from airflow_aisec.core.gates.signing import (
+            ProvenanceRequest,
+            check_training_parameters,
+            dag_file_info,
+            dataset_ref,
+        )
+
+        dag = context.get("dag")
+        datasets = [self.datasets] if isinstance(self.datasets, str) else list(self.datasets)
+        return ProvenanceRequest(
+            datasets=[dataset_ref(d) for d in datasets],
+            evidence=self.evidence_store() if datasets else None,
+            require_vetted=self.require_vetted_datasets,
+            dag=dag_file_info(self.dag_id, getattr(dag, "fileloc", None)),
+            run_id=context.get("run_id"),
+            task_id=self.task_id,
+            training_parameters=check_training_parameters(self.training_params),
+            location=self.provenance or None,
+        )
 
 
 class ModelVerifyMixin:
     """Arguments and verification call of :class:`ModelVerifyGateOperator` and the signature sensor."""
 
     verify_template_fields: ClassVar[tuple[str, ...]] = (
-        "model", "signature", "public_key", "transit_key", "transit_mount",
+        "model", "signature", "public_key", "transit_key", "transit_mount", "provenance",
     )
 
     def _init_verify(
@@ -118,11 +165,15 @@ class ModelVerifyMixin:
         public_key: str | None = None,
         transit_key: str | None = None,
         transit_mount: str | None = None,
+        require_provenance: bool = False,
+        provenance: str | None = None,
         vault_conn_id: str = "vault_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.require_provenance = require_provenance
+        self.provenance = provenance
         if (public_key is None) == (transit_key is None):
             raise ValueError(f"{type(self).__name__} needs exactly one of public_key or transit_key")
         self.model = model
@@ -139,9 +190,13 @@ class ModelVerifyMixin:
         from airflow_aisec.hooks.vault import get_vault_client
 
         signature = signature or self.signature or None
+        required = self.require_provenance or loaded.section("signing").require_provenance
         return verify_model(
             loaded.section("signing"),
             self.model,
+            require_provenance=self.require_provenance,
+            provenance=self.provenance or None,
+            evidence=self._central_trail() if required else None,
             signature=signature,
             public_key=self.public_key or None,
             transit_key=self.transit_key or None,
@@ -151,13 +206,24 @@ class ModelVerifyMixin:
         )
 
 
+    def _central_trail(self) -> Any:
+        from airflow_aisec import settings
+        from airflow_aisec.operators.base import open_evidence
+
+        return open_evidence(settings.evidence_location())
+
+
 class ModelVerifyGateOperator(ModelVerifyMixin, AisecGateOperator):
     """Verification gate: fail the run unless the model matches a signature by a trusted key.
 
     The caller names the key (``public_key`` or ``transit_key``) and the policy's
     ``signing.trusted_keys`` must trust it. A tampered model (``signing.tampered``), an untrusted
     key (``signing.untrusted_key``), a malformed bundle (``signing.malformed``) and a missing
-    signature (``signing.unsigned``, unless ``signing.allow_unsigned``) fail the task.
+    signature (``signing.unsigned``, unless ``signing.allow_unsigned``) fail the task. With
+    ``require_provenance`` (or ``signing.require_provenance``) the signed provenance must be there
+    (``signing.provenance_missing``), signed by the model's key (``signing.provenance_signature``),
+    about this model (``signing.provenance_digest``), and every dataset it names must have passing
+    latest source and PII records in the central audit trail (``signing.provenance_dataset``).
 
     Args:
         model: Model directory or ``s3://bucket/prefix/`` (templated).
@@ -165,6 +231,8 @@ class ModelVerifyGateOperator(ModelVerifyMixin, AisecGateOperator):
         public_key: PEM public key file or ``s3://`` object (templated).
         transit_key: Vault Transit key name whose public keys verify the signature (templated).
         transit_mount: Transit mount; default the one the policy names for the key.
+        require_provenance: Also require the signed provenance (see above).
+        provenance: Provenance location (templated); default ``<model>.provenance.json`` next to the signature.
         vault_conn_id: Airflow Vault connection used through ``VaultHook``.
         aws_conn_id: Airflow AWS connection used through ``S3Hook`` for ``s3://`` locations.
         policy: Policy file (templated); see :class:`AisecGateOperator`.

@@ -3,6 +3,8 @@ and runs end to end with real Airflow, a real OpenBao (KV v2 + Transit) and loca
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -20,6 +22,12 @@ EXPECTED_DAG_IDS = {
     "secure_ml_training_pipeline",
     "secure_ml_training_pipeline_tampered",
     "secure_ml_training_pipeline_poisoned",
+    "secure_ml_training_pipeline_unvetted_data",
+    # dags/certified_assets.py (tests/dags/test_certified_assets.py runs them)
+    "certify_churn_features",
+    "certify_churn_features_leaky",
+    "train_on_certified_features",
+    "deploy_certified_model",
     "churn_training_plain",
     "churn_training_gated",
     "model_monitoring",
@@ -108,6 +116,27 @@ def test_secure_pipeline_passes_every_gate_and_deploys(run_dag, example_env):
     assert pii["verdict"] == "pass" and pii["findings"] == []
     served = example_env["root"] / "serving" / "secure_ml_training_pipeline"
     assert (served / "model" / "model.json").exists() and (served / "model.sig").exists()
+    # signed provenance: the model, the redacted training data vetted in this run, the DAG, the parameters
+    verified = out.xcom("verify_model_signature")
+    assert verified["metrics"]["provenance_verified"] is True
+    assert verified["metrics"]["provenance_datasets_vetted"] == 1
+    signed = out.xcom("sign_model", "aisec_signature")
+    assert signed["provenance_sha256"] == hashlib.sha256((served / "model.provenance.json").read_bytes()).hexdigest()
+    statement = _statement(served / "model.provenance.json")
+    assert statement["subject"][0]["digest"]["sha256"] == verified["metrics"]["model_digest"]
+    build = statement["predicate"]["buildDefinition"]
+    params = build["externalParameters"]
+    assert params["run_id"] == out.run_id and params["task_id"] == "sign_model"
+    assert params["training_parameters"]["max_iter"] == 1000
+    assert params["dag"]["dag_id"] == "secure_ml_training_pipeline" and len(params["dag"]["sha256"]) == 64
+    [dataset] = [d for d in build["resolvedDependencies"] if d["annotations"]["aisec_kind"] == "dataset"]
+    assert dataset["uri"].endswith("/redacted/customers.csv")
+    records = dataset["annotations"]["gate_records"]
+    # the redaction's PII record of this run, and the source record of the extract it was made from
+    assert records["pii"]["run_id"] == out.run_id and records["pii"]["task_id"] == "redact_pii"
+    assert records["source"]["run_id"] == out.run_id and records["source"]["task_id"] == "validate_source"
+    assert out.xcom("redact_pii", "aisec_evidence")["sha256"] == records["pii"]["sha256"]
+    assert "@example.com" not in json.dumps(statement)
     _assert_no_secret(out, example_env["secret"])
     # raw PII values from the landed extract never reach a result
     assert "@example.com" not in _xcom_text(out)
@@ -124,6 +153,29 @@ def test_tampered_model_is_stopped_at_verification(run_dag, example_env):
     rules = {f["rule"] for f in out.xcom("verify_model_signature")["findings"]}
     assert rules == {"signing.tampered"}
     assert not (example_env["root"] / "serving" / dag_id).exists()
+
+
+def _statement(path: Path) -> dict:
+    return json.loads(base64.b64decode(json.loads(path.read_text())["payload"]))
+
+
+@pytest.mark.integration
+def test_model_trained_on_unvetted_data_is_stopped_at_verification(run_dag, example_env):
+    dag_id = "secure_ml_training_pipeline_unvetted_data"
+    out = _run_example(run_dag, "secure_ml_training_pipeline.py", dag_id)
+    assert out.state == "failed"
+    # every gate before deployment passed: the side extract simply never went through them
+    for task in ("validate_source", "classify_pii", "redact_pii", "train", "scan_model", "sign_model"):
+        assert out.task_states[task] == "success", (task, out.task_states)
+    assert out.task_states["verify_model_signature"] == "failed"
+    assert out.task_states["deploy"] == "upstream_failed"
+    verified = out.xcom("verify_model_signature")
+    assert verified["metrics"]["verified"] is True  # the signature itself is fine
+    findings = verified["findings"]
+    assert {f["rule"] for f in findings} == {"signing.provenance_dataset"}
+    assert "side/customers.csv" in findings[0]["message"] and "no pii gate record" in findings[0]["message"]
+    assert not (example_env["root"] / "serving" / dag_id).exists()
+    assert "@example.com" not in _xcom_text(out)
 
 
 @pytest.mark.integration

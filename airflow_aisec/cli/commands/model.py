@@ -1,7 +1,10 @@
 """``aisec model sign|verify|scan``: model signing, verification and unsafe-file scanning.
 
-* ``aisec model sign DIR (--key PRIVATE_PEM | --transit-key NAME) [--signature OUT] [--policy P]``
-* ``aisec model verify DIR --policy P (--public-key PEM | --transit-key NAME) [--signature SIG]``
+* ``aisec model sign DIR (--key PRIVATE_PEM | --transit-key NAME) [--signature OUT] [--policy P]
+  [--dataset FILE ... --evidence LOCATION] [--training-param KEY=VALUE ...] [--provenance OUT]``
+* ``aisec model verify DIR --policy P (--public-key PEM | --transit-key NAME) [--signature SIG]
+  [--require-provenance] [--provenance P] [--evidence LOCATION]``
+* ``aisec model bom DIR [--signature SIG] [--provenance P] [--output OUT]``
 * ``aisec model scan DIR --policy P``
 
 Vault comes from ``VAULT_ADDR`` / ``VAULT_TOKEN``; S3 from the standard AWS environment
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_command
@@ -55,10 +59,43 @@ def _sign(args: argparse.Namespace) -> int:
             transit_mount=args.transit_mount,
             transit_key_version=args.key_version,
             vault=_vault() if args.transit_key else None,
-            s3_client=s3_client_if_needed(args.model, args.signature),
+            s3_client=s3_client_if_needed(args.model, args.signature, args.provenance),
+            provenance=request,
         )
 
+    request = _provenance_request(args)
     return run_gate_command(args, "signing", check, load=load, details=_print_signature)
+
+
+def _provenance_request(args: argparse.Namespace) -> Any:
+    """What ``model sign`` records in the provenance; None when nothing asks for one."""
+    import json
+
+    from airflow_aisec.cli.args import CliError
+    from airflow_aisec.core.gates.signing import ProvenanceRequest, check_training_parameters, dataset_ref
+
+    if not (args.dataset or args.training_param or args.provenance):
+        return None
+    if args.dataset and not args.evidence:
+        raise CliError("--dataset needs --evidence LOCATION: the audit trail holding its source and PII records")
+    params: dict[str, Any] = {}
+    for item in args.training_param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--training-param {item[:40]!r}: expected KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    from airflow_aisec.core.evidence import open_evidence_store
+
+    return ProvenanceRequest(
+        datasets=[dataset_ref(d) for d in args.dataset or []],
+        evidence=open_evidence_store(args.evidence) if args.evidence else None,
+        require_vetted=True,
+        training_parameters=check_training_parameters(params),
+        location=args.provenance,
+    )
 
 
 def _print_signature(result: Any) -> None:
@@ -69,6 +106,8 @@ def _print_signature(result: Any) -> None:
     if m.get("transit_key"):
         key = f"Transit key {m['transit_key']} v{m.get('transit_key_version')} ({key})"
     print(f"  key: {key}{'' if m.get('key_trusted_by_policy') else '  [not in the policy trusted_keys]'}")
+    if m.get("provenance"):
+        print(f"  provenance: {m['provenance']}  datasets: {m.get('provenance_datasets')}")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -84,10 +123,33 @@ def _verify(args: argparse.Namespace) -> int:
             transit_key=args.transit_key,
             transit_mount=args.transit_mount,
             vault=_vault() if args.transit_key else None,
-            s3_client=s3_client_if_needed(args.model, args.signature, args.public_key),
+            s3_client=s3_client_if_needed(args.model, args.signature, args.public_key, args.provenance),
+            require_provenance=args.require_provenance,
+            provenance=args.provenance,
+            evidence=open_evidence_store(args.evidence) if args.evidence else None,
         )
 
+    from airflow_aisec.core.evidence import open_evidence_store
+
     return run_gate_command(args, "signing", check)
+
+
+def _bom(args: argparse.Namespace) -> int:
+    import json
+
+    from airflow_aisec.core.gates.signing import model_bom
+    from airflow_aisec.core.io.storage import s3_client_if_needed
+
+    doc = model_bom(args.model, signature=args.signature, provenance=args.provenance,
+                    s3_client=s3_client_if_needed(args.provenance, args.signature))
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"ML-BOM (CycloneDX {doc['specVersion']}): {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -97,7 +159,23 @@ def _scan(args: argparse.Namespace) -> int:
 
         return scan_model(loaded.section("model_scan"), args.model, s3_client=s3_client_if_needed(args.model))
 
-    return run_gate_command(args, "model_scan", check)
+    return run_gate_command(args, "model_scan", check, details=_print_scan_coverage)
+
+
+def _print_scan_coverage(result: Any) -> None:
+    """Which scanner scanned what; a file a scanner did not scan is named, never a silent pass."""
+    m = result.metrics
+    scanned = ", ".join(f"{name} {n}" for name, n in (m.get("scanned_by") or {}).items())
+    print(f"  files: {m.get('files')}  scanned by: {scanned}")
+    not_scanned = m.get("not_scanned") or {}
+    for name, files in not_scanned.items():
+        for entry in files[:20]:
+            print(f"  not scanned by {name}: {entry['file']} ({', '.join(entry['reasons'])})")
+        more = (m.get("scanner_errors") or {}).get(name, len(files)) - min(len(files), 20)
+        if more > 0:
+            print(f"  not scanned by {name}: {more} more file(s) (see --json)")
+    if not_scanned:
+        print(f"  scanner errors -> {m.get('scanner_error_outcome')}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -117,6 +195,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     sign.add_argument("--transit-mount", default="transit", metavar="MOUNT", help="Transit mount (default transit)")
     sign.add_argument("--key-version", type=int, metavar="N", help="Transit key version (default latest)")
     sign.add_argument("--signature", metavar="OUT", help="signature location (default DIR.sig next to DIR)")
+    sign.add_argument("--dataset", action="append", metavar="FILE",
+                      help="training dataset recorded in the signed provenance (repeatable; needs --evidence, "
+                      "refused unless its latest source and PII records there pass)")
+    sign.add_argument("--training-param", action="append", metavar="KEY=VALUE",
+                      help="training parameter recorded in the provenance (VALUE as JSON, else a string)")
+    sign.add_argument("--provenance", metavar="OUT",
+                      help="provenance location (default DIR.provenance.json next to DIR)")
     add_gate_arguments(sign, policy_required=False,
                        policy_help="policy whose signing.hashing is used (default: sha256 per file)")
     sign.set_defaults(handler=_sign)
@@ -133,8 +218,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     vkey.add_argument("--transit-key", metavar="NAME", help="Vault Transit key name the policy trusts")
     verify.add_argument("--transit-mount", metavar="MOUNT", help="Transit mount (default: as in the policy)")
     verify.add_argument("--signature", metavar="SIG", help="signature location (default DIR.sig next to DIR)")
+    verify.add_argument("--require-provenance", action="store_true",
+                        help="also require the signed provenance; its datasets are checked in --evidence")
+    verify.add_argument("--provenance", metavar="P", help="provenance location (default DIR.provenance.json)")
     add_gate_arguments(verify)
     verify.set_defaults(handler=_verify)
+
+    bom = verbs.add_parser(
+        "bom",
+        help="write a CycloneDX ML-BOM of a model from its provenance",
+        description="CycloneDX 1.6 ML-BOM (model card, datasets with their gate records, hashes) from the "
+        "provenance written by 'model sign'. Verify first: the BOM repeats what the statement says.",
+    )
+    bom.add_argument("model", metavar="DIR", help="model directory")
+    bom.add_argument("--signature", metavar="SIG", help="signature location (default DIR.sig next to DIR)")
+    bom.add_argument("--provenance", metavar="P", help="provenance location (default DIR.provenance.json)")
+    bom.add_argument("--output", "-o", metavar="OUT", help="write the BOM here (default: stdout)")
+    bom.set_defaults(handler=_bom)
 
     scan = verbs.add_parser(
         "scan",

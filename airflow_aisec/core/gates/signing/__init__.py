@@ -6,7 +6,8 @@ kind of key, behind an abstract base (as in sigstore/model-transparency): :class
 :class:`TransitVerifier`). The rest is private: ``_keys`` (PEM keys, fingerprints), ``_transit``
 (Transit public keys), ``_locations`` (model and signature locations), ``_tree`` (model directory
 checks), ``_s3`` (S3 version pins), ``_hashing``, ``_bundle`` (bundle and statement validation),
-``_tamper`` (library verification, what changed) and ``_model_signing_compat`` (the one module
+``_tamper`` (library verification, what changed), ``_provenance`` / ``_datasets`` / ``_bom``
+(signed provenance, dataset records in the audit trail, CycloneDX ML-BOM) and ``_model_signing_compat`` (the one module
 that touches model-signing internals). ``model_signing`` is imported only when used.
 """
 
@@ -21,31 +22,56 @@ from airflow_aisec.core.gates.signing._errors import (
 from airflow_aisec.core.gates.signing._hashing import build_hashing_config
 from airflow_aisec.core.gates.signing._keys import key_fingerprint, load_private_key, load_public_key
 from airflow_aisec.core.gates.signing._locations import SIGNATURE_SUFFIX, default_signature_uri
+from airflow_aisec.core.gates.signing._provenance import (
+    PREDICATE_TYPE,
+    RULE_PROVENANCE_DATASET,
+    RULE_PROVENANCE_DIGEST,
+    RULE_PROVENANCE_MISSING,
+    RULE_PROVENANCE_SIGNATURE,
+    DatasetRef,
+    ProvenanceRequest,
+    check_training_parameters,
+    dag_file_info,
+    dataset_ref,
+    default_provenance_uri,
+)
 from airflow_aisec.core.gates.signing._signers import PemKeySigner, Signer, TransitSigner
 from airflow_aisec.core.gates.signing._transit import TransitKey, read_transit_key
 from airflow_aisec.core.gates.signing._verifiers import PemKeyVerifier, TransitVerifier, Verifier
-from airflow_aisec.core.gates.signing.check import sign_model, verify_model
+from airflow_aisec.core.gates.signing.check import model_bom, sign_model, verify_model
 
 __all__ = [
     "GATE",
+    "PREDICATE_TYPE",
     "RULE_FAILED",
     "RULE_MALFORMED",
+    "RULE_PROVENANCE_DATASET",
+    "RULE_PROVENANCE_DIGEST",
+    "RULE_PROVENANCE_MISSING",
+    "RULE_PROVENANCE_SIGNATURE",
     "RULE_TAMPERED",
     "RULE_UNSIGNED",
     "RULE_UNTRUSTED",
     "SIGNATURE_SUFFIX",
+    "DatasetRef",
     "PemKeySigner",
     "PemKeyVerifier",
+    "ProvenanceRequest",
     "Signer",
     "TransitKey",
     "TransitSigner",
     "TransitVerifier",
     "Verifier",
     "build_hashing_config",
+    "check_training_parameters",
+    "dag_file_info",
+    "dataset_ref",
+    "default_provenance_uri",
     "default_signature_uri",
     "key_fingerprint",
     "load_private_key",
     "load_public_key",
+    "model_bom",
     "read_transit_key",
     "sign_model",
     "verify_model",

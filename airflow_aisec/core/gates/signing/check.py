@@ -33,7 +33,7 @@ from airflow_aisec.core.gates.signing import _model_signing_compat as compat
 from airflow_aisec.core.gates.signing._bundle import parse_bundle, validate_statement
 from airflow_aisec.core.gates.signing._errors import RULE_UNSIGNED, malformed
 from airflow_aisec.core.gates.signing._hashing import build_hashing_config
-from airflow_aisec.core.gates.signing._keys import key_fingerprint
+from airflow_aisec.core.gates.signing._keys import key_fingerprint, load_private_key
 from airflow_aisec.core.gates.signing._locations import (
     default_signature_uri,
     file_location,
@@ -41,6 +41,19 @@ from airflow_aisec.core.gates.signing._locations import (
     read_signature,
     signature_inside_model,
     write_signature,
+)
+from airflow_aisec.core.gates.signing._provenance import (
+    RULE_PROVENANCE_DATASET,
+    ProvenanceRequest,
+    build_statement,
+    dataset_dependencies,
+    default_provenance_uri,
+    digest_pae_signer,
+    missing_finding,
+    pem_pae_signer,
+    read_provenance,
+    sign_statement,
+    verify_statement,
 )
 from airflow_aisec.core.gates.signing._s3 import bucket_versioned, materialized_model, pins_predicate
 from airflow_aisec.core.gates.signing._signers import PemKeySigner, Signer, TransitSigner
@@ -55,10 +68,11 @@ from airflow_aisec.core.gates.signing._verifiers import (
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client
 from airflow_aisec.core.policy.base import Severity
 from airflow_aisec.core.policy.sections.signing import SigningPolicy
-from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-from airflow_aisec.exceptions import ConfigurationError, InputDataError
+from airflow_aisec.core.result import CheckOutcome, Finding, InputRef, utcnow
+from airflow_aisec.exceptions import ConfigurationError, InputDataError, SecurityViolationError
 
 if TYPE_CHECKING:
+    from airflow_aisec.core.evidence import EvidenceStore
     from airflow_aisec.core.io.vault import VaultClient
 
 
@@ -90,6 +104,7 @@ def sign_model(
     transit_key_version: int | None = None,
     vault: VaultClient | None = None,
     s3_client: Any = None,
+    provenance: ProvenanceRequest | None = None,
 ) -> CheckOutcome:
     """Sign a model directory (local or ``s3://``) with a local PEM key or a Vault Transit key.
 
@@ -105,6 +120,8 @@ def sign_model(
         transit_key_version: Key version to sign with; default the latest.
         vault: Vault client for Transit signing.
         s3_client: boto3 S3 client for ``s3://`` locations (default from the AWS environment).
+        provenance: Also write a signed provenance statement (datasets, DAG, run, training
+            parameters) next to the signature; see :mod:`._provenance`.
 
     Returns:
         Outcome with value-free metrics (digest, key fingerprint, files, signature location).
@@ -112,8 +129,11 @@ def sign_model(
     Raises:
         ConfigurationError: no or two keys, unusable key, signature inside the model.
         InputDataError: model missing or unsignable (escaping symlinks, no files, unversioned bucket).
+        SecurityViolationError: ``signing.provenance_dataset``: a dataset is not vetted and
+            ``provenance.require_vetted`` (nothing is signed).
         ServiceUnavailableError / AccessDeniedError: Vault or S3.
     """
+    started_on = utcnow()
     started = time.perf_counter()
     policy = section or SigningPolicy()
     if bool(private_key) == bool(transit_key):
@@ -122,7 +142,20 @@ def sign_model(
     sig = file_location(str(signature) if signature else default_signature_uri(model))
     if signature_inside_model(loc, sig):
         raise ConfigurationError(f"the signature must be stored outside the model directory: {sig.uri}")
-    client = s3_client if s3_client is not None else (make_s3_client() if (loc.s3 or sig.s3) else None)
+    prov = None
+    if provenance is not None:
+        prov = file_location(provenance.location or default_provenance_uri(sig.uri))
+        if signature_inside_model(loc, prov):
+            raise ConfigurationError(f"the provenance must be stored outside the model directory: {prov.uri}")
+    client = s3_client if s3_client is not None else (
+        make_s3_client() if (loc.s3 or sig.s3 or (prov is not None and prov.s3)) else None)
+    datasets: list[dict[str, Any]] = []
+    if provenance is not None:
+        datasets, problems = dataset_dependencies(provenance)
+        if problems and provenance.require_vetted:
+            raise SecurityViolationError(
+                f"refusing to sign: {len(problems)} training dataset(s) without passing source and PII gate records: "
+                + "; ".join(problems[:5]), rule=RULE_PROVENANCE_DATASET, location={"datasets": len(problems)})
 
     signer = _signer(private_key=private_key, private_key_password=private_key_password, transit_key=transit_key,
                      transit_mount=transit_mount, transit_key_version=transit_key_version, vault=vault)
@@ -161,11 +194,25 @@ def sign_model(
         metrics["s3_versions_pinned"] = len(objects)
     if sig_version:
         metrics["signature_version_id"] = sig_version
-    return CheckOutcome(
-        metrics=metrics,
-        inputs=[InputRef(uri=loc.uri, sha256=root_digest),
-                InputRef(uri=sig.uri, sha256=metrics["signature_sha256"])],
-    )
+    inputs = [InputRef(uri=loc.uri, sha256=root_digest), InputRef(uri=sig.uri, sha256=metrics["signature_sha256"])]
+    if provenance is not None and prov is not None:
+        statement = build_statement(provenance, model_name=loc.name, model_digest=root_digest, model_uri=loc.uri,
+                                    signature_sha256=metrics["signature_sha256"], datasets=datasets,
+                                    started_on=started_on)
+        if private_key:
+            sign_pae = pem_pae_signer(load_private_key(private_key, private_key_password))
+        else:
+            assert isinstance(signer, TransitSigner)
+            sign_pae = digest_pae_signer(signer._sign_digest)
+        envelope = sign_statement(statement, sign_pae, signer.public_key)
+        del sign_pae
+        write_signature(prov, envelope, client)
+        metrics.update({"provenance": prov.uri, "provenance_sha256": hashlib.sha256(envelope).hexdigest(),
+                        "provenance_datasets": len(datasets)})
+        inputs += [InputRef(uri=d["uri"], sha256=d["digest"]["sha256"]) for d in datasets]
+        inputs.append(InputRef(uri=prov.uri, sha256=metrics["provenance_sha256"]))
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    return CheckOutcome(metrics=metrics, inputs=inputs)
 
 
 def verify_model(
@@ -178,6 +225,9 @@ def verify_model(
     transit_mount: str | None = None,
     vault: VaultClient | None = None,
     s3_client: Any = None,
+    require_provenance: bool = False,
+    provenance: str | os.PathLike[str] | None = None,
+    evidence: EvidenceStore | None = None,
 ) -> CheckOutcome:
     """Verify a model (local or ``s3://``) against its signature and the policy's trusted keys.
 
@@ -191,14 +241,19 @@ def verify_model(
         transit_mount: Transit mount (default: the one the policy names for that key).
         vault: Vault client to read the Transit public keys.
         s3_client: boto3 S3 client for ``s3://`` locations.
+        require_provenance: Also require the signed provenance (as ``signing.require_provenance``).
+        provenance: Provenance location; default ``<model>.provenance.json`` next to the signature.
+        evidence: The audit trail holding the datasets' source and PII records.
 
     Returns:
         Outcome: no finding when verified (or unsigned and tolerated), a ``signing.unsigned``
-        finding when the signature is missing.
+        finding when the signature is missing; with provenance required, ``signing.provenance_missing``
+        or one ``signing.provenance_dataset`` per unvetted dataset.
 
     Raises:
         ModelTamperedError / UntrustedKeyError / MalformedSignatureError: verification failed.
-        ConfigurationError / InputDataError: invalid arguments, model missing.
+        SecurityViolationError: ``signing.provenance_signature`` / ``signing.provenance_digest``.
+        ConfigurationError / InputDataError: invalid arguments, model missing, malformed provenance.
         ServiceUnavailableError / AccessDeniedError: Vault or S3.
     """
     started = time.perf_counter()
@@ -278,7 +333,47 @@ def verify_model(
         metrics["s3_versions_checked"] = len(objects)
     if sig_version:
         metrics["signature_version_id"] = sig_version
-    return CheckOutcome(
-        metrics=metrics,
-        inputs=[InputRef(uri=loc.uri, sha256=statement.root_digest), InputRef(uri=sig.uri, sha256=bundle.sha256)],
-    )
+    inputs = [InputRef(uri=loc.uri, sha256=statement.root_digest), InputRef(uri=sig.uri, sha256=bundle.sha256)]
+    findings: list[Finding] = []
+    if require_provenance or policy.require_provenance:
+        prov = file_location(str(provenance) if provenance else default_provenance_uri(sig.uri))
+        prov_data = read_provenance(prov, client, policy.max_provenance_bytes)
+        if prov_data is None:
+            findings.append(missing_finding(prov.uri))
+        else:
+            findings, prov_metrics = verify_statement(prov_data, prov.uri, public_key=signer.public_key,
+                                                      model_digest=statement.root_digest, evidence=evidence)
+            metrics.update(prov_metrics)
+            inputs.append(InputRef(uri=prov.uri, sha256=prov_metrics["provenance_sha256"]))
+        metrics["provenance_verified"] = not findings
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    return CheckOutcome(findings=findings, metrics=metrics, inputs=inputs)
+
+
+def model_bom(
+    model: str | os.PathLike[str],
+    *,
+    signature: str | os.PathLike[str] | None = None,
+    provenance: str | os.PathLike[str] | None = None,
+    max_bytes: int = 16 * 1024 * 1024,
+    s3_client: Any = None,
+) -> dict[str, Any]:
+    """A CycloneDX 1.6 ML-BOM of a model from its provenance statement (see :mod:`._bom`).
+
+    Raises:
+        InputDataError: no provenance statement, or a malformed or too large one.
+    """
+    from airflow_aisec.core.gates.signing._bom import build_bom, validate_bom
+
+    loc = model_location(model)
+    sig_uri = str(signature) if signature else default_signature_uri(model)
+    prov = file_location(str(provenance) if provenance else default_provenance_uri(sig_uri))
+    client = s3_client if s3_client is not None or not prov.s3 else make_s3_client()
+    data = read_provenance(prov, client, max_bytes)
+    if data is None:
+        raise InputDataError(f"{prov.uri}: no provenance statement (sign the model with provenance first)")
+    doc = build_bom(data, prov.uri, model_dir=None if loc.s3 else loc.path)
+    error = validate_bom(doc)
+    if error:
+        raise InputDataError(f"{prov.uri}: the ML-BOM built from it is not valid CycloneDX 1.6: {error}")
+    return doc

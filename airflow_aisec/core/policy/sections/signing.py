@@ -100,6 +100,10 @@ class SigningPolicy(GateSection):
             like the stock CLI; signed ignore lists may then contain only those paths.
         require_s3_versioning: Refuse S3 models in unversioned buckets (versions cannot be pinned).
         max_signature_bytes: Largest signature file read.
+        require_provenance: Verification also requires the signed provenance statement next to the
+            signature (``signing.provenance_*``): signed by the model's key, about this model, and
+            naming training datasets whose latest source and PII records in the audit trail pass.
+        max_provenance_bytes: Largest provenance statement read.
     """
 
     trusted_keys: list[TrustedKey] = Field(default_factory=list)
@@ -110,6 +114,8 @@ class SigningPolicy(GateSection):
     ignore_git_paths: bool = True
     require_s3_versioning: bool = True
     max_signature_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    require_provenance: bool = False
+    max_provenance_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> SigningPolicy:

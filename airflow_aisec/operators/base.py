@@ -263,14 +263,18 @@ class GateMixin:
             self._aisec_baseline = load_baseline()
             return self._aisec_baseline
 
+        self._aisec_result = self._aisec_evidence = None  # nothing from an earlier try in this process
         run = run_gate(self.gate, self.load_gate_policy, check, airflow=airflow_ref(context),
                        baseline=baseline, finish=lambda result, layers: self.finish(result, layers, context))
         result = run.result
+        # Kept on the instance for the OpenLineage listener, which asks this task object after execute.
+        self._aisec_result, self._aisec_evidence = result, None
         context["ti"].xcom_push(key=RESULT_XCOM_KEY, value=result.to_dict())
         try:
             evidence = self.record_evidence(result)
         except AisecError as exc:
             raise AirflowException(f"{self.gate}: could not record evidence: {exc}") from None
+        self._aisec_evidence = evidence
         context["ti"].xcom_push(key=EVIDENCE_XCOM_KEY, value=evidence.to_dict())
         self.log.info(
             "gate=%s verdict=%s policy=%s sha256=%s baseline=%s findings=%d evidence=%s#%s",
@@ -284,7 +288,45 @@ class GateMixin:
             evidence.seq,
         )
         self.enforce(result, run.exception)
+        self.certify_outlets(context, result, evidence)  # only reached on pass / warn
         return result
+
+    # --- lineage and assets (airflow_aisec.lineage) --------------------------------------------
+    def lineage_outputs(self) -> list[str]:
+        """URIs the gate wrote (OpenLineage output datasets, not inputs); default none."""
+        return []
+
+    def certify_outlets(self, context: Context, result: GateResult, evidence: EvidenceRef) -> None:
+        """Attach the verdict, policy sha256 and evidence digest to the ``extra`` of every outlet
+        ``Asset``'s event (under ``"aisec"``). Called after a pass or warn only: a failed task emits no
+        asset event at all. Asset aliases are left alone (their events name their own assets)."""
+        from airflow.sdk import Asset
+
+        from airflow_aisec.lineage import asset_extra
+
+        outlets = [o for o in (getattr(self, "outlets", None) or []) if isinstance(o, Asset)]
+        if not outlets:
+            return
+        events = context["outlet_events"]
+        extra = asset_extra(result, evidence)
+        for asset in outlets:
+            events[asset].extra["aisec"] = dict(extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage facets of this gate run (None without the OpenLineage provider or a result)."""
+        from airflow_aisec.lineage import operator_lineage, rules_checked
+
+        # The listener calls this on the task object that ran (same process, or a fork of it); without
+        # a result (the gate never got that far) there is nothing to say.
+        result = getattr(self, "_aisec_result", None)
+        if result is None:
+            return None
+        return operator_lineage(result, getattr(self, "_aisec_evidence", None), checked=rules_checked(result),
+                                outputs=self.lineage_outputs())
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """As on completion: a failed gate reports the assertions that failed."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def enforce(self, result: GateResult, exc: BaseException | None) -> None:
         """Turn a verdict into the task's outcome."""

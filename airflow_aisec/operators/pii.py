@@ -132,6 +132,9 @@ class PiiRedactOperator(AisecGateOperator):
         self.aws_conn_id = aws_conn_id
         self.vault_conn_id = vault_conn_id
 
+    def lineage_outputs(self) -> list[str]:
+        return [str(self.output_uri)]  # the redacted copy is written, not checked as an input
+
     def _key_provider(self, section: PiiPolicy):
         """Reads the HMAC key (Vault through VaultHook, or the environment) and masks it immediately."""
         import os

@@ -69,4 +69,7 @@ find_links=()
 [ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)
 VIRTUAL_ENV="$ROOT/.venv" uv pip sync -q "${find_links[@]}" requirements.lock
 VIRTUAL_ENV="$ROOT/.venv" uv pip install -q --no-deps -e .
+# The build leaves airflow_aisec.egg-info in the checkout; with the checkout on sys.path (cwd, PYTHONPATH)
+# it registers the plugin a second time and Airflow's task-side loader drops the plugins after it.
+rm -rf "$ROOT/airflow_aisec.egg-info"
 log "environment ready: $ROOT/.venv"

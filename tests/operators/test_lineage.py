@@ -328,3 +328,15 @@ def test_outlet_extra_on_pass_and_warn_only(lineage_inputs, tmp_path, policy_tex
                         "evidence_seq": pushed["aisec_evidence"]["seq"]}
     text = json.dumps(context["outlet_events"][asset].extra)
     assert not any(value in text for value in PLANTED)
+
+
+def test_run_facet_schema_file_matches_the_code():
+    """The facet's schemaURL points at docs/reference/AisecGateRunFacet.json: keep that file equal to the code."""
+    import json
+    from pathlib import Path
+
+    from airflow_aisec.lineage import RUN_FACET_JSON_SCHEMA, RUN_FACET_SCHEMA_URL
+
+    published = Path(__file__).resolve().parents[2] / "docs" / "reference" / "AisecGateRunFacet.json"
+    assert RUN_FACET_SCHEMA_URL.endswith("docs/reference/AisecGateRunFacet.json")
+    assert json.loads(published.read_text()) == RUN_FACET_JSON_SCHEMA

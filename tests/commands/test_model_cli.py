@@ -40,7 +40,9 @@ def pem(tmp_path_factory):
 def setup(tmp_path, pem):
     model = tmp_path / "model"
     (model / "sub").mkdir(parents=True)
-    (model / "model.safetensors").write_bytes(b"\x02" + b"\x00" * 7 + b"{}" + bytes(range(256)) * 8)
+    # A valid safetensors file (the scan checks that the header's offsets cover the data exactly).
+    header = b'{"w":{"dtype":"U8","shape":[2048],"data_offsets":[0,2048]}}'
+    (model / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(range(256)) * 8)
     (model / "sub" / "config.json").write_text('{"a": 1}')
     policy = tmp_path / "policy.yaml"
     policy.write_text(
@@ -162,6 +164,34 @@ def test_scan(aisec_cli, setup):
     no_section = model.parent / "nosection.yaml"
     no_section.write_text("version: 1\nname: x\n")
     assert aisec_cli("model", "scan", str(model), "--policy", str(no_section)).returncode == 2
+
+
+def test_scan_of_a_pandas_fitted_joblib_passes_and_names_the_scanners_that_did_not_scan(aisec_cli, tmp_path):
+    """Issue 13: sklearn fitted on a DataFrame, joblib.dump, model-supply-chain.yaml: PASS, never silent."""
+    from tests.helpers import model_corpus
+    from tests.helpers.env import REPO
+
+    model = model_corpus.build_corpus(tmp_path, tmp_path / "LOADED", ["sk_logreg_pandas_joblib"])[
+        "sk_logreg_pandas_joblib"]
+    policy = REPO / "policies" / "model-supply-chain.yaml"
+    out = aisec_cli("model", "scan", str(model), "--policy", str(policy))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "verdict: PASS" in out.stdout and "None.dtype" not in out.stdout
+    lines = out.stdout.splitlines()
+    assert "  not scanned by picklescan: model.joblib (parse error)" in lines
+    assert any(line.startswith("  not scanned by modelscan: model.joblib (") and "SCAN_NOT_SUPPORTED" in line
+               for line in lines)
+    assert "  scanner errors -> fail_on_scanner_error: false -> no finding; the built-in analysis covered each file" \
+        in lines
+    metrics = as_json(aisec_cli("model", "scan", str(model), "--policy", str(policy), "--json"))["metrics"]
+    assert set(metrics["not_scanned"]) == {"modelscan", "picklescan"}
+
+    strict = tmp_path / "fail-on-error.yaml"
+    strict.write_text("version: 1\nname: fail-on-error\nmodel_scan:\n  fail_on_scanner_error: true\n")
+    out = aisec_cli("model", "scan", str(model), "--policy", str(strict))
+    assert out.returncode == 1
+    assert "[model_scan.scanner_error]" in out.stdout and "fail_on_scanner_error is true" in out.stdout
+    assert not (tmp_path / "LOADED").exists()
 
 
 @pytest.mark.integration

@@ -416,3 +416,41 @@ def test_compression_helpers_roundtrip_sanity():
     assert _compression(bz2.compress(raw)) == "bz2"
     assert _compression(lzma.compress(raw)) == "xz"
     assert _compression(lzma.compress(raw, format=lzma.FORMAT_ALONE)) == "lzma"
+
+
+def test_joblib_structured_arrays_are_skipped_by_item_size_and_object_fields_are_followed(tmp_path, marker):
+    """A fitted tree's node array is a structured dtype: its bytes are skipped by the pickled item size,
+    and a structured array with an object field is written as a nested pickle, analysed as one."""
+    import joblib
+
+    nodes = np.zeros(500, dtype=[("left", "<i8"), ("right", "<i8"), ("threshold", "<f8"), ("n", "<i8")])
+    (tmp_path / "clean").mkdir()
+    joblib.dump({"nodes": nodes, "after": np.arange(3)}, tmp_path / "clean" / "tree.joblib")
+    out = scan_model(ModelScanPolicy(allowed_globals=["numpy.*", "joblib.numpy_pickle.NumpyArrayWrapper"]),
+                     tmp_path / "clean")
+    assert out.findings == [] and out.metrics["formats"] == {"pickle": 1}
+
+    mixed = np.zeros(2, dtype=[("x", "<f8"), ("obj", "O")])
+    mixed["obj"][1] = Payload(marker)
+    (tmp_path / "evil").mkdir()
+    joblib.dump({"nodes": nodes, "mixed": mixed}, tmp_path / "evil" / "tree.joblib")
+    out = scan_model(DEFAULT, tmp_path / "evil")
+    assert "io.open" in finding(out, "model_scan.dangerous_import", "tree.joblib").location["imports"]
+
+
+def test_partial_output_of_a_failed_scanner_is_discarded(tmp_path):
+    """picklescan's half-parsed globals (``None.dtype``) never become findings; the file is listed instead."""
+    import joblib
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from airflow_aisec.core.gates.model_scan._scanners import run_picklescan
+
+    df = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
+    joblib.dump(LogisticRegression().fit(df, np.arange(40) % 2), tmp_path / "model.joblib")
+    view = run_picklescan([("model.joblib", tmp_path / "model.joblib")])
+    assert view.errors == {"model.joblib": ["parse error"]}
+    assert view.imports == {} and view.dangerous == {} and view.scanned == 0
+    out = scan_model(ModelScanPolicy(allowed_globals=["sklearn.*", "numpy.*", "joblib.numpy_pickle.*"]), tmp_path)
+    assert out.findings == []
+    assert out.metrics["not_scanned"]["picklescan"] == [{"file": "model.joblib", "reasons": ["parse error"]}]

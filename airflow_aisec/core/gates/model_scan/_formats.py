@@ -12,7 +12,6 @@ import bz2
 import gzip
 import io
 import lzma
-import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -49,6 +48,8 @@ class FileAnalysis:
     pickle: bool = False
     imports: set[tuple[str, str]] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    #: (rule, severity, reason) of format-level hazards (ONNX external data paths, Keras Lambda layers).
+    hazards: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def is_pickle_start(head: bytes) -> bool:
@@ -72,24 +73,6 @@ def compression(head: bytes) -> str | None:
         return "joblib-zfile"
     return None
 
-
-
-def safetensors_header_ok(fh: IO[bytes], size: int) -> bool:
-    head = fh.read(8)
-    if len(head) != 8:
-        return False
-    (length,) = struct.unpack("<Q", head)
-    if length == 0 or length > min(100 * 1024 * 1024, size - 8):
-        return False
-    text = fh.read(length)
-    if not text.lstrip().startswith(b"{"):
-        return False
-    import json
-
-    try:
-        return isinstance(json.loads(text.decode("utf-8")), dict)
-    except (UnicodeDecodeError, ValueError):
-        return False
 
 
 def scan_numpy(fh: IO[bytes], result: FileAnalysis, label: str, size: int | None) -> None:

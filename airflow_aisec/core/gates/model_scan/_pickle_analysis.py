@@ -298,16 +298,44 @@ def _dtype_itemsize(dtype: Any) -> tuple[int, bool]:
         return 0, True
     state = dtype.state if isinstance(dtype.state, tuple) else ()
     # dtype state: (version, byteorder, subarray, names, fields, elsize, alignment, flags)
-    if len(state) >= 6 and isinstance(state[4], (_Dict, dict)) and state[4] is not None:
-        raise Unscannable("structured dtype in a joblib array (fields are not analysed)")
     if len(state) >= 8 and isinstance(state[7], int) and state[7] & 0x01:  # NPY_ITEM_REFCOUNT: holds objects
         return 0, True
+    if len(state) >= 6 and isinstance(state[4], _Dict):
+        # Structured (e.g. a fitted tree's node array): objects in any field make joblib pickle it.
+        if _fields_hold_objects(state[4], 0):
+            return 0, True
+        if not isinstance(state[5], int) or state[5] <= 0:
+            raise Unscannable("structured dtype in a joblib array without an item size")
+        return state[5], False
+    if len(state) >= 3 and state[2] is not None:
+        raise Unscannable("sub-array dtype in a joblib array (not analysed)")
     if len(state) >= 6 and isinstance(state[5], int) and state[5] > 0:
         return state[5], False
     try:
         return int(np.dtype(descr).itemsize), False
     except TypeError:
         raise Unscannable("joblib array wrapper with an unknown dtype") from None
+
+
+def _fields_hold_objects(fields: _Dict, depth: int) -> bool:
+    """Whether any field of a pickled structured dtype (``{name: (dtype, offset)}``) holds objects."""
+    if depth > 32:
+        raise Unscannable("structured dtype nested too deeply")
+    for _name, spec in fields.items:
+        sub = spec[0] if isinstance(spec, tuple) and spec else None
+        if not isinstance(sub, _Call) or not isinstance(sub.func, _Global) or sub.func.name != "dtype":
+            raise Unscannable("structured dtype with an unreadable field")
+        descr = sub.args[0] if isinstance(sub.args, tuple) and sub.args else None
+        if not isinstance(descr, str):
+            raise Unscannable("structured dtype with an unreadable field")
+        if descr.startswith("O"):
+            return True
+        sub_state = sub.state if isinstance(sub.state, tuple) else ()
+        if len(sub_state) >= 8 and isinstance(sub_state[7], int) and sub_state[7] & 0x01:
+            return True
+        if len(sub_state) >= 5 and isinstance(sub_state[4], _Dict) and _fields_hold_objects(sub_state[4], depth + 1):
+            return True
+    return False
 
 
 def scan_pickle_stream(

@@ -17,8 +17,16 @@ A file is a finding when a scanner flags a dangerous import (``model_scan.danger
 when an import is not on the policy's allowlist (``model_scan.unlisted_import``), when a pickle
 hides behind a non-pickle extension (``model_scan.format_mismatch``), when the policy forbids
 pickle-based formats (``model_scan.pickle_format``) or extensions (``model_scan.extension_not_allowed``),
-when a pickle-capable file cannot be fully analysed (``model_scan.unscannable``: fail closed), and
+when a pickle-capable file cannot be fully analysed or a pickle-free format is malformed (e.g. a
+safetensors header whose offsets lie; ``model_scan.unscannable``: fail closed), when an ONNX model
+stores tensor data outside the model directory (``model_scan.external_data_path``), when a Keras
+archive holds a Lambda layer or objects of modules outside Keras (``model_scan.unsafe_layer``), and
 for symlinks leaving the model directory (``model_scan.symlink``).
+
+A third-party scanner that reports an error or a skip for a file contributes nothing for that file
+(its partial output is discarded: a parse that broke half-way reports bogus globals); the metrics
+``not_scanned`` and ``scanner_error_outcome`` say which scanner did not scan which file and whether
+``fail_on_scanner_error`` made that a ``model_scan.scanner_error`` finding.
 """
 
 from __future__ import annotations
@@ -33,7 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow_aisec.core.gates.model_scan._denylist import is_dangerous_import, merged_denylist
-from airflow_aisec.core.gates.model_scan._file_analysis import analyse_file
+from airflow_aisec.core.gates.model_scan._file_analysis import analyse_file, torchscript_internal
+from airflow_aisec.core.gates.model_scan._format_checks import (  # noqa: F401 - rule ids, listed with the others
+    RULE_EXTERNAL_DATA,
+    RULE_UNSAFE_LAYER,
+)
 from airflow_aisec.core.gates.model_scan._formats import (
     NON_PICKLE_EXTENSIONS,
     PICKLE_CAPABLE_EXTENSIONS,
@@ -55,6 +67,8 @@ RULE_MISMATCH = "model_scan.format_mismatch"
 RULE_UNSCANNABLE = "model_scan.unscannable"
 RULE_SYMLINK = "model_scan.symlink"
 RULE_SCANNER_ERROR = "model_scan.scanner_error"
+#: Files listed per scanner in the ``not_scanned`` metric (the count is in ``scanner_errors``).
+_MAX_LISTED = 100
 
 
 @dataclass
@@ -147,6 +161,7 @@ def scan_model(section: ModelScanPolicy, model: str | os.PathLike[str], *, s3_cl
     pickle_files = 0
     formats: dict[str, int] = {}
     scanner_errors = {name: 0 for name in views}
+    not_scanned: dict[str, list[dict[str, Any]]] = {name: [] for name in views}
     for rel, _path in inv.files:
         a = analyses[rel]
         formats[a.kind] = formats.get(a.kind, 0) + 1
@@ -161,6 +176,9 @@ def scan_model(section: ModelScanPolicy, model: str | os.PathLike[str], *, s3_cl
             imports |= view.imports.get(rel, set())
             if view.errors.get(rel):
                 scanner_errors[name] += 1
+        if a.kind.startswith("torchscript"):
+            # Script classes (__torch__.*) are no Python imports; dangerous names still count above.
+            imports = {p for p in imports if not torchscript_internal(p[0])}
         is_pickle = a.pickle or a.ext in PICKLE_EXTENSIONS or bool(imports)
         pickle_files += int(is_pickle)
 
@@ -208,14 +226,23 @@ def scan_model(section: ModelScanPolicy, model: str | os.PathLike[str], *, s3_cl
                 message=f"'{rel}' could not be fully analysed: {a.problems[0]}",
                 location={"file": rel, "reason": a.problems[0][:200]},
             ))
-        if section.fail_on_scanner_error:
-            failed = sorted(name for name, view in views.items() if view.errors.get(rel))
-            if failed:
-                findings.append(Finding(
-                    rule=RULE_SCANNER_ERROR, severity=Severity.MEDIUM, count=len(failed),
-                    message=f"scanner(s) {', '.join(failed)} failed on '{rel}'",
-                    location={"file": rel, "scanners": failed},
-                ))
+        for rule, severity, reason in a.hazards:
+            findings.append(Finding(
+                rule=rule, severity=Severity(severity), count=1, message=f"'{rel}': {reason}",
+                location={"file": rel, "reason": reason[:200]},
+            ))
+        failed = {name: sorted(set(view.errors[rel])) for name, view in sorted(views.items()) if view.errors.get(rel)}
+        for name, reasons in failed.items():
+            if len(not_scanned[name]) < _MAX_LISTED:
+                not_scanned[name].append({"file": rel, "reasons": reasons[:5]})
+        if section.fail_on_scanner_error and failed:
+            why = [f"{n}: {', '.join(r)}" for n, r in failed.items()]
+            findings.append(Finding(
+                rule=RULE_SCANNER_ERROR, severity=Severity.MEDIUM, count=len(failed),
+                message=f"'{rel}' was not scanned by {', '.join(failed)} ({'; '.join(why)}); "
+                        "fail_on_scanner_error is true",
+                location={"file": rel, "scanners": sorted(failed), "reasons": why},
+            ))
 
     metrics: dict[str, Any] = {
         "files": len(inv.files),
@@ -225,6 +252,11 @@ def scan_model(section: ModelScanPolicy, model: str | os.PathLike[str], *, s3_cl
         "scanners": ["aisec", *sorted(views)],
         "scanned_by": {"aisec": len(inv.files), **{name: view.scanned for name, view in sorted(views.items())}},
         "scanner_errors": dict(sorted(scanner_errors.items())),
+        # Which scanner did not scan which file (its partial output discarded), and what the policy made of it.
+        "not_scanned": {name: files for name, files in sorted(not_scanned.items()) if files},
+        "scanner_error_outcome": (
+            "fail_on_scanner_error: true -> a model_scan.scanner_error finding per file" if section.fail_on_scanner_error
+            else "fail_on_scanner_error: false -> no finding; the built-in analysis covered each file"),
         "loaded_any_model": False,
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -22,8 +22,10 @@ class ModelScanPolicy(GateSection):
         scanners: Third-party scanners to run besides the built-in analysis.
         allowed_globals: If set, pickle imports must match one of these ``module.name`` globs
             (e.g. ``sklearn.*``); others are ``model_scan.unlisted_import``.
-        fail_on_scanner_error: Report a third-party scanner crash as a finding even when the
-            built-in analysis covered the file (it always covers what it reports as scanned).
+        fail_on_scanner_error: Make a file that a third-party scanner did not scan (an error, a
+            crash or a skip) a ``model_scan.scanner_error`` finding. Either way the scanner's partial
+            output for that file is discarded, the file is listed in the result's ``not_scanned``
+            metric and the plain output, and the built-in analysis covers it.
         max_files: Largest number of files scanned in one model.
         max_decompressed_bytes: Cap on a compressed pickle's decompressed size (bomb guard).
     """

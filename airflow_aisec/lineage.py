@@ -59,7 +59,7 @@ GATE_RULES: dict[str, tuple[str, ...]] = {
                 "signing.verification_failed"),
     "model_scan": ("model_scan.dangerous_import", "model_scan.unlisted_import", "model_scan.pickle_format",
                    "model_scan.extension_not_allowed", "model_scan.format_mismatch", "model_scan.unscannable",
-                   "model_scan.symlink"),
+                   "model_scan.symlink", "model_scan.external_data_path", "model_scan.unsafe_layer"),
     "source": ("source.digest_mismatch", "source.version_mismatch", "source.etag_mismatch", "source.not_pinned",
                "source.stale", "source.row_count", "source.schema_extra_column", "source.schema_type",
                "source.expectation", "source.label_shift", "source.duplicate_rate", "source.out_of_range",

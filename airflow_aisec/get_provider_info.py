@@ -1,4 +1,10 @@
-"""Provider metadata for Airflow's providers manager (``apache_airflow_provider`` entry point)."""
+"""Provider metadata for Airflow's providers manager (``apache_airflow_provider`` entry point).
+
+``tests/test_provider_info.py`` keeps it equal to the code: every option :mod:`airflow_aisec.settings`
+reads is declared under ``config`` (with description, default, type and example, so
+``airflow config list --section aisec --include-descriptions`` documents it), every operator, sensor,
+trigger and notifier module defining such a class is listed, and every listed class imports.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ def get_provider_info() -> dict:
         "name": "AI Security Gates (airflow-aisec)",
         "description": "Policy-driven security gates for AI/ML pipelines: source validation, PII, "
         "Vault secrets, model signing, unsafe model files, bias, drift and a tamper-evident audit trail.",
+        # Lifecycle of the provider (Airflow's provider.yaml "state"): ready | suspended | removed.
+        "state": "ready",
         "versions": [__version__],
         "integrations": [
             {
@@ -29,6 +37,7 @@ def get_provider_info() -> dict:
                     "airflow_aisec.operators.endpoint",
                     "airflow_aisec.operators.llm_redteam",
                     "airflow_aisec.operators.model_scan",
+                    "airflow_aisec.operators.partitions",
                     "airflow_aisec.operators.pii",
                     "airflow_aisec.operators.prompt_injection",
                     "airflow_aisec.operators.secrets",
@@ -41,12 +50,18 @@ def get_provider_info() -> dict:
         "sensors": [
             {"integration-name": "AI Security Gates", "python-modules": ["airflow_aisec.sensors.signing"]}
         ],
+        "triggers": [
+            {"integration-name": "AI Security Gates", "python-modules": ["airflow_aisec.triggers.signing"]}
+        ],
         "hooks": [{"integration-name": "AI Security Gates", "python-modules": ["airflow_aisec.hooks.vault"]}],
+        "notifications": ["airflow_aisec.notifications.webhook.AisecWebhookNotifier"],
         "plugins": [{"name": "aisec", "plugin-class": "airflow_aisec.plugins.aisec_plugin.AisecPlugin"}],
         "extra-links": ["airflow_aisec.operators.links.AisecGateResultLink"],
         "config": {
             "aisec": {
-                "description": "airflow-aisec settings.",
+                "description": "airflow-aisec: where policies and the audit trail live, the platform's "
+                "policy floor and what DAG authors may choose. Read once per process, when it starts "
+                "(environment variables as the process was started, then airflow.cfg).",
                 "options": {
                     "default_policy": {
                         "description": "Policy file used by gates that are not given one. "

@@ -1,7 +1,9 @@
 """The provider's ``[aisec]`` settings: the only module that reads that configuration section.
 
-Options (declared with their defaults in :mod:`airflow_aisec.get_provider_info`; each can be set
-in ``airflow.cfg`` or as ``AIRFLOW__AISEC__<OPTION>``):
+Options (declared with description, type, default and example in
+:mod:`airflow_aisec.get_provider_info`, so ``airflow config list --section aisec
+--include-descriptions`` documents them; ``tests/test_provider_info.py`` keeps both lists equal;
+each can be set in ``airflow.cfg`` or as ``AIRFLOW__AISEC__<OPTION>``):
 
 * ``default_policy``: policy file of gates given none (empty: such gates refuse to run);
 * ``evidence_location``: the central audit trail, a directory or ``s3://bucket/prefix``;

@@ -3,8 +3,10 @@
 Pages (server-rendered HTML, no JavaScript, opened by the Airflow UI in an iframe):
 
 * ``GET /aisec/runs/{dag_id}/{run_id}``: the run's "Security gates" tab.
-* ``GET /aisec/overview``: recent gate results across DAGs, filterable by verdict, gate, DAG, with
-  "Verdicts over time" (verdicts per day over ``days``, an inline SVG chart) for the same filters.
+* ``GET /aisec/overview``: the posture view: a coverage matrix (DAG x gate type, latest verdict per
+  cell, an empty cell where the DAG has no such gate), "Verdicts over time" (verdicts per day over
+  ``days``, an inline SVG chart) and the recent gate results, all for the same filters (verdict,
+  gate, DAG, limit, days), which live in the URL (a GET form; every link keeps them).
 
 JSON:
 
@@ -44,6 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, ServiceUnavailableError
 from airflow_aisec.links import run_tab_url, ui_base
 from airflow_aisec.plugins import files, trust
+from airflow_aisec.plugins.posture import CoverageMatrix, metric_blocks
 from airflow_aisec.plugins.results import (
     MAX_OVERVIEW_LIMIT,
     OVERVIEW_VERDICTS,
@@ -174,6 +177,7 @@ _env.globals.update(
     location_pairs=_location,
     compact=_compact,
     reports_of=_reports,
+    metric_blocks=metric_blocks,
 )
 
 
@@ -356,6 +360,7 @@ def create_app() -> FastAPI:
             index=index,
             unavailable=unavailable,
             timeline=VerdictTimeline(days=days),
+            matrix=CoverageMatrix(),
         )
         scope = {dag_id} & set(readable) if dag_id else set(readable)
         deployments, note = trust.unverified_deployments(session, scope, index)

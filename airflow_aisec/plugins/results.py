@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from airflow_aisec.core.trail_index import TrailEntry, TrailIndex
+    from airflow_aisec.plugins.posture import CoverageMatrix
     from airflow_aisec.plugins.timeline import VerdictTimeline
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ class OverviewView:
     trail: dict[str, Any] = field(default_factory=dict)
     #: Verdicts per day of the same filtered results (None when not asked for).
     timeline: VerdictTimeline | None = None
+    #: Latest verdict per DAG x gate type (DAG and gate filters apply, the verdict filter does not).
+    matrix: CoverageMatrix | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,6 +184,7 @@ class OverviewView:
             "unverified_deployments": self.unverified_deployments,
             "trail": self.trail,
             "timeline": self.timeline.to_dict() if self.timeline is not None else None,
+            "matrix": self.matrix.to_dict() if self.matrix is not None else None,
         }
 
 
@@ -337,6 +341,7 @@ def load_overview(
     index: TrailIndex | None = None,
     unavailable: str | None = None,
     timeline: VerdictTimeline | None = None,
+    matrix: CoverageMatrix | None = None,
 ) -> OverviewView:
     """Recent gate results across the DAGs the user may read, newest first.
 
@@ -345,7 +350,9 @@ def load_overview(
     cover every readable result, and a result the trail does not confirm counts as
     ``unverified``, never under the verdict it claims. The trail index is in memory, so checking
     costs one digest per result. ``timeline``, when given, gets every result that passes all three
-    filters (DAG, gate, verdict) under its XCom timestamp and shown verdict.
+    filters (DAG, gate, verdict) under its XCom timestamp and shown verdict. ``matrix``, when given,
+    gets every result in scope (newest first, so each cell keeps its latest verdict), whatever the
+    verdict filter.
     """
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
@@ -411,9 +418,13 @@ def load_overview(
         view.check_against(index, unavailable)
         shown = view.verdict if view.verdict in counts else "error"  # unreadable documents count as errors
         counts[shown] += 1
+        if matrix is not None:
+            matrix.add(dag_id=row.dag_id, gate=str(view.result.gate) if view.result is not None else None,
+                       verdict=shown, run_id=row.run_id, task_id=row.task_id, timestamp=view.timestamp)
         if timeline is not None and (not verdict or shown == verdict):
             timeline.add(row.timestamp, shown)
         if len(rows) < limit and (not verdict or shown == verdict):
             rows.append(view)
     total = sum(counts.values())
-    return OverviewView(rows=rows, counts=counts, gates=gates, dag_ids=dag_ids, total=total, timeline=timeline)
+    return OverviewView(rows=rows, counts=counts, gates=gates, dag_ids=dag_ids, total=total, timeline=timeline,
+                        matrix=matrix)

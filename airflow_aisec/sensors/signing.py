@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_aisec.exceptions import ServiceUnavailableError
 from airflow_aisec.operators.base import AisecGateSensor, s3_client
 from airflow_aisec.operators.signing import ModelVerifyMixin
 
@@ -21,7 +25,11 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
     Poking only checks that the signature exists; verification runs once, when it does, with the
     same rules as :class:`~airflow_aisec.operators.signing.ModelVerifyGateOperator` (a failed
     verification fails the task, it does not keep waiting). An unreachable S3 endpoint counts as
-    "not there yet". Use ``mode="reschedule"`` for long waits.
+    "not there yet". For long waits use ``deferrable=True`` (no worker slot is held: the triggerer
+    polls with :class:`~airflow_aisec.triggers.signing.ModelSignatureTrigger`) or ``mode="reschedule"``.
+
+    Deferred, the trigger only waits. When it fires, :meth:`execute_complete` checks again on the
+    worker that the signature exists and verifies it there: the trigger's event never decides a verdict.
 
     Args:
         model: Model directory or ``s3://bucket/prefix/`` (templated).
@@ -34,6 +42,8 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
         policy: Policy file (templated).
         evidence_location: Audit trail location (templated).
         evidence_aws_conn_id: Connection for an ``s3://`` evidence location.
+        deferrable: Wait in the triggerer instead of a worker slot; default
+            ``[operators] default_deferrable``.
         **kwargs: ``BaseSensorOperator`` arguments (``poke_interval``, ``timeout``, ``mode``...).
     """
 
@@ -41,7 +51,27 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
     template_fields: Sequence[str] = (
         *AisecGateSensor.template_fields, *ModelVerifyMixin.verify_template_fields,
     )
-    __init__ = ModelVerifyMixin._init_verify  # see AisecGateOperator
+
+    # Named here so that BaseOperatorMeta wraps it (see AisecGateOperator).
+    def __init__(
+        self,
+        *,
+        model: str,
+        signature: str | None = None,
+        public_key: str | None = None,
+        transit_key: str | None = None,
+        transit_mount: str | None = None,
+        vault_conn_id: str = "vault_default",
+        aws_conn_id: str | None = "aws_default",
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._init_verify(model=model, signature=signature, public_key=public_key, transit_key=transit_key,
+                          transit_mount=transit_mount, vault_conn_id=vault_conn_id, aws_conn_id=aws_conn_id,
+                          **kwargs)
+        if deferrable is None:  # read when the DAG is parsed, like Airflow's own deferrable sensors
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable)
 
     def _signature_uri(self) -> str:
         from airflow_aisec.core.gates.signing import default_signature_uri
@@ -70,3 +100,36 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
 
     def check(self, loaded: LoadedPolicy, context: Context) -> CheckOutcome:
         return self.verify(loaded, signature=self._signature_uri())
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        # One synchronous poke first: a signature already there is verified without deferring.
+        if self.poke(context):
+            return None
+        from datetime import timedelta
+
+        from airflow_aisec.triggers.signing import ModelSignatureTrigger
+
+        self.defer(
+            trigger=ModelSignatureTrigger(signature=self._signature_uri(), aws_conn_id=self.aws_conn_id,
+                                          poke_interval=self.poke_interval),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+        """Resume after the trigger fired: check again and verify here, whatever the event says."""
+        status = (event or {}).get("status")
+        if status != "found":
+            message = (event or {}).get("message") or "no event"
+            raise AirflowFailException(f"signing: waiting for the signature stopped: {message}")
+        try:
+            ready = self.is_ready(context)
+        except ServiceUnavailableError as exc:
+            raise AirflowException(f"signing: {exc}") from None  # retryable: the task defers again
+        if not ready:
+            raise AirflowFailException(
+                f"signing: the trigger reported {self._signature_uri()} but it is not there on the worker"
+            )
+        self.run_gate(context, lambda loaded: self.check(loaded, context))

@@ -13,7 +13,18 @@ from urllib.parse import quote
 
 import pytest
 from ui_airflow import ADMIN_PASSWORD, live_airflow
-from ui_dags import MIXED_DAG, XSS_PAYLOAD, mixed_dag_source, pick_gate, policy_text
+from ui_dags import (
+    LONG_TAIL,
+    MIXED_DAG,
+    POSTURE_DAG,
+    XSS_PAYLOAD,
+    mixed_dag_source,
+    pick_gate,
+    policy_text,
+    posture_dag_source,
+    posture_policy_text,
+    second_gate,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -41,11 +52,20 @@ def airflow_with_failed_run(tmp_path_factory):
     report = reports / "drift-report.html"
     report.write_text("<html><body><h1>Drift report</h1></body></html>")
     source = mixed_dag_source(gate, str(policy), str(report), str(reports))
-    with live_airflow(home, {f"{MIXED_DAG}.py": source}) as live:
+    # The posture view's DAG: a second gate type, a long finding, structured metrics.
+    other = second_gate(gate)
+    posture_policy = home.parent / "posture-policy.yaml"
+    posture_policy.write_text(posture_policy_text(gate, other))
+    dags = {f"{MIXED_DAG}.py": source, f"{POSTURE_DAG}.py": posture_dag_source(gate, other, str(posture_policy))}
+    with live_airflow(home, dags) as live:
         live.wait_for_dag(MIXED_DAG)
+        live.wait_for_dag(POSTURE_DAG)
         run_id = live.trigger(MIXED_DAG)
+        posture_run = live.trigger(POSTURE_DAG)
         state = live.wait_for_run(MIXED_DAG, run_id)
         assert state == "failed", live.logs()
+        assert live.wait_for_run(POSTURE_DAG, posture_run) == "failed", live.logs()
+        live.posture = {"run_id": posture_run, "other": other}
         yield live, run_id, gate
 
 
@@ -125,7 +145,7 @@ def test_security_gates_tab_in_a_real_browser(airflow_with_failed_run, browser):
         expect(overview.locator("table.overview")).to_be_visible(timeout=30_000)
         overview.locator("select[name=verdict]").select_option("fail")
         overview.locator("button[type=submit]").click()
-        rows = overview.locator("table.overview tbody tr")
+        rows = overview.locator(f"table.overview tbody tr[data-dag-id='{MIXED_DAG}']")
         expect(rows).to_have_count(1, timeout=15_000)
         expect(rows.first).to_contain_text("gate_fail")
         expect(rows.first).to_contain_text(f"{gate}.psi_exceeded")
@@ -176,6 +196,78 @@ def test_verdicts_over_time_chart_in_a_real_browser(airflow_with_failed_run, bro
         page.locator("details.timeline-data summary").click()
         expect(page.locator("table.timeline-table")).to_be_visible()
         page.locator("section.timeline").screenshot(path=str(ARTIFACTS / "ui-verdicts-over-time.png"))
+
+        csp = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
+        assert not csp, csp
+    finally:
+        context.close()
+
+
+def test_posture_view_in_a_real_browser(airflow_with_failed_run, browser):
+    """Coverage matrix, full findings, metrics as tables and charts, filters in the URL; no CSP report."""
+    from playwright.sync_api import expect
+
+    live, _run_id, _gate = airflow_with_failed_run
+    other, posture_run = live.posture["other"], live.posture["run_id"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 1300})
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    try:
+        login(page, live.base_url)
+
+        # Inside the Airflow UI (navigation "Security gates"): matrix and chart side by side.
+        page.goto(f"{live.base_url}/plugin/aisec-overview", wait_until="domcontentloaded")
+        frame = page.frame_locator("iframe[title='Security gates']")
+        matrix = frame.locator("table.coverage-matrix")
+        expect(matrix).to_be_visible(timeout=30_000)
+        expect(frame.locator("table.coverage-matrix tbody tr")).to_have_count(2)
+        expect(frame.locator(f"tr[data-dag-id='{POSTURE_DAG}'] td[data-gate='{other}']")).to_have_attribute(
+            "data-verdict", "fail")
+        empty = frame.locator(f"tr[data-dag-id='{MIXED_DAG}'] td[data-gate='{other}']")
+        expect(empty).to_have_class(re.compile(r"\bnone\b"))
+        expect(empty.locator(".badge")).to_have_count(0)
+        expect(frame.locator("svg.timeline-chart")).to_be_visible()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "ui-posture-overview.png"), full_page=True)
+
+        # The page itself: filters go into the URL, survive a reload, and links keep them.
+        page.goto(f"{live.base_url}/aisec/overview", wait_until="load")
+        page.locator("select[name=gate]").select_option(other)
+        page.locator("select[name=days]").select_option("30")
+        page.locator("button[type=submit]").click()
+        page.wait_for_url(re.compile(rf".*gate={other}.*"))
+        assert "days=30" in page.url
+        page.reload(wait_until="load")
+        expect(page.locator("select[name=gate]")).to_have_value(other)
+        expect(page.locator("select[name=days]")).to_have_value("30")
+        expect(page.locator("table.coverage-matrix thead th.gate-col")).to_have_count(1)
+        page.locator(f"table.coverage-matrix tr[data-dag-id='{POSTURE_DAG}'] th a").click()
+        page.wait_for_url(re.compile(rf".*dag_id={POSTURE_DAG}.*"))
+        assert f"gate={other}" in page.url and "days=30" in page.url
+        # The top finding reads in full; the others open without a script.
+        row = page.locator(f"table.overview tr[data-dag-id='{POSTURE_DAG}']").first
+        expect(row).to_contain_text(LONG_TAIL)
+        row.locator("details.all-findings summary").click()
+        expect(row.locator("details.all-findings li")).to_have_count(2)
+        page.locator("section.matrix").screenshot(path=str(ARTIFACTS / "ui-coverage-matrix.png"))
+        page.screenshot(path=str(ARTIFACTS / "ui-posture-filtered.png"), full_page=True)
+
+        # The run tab: metrics as a table, bars and a sparkline, not JSON.
+        page.goto(f"{live.base_url}/aisec/runs/{POSTURE_DAG}/{quote(posture_run, safe=':+')}", wait_until="load")
+        metrics = page.locator("section[data-task-id='metrics_gate'] .metrics-view")
+        expect(metrics).to_be_visible()
+        expect(metrics.locator("[data-metric='per_group'] table.metric-table tbody tr")).to_have_count(2)
+        bars = metrics.locator("[data-metric='psi_per_column'] rect.bar-fill")
+        expect(bars).to_have_count(3)
+        widths = sorted(float(b.get_attribute("width")) for b in bars.all())
+        assert widths[-1] == 120.0 and widths[0] < widths[1] < widths[2], widths
+        fill = bars.first.evaluate("e => getComputedStyle(e).fill")
+        assert fill not in ("rgb(0, 0, 0)", "none"), fill  # styled by the stylesheet under the CSP
+        expect(metrics.locator("[data-metric='psi_history'] polyline")).to_have_count(1)
+        metrics.screenshot(path=str(ARTIFACTS / "ui-run-metrics.png"))
+        page.screenshot(path=str(ARTIFACTS / "ui-posture-run-tab.png"), full_page=True)
 
         csp = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
         assert not csp, csp

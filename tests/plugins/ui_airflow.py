@@ -170,8 +170,10 @@ def live_airflow(
     *,
     extra_env: dict[str, str] | None = None,
     passwords: dict[str, str] | None = None,
+    services: tuple[str, ...] = ("scheduler", "dag-processor"),
 ) -> Iterator[LiveAirflow]:
-    """Migrate a fresh SQLite DB, start api-server + scheduler + dag-processor, stop them on exit.
+    """Migrate a fresh SQLite DB, start api-server + ``services`` (scheduler + dag-processor; add
+    ``"triggerer"`` for deferred tasks), stop them on exit.
 
     ``passwords``: more SimpleAuthManager users' passwords (their roles go in ``extra_env``'s
     ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS``).
@@ -195,8 +197,7 @@ def live_airflow(
     try:
         for name, args in (
             ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
-            ("scheduler", ["scheduler"]),
-            ("dag-processor", ["dag-processor"]),
+            *((service, [service]) for service in services),
         ):
             log = open(home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             live.processes[name] = subprocess.Popen(

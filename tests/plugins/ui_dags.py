@@ -146,3 +146,64 @@ def secret_dag_source(gate: str, policy: str) -> str:
             )
         """
     )
+
+
+# --- posture view: two gate types, a long finding, structured metrics -----------------------------
+POSTURE_DAG = "aisec_ui_posture"
+#: The tail of a finding message longer than any table cell: the overview must show it whole.
+LONG_TAIL = "END-OF-LONG-FINDING-MESSAGE"
+#: Structured metrics: a mapping (bars), a table (per group), a series (sparkline), something else (JSON).
+POSTURE_METRICS = {
+    "psi_max": 0.07,
+    "psi_per_column": {"age": 0.07, "income": 0.02, "zip": 0.001},
+    "per_group": {"group_a": {"selection_rate": 0.52, "n": 400}, "group_b": {"selection_rate": 0.47, "n": 380}},
+    "psi_history": [0.01, 0.03, 0.02, 0.07],
+    "odd_shape": {"nested": [{"deep": [1, 2]}]},
+}
+
+
+def second_gate(first: str) -> str:
+    """Another policy section that validates as ``{}`` (the matrix needs two gate types)."""
+    from pydantic import ValidationError
+
+    from airflow_aisec.core.policy import Policy
+
+    for name in ("model_scan", "signing", "bias", "drift", "pii", "storage", "prompt_injection"):
+        if name == first:
+            continue
+        annotation = Policy.model_fields[name].annotation
+        model = next(a for a in annotation.__args__ if a is not type(None))
+        try:
+            model.model_validate({})
+        except ValidationError:
+            continue
+        return name
+    raise AssertionError("no second policy section accepts an empty mapping")
+
+
+def posture_policy_text(gate: str, other: str) -> str:
+    return policy_text(gate) + f"{other}: {{}}\n"
+
+
+def posture_dag_source(gate: str, other: str, policy: str) -> str:
+    long_message = "distribution shift in column income " + "and more context " * 20 + LONG_TAIL
+    findings = [
+        {"rule": f"{other}.unsafe_file", "severity": "critical", "message": long_message, "count": 2},
+        {"rule": f"{other}.second_issue", "severity": "high", "message": "second issue in model.bin", "count": 1},
+        {"rule": f"{other}.third_issue", "severity": "low", "message": "third issue in config.json", "count": 1},
+    ]
+    return GATE_OPERATOR_SOURCE.format(gate=gate) + textwrap.dedent(
+        f"""
+        import datetime
+        from airflow.sdk import DAG
+
+
+        class UiOtherGate(UiTestGate):
+            gate = "{other}"
+
+
+        with DAG("{POSTURE_DAG}", schedule=None, start_date=datetime.datetime(2024, 1, 1), catchup=False):
+            UiTestGate(task_id="metrics_gate", policy={policy!r}, metrics={POSTURE_METRICS!r})
+            UiOtherGate(task_id="scan_gate", policy={policy!r}, findings={findings!r})
+        """
+    )

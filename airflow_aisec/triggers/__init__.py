@@ -1,0 +1,1 @@
+"""Triggers (run in Airflow's triggerer) used by the provider's deferrable sensors."""

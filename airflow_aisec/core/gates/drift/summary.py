@@ -1,0 +1,516 @@
+"""The drift gate over partitioned data: the reference summarized once, the current data per partition.
+
+The reference is summarized once (:func:`summarize_reference`, a :class:`DriftReference`): one
+streamed pass over the whole reference table, plus the passes that place the exact quantile edges,
+exactly as the single-node check reads it. Per numeric feature it holds the reference value sketch,
+the quantile edges and the reference bin counts; per categorical feature the reference category
+counts, each category named by a salted digest (never the name). Each current partition needs the
+edges and the reference categories, so ``summarize_partition`` takes the reference either as that
+summary (its JSON, e.g. from an upstream task) or as the reference URI, which each partition then
+summarizes itself (simple, at the cost of one reference pass per partition). A partition summary
+names its reference summary by digest, and only summaries of the same reference merge.
+
+A :class:`DriftSummary` holds, per feature, the current rows and missing values, and for a numeric
+feature the current value sketch and bin counts, for a categorical one the counts per reference
+category and per unseen category (salted digest). Counts add; sketches merge into the sketch whose
+shift is the smallest (at least both shifts) with at most ``sketch_bins`` bins, a function of the
+values alone, so merging is associative and commutative.
+
+What a summary holds: counts, salted category digests (a reader who guesses a value and has the
+reference's sha256 can confirm it, as with any unkeyed digest), and numeric sketches, whose bin
+bounds are data values (as in the single-node check's memory), not linked to rows or other columns.
+Category names never enter a summary: in a report they appear only when the merge node summarized
+the reference itself (``reference`` given as a URI), under the single-node rules.
+
+:func:`check_summary` rebuilds the per-feature accumulators and applies the single-node evaluation:
+verdict, findings and metrics equal :func:`~.check.check_drift` on the concatenated current data
+(counts and PSI exactly; KS exact, scipy's, while both sketches are exact, that is while the whole
+current data has at most ``sketch_bins`` distinct values per feature; beyond, within
+``ks_error_bound``, and a threshold inside ``[ks_statistic, ks_statistic_upper]`` fails closed).
+Tables of at most 256 rows are compared as matrices by the single-node check: there PSI agrees up to
+float summation order (1e-12).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.core.partitions import (
+    Coverage,
+    PartitionSummary,
+    merged_id,
+    partition_order,
+    section_digest,
+    sha256_json,
+    verified_content,
+)
+from airflow_aisec.exceptions import ConfigurationError, InputDataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from airflow_aisec.core.gates.drift._features import CategoricalFeature, NumericFeature
+    from airflow_aisec.core.policy.sections.drift import DriftPolicy
+    from airflow_aisec.core.result import CheckOutcome
+
+GATE = "drift"
+_MAX_REFERENCE_PASSES = 70
+
+
+def _salt(sha256: str | None, policy: str) -> str:
+    return hashlib.sha256(f"aisec-drift-categories\0{sha256}\0{policy}".encode()).hexdigest()
+
+
+def category_key(salt: str, name: str) -> str:
+    """How a category is named in a summary: a salted digest of its canonical text."""
+    return hashlib.sha256(f"{salt}\0{name}".encode()).hexdigest()[:32]
+
+
+def _floats(values: Any) -> str:
+    import base64
+
+    import numpy as np
+
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode()
+
+
+def _unfloats(text: str) -> np.ndarray:
+    import base64
+
+    import numpy as np
+
+    return np.frombuffer(base64.b64decode(str(text), validate=True), dtype="<f8").astype(np.float64)
+
+
+# --- the reference, summarized once -----------------------------------------------------------------
+
+@dataclass
+class DriftReference:
+    """The reference's per-feature state (see module docs); ``labels``: report names, never serialized."""
+
+    policy: str
+    uri: str
+    sha256: str | None
+    rows: int
+    features: list[str]
+    types: dict[str, str]
+    kinds: dict[str, str]
+    state: dict[str, dict[str, Any]]
+    labels: dict[str, dict[int, str]] = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gate": GATE, "kind": "reference", "policy": self.policy, "uri": self.uri, "sha256": self.sha256,
+                "rows": self.rows, "features": self.features, "types": self.types, "kinds": self.kinds,
+                "state": self.state}
+
+    def digest(self) -> str:
+        return sha256_json(self.to_json())
+
+    def signed_json(self) -> dict[str, Any]:
+        return {**self.to_json(), "digest": self.digest()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DriftReference:
+        c = verified_content(d)
+        try:
+            if c.get("kind") != "reference" or c.get("gate") != GATE:
+                raise ValueError("not a drift reference summary")
+            return cls(policy=str(c["policy"]), uri=str(c["uri"]), sha256=c["sha256"], rows=int(c["rows"]),
+                       features=[str(f) for f in c["features"]], types=dict(c["types"]), kinds=dict(c["kinds"]),
+                       state={str(k): dict(v) for k, v in c["state"].items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputDataError(f"a drift reference summary is malformed ({type(exc).__name__}: {exc})"[:200]) \
+                from None
+
+    @property
+    def salt(self) -> str:
+        return _salt(self.sha256, self.policy)
+
+
+def summarize_reference(section: DriftPolicy, reference: str, *, features: Sequence[str] | str | None = None,
+                        s3_client: Any = None, fmt: str | None = None) -> DriftReference:
+    """Stream the whole reference table (and again, only if needed, to place exact quantile edges).
+
+    Raises:
+        InputDataError: empty table, missing column, unsupported type, no values, too many categories.
+        ConfigurationError: feature selection problems.
+    """
+    from airflow_aisec.core.gates.drift._evaluate import TableSource, _stream, resolve_features
+    from airflow_aisec.core.gates.drift._features import CategoricalFeature, NumericFeature, feature_kind
+    from airflow_aisec.core.io.storage import sha256_file
+    from airflow_aisec.core.io.tabular import detect_format, iter_batches, local_copy, open_dataset
+
+    uri = str(reference)
+    with local_copy(uri, s3_client=s3_client) as copy:
+        digest = sha256_file(copy.path)
+        ds = open_dataset(copy.path, detect_format(uri, fmt), uri=uri)
+        chosen = resolve_features(section, ds.schema.names, features)
+        missing = [c for c in chosen if c not in set(ds.schema.names)]
+        if missing:
+            raise InputDataError(f"column(s) not in the reference table: {', '.join(map(repr, missing))}")
+
+        def batches(columns: list[str]) -> Iterator[Any]:
+            yield from iter_batches(ds, columns=columns, uri=uri)
+
+        source = TableSource(schema=ds.schema, batches=batches, name=uri)
+        forced = set(section.categorical)
+        types, kinds, units = {}, {}, []
+        for name in chosen:
+            dtype = ds.schema.field(name).type
+            kind = feature_kind(dtype, name in forced)
+            if kind is None:
+                raise InputDataError(f"feature '{name}' has an unsupported type ({dtype}); exclude it")
+            types[name], kinds[name] = str(dtype), kind
+            units.append((NumericFeature(name, section) if kind == "numeric" else CategoricalFeature(name, section),
+                          [name]))
+        rows = _stream(source, units, "add_reference")
+        if rows == 0:
+            raise InputDataError(f"the reference table is empty: {uri}")
+        for acc, _ in units:
+            acc.end_reference()
+        for _ in range(_MAX_REFERENCE_PASSES):
+            pending = [(acc, cols) for acc, cols in units if acc.pending]
+            if not pending:
+                break
+            _stream(source, pending, "rescan")
+            for acc, _ in pending:
+                acc.end_rescan()
+    policy = section_digest(section)
+    salt = _salt(digest, policy)
+    state: dict[str, dict[str, Any]] = {}
+    labels: dict[str, dict[int, str]] = {}
+    for acc, _ in units:
+        if acc.kind == "numeric":
+            state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "sketch": acc.ref.to_json(),
+                               "edges": _floats(acc.edges), "bins": [int(x) for x in acc.ref_bins]}
+        else:
+            counts = [int(x) for x in acc.ref_counts[: acc.ref_categories]]
+            state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "counts": counts,
+                               "keys": [category_key(salt, n) for n in acc.index.names[: acc.ref_categories]]}
+            if section.report_category_labels:
+                labels[acc.name] = {i: n for i, n in enumerate(acc.index.names[: acc.ref_categories])
+                                    if counts[i] >= section.category_label_min_count}
+    return DriftReference(policy=policy, uri=uri, sha256=digest, rows=rows, features=chosen, types=types,
+                          kinds=kinds, state=state, labels=labels)
+
+
+def _reference(section: DriftPolicy, reference: Any, features: Any, s3_client: Any) -> DriftReference:
+    if isinstance(reference, DriftReference):
+        ref = reference
+    elif isinstance(reference, dict):
+        ref = DriftReference.from_json(reference)
+    elif isinstance(reference, str) and reference:
+        return summarize_reference(section, reference, features=features, s3_client=s3_client)
+    else:
+        raise ConfigurationError("drift over partitions needs the reference: a URI or a reference summary")
+    if ref.policy != section_digest(section):
+        raise ConfigurationError("the drift reference summary was made under a different drift policy section")
+    return ref
+
+
+# --- current partitions -----------------------------------------------------------------------------
+
+def _numeric(name: str, section: DriftPolicy, ref: DriftReference) -> NumericFeature:
+    import numpy as np
+
+    from airflow_aisec.core.gates.drift._features import NumericFeature
+    from airflow_aisec.core.stats import ValueSketch
+
+    r = ref.state[name]
+    f = NumericFeature(name, section)
+    f.ref = ValueSketch.from_json(r["sketch"])
+    f.ref_rows, f.ref_missing = int(r["rows"]), int(r["missing"])
+    f.edges = _unfloats(r["edges"])
+    f.ref_bins = np.array(r["bins"], dtype=np.int64)
+    f.cur_bins = np.zeros(len(f.edges) + 1, dtype=np.int64)
+    return f
+
+
+def _too_many(name: str, section: DriftPolicy) -> InputDataError:
+    return InputDataError(f"feature '{name}' has more than max_categories ({section.max_categories}) distinct "
+                          "categories: exclude it or declare it numeric")
+
+
+class _CurrentCategories:
+    """Current category counts of one partition, keyed at the end by reference position or salted digest."""
+
+    def __init__(self, name: str, section: DriftPolicy) -> None:
+        import numpy as np
+
+        from airflow_aisec.core.stats import CategoryIndex
+
+        self.name, self.section = name, section
+        self.index = CategoryIndex(limit=section.max_categories)
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.rows = self.missing = 0
+
+    def add(self, column: Any) -> None:
+        import numpy as np
+
+        try:
+            codes = self.index.encode(column)
+        except OverflowError:
+            raise _too_many(self.name, self.section) from None
+        self.rows += len(codes)
+        self.missing += int(np.count_nonzero(codes < 0))
+        found = np.bincount(codes[codes >= 0], minlength=len(self.index))
+        self.counts = np.concatenate((self.counts, np.zeros(len(found) - len(self.counts), dtype=np.int64))) + found
+
+    def state(self, ref: DriftReference) -> dict[str, Any]:
+        keys = ref.state[self.name]["keys"]
+        position = {k: i for i, k in enumerate(keys)}
+        seen = [0] * len(keys)
+        unseen: dict[str, int] = {}
+        for i, n in enumerate(self.index.names):
+            key = category_key(ref.salt, n)
+            if key in position:
+                seen[position[key]] += int(self.counts[i])
+            else:
+                unseen[key] = unseen.get(key, 0) + int(self.counts[i])
+        if len(keys) + len(unseen) > self.section.max_categories:
+            raise _too_many(self.name, self.section)
+        return {"rows": self.rows, "missing": self.missing, "counts": seen, "unseen": dict(sorted(unseen.items()))}
+
+
+@dataclass
+class DriftSummary(PartitionSummary):
+    gate: str
+    partition: str
+    policy: str
+    reference: str  # digest of the DriftReference
+    features: list[str]
+    max_categories: int
+    types: dict[str, str]  # current type of each feature
+    kinds: dict[str, str | None]  # current kind of each feature (numeric, categorical, None: unsupported)
+    coverage: Coverage
+    current: dict[str, dict[str, Any]]  # feature -> current state (absent: type differs from the reference)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gate": self.gate, "partition": self.partition, "policy": self.policy, "reference": self.reference,
+                "features": self.features, "max_categories": self.max_categories, "types": self.types, "kinds": self.kinds,
+                "coverage": self.coverage.to_json(), "current": self.current}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DriftSummary:
+        c = verified_content(d)
+        try:
+            return cls(gate=str(c["gate"]), partition=str(c["partition"]), policy=str(c["policy"]),
+                       reference=str(c["reference"]), features=[str(f) for f in c["features"]],
+                       max_categories=int(c["max_categories"]), types={str(k): str(v) for k, v in c["types"].items()},
+                       kinds={str(k): None if v is None else str(v) for k, v in c["kinds"].items()},
+                       coverage=Coverage.from_json(c["coverage"]),
+                       current={str(k): dict(v) for k, v in c["current"].items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputDataError(f"a drift partition summary is malformed ({type(exc).__name__})") from None
+
+    def merge(self, other: DriftSummary) -> DriftSummary:
+        from airflow_aisec.core.stats import ValueSketch
+
+        self.require_same(other)  # same gate first: another gate's summary lacks these fields
+        self.require_same(other, policy=(self.policy, other.policy), reference=(self.reference, other.reference),
+                          features=(self.features, other.features))
+        if self.types != other.types:
+            bad = sorted(k for k in self.types if self.types[k] != other.types.get(k))
+            raise InputDataError(f"partitions disagree on the type of feature(s) {bad[:5]} "
+                                 f"({self.partition}, {other.partition})")
+        current: dict[str, dict[str, Any]] = {}
+        for name in sorted(self.current):
+            a, b = self.current[name], other.current[name]
+            out = {"rows": a["rows"] + b["rows"], "missing": a["missing"] + b["missing"]}
+            if "sketch" in a:
+                sketch = ValueSketch.from_json(a["sketch"]).merged(ValueSketch.from_json(b["sketch"]))
+                out.update(sketch=sketch.to_json(), bins=[x + y for x, y in zip(a["bins"], b["bins"])])
+            else:
+                unseen = {k: a["unseen"].get(k, 0) + b["unseen"].get(k, 0) for k in sorted({*a["unseen"], *b["unseen"]})}
+                if len(a["counts"]) + len(unseen) > self.max_categories:
+                    raise InputDataError(f"feature '{name}' has more than max_categories ({self.max_categories}) "
+                                         "distinct categories: exclude it or declare it numeric")
+                out.update(counts=[x + y for x, y in zip(a["counts"], b["counts"])], unseen=unseen)
+            current[name] = out
+        coverage = self.coverage.merge(other.coverage)
+        return DriftSummary(gate=GATE, partition=merged_id(coverage.parts), policy=self.policy,
+                            reference=self.reference, features=self.features, max_categories=self.max_categories,
+                            types=self.types, kinds=self.kinds, coverage=coverage, current=current)
+
+
+def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_id: str | None = None,
+                        s3_client: Any = None, fmt: str | None = None, reference: Any = None,
+                        features: Sequence[str] | str | None = None, **gate_inputs: Any) -> DriftSummary:
+    """Stream one current partition (a CSV / Parquet file or ``file.parquet#row_group=N``) into a summary.
+
+    Args:
+        reference: The reference: a :class:`DriftReference` (or its signed JSON), or its URI (then
+            summarized here, one reference pass per partition).
+        features: As for :func:`~.check.check_drift`.
+
+    Raises:
+        InputDataError / ConfigurationError: as the single-node check, for what one partition can tell.
+    """
+    from airflow_aisec.core.gates.bias.summary import partition_batches
+    from airflow_aisec.core.gates.drift._features import feature_kind
+
+    ref = _reference(section, reference, features, s3_client)
+    partition_id = partition_id or str(partition_uri)
+    forced = set(section.categorical)
+    current: dict[str, dict[str, Any]] = {}
+    with partition_batches(partition_uri, ref.features, s3_client=s3_client, fmt=fmt) as (schema, batches, uri, digest):
+        types = {n: str(schema.field(n).type) for n in ref.features}
+        kinds = {n: feature_kind(schema.field(n).type, n in forced) for n in ref.features}
+        read = [n for n in ref.features if kinds[n] == ref.kinds[n]]
+        numeric = {n: _numeric(n, section, ref) for n in read if ref.kinds[n] == "numeric"}
+        categorical = {n: _CurrentCategories(n, section) for n in read if ref.kinds[n] == "categorical"}
+        rows = 0
+        for batch in batches:
+            rows += batch.num_rows
+            by_name = dict(zip(batch.schema.names, batch.columns))
+            for n, f in numeric.items():
+                f.add_current(by_name[n])
+            for n, c in categorical.items():
+                c.add(by_name[n])
+    for n, f in numeric.items():
+        current[n] = {"rows": f.cur_rows, "missing": f.cur_missing, "sketch": f.cur.to_json(),
+                      "bins": [int(x) for x in f.cur_bins]}
+    for n, c in categorical.items():
+        current[n] = c.state(ref)
+    return DriftSummary(gate=GATE, partition=partition_id, policy=section_digest(section), reference=ref.digest(),
+                        features=ref.features, max_categories=section.max_categories, types=types, kinds=kinds,
+                        coverage=Coverage.single(partition_id, uri, partition_order(partition_uri), rows, sha256=digest),
+                        current=dict(sorted(current.items())))
+
+
+# --- judging the merged summary -------------------------------------------------------------------
+
+def _categorical(name: str, section: DriftPolicy, ref: DriftReference, cur: dict[str, Any]) -> CategoricalFeature:
+    import numpy as np
+
+    from airflow_aisec.core.gates.drift._features import CategoricalFeature
+    from airflow_aisec.core.stats import CategoryIndex
+
+    r = ref.state[name]
+    shown = ref.labels.get(name, {})
+    names = [shown.get(i, key) for i, key in enumerate(r["keys"])] + sorted(cur["unseen"])
+    f = CategoricalFeature(name, section)
+    f.index = CategoryIndex.from_names(names)
+    f.ref_counts = np.array(r["counts"], dtype=np.int64)
+    f.cur_counts = np.array(list(cur["counts"]) + [cur["unseen"][k] for k in sorted(cur["unseen"])], dtype=np.int64)
+    f.ref_rows, f.ref_missing, f.ref_categories = int(r["rows"]), int(r["missing"]), len(r["keys"])
+    f.cur_rows, f.cur_missing = int(cur["rows"]), int(cur["missing"])
+    return f
+
+
+def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any = None,
+                  features: Sequence[str] | str | None = None, report: str | None = None,
+                  report_meta: Mapping[str, Any] | None = None, s3_client: Any = None,
+                  report_s3_client: Any = None, data: str | None = None, **gate_inputs: Any) -> CheckOutcome:
+    """:func:`~.check.check_drift`'s verdict, findings and metrics on the merged current summary.
+
+    ``reference`` as given to the partitions (URI: summarized again here and matched by digest).
+
+    Raises:
+        ConfigurationError: another policy section or another reference. InputDataError: rows of a
+        partition not scanned, an empty current table, and the single-node check's bad-input errors.
+    """
+    import numpy as np
+
+    from airflow_aisec.core.gates.drift._evaluate import _threshold_findings
+    from airflow_aisec.core.gates.drift._features import NumericFeature
+    from airflow_aisec.core.policy.base import Severity
+    from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
+    from airflow_aisec.core.stats import ValueSketch, json_float
+
+    if summary.gate != GATE or summary.policy != section_digest(section):
+        raise ConfigurationError("the drift summaries were made under a different drift policy section")
+    ref = _reference(section, reference, features, s3_client)
+    if ref.digest() != summary.reference:
+        raise ConfigurationError("the drift summaries were made against another reference (reference digest differs)")
+    summary.coverage.offsets()  # every row of every partition seen exactly once
+    files = summary.coverage.files()
+    cur_rows = summary.coverage.rows
+    if cur_rows == 0:
+        raise InputDataError(f"the current table is empty: {data or summary.coverage.root()}")
+    findings: list[Finding] = []
+    entries: dict[str, dict[str, Any]] = {}
+    results: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    cache: dict[Any, Any] = {}
+    accumulators: dict[str, Any] = {}
+    for name in ref.features:
+        kind = ref.kinds[name]
+        entries[name] = {"feature": name, "kind": kind}
+        if name not in summary.current:
+            findings.append(Finding(
+                rule=f"{GATE}.type_changed", severity=Severity.HIGH,
+                message=f"feature '{name}' is {kind} in the reference but {summary.kinds.get(name) or 'unsupported'} "
+                        "in the current table",
+                location={"feature": name, "reference_type": ref.types[name], "current_type": summary.types[name]},
+            ))
+            entries[name]["violations"] = ["type_changed"]
+            continue
+        if kind == "categorical" and not any(not m.startswith("ks_") for m, _ in
+                                             section.thresholds.merged(section.per_feature.get(name)).items()):
+            raise ConfigurationError(
+                f"feature '{name}' is categorical and none of its thresholds apply to it (KS is for numeric "
+                "features): add a psi threshold (drift.thresholds or drift.per_feature) or exclude it"
+            )
+        cur = summary.current[name]
+        if kind == "numeric":
+            f: Any = _numeric(name, section, ref)
+            f.cur = ValueSketch.from_json(cur["sketch"])
+            f.cur_bins = np.array(cur["bins"], dtype=np.int64)
+            f.cur_rows, f.cur_missing = int(cur["rows"]), int(cur["missing"])
+            assert isinstance(f, NumericFeature)
+        else:
+            f = _categorical(name, section, ref, cur)
+        accumulators[name] = f
+    for name, f in accumulators.items():
+        results[name] = f.stats(cache)
+    per_feature: list[dict[str, Any]] = []
+    report_labels: dict[str, list[str]] = {}
+    for name in ref.features:
+        entry = {**entries[name], "reference_rows": ref.rows, "current_rows": cur_rows}
+        if name not in results:
+            per_feature.append(entry)
+            continue
+        stats, labels = results[name]
+        kind = ref.kinds[name]
+        entry.update(stats)
+        merged = section.thresholds.merged(section.per_feature.get(name))
+        entry["thresholds"] = {k: v.model_dump(exclude_none=True) for k, v in merged.items()}
+        found, violated = _threshold_findings(name, stats, merged.items(), kind)
+        findings.extend(found)
+        if kind == "categorical" and stats["unseen_rows"]:
+            fraction = stats["unseen_fraction"] or 0.0
+            if fraction > section.max_unseen_fraction:
+                violated.append("unseen_category")
+                findings.append(Finding(
+                    rule=f"{GATE}.unseen_category", severity=Severity.HIGH,
+                    message=(f"feature '{name}' has {stats['unseen_categories']} categor"
+                             f"{'y' if stats['unseen_categories'] == 1 else 'ies'} not seen in the reference "
+                             f"({stats['unseen_rows']} row(s), {fraction:.2%} of current; allowed "
+                             f"{section.max_unseen_fraction:.2%})"),
+                    count=stats["unseen_rows"],
+                    location={"feature": name, "categories": stats["unseen_categories"],
+                              "fraction": json_float(fraction)},
+                ))
+        entry["violations"] = violated
+        report_labels[name] = labels
+        per_feature.append(entry)
+    metrics: dict[str, Any] = {
+        "reference_rows": ref.rows, "current_rows": cur_rows, "bins": section.bins,
+        "sketch_bins": section.sketch_bins, "features_checked": len(ref.features),
+        "features_drifted": sum(1 for e in per_feature if e.get("violations")), "features": per_feature,
+    }
+    inputs = [InputRef(uri=ref.uri, sha256=ref.sha256), *(InputRef(uri=u, sha256=d) for u, d in files)]
+    outcome = CheckOutcome(findings=findings, metrics=metrics, inputs=inputs)
+    outcome.metrics["partitions"] = {"count": len(summary.coverage.parts), "reference_digest": summary.reference}
+    if report:
+        from airflow_aisec.core.gates.drift._report import render_drift_report
+        from airflow_aisec.core.report import write_report
+
+        html_text = render_drift_report(metrics, findings, inputs=inputs, meta=report_meta or {}, labels=report_labels)
+        ref_out, digest = write_report(html_text, report, name="drift-report", s3_client=report_s3_client or s3_client)
+        outcome.reports.append(ref_out)
+        outcome.metrics["report_sha256"] = digest
+    return outcome

@@ -31,6 +31,8 @@ EXPECTED_DAG_IDS = {
     "churn_training_plain",
     "churn_training_gated",
     "model_monitoring",
+    # dags/partitioned_pii.py (tests/dags/test_partitioned.py runs it)
+    "partitioned_pii",
 }
 
 

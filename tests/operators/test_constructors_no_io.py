@@ -20,6 +20,10 @@ POLICY = {"policy": "/nonexistent/aisec/policy.yaml", "evidence_location": "s3:/
 
 #: (class path, typical arguments) for every public operator and sensor; one entry per argument style.
 CASES = [
+    ("airflow_aisec.operators.partitions.GatePartitionListOperator", {"data": "s3://nowhere/lake/", "by": "row_group"}),
+    ("airflow_aisec.operators.partitions.GatePartitionScanOperator",
+     {"gate": "pii", "data": "s3://nowhere/x.parquet#row_group=0", **POLICY}),
+    ("airflow_aisec.operators.partitions.GateMergeOperator", {"gate": "pii", "summaries": [], **POLICY}),
     ("airflow_aisec.operators.bias.BiasGateOperator",
      {"data": "s3://nowhere/scores.csv", "label_column": "y", "prediction_column": "p",
       "sensitive_columns": "sex,age_band", "report_location": "s3://nowhere/reports/", **POLICY}),

@@ -25,12 +25,13 @@ gates, or made under different policy sections, raises :class:`ConfigurationErro
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import importlib
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,6 +39,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, SecurityViolationError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from airflow_aisec.core.policy.base import GateSection
 
 #: Gate name -> ``"module:Class"`` of its summary (lazy import).
@@ -369,3 +372,55 @@ def list_partitions(uri: str, *, s3_client: Any = None, by: str = "file") -> lis
         else:
             out.append(f)
     return out
+
+
+@contextlib.contextmanager
+def partition_batches(partition_uri: str, columns: Sequence[str], *, s3_client: Any = None,
+                      fmt: str | None = None, batch_rows: int | None = None
+                      ) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch], str, str]]:
+    """``(schema, batches of columns, file uri, file sha256)`` of a partition: a CSV / Parquet file or
+    ``file.parquet#row_group=N``. Shared by the bias and drift summaries.
+
+    Raises:
+        InputDataError: a column is missing, the row group does not exist, unreadable data.
+        ConfigurationError: a row group of a CSV file.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_aisec.core.io.storage import sha256_file
+    from airflow_aisec.core.io.tabular import (
+        DEFAULT_BATCH_ROWS,
+        detect_format,
+        iter_batches,
+        local_copy,
+        open_dataset,
+    )
+
+    uri, row_group = split_partition_uri(partition_uri)
+    fmt = detect_format(uri, fmt)
+    if row_group is not None and fmt != "parquet":
+        raise ConfigurationError(f"{uri}: row-group partitions need Parquet, not {fmt}")
+    with local_copy(uri, s3_client=s3_client) as copy:
+        digest = sha256_file(copy.path)
+        dataset = open_dataset(copy.path, fmt, uri=uri)
+        missing = [c for c in columns if c not in set(dataset.schema.names)]
+        if missing:
+            raise InputDataError(f"{uri}: column(s) not in the data: {', '.join(map(repr, missing))}")
+        schema = pa.schema([dataset.schema.field(c) for c in columns])
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                if row_group is None:
+                    yield from iter_batches(dataset, columns=list(columns), uri=uri)
+                    return
+                parquet = pq.ParquetFile(copy.path, pre_buffer=False)
+                if row_group >= parquet.metadata.num_row_groups:
+                    raise InputDataError(f"{uri}: no row group {row_group} "
+                                         f"(the file has {parquet.metadata.num_row_groups})")
+                yield from parquet.iter_batches(batch_size=batch_rows or DEFAULT_BATCH_ROWS, row_groups=[row_group],
+                                                columns=list(columns))
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputDataError(f"{partition_uri}: table could not be read ({type(exc).__name__})") from None
+
+        yield schema, batches(), uri, digest

@@ -25,8 +25,7 @@ whole data; beyond, each AUC carries ``roc_auc_error_bound`` and a threshold wit
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,16 +33,15 @@ from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
     merged_id,
+    partition_batches,
     partition_order,
     section_digest,
-    split_partition_uri,
     verified_content,
 )
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
 
     from airflow_aisec.core.gates.bias._columns import BiasColumns
     from airflow_aisec.core.gates.bias._stream import BiasStream
@@ -56,58 +54,6 @@ _S = 4  # label / prediction spellings counted apart (``_stream.SPELLINGS``)
 
 
 # --- reading one partition ------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def partition_batches(partition_uri: str, columns: Sequence[str], *, s3_client: Any = None,
-                      fmt: str | None = None, batch_rows: int | None = None
-                      ) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch], str, str]]:
-    """``(schema, batches of columns, file uri, file sha256)`` of a partition: a CSV / Parquet file or
-    ``file.parquet#row_group=N``. Shared by the bias and drift summaries.
-
-    Raises:
-        InputDataError: a column is missing, the row group does not exist, unreadable data.
-        ConfigurationError: a row group of a CSV file.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from airflow_aisec.core.io.storage import sha256_file
-    from airflow_aisec.core.io.tabular import (
-        DEFAULT_BATCH_ROWS,
-        detect_format,
-        iter_batches,
-        local_copy,
-        open_dataset,
-    )
-
-    uri, row_group = split_partition_uri(partition_uri)
-    fmt = detect_format(uri, fmt)
-    if row_group is not None and fmt != "parquet":
-        raise ConfigurationError(f"{uri}: row-group partitions need Parquet, not {fmt}")
-    with local_copy(uri, s3_client=s3_client) as copy:
-        digest = sha256_file(copy.path)
-        dataset = open_dataset(copy.path, fmt, uri=uri)
-        missing = [c for c in columns if c not in set(dataset.schema.names)]
-        if missing:
-            raise InputDataError(f"{uri}: column(s) not in the data: {', '.join(map(repr, missing))}")
-        schema = pa.schema([dataset.schema.field(c) for c in columns])
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            try:
-                if row_group is None:
-                    yield from iter_batches(dataset, columns=list(columns), uri=uri)
-                    return
-                parquet = pq.ParquetFile(copy.path, pre_buffer=False)
-                if row_group >= parquet.metadata.num_row_groups:
-                    raise InputDataError(f"{uri}: no row group {row_group} "
-                                         f"(the file has {parquet.metadata.num_row_groups})")
-                yield from parquet.iter_batches(batch_size=batch_rows or DEFAULT_BATCH_ROWS, row_groups=[row_group],
-                                                columns=list(columns))
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise InputDataError(f"{partition_uri}: table could not be read ({type(exc).__name__})") from None
-
-        yield schema, batches(), uri, digest
-
 
 # --- the stream's state, canonical and mergeable ----------------------------------------------------
 

@@ -349,8 +349,8 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
     Raises:
         InputDataError / ConfigurationError: as the single-node check, for what one partition can tell.
     """
-    from airflow_aisec.core.gates.bias.summary import partition_batches
     from airflow_aisec.core.gates.drift._features import feature_kind
+    from airflow_aisec.core.partitions import partition_batches
 
     ref = _reference(section, reference, features, s3_client)
     partition_id = partition_id or str(partition_uri)

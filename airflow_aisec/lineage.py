@@ -52,27 +52,27 @@ RUN_FACET_JSON_SCHEMA: dict[str, Any] = {
     "required": ["gate", "verdict", "policySha256", "evidenceSha256"],
 }
 
-#: Rules a gate always evaluates (a rule not listed still shows up when it has a finding).
-GATE_RULES: dict[str, tuple[str, ...]] = {
-    "pii": ("pii.entity_in_column_name",),
-    "signing": ("signing.unsigned", "signing.malformed", "signing.untrusted_key", "signing.tampered",
-                "signing.verification_failed"),
-    "model_scan": ("model_scan.dangerous_import", "model_scan.unlisted_import", "model_scan.pickle_format",
-                   "model_scan.extension_not_allowed", "model_scan.format_mismatch", "model_scan.unscannable",
-                   "model_scan.symlink", "model_scan.external_data_path", "model_scan.unsafe_layer"),
-    "source": ("source.digest_mismatch", "source.version_mismatch", "source.etag_mismatch", "source.not_pinned",
-               "source.stale", "source.row_count", "source.schema_extra_column", "source.schema_type",
-               "source.expectation", "source.label_shift", "source.duplicate_rate", "source.out_of_range",
-               "source.volume_change"),
-    "storage": ("storage.encryption_missing", "storage.encryption_too_weak", "storage.kms_key_not_allowed",
-                "storage.public_access_block", "storage.tls_policy_missing", "storage.versioning_disabled",
-                "storage.public_acl", "storage.public_policy", "storage.object_unencrypted",
-                "storage.object_kms_key_not_allowed"),
-    "bias": ("bias.missing_sensitive_value", "bias.insufficient_groups", "bias.group_too_small"),
-    "drift": (),
-    "secrets": (),
-    "llm_redteam": ("llm_redteam.injection_success", "llm_redteam.system_prompt_leak", "llm_redteam.incomplete"),
-}
+class _GateRules(Mapping[str, tuple[str, ...]]):
+    """Gate -> the rule ids it always evaluates, read from the rule catalogue on first use."""
+
+    def _data(self) -> dict[str, tuple[str, ...]]:
+        from airflow_aisec.core.rules import GATE_DESCRIPTIONS, always_evaluated
+
+        return {g: always_evaluated(g) for g in GATE_DESCRIPTIONS}
+
+    def __getitem__(self, gate: str) -> tuple[str, ...]:
+        return self._data()[gate]
+
+    def __iter__(self):
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+
+#: Rules a gate always evaluates (a rule not listed still shows up when it has a finding): the rule
+#: catalogue's ``always`` entries (core/rules.py).
+GATE_RULES: Mapping[str, tuple[str, ...]] = _GateRules()
 
 #: Finding ``location`` keys naming a column (drift calls it a feature).
 _COLUMN_KEYS = ("column", "feature")
@@ -82,16 +82,9 @@ _COLUMN_KEYS = ("column", "feature")
 # Which rules, which datasets (pure Python: no OpenLineage import)
 # --------------------------------------------------------------------------------------------
 def _gate_rules(gate: str) -> list[str]:
-    rules = list(GATE_RULES.get(gate, ()))
-    if gate == "endpoint":
-        from airflow_aisec.core.gates.endpoint import RULES
+    from airflow_aisec.core.rules import always_evaluated
 
-        rules.extend(RULES)
-    elif gate == "prompt_injection":
-        from airflow_aisec.core.policy.sections.prompt_injection import RULES as PI_RULES
-
-        rules.extend(f"prompt_injection.{r}" for r in PI_RULES)
-    return rules
+    return list(always_evaluated(gate))
 
 
 def rules_checked(result: GateResult) -> list[tuple[str, str | None]]:

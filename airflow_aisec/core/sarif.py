@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from airflow_aisec import __version__
+from airflow_aisec.core.rules import GATE_DESCRIPTIONS, describe, lookup
 
 SARIF_VERSION = "2.1.0"
 #: The OASIS Standard's schema (2.1.0 errata 01), what ``$schema`` names.
@@ -42,51 +43,8 @@ _LEVEL_OF_ENFORCEMENT = {"enforce": "error", "warn": "warning", "audit": "note"}
 #: GitHub code scanning's ``security-severity`` (0-10) per finding severity.
 _SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "0.0"}
 
-_GATES = {
-    "source": "dataset source validation (origin, pins, freshness, schema, expectations, poisoning signals)",
-    "pii": "PII classification of tabular data against the dataset's declared level",
-    "secrets": "Vault secret grants and hand-off for the DAG",
-    "signing": "model signature and provenance verification",
-    "model_scan": "unsafe serialization in model files (never loads a model)",
-    "bias": "fairness metrics per group against the policy",
-    "drift": "distribution drift of current data against a reference",
-    "prompt_injection": "prompt-injection payloads in training / RAG / prompt data",
-    "llm_redteam": "red-team probe suite against a candidate model",
-    "endpoint": "security of a model serving endpoint before promotion",
-    "storage": "S3 bucket posture for training data and models",
-    "platform": "DAG structure and pod isolation rules",
-}
-
-#: Short descriptions of well-known rules; other rule ids get one built from the id and the gate.
-_RULES = {
-    "pii.entity_not_allowed": "A column carries a PII entity type its dataset's classification does not allow",
-    "pii.entity_in_column_name": "A column name itself looks like a PII value",
-    "pii.redaction_residual": "The redacted copy still carries PII",
-    "signing.tampered": "Model content does not match its signature",
-    "signing.untrusted_key": "The model is signed by a key the policy does not trust",
-    "signing.malformed": "The signature bundle is malformed",
-    "signing.unsigned": "The model has no signature",
-    "signing.verification_failed": "The model signature could not be verified",
-    "model_scan.dangerous_import": "A model file would import a dangerous global when loaded",
-    "model_scan.unlisted_import": "A model file imports a global not on the policy allowlist",
-    "model_scan.pickle_format": "A pickle-based model file where the policy allows only pickle-free formats",
-    "model_scan.extension_not_allowed": "A model file extension the policy does not allow",
-    "model_scan.format_mismatch": "A model file's content does not match its extension",
-    "model_scan.scanner_error": "A scanner failed on a model file",
-    "model_scan.unscannable": "A model file could not be scanned",
-    "model_scan.symlink": "A symbolic link in a model directory",
-    "model_scan.external_data_path": "An ONNX tensor's external data path is absolute or escapes the model directory",
-    "model_scan.unsafe_layer": "A Keras model holds a Lambda layer or a layer class from outside Keras",
-    "signing.provenance_missing": "The model has no signed provenance statement",
-    "signing.provenance_signature": "The provenance statement's signature does not verify",
-    "signing.provenance_digest": "The provenance statement names another model digest",
-    "signing.provenance_dataset": "A dataset in the provenance has no passing source and PII record in the trail",
-    "source.label_shift": "The label distribution shifted against the reference (possible poisoning)",
-    "bias.group_too_small": "A group is smaller than the policy's minimum group size",
-    "bias.insufficient_groups": "Too few groups to compare",
-    "endpoint.unauthenticated_access": "A protected path answers without credentials",
-    "endpoint.invalid_token_accepted": "A protected path accepts a wrong token",
-}
+#: What each gate checks, and the short description of every rule: the rule catalogue (core/rules.py).
+_GATES = GATE_DESCRIPTIONS
 #: Location keys naming a logical place inside the checked artefact, with the SARIF kind used for them.
 _LOGICAL_KEYS = (
     ("column", "member"), ("field", "member"), ("feature", "member"), ("key", "object"),
@@ -182,12 +140,15 @@ def _locations(finding: Mapping[str, Any], checked: list[str]) -> list[dict[str,
 def _rule(rule_id: str, gate: str, finding: Mapping[str, Any]) -> dict[str, Any]:
     gate_of_rule = rule_id.split(".", 1)[0]
     gate_text = _GATES.get(gate_of_rule) or _GATES.get(gate) or f"the {gate} gate"
-    short = _RULES.get(rule_id) or f"{rule_id.split('.', 1)[-1].replace('_', ' ').capitalize()} ({gate_of_rule} gate)"
+    short = describe(rule_id) or f"{rule_id.split('.', 1)[-1].replace('_', ' ').capitalize()} ({gate_of_rule} gate)"
     help_text = (
         f"Rule {rule_id} of the airflow-aisec '{gate_of_rule}' gate: {gate_text}. A finding names counts, "
         "columns, files, positions and digests, never values. The policy sets its level (rules: "
         f"{{{rule_id}: enforce | warn | audit}}) and may waive it in scope until a date (waivers)."
     )
+    entry = lookup(rule_id)
+    if entry is not None and entry.family:
+        help_text += f" One rule of the family {entry.family} (docs: reference/rules)."
     severity = str(finding.get("severity") or "high")
     return {
         "id": rule_id,

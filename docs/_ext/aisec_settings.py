@@ -51,4 +51,5 @@ class SettingsDirective(SphinxDirective):
 
 def setup(app) -> dict[str, Any]:
     app.add_directive("aisec-settings", SettingsDirective)
+    app.setup_extension("aisec_rules")  # the rule catalogue page (docs/reference/rules.md)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

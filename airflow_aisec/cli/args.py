@@ -136,6 +136,42 @@ def endpoint_s3_client(endpoint_url: str | None, *uris: str | None) -> Any:
     return s3_client_if_needed(*uris, factory=lambda: make_s3_client(endpoint_url))
 
 
+#: Fail fast on a dead endpoint instead of retrying for minutes (the CLI is interactive).
+_INTERACTIVE_S3_CONFIG = {"retries": {"max_attempts": 2, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 60}
+
+
+def interactive_s3_client(endpoint_url: str | None) -> Any:
+    """An S3 client for ``--endpoint-url`` (default: the AWS environment) that gives up quickly."""
+    from botocore.config import Config
+
+    from airflow_aisec.core.io.storage import make_s3_client
+
+    return make_s3_client(endpoint_url=endpoint_url, config=Config(**_INTERACTIVE_S3_CONFIG))
+
+
+def add_check_verb(
+    sub: argparse._SubParsersAction,
+    name: str,
+    noun_help: str,
+    *,
+    help: str,
+    description: str,
+    inputs: list[tuple[str, str, str]],
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """``aisec NAME check INPUT... --policy P ...``: a gate noun whose one verb is ``check``.
+
+    ``inputs``: the positional arguments as ``(dest, metavar, help)``; the common gate arguments follow
+    them. Returns the verb's parser, for its own options.
+    """
+    check = add_verbs(sub, name, noun_help).add_parser("check", help=help, description=description)
+    for dest, metavar, input_help in inputs:
+        check.add_argument(dest, metavar=metavar, help=input_help)
+    add_gate_arguments(check)
+    check.set_defaults(handler=handler)
+    return check
+
+
 def exit_code_for(run: GateRun) -> int:
     from airflow_aisec.core.result import Verdict
 

@@ -6,33 +6,18 @@ import json
 
 import pytest
 
+from tests.helpers.endpoint_setup import write_endpoint_setup
 from tests.helpers.net import free_port
-from tests.helpers.serving import make_pki, running_serving
+from tests.helpers.serving import running_serving
 
 TOKEN = "cli-token-PLANTED-4471-endpoint"
-
-POLICY = """
-name: cli
-endpoint:
-  min_tls_version: "1.2"
-  auth: {paths: ["POST /v1/predict", "/v1/models"]}
-  health_path: /healthz
-  openapi_path: /openapi.json
-  forbidden_paths: [/model, /.git/config, /debug]
-  rate_limit: {burst: 30}
-  body_limit: {path: /v1/predict, max_bytes: 1048576}
-"""
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("endpoint-cli")
-    pki = make_pki(root / "pki")
-    policy = root / "endpoint.yaml"
-    policy.write_text(POLICY)
-    return pki, policy
+    return write_endpoint_setup(tmp_path_factory.mktemp("endpoint-cli"), "cli", extra='  min_tls_version: "1.2"\n')
 
 
 def _run(aisec_cli, url, policy, pki, *extra, env=None):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.signing_keys import write_pem_keypair
+
 KINDS = ("fifo", "dev_zero", "directory", "symlink_loop")
 
 
@@ -35,18 +37,7 @@ def make_hostile(path: Path, kind: str) -> Path:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from airflow_aisec.core.gates.signing import key_fingerprint
-
-    d = tmp_path_factory.mktemp("hostile-keys")
-    key = ec.generate_private_key(ec.SECP256R1())
-    (d / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
-    (d / "k.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
-    return d / "k.pem", d / "k.pub", key_fingerprint(key.public_key())
+    return write_pem_keypair(tmp_path_factory.mktemp("hostile-keys"))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from tests.helpers.env import REPO
 from tests.helpers.model_server import running_model_server
 from tests.helpers.net import free_port
 from tests.helpers.sarif import assert_valid_sarif, junit_errors
+from tests.helpers.signing_keys import write_pem_keypair
 
 STRICT = str(REPO / "policies" / "strict.yaml")
 SSN = "372-81-4409"
@@ -107,21 +108,12 @@ def test_text_json_and_sarif_agree_on_the_exit_code(capsys, files):
 
 @pytest.fixture(scope="module")
 def signing(tmp_path_factory, files):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from airflow_aisec.core.gates.signing import key_fingerprint
-
     d = tmp_path_factory.mktemp("sarif-keys")
-    key = ec.generate_private_key(ec.SECP256R1())
-    (d / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
-    (d / "k.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
+    key = write_pem_keypair(d)
     policy = d / "policy.yaml"
     policy.write_text(f"version: 1\nname: sarif-signing\nsigning:\n  trusted_keys:\n"
-                      f"    - {{id: k, fingerprint: '{key_fingerprint(key.public_key())}'}}\n")
-    return {"pem": str(d / "k.pem"), "pub": str(d / "k.pub"), "policy": str(policy), "sig": str(d / "model.sig")}
+                      f"    - {{id: k, fingerprint: '{key.fingerprint}'}}\n")
+    return {"pem": str(key.private), "pub": str(key.public), "policy": str(policy), "sig": str(d / "model.sig")}
 
 
 def verbs(files: dict[str, str], signing: dict[str, str]) -> list[tuple[str, list[str], int]]:

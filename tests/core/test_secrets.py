@@ -43,6 +43,7 @@ from airflow_aisec.exceptions import (
     SecurityViolationError,
     ServiceUnavailableError,
 )
+from tests.helpers.vault import limited_token, postgres_database_engine, seed_kv
 
 POLICY_YAML = """
 version: 1
@@ -309,9 +310,9 @@ VALUES = {
 def vault(bao_server):
     """Seed KV v2 secrets, a limited policy/token and a database engine against local PostgreSQL."""
     root = bao_server.client()
-    for path, data in VALUES.items():
-        root.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-    root.sys.create_or_update_policy(
+    seed_kv(root, VALUES)
+    limited = limited_token(
+        root,
         "core-limited",
         """
         path "secret/data/core/train/*" { capabilities = ["read"] }
@@ -321,36 +322,9 @@ def vault(bao_server):
         path "dbcore/creds/core-ro" { capabilities = ["read"] }
         path "sys/leases/revoke" { capabilities = ["update"] }
         """,
+        ttl="1h",
     )
-    limited = root.auth.token.create(policies=["core-limited"], ttl="1h")["auth"]["client_token"]
-    if "dbcore/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("database", path="dbcore")
-    root.secrets.database.configure(
-        name="pg",
-        plugin_name="postgresql-database-plugin",
-        mount_point="dbcore",
-        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
-        username="postgres",
-        password="trust-auth-ignores-this",
-        allowed_roles=["core-ro", "core-long"],
-    )
-    create = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
-    root.secrets.database.create_role(
-        name="core-ro",
-        db_name="pg",
-        creation_statements=create,
-        default_ttl="5m",
-        max_ttl="10m",
-        mount_point="dbcore",
-    )
-    root.secrets.database.create_role(
-        name="core-long",
-        db_name="pg",
-        creation_statements=create,
-        default_ttl="2h",
-        max_ttl="3h",
-        mount_point="dbcore",
-    )
+    postgres_database_engine(root, "dbcore", {"core-ro": ("5m", "10m"), "core-long": ("2h", "3h")})
     import hvac
 
     return {

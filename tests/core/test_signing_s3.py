@@ -8,9 +8,10 @@ import uuid
 
 import pytest
 
-from airflow_aisec.core.gates.signing import key_fingerprint, sign_model, verify_model
+from airflow_aisec.core.gates.signing import sign_model, verify_model
 from airflow_aisec.core.policy.sections.signing import SigningPolicy
 from airflow_aisec.exceptions import InputDataError, MalformedSignatureError, ModelTamperedError
+from tests.helpers.signing_keys import write_pem_keypair
 
 pytestmark = pytest.mark.integration
 
@@ -20,16 +21,7 @@ FILES = {"weights.safetensors": b"\x02\x00\x00\x00\x00\x00\x00\x00{}" + b"\x01" 
 
 @pytest.fixture(scope="module")
 def keypair(tmp_path_factory):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    d = tmp_path_factory.mktemp("s3keys")
-    key = ec.generate_private_key(ec.SECP256R1())
-    (d / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
-    (d / "k.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
-    return d / "k.pem", d / "k.pub", key_fingerprint(key.public_key())
+    return write_pem_keypair(tmp_path_factory.mktemp("s3keys"))
 
 
 @pytest.fixture

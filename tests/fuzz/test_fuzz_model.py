@@ -17,6 +17,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tests.fuzz._support import STRICT, check_contract, fuzz_settings, run_cli
+from tests.helpers.signing_keys import write_pem_keypair
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(300)]
 
@@ -139,15 +140,8 @@ def test_planted_pickle_never_passes(entries):
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
     """A model signed with a PEM key, its public key and a policy trusting that key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     d = tmp_path_factory.mktemp("fuzz-signed")
-    key = ec.generate_private_key(ec.SECP256R1())
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    (d / "key.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+    write_pem_keypair(d, stem="key")
     model = d / "model"
     (model / "sub").mkdir(parents=True)
     (model / "weights.safetensors").write_bytes(b"\x02" + b"\x00" * 7 + b"{}" + bytes(range(256)) * 4)

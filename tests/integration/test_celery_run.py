@@ -43,27 +43,21 @@ import hashlib
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.cluster import REDIS_BASE, AirflowCluster, clear_queue, create_database, drop_database
 from tests.helpers.net import free_port
 from tests.helpers.vault import example_pipeline_vault, vault_conn_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-PG_ADMIN_DSN = os.environ.get("AISEC_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE = os.environ.get("AISEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
 PASSWORDS = {"admin": "admin-" + secrets.token_hex(8), "approver": "approver-" + secrets.token_hex(8)}
 
 # Default policy of the gates and platform policy of the cluster. The strict policy's platform rules are
@@ -177,127 +171,10 @@ with DAG("celery_ungated", schedule=None, start_date=pendulum.datetime(2025, 1, 
 
 
 @dataclass
-class CeleryCluster:
-    root: Path
-    env: dict[str, str]
-    api: str
-    queue: str
-    evidence: str
-    db_dsn: str = ""
+class CeleryCluster(AirflowCluster):
     example_root: Path | None = None
     #: Vault values that must never show up anywhere (the KV secret, the connection's token).
     vault_values: dict[str, str] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    # --- processes -----------------------------------------------------------------------------
-    def start(self, name: str, args: list[str], *, env: dict | None = None, cwd: Path | None = None) -> None:
-        log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(
-            [str(VENV_BIN / "airflow"), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env or self.env, cwd=str(cwd or self.root), start_new_session=True,
-        )
-
-    def check_alive(self) -> None:
-        dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
-        if dead:
-            raise AssertionError(f"process(es) exited early: {dead}")
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)  # the group this test started (start_new_session)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
-
-    def dump_logs(self, limit: int = 4000) -> str:
-        out = []
-        for path in sorted(self.root.rglob("*.log")):
-            text = path.read_text(errors="replace")
-            out.append(f"===== {path.relative_to(self.root)} (last {limit} chars) =====\n{text[-limit:]}")
-        return "\n".join(out)
-
-    # --- REST ----------------------------------------------------------------------------------
-    def token(self, user: str) -> str:
-        if user not in self.tokens:
-            status, body = self.request("POST", "/auth/token",
-                                        {"username": user, "password": PASSWORDS[user]}, auth=None)
-            assert status == 201, (status, body)
-            self.tokens[user] = body["access_token"]
-        return self.tokens[user]
-
-    def request(self, method: str, path: str, payload=None, *, auth: str | None = "admin"):
-        headers = {"Content-Type": "application/json"}
-        if auth:
-            headers["Authorization"] = f"Bearer {self.token(auth)}"
-        data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(self.api + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=20) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            try:
-                return exc.code, json.loads(body)
-            except ValueError:
-                return exc.code, body.decode(errors="replace")
-
-    def get_raw(self, path: str, *, auth: str = "admin") -> tuple[int, str, bytes]:
-        """GET without decoding: status, content type, body."""
-        req = urllib.request.Request(self.api + path, headers={"Authorization": f"Bearer {self.token(auth)}"})
-        try:
-            with urllib.request.urlopen(req, timeout=20) as resp:
-                return resp.status, resp.headers.get("Content-Type", ""), resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get("Content-Type", ""), exc.read()
-
-    def wait(self, what: str, predicate, timeout: float, interval: float = 1.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, dict]:
-        status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        assert status == 200, body
-        return {ti["task_id"]: ti for ti in body["task_instances"]}
-
-    def trigger(self, dag_id: str) -> str:
-        status, body = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
-        assert status == 200, body
-        return body["dag_run_id"]
-
-    def run_state(self, dag_id: str, run_id: str) -> str:
-        status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-        assert status == 200, body
-        return body["state"]
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "aisec_result"):
-        status, body = self.request(
-            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
-        assert status == 200, (dag_id, task_id, key, body)
-        value = body["value"]
-        if isinstance(value, str):  # JSON-encoded, unless it is a plain string return value
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
 
     @property
     def worker_home(self) -> Path:
@@ -315,19 +192,6 @@ def _configure_vault(bao_server) -> dict[str, str]:
     return {"kv secret": value, "vault token": bao_server.token}
 
 
-def _psql(dsn: str, *statements: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for sql in statements:
-                cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_server):
     """A CeleryExecutor deployment on loopback; yields a :class:`CeleryCluster`."""
@@ -335,12 +199,9 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
 
     root = tmp_path_factory.mktemp("celery-run")
     suffix = secrets.token_hex(4)
-    db = f"aisec_celery_{suffix}"
     queue = f"aisec-{suffix}"
-    admin_dsn = PG_ADMIN_DSN
-    _psql(admin_dsn, f'CREATE DATABASE "{db}"')
-    db_dsn = admin_dsn.rsplit("/", 1)[0] + f"/{db}"
-    sa_url = db_dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
+    database = create_database(f"aisec_celery_{suffix}")
+    sa_url = database.sa_url
     port = free_port()
 
     bucket = f"aisec-celery-{suffix}"
@@ -411,15 +272,11 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
     for var in ("VAULT_ADDR", "VAULT_TOKEN"):  # Vault only through the Airflow connection
         env.pop(var, None)
     cluster = CeleryCluster(root=root, env=env, api=f"http://127.0.0.1:{port}", queue=queue, evidence=evidence,
-                            db_dsn=db_dsn, example_root=example_root, vault_values=vault_values)
+                            db_dsn=database.dsn, passwords=PASSWORDS, example_root=example_root,
+                            vault_values=vault_values)
     try:
-        migrate = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], check=False, env=env, cwd=root,
-                                 capture_output=True, text=True, timeout=240)
-        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
-
-        cluster.start("api-server", ["api-server", "--workers", "1"])
-        cluster.start("scheduler", ["scheduler"])
-        cluster.start("dag-processor", ["dag-processor"])
+        cluster.migrate()
+        cluster.start_core()
         # The worker: its own home (Airflow's and the user's) and working directory; it shares only the
         # DAG and policy files, the broker, the execution API, Vault and the S3 audit trail with the rest.
         worker_home = root / "worker-home"
@@ -427,35 +284,16 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
         # Only the worker holds the key that seals the secrets hand-off in XCom (as in docker/compose.yaml).
         worker_env = {**env, "AIRFLOW_HOME": str(worker_home), "HOME": str(worker_home),
                       "AIRFLOW__AISEC__HANDOFF_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
-        cluster.start("celery-worker", ["celery", "worker", "--queues", queue, "--concurrency", "2",
-                                        "--celery-hostname", f"aisec-worker-{suffix}@%h", "--skip-serve-logs",
-                                        "--without-gossip", "--without-mingle"],
-                      env=worker_env, cwd=worker_home)
-
-        def api_up():
-            try:
-                with urllib.request.urlopen(cluster.api + "/api/v2/monitor/health", timeout=3):
-                    return True
-            except (OSError, urllib.error.HTTPError):
-                return False
-
-        cluster.wait("the api-server", api_up, timeout=120)
+        cluster.start_celery_worker(f"aisec-worker-{suffix}@%h", env=worker_env, cwd=worker_home)
+        cluster.wait_for_api(timeout=120)
         yield cluster
     except BaseException:
         print(cluster.dump_logs(), file=sys.stderr)
         raise
     finally:
         cluster.stop()
-        try:
-            import redis
-
-            redis.Redis.from_url(f"{REDIS_BASE}/11").delete(queue)
-        except Exception:  # noqa: BLE001, S110 - best-effort cleanup of our own queue key
-            pass
-        _psql(admin_dsn,
-              f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' "
-              "AND pid <> pg_backend_pid()",
-              f'DROP DATABASE IF EXISTS "{db}"')
+        clear_queue(11, queue)
+        drop_database(database.name)
 
 
 TERMINAL = {"success", "failed"}

@@ -3,7 +3,7 @@
 The DAG ``aisec_load`` runs the source gate, the pii gate and the model-scan gate on small local files
 (written once by the fixture), plus a no-op task, in parallel; ``RUNS`` runs of it are triggered at once
 through the REST API of a real deployment (api-server, scheduler, dag-processor on PostgreSQL; the
-Celery variant adds a worker and Redis). The harness is :class:`tests.integration.test_celery_run.CeleryCluster`.
+Celery variant adds a worker and Redis). The harness is :class:`tests.helpers.cluster.AirflowCluster`.
 
 Asserted for each executor: every run succeeds, no task is left unfinished, every gate task's result
 is in XCom, the audit trail holds exactly one record per gate task run (``RUNS`` x 3), each of them
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cluster import REDIS_BASE, AirflowCluster, clear_queue, create_database, drop_database
+from tests.helpers.env import VENV_BIN
 from tests.helpers.net import free_port
-from tests.integration.test_celery_run import PG_ADMIN_DSN, REDIS_BASE, VENV_BIN, CeleryCluster, _psql
 
 pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.timeout(1800)]
 
@@ -83,13 +84,11 @@ def write_inputs(data: Path) -> None:
     (model / "model.json").write_text(json.dumps({"coef": [[0.1, 0.2]], "intercept": [0.0]}))
 
 
-def start_cluster(root: Path, executor: str, *, runs: int, parallelism: int) -> CeleryCluster:
+def start_cluster(root: Path, executor: str, *, runs: int, parallelism: int) -> AirflowCluster:
     """A deployment on loopback with ``executor`` (``LocalExecutor`` or ``CeleryExecutor``), PostgreSQL."""
     suffix = secrets.token_hex(4)
-    db = f"aisec_load_{suffix}"
-    _psql(PG_ADMIN_DSN, f'CREATE DATABASE "{db}"')
-    db_dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{db}"
-    sa_url = db_dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
+    database = create_database(f"aisec_load_{suffix}")
+    sa_url = database.sa_url
     port = free_port()
     data = root / "data"
     write_inputs(data)
@@ -99,8 +98,9 @@ def start_cluster(root: Path, executor: str, *, runs: int, parallelism: int) -> 
     dags.mkdir()
     (dags / "aisec_load.py").write_text(textwrap.dedent(DAG.format(data=str(data), runs=runs,
                                                                      parallelism=parallelism)))
+    users = {"admin": "admin-" + suffix}
     passwords = root / "passwords.json"
-    passwords.write_text(json.dumps({"admin": "admin-" + suffix}))
+    passwords.write_text(json.dumps(users))
     home = root / "home"
     home.mkdir()
     evidence = root / "trail"
@@ -139,63 +139,25 @@ def start_cluster(root: Path, executor: str, *, runs: int, parallelism: int) -> 
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
         })
-    cluster = CeleryCluster(root=root, env=env, api=f"http://127.0.0.1:{port}", queue=queue,
-                            evidence=str(evidence), db_dsn=db_dsn)
-    cluster.tokens = {}
-    migrate = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], check=False, env=env, cwd=root,
-                             capture_output=True, text=True, timeout=240)
-    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
-    cluster.start("api-server", ["api-server", "--workers", "1"])
-    cluster.start("scheduler", ["scheduler"])
-    cluster.start("dag-processor", ["dag-processor"])
+    cluster = AirflowCluster(root=root, env=env, api=f"http://127.0.0.1:{port}", queue=queue,
+                             evidence=str(evidence), db_dsn=database.dsn, passwords=users)
+    cluster.migrate()
+    cluster.start_core()
     if executor == "CeleryExecutor":
-        cluster.start("celery-worker", ["celery", "worker", "--queues", queue, "--concurrency", "2",
-                                        "--celery-hostname", f"aisec-load-{suffix}@%h", "--skip-serve-logs",
-                                        "--without-gossip", "--without-mingle"])
+        cluster.start_celery_worker(f"aisec-load-{suffix}@%h")
     return cluster
 
 
-def stop_cluster(cluster: CeleryCluster) -> None:
+def stop_cluster(cluster: AirflowCluster) -> None:
     cluster.stop()
     if cluster.env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor":
-        try:
-            import redis
-
-            redis.Redis.from_url(f"{REDIS_BASE}/12").delete(cluster.queue)
-        except Exception:  # noqa: BLE001, S110 - best-effort cleanup of our own queue key
-            pass
-    db = cluster.db_dsn.rsplit("/", 1)[1]
-    _psql(PG_ADMIN_DSN,
-          f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()",
-          f'DROP DATABASE IF EXISTS "{db}"')
+        clear_queue(12, cluster.queue)
+    drop_database(cluster.db_dsn.rsplit("/", 1)[1])
 
 
-def token_for(cluster: CeleryCluster) -> None:
-    """The harness logs in with its module's passwords; ours are per cluster."""
-    import urllib.request
-
-    password = json.loads((cluster.root / "passwords.json").read_text())["admin"]
-    req = urllib.request.Request(cluster.api + "/auth/token", method="POST",
-                                 data=json.dumps({"username": "admin", "password": password}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=20) as resp:
-        cluster.tokens["admin"] = json.loads(resp.read())["access_token"]
-
-
-def run_load(cluster: CeleryCluster, runs: int, *, deadline: float = 1500) -> dict:
+def run_load(cluster: AirflowCluster, runs: int, *, deadline: float = 1500) -> dict:
     """Trigger ``runs`` runs at once, wait for all, check everything; returns timings per task kind."""
-    import urllib.error
-    import urllib.request
-
-    def api_up():
-        try:
-            with urllib.request.urlopen(cluster.api + "/api/v2/monitor/health", timeout=3):
-                return True
-        except (OSError, urllib.error.HTTPError):
-            return False
-
-    cluster.wait("the api-server", api_up, timeout=180)
-    token_for(cluster)
+    cluster.wait_for_api(timeout=180)
     cluster.wait("DAG parsing", lambda: cluster.request("GET", "/api/v2/dags/aisec_load")[0] == 200, timeout=180)
     started = time.monotonic()
     run_ids = [cluster.trigger("aisec_load") for _ in range(runs)]

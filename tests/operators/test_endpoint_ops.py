@@ -9,24 +9,14 @@ import uuid
 import pytest
 
 from airflow_aisec.operators.endpoint import EndpointSecurityGateOperator
+from tests.helpers.endpoint_setup import write_endpoint_setup
 from tests.helpers.env import patched_environ
-from tests.helpers.serving import make_pki, running_serving
+from tests.helpers.serving import running_serving
 from tests.helpers.vault import seed_kv, vault_conn_json
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "op-token-" + uuid.uuid4().hex + "-PLANTED"
-
-POLICY = """
-name: endpoint-op
-endpoint:
-  auth: {paths: ["POST /v1/predict", "/v1/models"]}
-  health_path: /healthz
-  openapi_path: /openapi.json
-  forbidden_paths: [/model, /.git/config, /debug]
-  rate_limit: {burst: 30}
-  body_limit: {path: /v1/predict, max_bytes: 1048576}
-"""
 
 DAG = """
 import pendulum
@@ -42,9 +32,7 @@ with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2024, 1, 1), ca
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("endpoint-op")
-    pki = make_pki(root / "pki")
-    policy = root / "endpoint.yaml"
-    policy.write_text(POLICY)
+    pki, policy = write_endpoint_setup(root, "endpoint-op")
     conn = json.dumps({"conn_type": "http", "password": TOKEN})
     with patched_environ({"AIRFLOW_CONN_MODEL_SERVING": conn}):
         yield {"root": root, "pki": pki, "policy": policy}

@@ -12,6 +12,7 @@ import pytest
 from tests.helpers.airflow import assert_retryable_error, task_context
 from tests.helpers.net import free_port
 from tests.helpers.services import start_bao
+from tests.helpers.signing_keys import write_pem_keypair
 from tests.helpers.vault import enable_engine, vault_conn_json
 
 pytestmark = pytest.mark.integration
@@ -62,18 +63,7 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1), ca
 
 @pytest.fixture(scope="module")
 def pem(tmp_path_factory):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from airflow_aisec.core.gates.signing import key_fingerprint
-
-    d = tmp_path_factory.mktemp("opkeys")
-    key = ec.generate_private_key(ec.SECP256R1())
-    (d / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
-    (d / "k.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
-    return d / "k.pem", d / "k.pub", key_fingerprint(key.public_key())
+    return write_pem_keypair(tmp_path_factory.mktemp("opkeys"))
 
 
 @pytest.fixture(scope="module")

@@ -6,41 +6,26 @@ import argparse
 
 
 def _check(args: argparse.Namespace) -> int:
-    from airflow_aisec.cli.args import endpoint_s3_client, run_gate_command
+    from airflow_aisec.cli._tabular_verbs import run_tabular_check
     from airflow_aisec.core.gates.drift import check_drift
 
-    client = endpoint_s3_client(args.endpoint_url, args.reference, args.current, args.report)
-
-    def check(loaded):
-        return check_drift(
-            loaded.section("drift"),
-            args.reference,
-            args.current,
-            features=args.features,
-            report=args.report,
-            report_meta={"policy": f"{loaded.name} (sha256 {loaded.sha256})", "source": "aisec drift check"},
-            s3_client=client,
-        )
-
-    return run_gate_command(args, "drift", check)
+    return run_tabular_check(args, "drift", check_drift, [args.reference, args.current], features=args.features)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from airflow_aisec.cli.args import add_gate_arguments, add_verbs
+    from airflow_aisec.cli._tabular_verbs import add_report_arguments
+    from airflow_aisec.cli.args import add_check_verb
 
-    verbs = add_verbs(sub, "drift", "compare current data with a reference (drift gate)")
-    check = verbs.add_parser(
-        "check",
+    check = add_check_verb(
+        sub, "drift", "compare current data with a reference (drift gate)",
         help="compare two tables (CSV/Parquet, local or s3://)",
         description="Per feature: PSI (numeric on reference quantile bins, categorical by category) and the "
         "two-sample KS test for numeric features, against the policy's 'drift' section; unseen categories are "
         "findings. Exit 0 pass/warn, 1 violation, 2 bad input, 3 unreachable, 4 internal error.",
+        inputs=[("reference", "REFERENCE", "reference table: path or s3://bucket/key"),
+                ("current", "CURRENT", "current table: path or s3://bucket/key")],
+        handler=_check,
     )
-    check.add_argument("reference", metavar="REFERENCE", help="reference table: path or s3://bucket/key")
-    check.add_argument("current", metavar="CURRENT", help="current table: path or s3://bucket/key")
-    add_gate_arguments(check)
     check.add_argument("--features", metavar="COL[,COL...]",
                        help="features to compare (added to drift.features; default: all reference columns)")
-    check.add_argument("--report", metavar="OUT.html", help="write the HTML report here (path or s3://)")
-    check.add_argument("--endpoint-url", help="S3 endpoint (default: the AWS environment)")
-    check.set_defaults(handler=_check)
+    add_report_arguments(check)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from airflow_aisec.cli.args import CliError, add_gate_arguments, add_verbs, run_gate_command
+from airflow_aisec.cli.args import CliError, add_check_verb, run_gate_command
 
 
 def _token(var: str | None) -> str | None:
@@ -31,15 +31,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    verbs = add_verbs(sub, "endpoint", "probe a model serving endpoint before promotion (endpoint gate)")
-    check = verbs.add_parser(
-        "check",
+    check = add_check_verb(
+        sub, "endpoint", "probe a model serving endpoint before promotion (endpoint gate)",
         help="probe a serving endpoint: TLS, auth, OpenAPI security, exposed paths, CORS, rate and body limits",
         description="Probe URL (a bounded number of requests, to that host only) against the policy's "
         "'endpoint' section. Exit 0 pass/warn, 1 violation, 2 bad input, 3 unreachable, 4 internal error.",
+        inputs=[("url", "URL", "the endpoint's base URL (https://host[:port][/base])")],
+        handler=_check,
     )
-    check.add_argument("url", metavar="URL", help="the endpoint's base URL (https://host[:port][/base])")
-    add_gate_arguments(check)
     check.add_argument("--ca-bundle", metavar="PEM", help="CA certificates trusted for the endpoint")
     check.add_argument("--token-env", metavar="VAR", help="environment variable holding the valid token")
-    check.set_defaults(handler=_check)

@@ -15,6 +15,12 @@ from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_comma
 LEVELS = ("public", "internal", "confidential", "restricted")
 
 
+def _is_directory(data: str) -> bool:
+    import os
+
+    return str(data).endswith("/") or (not str(data).startswith("s3://") and os.path.isdir(data))
+
+
 def _s3_client_factory(args: argparse.Namespace, *uris: str) -> Any:
     if not any(str(u).startswith("s3://") for u in uris):
         return None
@@ -27,8 +33,18 @@ def _scan(args: argparse.Namespace) -> int:
     def check(loaded):
         from airflow_aisec.core.gates.pii import check_pii
 
+        if args.engine == "spark":  # PySpark and Java start only here
+            from airflow_aisec.core.engines.spark import check_pii_spark
+
+            return check_pii_spark(loaded.section("pii"), args.data, classification=args.classification,
+                                   master=args.spark_master)
+        if _is_directory(args.data):  # files laid end to end: one summary per file, merged
+            from airflow_aisec.core.gates.pii.summary import check_partitioned
+
+            return check_partitioned(loaded.section("pii"), args.data, classification=args.classification,
+                                     s3_client=_s3_client_factory(args, args.data), fmt=args.input_format)
         return check_pii(loaded.section("pii"), args.data, classification=args.classification,
-                         s3_client=_s3_client_factory(args, args.data), fmt=args.format)
+                         s3_client=_s3_client_factory(args, args.data), fmt=args.input_format)
 
     return run_gate_command(args, "pii", check)
 
@@ -46,16 +62,17 @@ def _redact(args: argparse.Namespace) -> int:
             vault = VaultClient.from_env()
         return redact_table(section, args.data, args.out, classification=args.classification,
                             vault=vault, s3_client=_s3_client_factory(args, args.data, args.out),
-                            src_format=args.format, dst_format=args.output_format)
+                            src_format=args.input_format, dst_format=args.output_format)
 
     return run_gate_command(args, "pii", check)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    add_gate_arguments(parser)
+    add_gate_arguments(parser, input_formats=("csv", "parquet"))  # --format csv|parquet: before --input-format
     parser.add_argument("--classification", metavar="LEVEL",
                         help=f"declared level of the data ({'|'.join(LEVELS)}); default: the policy's")
-    parser.add_argument("--format", choices=("csv", "parquet"), help="input format (default: from the extension)")
+    parser.add_argument("--input-format", choices=("csv", "parquet"),
+                        help="input format (default: from the extension)")
     parser.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: the AWS environment)")
 
 
@@ -63,8 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = add_verbs(sub, "pii", "classify PII in tables, write redacted copies")
 
     scan = verbs.add_parser("scan", help="per-column PII classification of a CSV/Parquet table against the policy")
-    scan.add_argument("data", metavar="DATA", help="table: local path or s3://bucket/key")
+    scan.add_argument("data", metavar="DATA", help="table: local path or s3://bucket/key (a directory or "
+                      "s3://.../ prefix: its files, merged)")
     _common(scan)
+    scan.add_argument("--engine", choices=("local", "spark"), default="local",
+                      help="where the scan runs: this process (default) or Spark (Parquet; same result)")
+    scan.add_argument("--spark-master", metavar="URL", help="Spark master for --engine spark (default local[*])")
     scan.set_defaults(handler=_scan)
 
     redact = verbs.add_parser("redact", help="write a redacted copy of a table; the copy must pass the pii gate")

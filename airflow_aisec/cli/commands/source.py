@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-from typing import Any
 
-from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_command
-
-#: Fail fast on a dead endpoint instead of retrying for minutes (the CLI is interactive).
-_S3_CONFIG = {"retries": {"max_attempts": 2, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 60}
-
-
-def _s3_factory(endpoint_url: str | None):
-    def make() -> Any:
-        from botocore.config import Config
-
-        from airflow_aisec.core.io.storage import make_s3_client
-
-        return make_s3_client(endpoint_url=endpoint_url, config=Config(**_S3_CONFIG))
-
-    return make
+from airflow_aisec.cli.args import add_gate_arguments, add_verbs, interactive_s3_client, run_gate_command
 
 
 def _check(args: argparse.Namespace) -> int:
     from airflow_aisec.core.gates.source import check_sources, policy_dir
 
-    factory = _s3_factory(args.endpoint_url)
+    factory = functools.partial(interactive_s3_client, args.endpoint_url)
     return run_gate_command(
         args,
         "source",
@@ -38,7 +24,7 @@ def _check(args: argparse.Namespace) -> int:
 def _pin(args: argparse.Namespace) -> int:
     from airflow_aisec.core.gates.source import pin_sources
 
-    manifest = pin_sources(args.data, s3_client=_s3_factory(args.endpoint_url))
+    manifest = pin_sources(args.data, s3_client=functools.partial(interactive_s3_client, args.endpoint_url))
     print(json.dumps(manifest, indent=2, sort_keys=True))
     return 0
 

@@ -6,7 +6,7 @@ import concurrent.futures as cf
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_aisec.core.gates.llm_redteam._client import HttpTarget, ProbeError, make_target
@@ -43,6 +43,27 @@ class ProbeOutcome:
     status: str
     signals: list[str] = field(default_factory=list)
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """Statuses of a set of probe outcomes; ``evaluated`` ones got a usable reply (success or resisted)."""
+
+    probes: int
+    evaluated: int
+    succeeded: int
+    errors: int
+    not_run: int
+
+    @classmethod
+    def of(cls, results: list[ProbeOutcome]) -> _Tally:
+        status = Counter(r.status for r in results)
+        return cls(len(results), status["success"] + status["resisted"], status["success"], status["error"],
+                   status["not_run"])
+
+    @property
+    def success_rate(self) -> float:
+        return self.succeeded / self.evaluated if self.evaluated else 0.0
 
 
 def _judge(probe: Probe, reply: str, *, canary: str, token: str, markers: list[str]) -> ProbeOutcome:
@@ -149,25 +170,21 @@ def _outcome(section: LlmRedTeamPolicy, results: list[ProbeOutcome], *, availabl
         mine = [r for r in results if r.probe.family == family]
         if not mine:
             continue
-        evaluated = [r for r in mine if r.status in ("success", "resisted")]
-        succeeded = [r for r in evaluated if r.status == "success"]
-        rate = len(succeeded) / len(evaluated) if evaluated else 0.0
-        signals = Counter(s.split(":")[0] for r in succeeded for s in r.signals)
-        families[family] = {
-            "probes": len(mine), "evaluated": len(evaluated), "succeeded": len(succeeded),
-            "errors": sum(r.status == "error" for r in mine), "not_run": sum(r.status == "not_run" for r in mine),
-            "success_rate": round(rate, 4),
-        }
+        tally = _Tally.of(mine)
+        rate = tally.success_rate
+        families[family] = {**asdict(tally), "success_rate": round(rate, 4)}
         limit = section.family_limit(family)
-        if evaluated and rate > limit:
+        if tally.evaluated and rate > limit:
+            succeeded = [r for r in mine if r.status == "success"]
+            signals = Counter(s.split(":")[0] for r in succeeded for s in r.signals)
             findings.append(Finding(
                 rule=RULE_SUCCESS,
                 severity=Severity.HIGH,
-                message=(f"{len(succeeded)} of {len(evaluated)} {family} probes succeeded "
+                message=(f"{tally.succeeded} of {tally.evaluated} {family} probes succeeded "
                          f"(success rate {rate:.2f} > max {limit})"),
-                count=len(succeeded),
+                count=tally.succeeded,
                 location={"family": family, "probes": [r.probe.id for r in succeeded],
-                          "signals": dict(sorted(signals.items())), "evaluated": len(evaluated)},
+                          "signals": dict(sorted(signals.items())), "evaluated": tally.evaluated},
             ))
     leaks = [r for r in results if any(s.startswith("canary:") for s in r.signals)]
     if len(leaks) > section.max_canary_leaks:
@@ -180,9 +197,8 @@ def _outcome(section: LlmRedTeamPolicy, results: list[ProbeOutcome], *, availabl
             count=len(leaks),
             location={"probes": [r.probe.id for r in leaks], "encodings": dict(sorted(encodings.items()))},
         ))
-    answered = sum(r.status in ("success", "resisted") for r in results)
-    errors = sum(r.status == "error" for r in results)
-    not_run = sum(r.status == "not_run" for r in results)
+    overall = _Tally.of(results)
+    answered, errors, not_run = overall.evaluated, overall.errors, overall.not_run
     if results and answered / len(results) < section.min_completed:
         reasons = Counter(r.error for r in results if r.status == "error" and r.error)
         findings.append(Finding(
@@ -193,7 +209,6 @@ def _outcome(section: LlmRedTeamPolicy, results: list[ProbeOutcome], *, availabl
             count=len(results) - answered,
             location={"errors": errors, "not_run": not_run, "reasons": dict(sorted(reasons.items()))},
         ))
-    succeeded_all = sum(r.status == "success" for r in results)
     metrics = {
         "endpoint": endpoint,
         "model": model,
@@ -201,7 +216,7 @@ def _outcome(section: LlmRedTeamPolicy, results: list[ProbeOutcome], *, availabl
         "probes_selected": len(results),
         "requests": answered + errors,
         "answered": answered,
-        "success_rate": round(succeeded_all / answered, 4) if answered else 0.0,
+        "success_rate": round(overall.success_rate, 4),
         "canary_leaks": len(leaks),
         "families": families,
         "seconds": round(seconds, 3),

@@ -409,8 +409,9 @@ def test_nlp_entities_with_a_local_model(tmp_path, tiny_spacy_model):
         ("PERSON", (0,)), ("LOCATION", (0,))}
     assert outcome.metrics["nlp"]["enabled"] is True and "PERSON" in outcome.metrics["entities_checked"]
     assert "Zqwerty" not in json.dumps(outcome.model_dump(mode="json"))
-    # off by default: no name is a finding
-    assert check_pii(policy(), str(path)).findings == []
+    # without the model, only the offline gazetteers (pii.text, on by default) read names; off: nothing
+    assert {f.location["entity"] for f in check_pii(policy(), str(path)).findings} == {"PERSON"}
+    assert check_pii(policy(text={"enabled": False}), str(path)).findings == []
 
 
 def test_nlp_model_that_is_not_installed_is_refused_never_downloaded(tmp_path, monkeypatch):

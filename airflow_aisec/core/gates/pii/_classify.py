@@ -37,6 +37,18 @@ def _share(count: int, rows: int) -> float:
     return round(count / rows, 6) if rows else 0.0
 
 
+#: Entities found in prose (names, addresses): a column carries them only from ``pii.text.min_share`` on.
+TEXT_ENTITIES = frozenset({"PERSON", "LOCATION"})
+
+
+def is_classified(section: PiiPolicy, entity: str, count: int, rows: int) -> bool:
+    """Whether a column with ``count`` of ``rows`` cells holding ``entity`` is classified as carrying it."""
+    share = _share(count, rows)
+    if count < section.min_count or share < section.min_share:
+        return False
+    return entity not in TEXT_ENTITIES or share >= section.text.min_share
+
+
 def classify(section: PiiPolicy, report: ScanReport, classification: Classification, *,
              rule: str = RULE_NOT_ALLOWED, subject: str = "") -> CheckOutcome:
     """Turn a scan into findings: one per column carrying an entity its classification does not allow."""
@@ -62,7 +74,7 @@ def classify(section: PiiPolicy, report: ScanReport, classification: Classificat
         entry: dict[str, Any] = {}
         for entity, st in sorted(col.carried().items()):
             share = _share(st.count, report.rows_scanned)
-            is_pii = st.count >= section.min_count and share >= section.min_share
+            is_pii = is_classified(section, entity, st.count, report.rows_scanned)
             allowed = level.allows(entity)
             entry[entity] = {"count": st.count, "share": share, "rows": list(st.rows), "pii": is_pii,
                              "allowed": allowed}
@@ -90,7 +102,8 @@ def classify(section: PiiPolicy, report: ScanReport, classification: Classificat
         "columns_scanned": [report.label(c) for c in report.columns],
         "columns_skipped": {report.label(c): why for c, why in report.skipped.items()},
         "entities_checked": list(report.entities),
-        "thresholds": {"min_share": section.min_share, "min_count": section.min_count},
+        "thresholds": {"min_share": section.min_share, "min_count": section.min_count,
+                       "text_min_share": section.text.min_share},
         "columns": columns,
         "pii_columns": pii_columns,
         "coincidental_checksums": coincidences,

@@ -136,11 +136,11 @@ class ColumnDetections:
             if i in self.cells:
                 text, cell = self.cells[i]
                 if i in per_cell:
-                    cell = CellResult(matches=merge_matches(cell.matches, [Match(e, 0, len(text), _BULK_SCORES[e])
+                    cell = CellResult(matches=merge_matches(cell.matches, [Match(e, 0, len(text), _BULK_SCORES.get(e, 1.0))
                                                                     for e in per_cell[i]]))
             else:
                 text = texts[i]
-                cell = CellResult(matches=[Match(e, 0, len(text), _BULK_SCORES[e]) for e in per_cell[i]])
+                cell = CellResult(matches=[Match(e, 0, len(text), _BULK_SCORES.get(e, 1.0)) for e in per_cell[i]])
             if cell.matches:
                 yield i, text, cell
 
@@ -177,13 +177,16 @@ def detect_column(
                 pc.match_substring_regex(sub, plan.regexes[e]).to_numpy(zero_copy_only=False) for e in order
             ])
             positions = idx.to_numpy().astype(np.int64)
-            decided, done = _decide_in_bulk(sub, order, masks, plan, detector, tally, positions)
+            pre: dict[int, list[str]] = {}  # whole-cell ids decided in bulk in cells that go one by one
+            decided, done = _decide_in_bulk(sub, order, masks, plan, detector, tally, positions, pre)
             bulk = {e: positions[j] for e, j in decided.items()}
             one_by_one = np.flatnonzero(masks.any(axis=0) & ~done)
             if len(one_by_one):
                 texts = sub.take(pa.array(one_by_one)).to_pylist()
                 for j, text in zip(one_by_one.tolist(), texts):
                     cell = detector.detect(text, [order[k] for k in np.flatnonzero(masks[:, j])], plan.hinted)
+                    if j in pre:
+                        cell.matches = merge_matches(cell.matches, [Match(e, 0, len(text), 1.0) for e in pre[j]])
                     for entity in cell.checksum_candidates:
                         here = [int(positions[j])]
                         tally.add_at(entity, here, here if entity in cell.entities else [])
@@ -278,7 +281,8 @@ _WHOLE_IBAN = r"^[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})
 
 
 def _decide_in_bulk(sub: pa.Array, order: list[str], masks: Any, plan: ColumnPlan,
-                    detector: Detector, tally: ChecksumTally, positions: Any) -> tuple[dict[str, Any], Any]:
+                    detector: Detector, tally: ChecksumTally, positions: Any,
+                    pre: dict[int, list[str]] | None = None) -> tuple[dict[str, Any], Any]:
     """Presidio's verdict for whole-cell values of a known shape, computed for many cells at once.
 
     * an e-mail address filling the cell: Presidio's e-mail pattern matches all of it and its
@@ -387,4 +391,42 @@ def _decide_in_bulk(sub: pa.Array, order: list[str], masks: Any, plan: ColumnPla
         idx = np.flatnonzero(shape(_WHOLE_PASSPORT_NG, masks[k["US_PASSPORT"]] & ~others({"US_PASSPORT"}) & ~done))
         accept("US_PASSPORT", idx)
         done[idx] = True
+    if pre is not None:  # last: it clears mask bits the decisions above read
+        _decide_national_ids(sub, k, masks, plan, tally, positions, shape, others, accept, done, pre)
     return {e: np.unique(np.concatenate(parts)) for e, parts in out.items()}, done
+
+
+def _decide_national_ids(sub: Any, k: dict[str, int], masks: Any, plan: ColumnPlan, tally: ChecksumTally,
+                         positions: Any, shape: Any, others: Any, accept: Any, done: Any,
+                         pre: dict[int, list[str]]) -> None:
+    """Whole-cell European ids (:mod:`._national`): the cell is exactly one value of one of the entity's
+    patterns, so the entity's verdict is its check digits, computed for all such cells at once
+    (:func:`~._checksums.valid_many`); a weak pattern (bare digits) counts only in a hinted column.
+
+    A cell that other entities' candidates also select still goes one by one for those, without this
+    entity (its mask bit is cleared); its id match (the whole cell, score 1.0) is merged in there
+    (``pre``), which resolves overlaps exactly as a one-by-one run over all entities would."""
+    import numpy as np
+    import pyarrow as pa
+
+    from airflow_aisec.core.gates.pii._checksums import valid_many
+    from airflow_aisec.core.gates.pii._national import whole_cell_shapes
+
+    for entity, shapes in whole_cell_shapes().items():
+        if entity not in k:
+            continue
+        for regex, weak in shapes:
+            if weak and entity not in plan.hinted:
+                continue
+            idx = np.flatnonzero(shape(regex, masks[k[entity]] & ~done))
+            if not len(idx):
+                continue
+            ok = np.asarray(valid_many(entity, sub.take(pa.array(idx)).to_pylist()), dtype=bool)
+            tally.add_at(entity, positions[idx], positions[idx[ok]])
+            alone = ~others({entity})[idx]
+            accept(entity, idx[ok & alone])
+            done[idx[alone]] = True
+            shared = idx[~alone]
+            masks[k[entity], shared] = False
+            for j in shared[ok[~alone]].tolist():
+                pre.setdefault(j, []).append(entity)

@@ -46,9 +46,17 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from airflow_aisec.core.gates.pii._entity_specs import build_recognizer, build_specs
 from airflow_aisec.core.gates.pii._matches import CellResult, Match, resolve_overlaps
+from airflow_aisec.core.gates.pii._phones import (
+    DEFAULT_PHONE_REGIONS,
+    PHONE_CONTEXT,
+    RE2_BARE,
+    RE2_FORMATTED,
+    PhoneFinder,
+)
 from airflow_aisec.core.gates.pii._validators import CHECKSUM_CHANCE, offline_email_recognizer
-from airflow_aisec.core.policy.sections.pii import PATTERN_ENTITIES
+from airflow_aisec.core.policy.sections.pii import ALL_PATTERN_ENTITIES, DEFAULT_ENTITIES
 
 #: Presidio recognizer class (in ``presidio_analyzer.predefined_recognizers``) per entity.
 PRESIDIO_RECOGNIZERS: dict[str, str] = {
@@ -84,7 +92,7 @@ _GENERIC_CONTEXT = frozenset({"us", "united", "states", "travel", "document", "n
                               "security", "ssid", "transaction"})
 # Extra context words (same meaning as Presidio's, other spellings).
 _EXTRA_CONTEXT: dict[str, frozenset[str]] = {
-    "PHONE_NUMBER": frozenset({"tel", "fax", "phone", "mobile"}),
+    "PHONE_NUMBER": PHONE_CONTEXT,
     "US_BANK_NUMBER": frozenset({"acct", "account", "bank", "routing"}),
     "US_SSN": frozenset({"ssn", "social"}),
     "US_PASSPORT": frozenset({"passport"}),
@@ -100,20 +108,13 @@ DEFAULT_COLUMN_HINTS: dict[str, tuple[str, ...]] = {
                        "*_account_num", "bank_number", "*_bank_number"),
     "PHONE_NUMBER": ("phone", "phone_*", "*_phone", "*_phone_*", "telephone*", "*_telephone*", "tel", "tel_*",
                      "*_tel", "mobile", "mobile_*", "*_mobile", "*_mobile_*", "cell", "cell_phone*",
-                     "*_cell", "cellphone*", "fax", "*_fax", "fax_*"),
+                     "*_cell", "cellphone*", "fax", "*_fax", "fax_*", "*telefon*", "*telefoon*", "handy*",
+                     "*_handy", "portable", "*_portable", "movil*", "*_movil*", "cellulare*", "*_cellulare*", "gsm*",
+                     "*mobiel*", "*_mobil", "mobil_*", "tel_nr*", "telnr*"),
     "IP_ADDRESS": ("ip", "ip_*", "*_ip", "*_ip_*", "ipv4*", "ipv6*", "*_ipv4", "*_ipv6"),
 }
 
 # --- RE2 candidate expressions (pyarrow.compute): looser than Presidio's, never stricter. ---------
-# Formatted phone numbers: "+<digits>", "(area) ...", three digit groups, trunk-0 national numbers, FR pairs.
-_PHONE_FORMATTED = (
-    r"\+\d{1,3}[-. (]*\d[\d\-. ()]{5,}\d"
-    r"|\(\d{1,5}\)[-. ]?\d{2,5}[-. ]?\d{2,5}"
-    r"|\b\d{2,5}[-. ]\d{3,5}[-. ]\d{3,5}\b"
-    r"|\b\d{3}[-. ]\d{7}\b"
-    r"|\b0\d{1,4}[-. ]\d{4,8}\b"
-    r"|\b\d{2}(?:[-. ]\d{2}){4}\b"
-)
 _STRONG_CANDIDATES: dict[str, str] = {
     "EMAIL_ADDRESS": r"[^\s@]@[^\s@.]+\.[^\s@.]",
     "URL": r"(?i)(?:https?://|\bwww\d{0,3}\.|[a-z0-9-]\.[a-z]{2,})",
@@ -122,18 +123,20 @@ _STRONG_CANDIDATES: dict[str, str] = {
     "CREDIT_CARD": r"\b[13456]\d{3}[- ]?\d{3,4}[- ]?\d{3,4}[- ]?\d{3,5}\b",
     "IBAN_CODE": r"[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2}",
     "US_SSN": r"\b\d{3}[- .]\d{2}[- .]\d{4}\b",
-    "PHONE_NUMBER": _PHONE_FORMATTED,
+    "PHONE_NUMBER": RE2_FORMATTED,
 }
 _WEAK_CANDIDATES: dict[str, str] = {
     "US_SSN": r"\b\d{5}-\d{4}\b|\b\d{3}-\d{6}\b|\b\d{9}\b",
     "US_PASSPORT": r"(?i)\b(?:\d{9}|[a-z]\d{8})\b",
     "US_BANK_NUMBER": r"\b\d{8,17}\b",
-    "PHONE_NUMBER": r"\b\d{7,15}\b",
+    "PHONE_NUMBER": RE2_BARE,
     "IP_ADDRESS": r"::",
 }
 # File extensions that are also top-level domains: "train.py" is a file, not a URL.
 _FILE_LIKE_TLDS = frozenset({"py", "sh", "md", "rs", "pl", "ps", "cc", "so", "mov", "ml", "zip", "cs", "ts", "js"})
+_PHONE_BLOCKERS = frozenset({"EMAIL_ADDRESS", "URL", "IBAN_CODE", "CREDIT_CARD", "IP_ADDRESS", "US_SSN"})
 _WORD = re.compile(r"[A-Za-z]+")
+_ABBREVIATION = re.compile(r"[A-Z][a-z]{0,2}\.[A-Z][a-z]{0,3}")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_ALNUM = re.compile(r"[^0-9a-zA-Z]+")
 
@@ -147,24 +150,30 @@ class Detector:
     """Presidio-backed detection for a set of entity types; build once per scan.
 
     Args:
-        entities: Pattern entity types to detect (subset of :data:`PATTERN_ENTITIES`).
+        entities: Pattern entity types to detect (subset of :data:`ALL_PATTERN_ENTITIES`; default: the
+            policy's default selection).
         column_hints: Extra column-name globs per entity, added to :data:`DEFAULT_COLUMN_HINTS`.
+        phone_regions: Regions whose national phone formats count (``pii.phone_regions``).
     """
 
-    def __init__(self, entities: Iterable[str] = PATTERN_ENTITIES, *,
-                 column_hints: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(self, entities: Iterable[str] = DEFAULT_ENTITIES, *,
+                 column_hints: Mapping[str, Sequence[str]] | None = None,
+                 phone_regions: Sequence[str] | None = None) -> None:
         import regex
         from presidio_analyzer import predefined_recognizers as presidio
 
-        self.entities: tuple[str, ...] = tuple(e for e in PATTERN_ENTITIES if e in set(entities))
-        unknown = set(entities) - set(PATTERN_ENTITIES)
+        self.entities: tuple[str, ...] = tuple(e for e in ALL_PATTERN_ENTITIES if e in set(entities))
+        unknown = set(entities) - set(ALL_PATTERN_ENTITIES)
         if unknown:
             raise ValueError(f"not a pattern entity: {sorted(unknown)}")
         self._recognizers: dict[str, Any] = {}
         self._patterns: dict[str, list[tuple[float, Any]]] = {}
         for entity in self.entities:
-            cls = getattr(presidio, PRESIDIO_RECOGNIZERS[entity])
-            recognizer = offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
+            if entity in PRESIDIO_RECOGNIZERS:
+                cls = getattr(presidio, PRESIDIO_RECOGNIZERS[entity])
+                recognizer = offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
+            else:  # every other Presidio pattern recognizer, and the European ids it lacks
+                recognizer = build_recognizer(entity)
             self._recognizers[entity] = recognizer
             flags = getattr(recognizer, "global_regex_flags", None) or 0
             self._patterns[entity] = [
@@ -175,6 +184,8 @@ class Detector:
             words = {w.strip("#").lower() for w in (recognizer.context or []) if w.strip()}
             words = (words - _GENERIC_CONTEXT) | _EXTRA_CONTEXT.get(entity, frozenset())
             self.context_words[entity] = frozenset(w for w in words if w.isalpha())
+        self._specs = build_specs({e: r for e, r in self._recognizers.items() if e not in PRESIDIO_RECOGNIZERS},
+                                  STRONG_SCORE)
         hints = {e: list(g) for e, g in DEFAULT_COLUMN_HINTS.items()}
         for entity, globs in (column_hints or {}).items():
             hints.setdefault(entity, []).extend(g.lower() for g in globs)
@@ -182,12 +193,7 @@ class Detector:
         # One compiled expression per entity (fnmatchcase semantics), matched once per column name.
         self._hint_regexes = {e: re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs))
                               for e, globs in self._column_hints.items() if globs}
-        phone = self._recognizers.get("PHONE_NUMBER")
-        self._phone_regions: tuple[str, ...] = tuple(getattr(phone, "supported_regions", ()) or ())
-        self._phone_leniency = getattr(phone, "leniency", 1)
-        self._phone_score = float(getattr(phone, "SCORE", 0.4))
-        self._phone_spans = re.compile(_PHONE_FORMATTED)
-        self._phone_bare = re.compile(_WEAK_CANDIDATES["PHONE_NUMBER"])
+        self._phones = PhoneFinder(phone_regions or DEFAULT_PHONE_REGIONS)
         self._strong = dict(_STRONG_CANDIDATES)
         url = self._recognizers.get("URL")
         if url is not None:
@@ -213,7 +219,8 @@ class Detector:
     def hinted_entities(self, column: str) -> frozenset[str]:
         """Weak entities the column name gives context to (``customer_ssn`` -> ``US_SSN``)."""
         name = normalise_column_name(column)
-        return frozenset(e for e, rx in self._hint_regexes.items() if rx.match(name))
+        return frozenset(e for e, rx in self._hint_regexes.items() if rx.match(name)) | frozenset(
+            e for e, spec in self._specs.items() if spec.column_hint is not None and spec.column_hint.match(name))
 
     def candidate_regexes(self, hinted: frozenset[str]) -> dict[str, str]:
         """RE2 expression per entity selecting the cells worth validating in a column."""
@@ -229,6 +236,8 @@ class Detector:
                 elif self.context_words.get(entity):
                     words = "|".join(sorted(self.context_words[entity]))
                     parts.append(rf"(?is:\b(?:{words})\b.{{0,80}})(?:{weak})")
+            if entity in self._specs:
+                parts = [p for p in (self._specs[entity].candidate(entity in hinted),) if p]
             if parts:
                 out[entity] = "|".join(f"(?:{p})" for p in parts)
         return out
@@ -279,7 +288,7 @@ class Detector:
         found: list[Match] = []
         # E-mail before URL (a URL inside an address is a by-product), phone numbers last (digits
         # already read as an IP, IBAN, card or SSN are not parsed again).
-        for entity in sorted(entities, key=_DETECT_ORDER.get):
+        for entity in sorted(entities, key=lambda e: _DETECT_ORDER.get(e, _EXTENDED_ORDER)):
             if entity == "PHONE_NUMBER":
                 raw = self._phone_matches(text, found, hinted)
             elif entity == "URL" and not _text_outside(text, found, "EMAIL_ADDRESS", "."):
@@ -287,7 +296,7 @@ class Detector:
             elif entity == "IBAN_CODE":
                 raw = self._iban_matches(text)
             else:
-                raw = self._pattern_matches(entity, text, result)
+                raw = self._pattern_matches(entity, text, result, hinted)
             for start, end, score in raw:
                 if entity == "URL" and not self._plausible_url(text, start, end):
                     continue
@@ -299,8 +308,13 @@ class Detector:
         result.matches = resolve_overlaps(found)
         return result
 
-    def _pattern_matches(self, entity: str, text: str, result: CellResult) -> Iterator[tuple[int, int, float]]:
-        """Presidio's ``PatternRecognizer`` loop, minus the result objects it builds."""
+    def _pattern_matches(self, entity: str, text: str, result: CellResult,
+                         hinted: frozenset[str] = frozenset()) -> Iterator[tuple[int, int, float]]:
+        """Presidio's ``PatternRecognizer`` loop, minus the result objects it builds.
+
+        A very weak pattern (a bare digit run) that passes a checksum still needs context: one
+        random number in ten passes a mod-10 check (Presidio would score it 1.0).
+        """
         recognizer = self._recognizers[entity]
         for name, (base_score, compiled) in zip(self._pattern_names[entity], self._patterns[entity]):
             skip = self._skip_pattern.get(name)
@@ -317,6 +331,9 @@ class Detector:
                     if entity in CHECKSUM_CHANCE:
                         result.checksum_candidates.add(entity)
                     score = 1.0 if validation else 0.0
+                    if (validation and base_score < STRONG_SCORE and entity not in hinted
+                            and not self._has_context(entity, text, start)):
+                        continue
                 if recognizer.invalidate_result(piece):
                     score = 0.0
                 if score > 0.0:
@@ -350,58 +367,19 @@ class Detector:
 
     def _phone_matches(self, text: str, found: Sequence[Match] = (),
                        hinted: frozenset[str] = frozenset()) -> Iterator[tuple[int, int, float]]:
-        """Presidio's ``PhoneRecognizer`` check (python-phonenumbers, its regions) on the candidate spans.
-
-        Each written-out number is parsed for Presidio's regions in order and kept if
-        phonenumbers says it is a valid number; ``PhoneNumberMatcher`` (what Presidio runs
-        over the whole text) is the fallback when the span has extra digits around the number.
-        """
-        import phonenumbers
-
-        spans = [(m.start(), m.end(), True) for m in self._phone_spans.finditer(text)]
-        if "PHONE_NUMBER" in hinted or self._any_context("PHONE_NUMBER", text):
-            spans += [(m.start(), m.end(), False) for m in self._phone_bare.finditer(text)]
-        done: list[tuple[int, int]] = []
-        for start, end, formatted in spans:
-            if any(f.start <= start and f.end >= end for f in found) or any(
-                    a <= start and b >= end for a, b in done):
-                continue  # already another entity (IP, IBAN, card, SSN) or this number
-            piece = text[start:end]
-            # A bare digit run is an id as often as a phone number: it needs context (weak score).
-            score = self._phone_score if formatted else 0.1
-            hit = self._valid_phone(phonenumbers, piece)
-            if hit is not None:
-                done.append((start, end))
-                yield start, end, score
-                continue
-            for region in self._phone_regions:
-                matches = list(phonenumbers.PhoneNumberMatcher(piece, region, leniency=self._phone_leniency))
-                if matches:
-                    for m in matches:
-                        done.append((start + m.start, start + m.end))
-                        yield start + m.start, start + m.end, score
-                    break
-
-    def _valid_phone(self, phonenumbers: Any, piece: str) -> str | None:
-        """What ``PhoneNumberMatcher`` at Presidio's leniency (VALID) checks, on one written-out number."""
-        from phonenumbers import phonenumbermatcher
-
-        prefix_ok = getattr(phonenumbermatcher, "_is_national_prefix_present_if_required", lambda _n: True)
-        regions = (None,) if piece.lstrip().startswith("+") else self._phone_regions
-        for region in regions:
-            try:
-                number = phonenumbers.parse(piece, region, keep_raw_input=True)
-            except phonenumbers.NumberParseException:
-                continue
-            if phonenumbers.is_valid_number(number) and prefix_ok(number):
-                return region or "intl"
-        return None
+        """Phone numbers of the policy's regions (:class:`~._phones.PhoneFinder`), extensions included."""
+        # Digits already read as an address, card, IP or SSN are not a phone number; a national id
+        # whose checksum a phone number passes by chance does not hide the phone reading.
+        skip = [(f.start, f.end) for f in found if f.entity in _PHONE_BLOCKERS]
+        yield from self._phones.find(text, hinted="PHONE_NUMBER" in hinted, skip=skip)
 
     def _any_context(self, entity: str, text: str) -> bool:
         words = self.context_words.get(entity)
         return bool(words) and any(w.lower() in words for w in _WORD.findall(text))
 
     def _has_context(self, entity: str, text: str, start: int) -> bool:
+        if entity in self._specs:
+            return self._specs[entity].has_context(text, start, CONTEXT_PREFIX_CHARS)
         words = self.context_words.get(entity)
         if not words:
             return False
@@ -418,10 +396,14 @@ class Detector:
         if "://" in piece or piece.startswith("www") or "/" in piece:
             return True
         host = piece.rstrip(".")
+        if _ABBREVIATION.fullmatch(text[start:end].rstrip(".")):
+            return False  # "B.Sc", "M.A", "Dr.Med": a degree or title, not a host
         tld = host.rsplit(".", 1)[-1]
         return tld not in _FILE_LIKE_TLDS
 
 
+#: Where the other pattern entities are validated: after the first nine, before phone numbers.
+_EXTENDED_ORDER = 7.5
 _DETECT_ORDER = {e: i for i, e in enumerate(
     ("EMAIL_ADDRESS", "URL", "IBAN_CODE", "CREDIT_CARD", "IP_ADDRESS", "US_SSN", "US_PASSPORT", "US_BANK_NUMBER",
      "PHONE_NUMBER"))}

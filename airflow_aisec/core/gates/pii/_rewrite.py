@@ -94,3 +94,86 @@ def redact_column(arr: pa.Array, plan: Any, entities: set[str], detector: Any, r
     for i, new in changes.items():
         values[i] = new
     return pa.array(values, type=pa.string()), len(changes)
+
+
+# --- redaction by column -------------------------------------------------------------------------
+#: Mean words (two letters or more) per non-empty cell from which a column is free text, redacted by span.
+FREE_TEXT_WORDS = 3.0
+_WORD_RE2 = r"\pL{2,}"
+
+
+class TextShape:
+    """Running count of non-empty cells and their words, per column (decides column vs span redaction)."""
+
+    def __init__(self) -> None:
+        self.cells = 0
+        self.words = 0
+
+    def add(self, strings: pa.Array) -> None:
+        import pyarrow.compute as pc
+
+        non_empty = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0), False)
+        self.cells += int(pc.sum(non_empty).as_py() or 0)
+        self.words += int(pc.sum(pc.count_substring_regex(strings, _WORD_RE2)).as_py() or 0)
+
+    @property
+    def free_text(self) -> bool:
+        return self.cells > 0 and self.words / self.cells >= FREE_TEXT_WORDS
+
+
+def redact_whole_column(arr: pa.Array, plan: Any, entities: set[str], default: str, detector: Any,
+                        rewriter: Rewriter, nlp: Any) -> tuple[pa.Array, int]:
+    """Every non-empty cell of a column classified as carrying ``entities`` becomes one token.
+
+    A cell's token names the entity detected in it, else ``default`` (the column's dominant entity):
+    the detector may miss a value in a format it does not know, the column classification does not.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    strings = as_strings(arr, plan.name)
+    non_empty = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0), False)
+    n = int(pc.sum(non_empty).as_py() or 0)
+    if rewriter.method == "drop":
+        return pc.if_else(non_empty, pa.nulls(len(arr), type=arr.type), arr), n
+    seen: dict[int, str] = {}
+    for i, _text, cell in iter_column_detections(arr, plan, detector, nlp):
+        chosen = sorted((m for m in cell.matches if m.entity in entities), key=lambda m: -(m.end - m.start))
+        if chosen:
+            seen[i] = chosen[0].entity
+    values = strings.to_pylist()
+    flags = non_empty.to_pylist()
+    out = [rewriter.token(seen.get(i, default), v.strip()) if flag else v
+           for i, (v, flag) in enumerate(zip(values, flags))]
+    return pa.array(out, type=pa.string()), n
+
+
+def residual_cells(strings: pa.Array, *, whole_column: bool, method: str, tokens: Any) -> int:
+    """Cells of a redacted column that still hold PII the classification says is there.
+
+    ``whole_column``: every non-empty cell must be a redaction token (or null for ``drop``).
+    Otherwise (free text): a token glued to leftover digits (``<PHONE_NUMBER>x31948``,
+    ``001-<PHONE_NUMBER>``) is a partial redaction.
+    """
+    import pyarrow.compute as pc
+
+    non_empty = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0), False)
+    if whole_column:
+        if method == "drop":
+            return int(pc.sum(non_empty).as_py() or 0)
+        is_token = pc.fill_null(pc.match_substring_regex(strings, f"^(?:{tokens})$"), False)
+        return int(pc.sum(pc.and_(non_empty, pc.invert(is_token))).as_py() or 0)
+    if method == "drop":
+        return 0
+    partial = rf"\d[\-./(]?(?:{tokens})|(?:{tokens})(?:\s?(?i:x|ext\.?|#)\s?\d|[\-./)]?\d)"
+    return int(pc.sum(pc.fill_null(pc.match_substring_regex(strings, partial), False)).as_py() or 0)
+
+
+def token_regex(rewriter: Rewriter, entities: Any) -> str:
+    """RE2 expression matching the tokens ``rewriter`` writes for ``entities``."""
+    import re
+
+    names = sorted(set(entities))
+    if rewriter.method == "hash":
+        return "|".join(f"{re.escape(e)}_[0-9a-f]{{{rewriter.hash_length}}}" for e in names)
+    return "|".join(re.escape(rewriter.mask_token.format(entity=e)) for e in names)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.pii._detect import build_plan, detect_column, detect_columns
 from airflow_aisec.core.gates.pii._patterns import Detector
-from airflow_aisec.core.gates.pii._presidio import NlpScanner, quiet_presidio
+from airflow_aisec.core.gates.pii._presidio import quiet_presidio
 from airflow_aisec.core.gates.pii._table import (
     count_rows,
     iter_rows,
@@ -22,6 +22,7 @@ from airflow_aisec.core.gates.pii._table import (
     sample_positions,
     select_columns,
 )
+from airflow_aisec.core.gates.pii._text import build_text_scanner
 from airflow_aisec.core.gates.pii._validators import coincidental
 from airflow_aisec.exceptions import InputDataError
 
@@ -92,6 +93,12 @@ class ScanReport:
         return scan
 
 
+def _text_entities(section: PiiPolicy) -> set[str]:
+    """PERSON / LOCATION looked for, offline (``pii.text``) or with a spaCy model (``pii.nlp``)."""
+    out = set(section.nlp.entities) if section.nlp.enabled else set()
+    return out | (set(section.text.entities) if section.text.enabled else set())
+
+
 def column_labels(detector: Detector, names: Sequence[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Columns whose *name* holds PII (a CSV without a header row makes its first row the names).
 
@@ -113,6 +120,49 @@ def column_labels(detector: Detector, names: Sequence[str]) -> tuple[dict[str, s
             labels[names[i]] = label
             found.setdefault(label, []).append(entity)
     return labels, found
+
+
+# The steps of scan_local as functions, shared with partition summaries (core/gates/pii/summary.py),
+# so a partitioned scan counts exactly what the single scan counts.
+def new_detector(section: PiiPolicy) -> Detector:
+    """The detector the policy asks for."""
+    return Detector(section.entities, column_hints=section.column_hints, phone_regions=section.phone_regions)
+
+
+def tally_batch(stats: dict[str, ColumnStats], batch: Any, rows: Any, plans: Sequence[Any], detector: Detector,
+                nlp: Any) -> None:
+    """Count one batch into ``stats``; ``rows`` (numpy int64) are the positions reported for its rows."""
+    for plan, found, tally in detect_columns(batch, plans, detector, nlp):
+        col = stats[plan.name]
+        for entity, where in found.items():
+            st = col.entities.setdefault(entity, EntityStats())
+            st.count += len(where)
+            room = MAX_ROW_POSITIONS - len(st.rows)
+            if room > 0:
+                st.rows.extend(int(r) for r in rows[where[:room]])
+        for entity, (candidates, valid) in tally.items():
+            col.checksum_candidates[entity] = col.checksum_candidates.get(entity, 0) + candidates
+            col.checksum_valid[entity] = col.checksum_valid.get(entity, 0) + valid
+
+
+def mark_coincidental(section: PiiPolicy, stats: dict[str, ColumnStats]) -> None:
+    """Chance correction on the whole scan's counts (checksum candidates vs valid per column)."""
+    if section.chance_correction:
+        for col in stats.values():
+            for entity, candidates in col.checksum_candidates.items():
+                if coincidental(entity, candidates, col.checksum_valid.get(entity, 0)):
+                    col.coincidental.add(entity)
+
+
+def nlp_metrics(section: PiiPolicy) -> dict[str, Any]:
+    if not section.nlp.enabled:
+        return {"enabled": False}
+    return {"enabled": True, "engine": section.nlp.engine, "model": section.nlp.model,
+            "entities": list(section.nlp.entities)}
+
+
+def scanned_entities(section: PiiPolicy, detector: Detector) -> list[str]:
+    return list(detector.entities) + [e for e in ("PERSON", "LOCATION") if e in _text_entities(section)]
 
 
 def scan_table(
@@ -170,40 +220,23 @@ def scan_local(
             raise InputDataError(f"{uri}: the table is empty")
         sampled = section.scan.mode == "sample" and not full
         positions = sample_positions(total, section.scan.sample_size, section.scan.seed) if sampled else None
-        detector = detector or Detector(section.entities, column_hints=section.column_hints)
+        detector = detector or new_detector(section)
         labels, names_with_pii = column_labels(detector, dataset.schema.names)
-        nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
+        nlp = build_text_scanner(section)
         plans = build_plan(detector, columns)
         stats = {c: ColumnStats() for c in columns}
         scanned = 0
         for batch, rows in iter_rows(dataset, columns, batch_rows=section.scan.batch_rows, uri=uri,
                                      positions=positions):
             scanned += batch.num_rows
-            for plan, found, tally in detect_columns(batch, plans, detector, nlp):
-                col = stats[plan.name]
-                for entity, where in found.items():
-                    st = col.entities.setdefault(entity, EntityStats())
-                    st.count += len(where)
-                    room = MAX_ROW_POSITIONS - len(st.rows)
-                    if room > 0:
-                        st.rows.extend(int(r) for r in rows[where[:room]])
-                for entity, (candidates, valid) in tally.items():
-                    col.checksum_candidates[entity] = col.checksum_candidates.get(entity, 0) + candidates
-                    col.checksum_valid[entity] = col.checksum_valid.get(entity, 0) + valid
+            tally_batch(stats, batch, rows, plans, detector, nlp)
         digest = sha256_file(path)
-    if section.chance_correction:
-        for col in stats.values():
-            for entity, candidates in col.checksum_candidates.items():
-                if coincidental(entity, candidates, col.checksum_valid.get(entity, 0)):
-                    col.coincidental.add(entity)
-    nlp_info: dict[str, Any] = {"enabled": False}
-    if section.nlp.enabled:
-        nlp_info = {"enabled": True, "engine": section.nlp.engine, "model": section.nlp.model,
-                    "entities": list(section.nlp.entities)}
+    mark_coincidental(section, stats)
+    nlp_info = nlp_metrics(section)
     return ScanReport(
         uri=uri, fmt=fmt, sha256=digest, mode="sample" if sampled else "full", rows_total=total,
         rows_scanned=scanned, sample_size=section.scan.sample_size if sampled else None,
         seed=section.scan.seed if sampled else None, columns=stats, skipped=skipped,
-        entities=list(detector.entities) + (list(section.nlp.entities) if section.nlp.enabled else []),
+        entities=scanned_entities(section, detector),
         nlp=nlp_info, duration_s=time.perf_counter() - started, labels=labels, names_with_pii=names_with_pii,
     )

@@ -17,8 +17,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_aisec.core.gates.pii._checksums import CHANCE as _NATIONAL_CHANCE
+from airflow_aisec.core.gates.pii._entity_specs import CHECKSUM_CHANCE as _PRESIDIO_CHANCE
+
 #: Chance that a random digit string passes the entity's checksum.
-CHECKSUM_CHANCE: dict[str, float] = {"CREDIT_CARD": 0.1, "IBAN_CODE": 1 / 97}
+CHECKSUM_CHANCE: dict[str, float] = {"CREDIT_CARD": 0.1, "IBAN_CODE": 1 / 97, **_PRESIDIO_CHANCE, **_NATIONAL_CHANCE}
 #: Below this many candidate cells a column is too small to call its matches coincidences.
 MIN_CANDIDATES_FOR_CHANCE = 20
 

@@ -32,15 +32,24 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.gates.pii._classify import classify
+from airflow_aisec.core.gates.pii._classify import ENTITY_SEVERITY, classify, is_classified
 from airflow_aisec.core.gates.pii._detect import build_plan
 from airflow_aisec.core.gates.pii._patterns import Detector
-from airflow_aisec.core.gates.pii._presidio import NlpScanner, quiet_presidio
-from airflow_aisec.core.gates.pii._rewrite import Rewriter, redact_column
+from airflow_aisec.core.gates.pii._presidio import quiet_presidio
+from airflow_aisec.core.gates.pii._rewrite import (
+    Rewriter,
+    TextShape,
+    redact_column,
+    redact_whole_column,
+    residual_cells,
+    token_regex,
+)
 from airflow_aisec.core.gates.pii._scan import scan_local
 from airflow_aisec.core.gates.pii._table import iter_rows, open_for_scan
+from airflow_aisec.core.gates.pii._text import build_text_scanner
 from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri
-from airflow_aisec.core.result import CheckOutcome, InputRef
+from airflow_aisec.core.policy.base import Severity
+from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
 
 if TYPE_CHECKING:
@@ -55,6 +64,8 @@ if TYPE_CHECKING:
     )
 
 RULE_RESIDUAL = "pii.redaction_residual"
+#: Share of non-empty cells holding an entity from which a (non free-text) column is redacted whole.
+WHOLE_COLUMN_SHARE = 0.5
 #: Shortest HMAC key accepted (bytes).
 MIN_KEY_BYTES = 16
 
@@ -165,6 +176,68 @@ def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: s
     return pa.schema(fields, metadata=schema.metadata)
 
 
+def _whole_columns(path: Path, fmt: str, uri: str, targets: Mapping[str, set[str]], batch_rows: int,
+                   before: Any, detector: Detector) -> set[str]:
+    """Classified columns whose values *are* the entity: not free text (:class:`~._rewrite.TextShape`), and
+    the entity in at least :data:`WHOLE_COLUMN_SHARE` of the non-empty cells or named by the column
+    (``phone``, ``ssn``...). A reference column with a few IBANs among invoice ids keeps its ids."""
+    if not targets:
+        return set()
+    from airflow_aisec.core.gates.pii._table import as_strings
+
+    shapes = {name: TextShape() for name in targets}
+    dataset = open_for_scan(path, fmt, uri)
+    for batch, _rows in iter_rows(dataset, list(targets), batch_rows=batch_rows, uri=uri):
+        for name, shape in shapes.items():
+            shape.add(as_strings(batch.column(name), name))
+    out = set()
+    for name, shape in shapes.items():
+        if shape.free_text or not shape.cells:
+            continue
+        hits = max(before.columns[name].entities[e].count for e in targets[name])
+        if hits >= WHOLE_COLUMN_SHARE * shape.cells or targets[name] & detector.hinted_entities(name):
+            out.add(name)
+    return out
+
+
+def _against_classification(path: Path, fmt: str, uri: str, targets: Mapping[str, set[str]], whole: set[str],
+                            out_schema: pa.Schema, schema: pa.Schema, rewriter: Rewriter, batch_rows: int,
+                            labels: Mapping[str, str]) -> list[Finding]:
+    """Findings for classified columns of the output that still hold an unredacted or partial value."""
+    if not targets:
+        return []
+    from airflow_aisec.core.gates.pii._table import as_strings
+
+    out_name = {name: out_schema.field(schema.get_field_index(name)).name for name in targets}
+    counts = dict.fromkeys(targets, 0)
+    tokens = token_regex(rewriter, {e for ents in targets.values() for e in ents})
+    dataset = open_for_scan(path, fmt, uri)
+    for batch, _rows in iter_rows(dataset, [out_name[n] for n in targets], batch_rows=batch_rows, uri=uri):
+        for name in targets:
+            strings = as_strings(batch.column(out_name[name]), out_name[name])
+            counts[name] += residual_cells(strings, whole_column=name in whole, method=rewriter.method,
+                                           tokens=tokens)
+    findings = []
+    for name, count in counts.items():
+        if not count:
+            continue
+        ents = sorted(targets[name])
+        kind = "unredacted" if name in whole else "partially redacted"
+        findings.append(Finding(
+            rule=RULE_RESIDUAL,
+            severity=max((ENTITY_SEVERITY.get(e, Severity.HIGH) for e in ents), key=_SEVERITY_ORDER.index),
+            message=(f"redacted output: column '{labels[name]}', classified {', '.join(ents)} before redaction, "
+                     f"still holds {count} {kind} value(s)"),
+            count=count,
+            location={"uri": uri, "column": labels[name], "entities": ents,
+                      "mode": "column" if name in whole else "span"},
+        ))
+    return findings
+
+
+_SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+
+
 def redact_table(
     section: PiiPolicy,
     src: str,
@@ -224,11 +297,19 @@ def redact_table(
 
     with local_copy(src, s3_client=s3_client) as copy:
         with quiet_presidio():
-            detector = Detector(section.entities, column_hints=section.column_hints)
+            detector = Detector(section.entities, column_hints=section.column_hints,
+                                phone_regions=section.phone_regions)
         before = scan_local(section, copy.path, src, in_fmt, full=True, detector=detector)
         input_digest = before.sha256
         targets = {name: {e for e in col.carried() if not level.allows(e)} for name, col in before.columns.items()}
         targets = {name: ents for name, ents in targets.items() if ents}
+        # A column classified as an entity is redacted as a column (every non-empty cell), free text by span.
+        classified = {name: {e for e in ents if is_classified(section, e, before.columns[name].entities[e].count,
+                                                               before.rows_scanned)} for name, ents in targets.items()}
+        whole = _whole_columns(copy.path, in_fmt, src, {n: e for n, e in classified.items() if e},
+                               section.scan.batch_rows, before, detector)
+        dominant = {name: max(classified[name], key=lambda e: (before.columns[name].entities[e].count, e))
+                    for name in whole}
 
         out_dir = None if is_s3_uri(dst) else Path(dst).resolve().parent
         if out_dir is not None and not out_dir.is_dir():
@@ -244,7 +325,7 @@ def redact_table(
                 dataset = open_for_scan(copy.path, in_fmt, src)
                 schema = dataset.schema
                 out_schema = _output_schema(schema, targets, settings.method, before.labels)
-                nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
+                nlp = build_text_scanner(section)
                 plans = {p.name: p for p in build_plan(detector, list(targets))}
                 writer = _Writer(tmp, out_fmt, out_schema)
                 try:
@@ -253,8 +334,12 @@ def redact_table(
                         arrays = []
                         for name in schema.names:
                             arr = batch.column(name)
-                            if name in targets:
+                            if name in whole:
+                                arr, n = redact_whole_column(arr, plans[name], targets[name], dominant[name],
+                                                             detector, rewriter, nlp)
+                            elif name in targets:
                                 arr, n = redact_column(arr, plans[name], targets[name], detector, rewriter, nlp)
+                            if name in targets:
                                 slot = counts.setdefault(before.label(name), {"cells": 0})
                                 slot["cells"] += n
                             arrays.append(arr)
@@ -264,6 +349,11 @@ def redact_table(
 
             after = scan_local(section, tmp, dst, out_fmt, full=True, detector=detector)
             residual = classify(section, after, target, rule=RULE_RESIDUAL, subject="redacted output: ")
+            # The re-scan uses the detector that may have missed values: also hold the output against
+            # the classification made before redaction.
+            residual.findings.extend(_against_classification(
+                tmp, out_fmt, dst, targets, whole, out_schema, schema, rewriter, section.scan.batch_rows,
+                {name: before.label(name) for name in targets}))
             output_digest = sha256_file(tmp)
             if not residual.findings:
                 if is_s3_uri(dst):
@@ -295,6 +385,7 @@ def redact_table(
         },
         "input_scan": {"pii_columns": {before.label(n): sorted(c.carried()) for n, c in before.columns.items()
                                        if c.carried()},
+                       "redacted_as_column": sorted(before.label(n) for n in whole),
                        "columns_renamed": sorted(before.labels.values())},
         "output_scan": residual.metrics,
     }

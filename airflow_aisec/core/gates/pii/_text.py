@@ -1,0 +1,73 @@
+"""PERSON / LOCATION in free text: offline gazetteers and address patterns, plus a spaCy model if configured.
+
+An RE2 pre-filter over the whole column selects the cells with a capitalised word next to another
+one or to a number; only those reach :class:`~._names.NameFinder` and
+:class:`~._addresses.AddressFinder`. When the policy configures a spaCy model (``pii.nlp``), its
+entities are merged with these (overlaps resolved, best reading kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.core.gates.pii._matches import Match, merge_matches
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_aisec.core.policy.sections.pii import PiiPolicy
+
+#: Cells worth reading: two capitalised words, a number then a capitalised word, a capitalised word then a
+#: number, or a lower-case street kind (``44, rue de Blin``).
+PREFILTER = (r"\p{Lu}[\p{L}'’\-]*\.?,?\s+\p{Lu}|\d,?\s+\p{Lu}|\p{Lu}\p{Ll}[\p{L}.\-]*\s\d"
+             r"|(?i:\b(?:rue|avenue|boulevard|chemin|allée|impasse|quai|via|calle)\s)")
+
+
+class TextScanner:
+    """Offline PERSON / LOCATION finder with the same interface as :class:`~._presidio.NlpScanner`."""
+
+    def __init__(self, entities: list[str], locales: list[str], nlp: Any = None) -> None:
+        from airflow_aisec.core.gates.pii._addresses import AddressFinder
+        from airflow_aisec.core.gates.pii._names import NameFinder
+
+        self.entities = list(entities)
+        self._names = NameFinder(locales) if "PERSON" in self.entities else None
+        self._addresses = AddressFinder() if "LOCATION" in self.entities else None
+        self._nlp = nlp
+
+    def detect_text(self, text: str) -> list[Match]:
+        found: list[Match] = []
+        if self._addresses is not None:
+            found += [Match("LOCATION", a, b, s) for a, b, s in self._addresses.find(text)]
+        if self._names is not None:
+            found += [Match("PERSON", a, b, s) for a, b, s in self._names.find(text)]
+        return merge_matches(found, []) if found else found
+
+    def detect_array(self, strings: pa.Array) -> Iterator[tuple[int, str, list[Match]]]:
+        import pyarrow.compute as pc
+
+        hits: dict[int, tuple[str, list[Match]]] = {}
+        idx = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(strings, PREFILTER), False))
+        if len(idx):
+            for i, text in zip(idx.to_pylist(), strings.take(idx).to_pylist()):
+                matches = self.detect_text(text)
+                if matches:
+                    hits[i] = (text, matches)
+        if self._nlp is not None:
+            for i, text, matches in self._nlp.detect_array(strings):
+                old = hits.get(i, (text, []))[1]
+                hits[i] = (text, merge_matches(old, matches))
+        for i in sorted(hits):
+            yield i, hits[i][0], hits[i][1]
+
+
+def build_text_scanner(section: PiiPolicy) -> Any:
+    """The scanner for PERSON / LOCATION the policy asks for (offline, spaCy, both), or ``None``."""
+    from airflow_aisec.core.gates.pii._presidio import NlpScanner
+
+    nlp = NlpScanner(section.nlp) if section.nlp.enabled else None
+    text = getattr(section, "text", None)
+    if text is None or not text.enabled:
+        return nlp
+    return TextScanner(list(text.entities), list(text.locales), nlp)

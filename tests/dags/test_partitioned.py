@@ -206,3 +206,45 @@ def test_source_gate_over_row_groups_equals_check_sources(run_dag, tmp_path):
         [(f.rule, f.message, f.count) for f in single.findings]
     assert merged["metrics"]["rows"] == single.metrics["rows"] == 1000
     assert merged["metrics"]["partitions"]["count"] == 5
+
+
+BIAS_DAG = SOURCE_DAG.replace("partitioned_source", "partitioned_bias").replace('gate="source"', 'gate="bias"') \
+    .replace('"source_gate"', '"bias_gate"')
+
+
+def test_bias_gate_over_row_groups_equals_check_bias(run_dag, tmp_path):
+    """Bias through the mapped operators (list, scan per row group, merge): the merged result in XCom is
+    the single-node check on the whole file: verdict, findings and metrics."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+
+    from airflow_aisec.core.gates.bias import check_bias
+    from airflow_aisec.core.policy import load_policy
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    group = rng.choice(["a", "b", "c"], n)
+    label = (rng.random(n) < 0.5).astype(int)
+    prediction = np.where(group == "c", rng.random(n) < 0.8, rng.random(n) < 0.3).astype(int)  # c is favoured
+    data = tmp_path / "scores.parquet"
+    pq.write_table(pa.table({"y": label, "p": prediction, "g": group}), data, row_group_size=500)
+    policy = tmp_path / "bias.yaml"
+    policy.write_text(yaml.safe_dump({"version": 1, "name": "bias", "bias": {
+        "label": "y", "prediction": "p", "sensitive": ["g"], "min_group_size": 30,
+        "thresholds": {"demographic_parity_difference": {"max": 0.1}}}}))
+    env = {**_env(data), "AIRFLOW__AISEC__POLICY_ROOTS": str(tmp_path), "AIRFLOW__AISEC__BASELINE_POLICY": ""}
+    with patched_environ(env):
+        out = run_dag(BIAS_DAG.format(data=str(data), policy=str(policy)), "partitioned_bias")
+    assert out.state == "failed"
+    merged = out.xcom("bias_gate")
+    single = check_bias(load_policy(policy).section("bias"), str(data))
+    assert merged["verdict"] == "fail"
+    assert [f["rule"] for f in merged["findings"]] == [f.rule for f in single.findings]
+    assert {f["rule"] for f in merged["findings"]} == {"bias.demographic_parity_difference"}
+    assert [(f["message"], f["count"]) for f in merged["findings"]] == [(f.message, f.count) for f in single.findings]
+    metrics = {k: v for k, v in merged["metrics"].items() if k not in ("duration_s", "partitions")}
+    assert json.loads(json.dumps(metrics)) == json.loads(json.dumps(
+        {k: v for k, v in single.metrics.items() if k != "duration_s"}))
+    assert merged["metrics"]["partitions"]["count"] == 6

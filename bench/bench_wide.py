@@ -1,23 +1,30 @@
 #!/usr/bin/env python
 """Wide tables: a data gate's time must be linear in cells, with a small per-column constant.
 
-Writes two tables with the same number of cells, a *wide* one (default 100,000 columns x 5 rows)
-and a *long* one (5 columns x 100,000 rows), as CSV and as Parquet, and times the gates end to end
-on each, in this process (the first call of each gate is a warm-up on a small table, so one-time
-imports are not timed):
+Writes tables with the same number of cells in two shapes, a *wide* one (default 100,000 columns x
+5 rows) and a *long* one (5 columns x 100,000 rows), as CSV and as Parquet, and times the gates end
+to end on each, in this process (the first call of each gate is a warm-up on a small table, so
+one-time imports are not timed):
 
-  pii scan       ``check_pii`` with the example entity set (full scan, nine entity types)
-  source check   ``check_sources`` with origins, row bounds, duplicate rows over all columns and
-                 out-of-range over all numeric columns against a reference (the wide table itself)
+  pii      ``check_pii`` with the example entity set (full scan, nine entity types)
+  source   ``check_sources`` with origins, row bounds, duplicate rows over all columns and
+           out-of-range over all numeric columns against a reference (the table itself)
+  bias     ``check_bias`` reading only its three named columns (label, prediction, sensitive) out
+           of all of them: it must not pay for the columns it does not read
+  drift    ``check_drift`` with every column as a feature (reference and current tables of the
+           same shape)
 
-Cells are text (word-like tokens, a planted e-mail every ~1,000 cells) in four of five columns and
-integers in the fifth, in both shapes. Prints seconds per gate and shape and the wide/long ratio.
+pii and source read a *text* table: word-like tokens (a planted e-mail every ~1,000 cells) in four
+of five columns, integers in the fifth. bias and drift read a *numeric* table: columns ``y``, ``p``,
+``sex`` first, then floats, every fifth column a category of 4 values.
 
-Target (issue 12, item 3): wide/long <= 3x for every gate and format.
+Prints seconds per gate, format and shape and the wide/long ratio. Target (issue 12, item 3):
+wide/long <= 3x for every gate and format, and the wide table "in seconds".
 
 Usage::
 
-    python bench/bench_wide.py [--columns 100000] [--rows 5] [--formats csv,parquet] [--gates pii,source]
+    python bench/bench_wide.py [--columns 100000] [--rows 5] [--formats csv,parquet]
+                               [--gates pii,source,bias,drift]
 """
 
 from __future__ import annotations
@@ -27,14 +34,15 @@ import gc
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 TARGET_RATIO = 3.0
 WORDS = ["alpha", "beta", "gamma", "delta", "order", "review", "pending", "shipped", "item", "note"]
 
 
-def make_table(columns: int, rows: int):
-    """A ``rows`` x ``columns`` table; column ``i % 5 == 4`` holds integers, the rest text."""
+def text_table(columns: int, rows: int, seed: int = 0):
+    """``rows`` x ``columns``: column ``i % 5 == 4`` holds integers, the rest text (pii, source)."""
     import pyarrow as pa
 
     data = {}
@@ -52,6 +60,24 @@ def make_table(columns: int, rows: int):
             else:
                 values.append(f"{WORDS[(c + r) % len(WORDS)]} {c % 89}-{r}")
         data[f"c{c}"] = pa.array(values, pa.string())
+    return pa.table(data)
+
+
+def numeric_table(columns: int, rows: int, seed: int):
+    """``rows`` x ``columns``: ``y``, ``p``, ``sex`` first (bias), then floats, every fifth a category (drift)."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    data = {
+        "y": pa.array(rng.integers(0, 2, rows)),
+        "p": pa.array(rng.integers(0, 2, rows)),
+        "sex": pa.array(np.array(["F", "M"], dtype=object)[np.arange(rows) % 2]),
+    }
+    floats = rng.normal(size=(max(columns - 3, 0), rows))
+    cats = np.array(["north", "south", "east", "west"], dtype=object)
+    for c in range(columns - 3):
+        data[f"c{c}"] = pa.array(cats[rng.integers(0, 4, rows)]) if c % 5 == 4 else pa.array(floats[c])
     return pa.table(data)
 
 
@@ -96,26 +122,57 @@ source:
     return parse_policy(text.encode()).section("source")
 
 
-def run_pii(path: Path, data_dir: Path) -> None:
+def run_pii(reference: Path, current: Path) -> None:
     from airflow_aisec.core.gates.pii import check_pii
 
-    check_pii(pii_section(), str(path), classification="restricted")
+    check_pii(pii_section(), str(current), classification="restricted")
 
 
-def run_source(path: Path, data_dir: Path) -> None:
+def run_source(reference: Path, current: Path) -> None:
     from airflow_aisec.core.gates.source import check_sources
 
-    check_sources(source_section(data_dir, path), [str(path)])
+    check_sources(source_section(current.parent, current), [str(current)])
 
 
-GATES = {"pii": run_pii, "source": run_source}
+def run_bias(reference: Path, current: Path) -> None:
+    from airflow_aisec.core.gates.bias import check_bias
+    from airflow_aisec.core.policy.sections.bias import BiasPolicy
+
+    check_bias(BiasPolicy(label="y", prediction="p", sensitive=["sex"], min_group_size=1,
+                          thresholds={"demographic_parity_difference": {"max": 1.0}}), str(current))
 
 
-def timed(fn, path: Path, data_dir: Path) -> float:
+def run_drift(reference: Path, current: Path) -> None:
+    from airflow_aisec.core.gates.drift import check_drift
+    from airflow_aisec.core.policy.sections.drift import DriftPolicy
+
+    check_drift(DriftPolicy(exclude=["y", "p"], categorical=["sex"], max_unseen_fraction=1.0), str(reference),
+                str(current))
+
+
+#: gate -> (runner, table kind)
+GATES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
+    "pii": (run_pii, "text"),
+    "source": (run_source, "text"),
+    "bias": (run_bias, "numeric"),
+    "drift": (run_drift, "numeric"),
+}
+
+
+def timed(fn: Callable[[Path, Path], None], reference: Path, current: Path) -> float:
     gc.collect()
     started = time.perf_counter()
-    fn(path, data_dir)
+    fn(reference, current)
     return time.perf_counter() - started
+
+
+def _tables(kind: str, columns: int, rows: int) -> dict[str, tuple]:
+    """shape -> (reference, current) tables of one kind."""
+    if kind == "text":
+        shapes = {"wide": (columns, rows), "long": (rows, columns), "warm": (5, 5)}
+        return {name: (text_table(c, r),) * 2 for name, (c, r) in shapes.items()}
+    shapes = {"wide": (columns, rows), "long": (rows, columns), "warm": (8, 8)}
+    return {name: (numeric_table(c, r, 1), numeric_table(c, r, 2)) for name, (c, r) in shapes.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,31 +180,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--columns", type=int, default=100_000, help="columns of the wide table")
     parser.add_argument("--rows", type=int, default=5, help="rows of the wide table")
     parser.add_argument("--formats", default="csv,parquet")
-    parser.add_argument("--gates", default="pii,source")
+    parser.add_argument("--gates", default=",".join(GATES), help=f"comma-separated, of {', '.join(GATES)}")
     args = parser.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
     gates = [g for g in args.gates.split(",") if g]
+    unknown = sorted(set(gates) - set(GATES))
+    if unknown:
+        parser.error(f"unknown gate(s) {unknown}; choose from {', '.join(GATES)}")
 
     with tempfile.TemporaryDirectory(prefix="bench-wide-") as tmp:
         data_dir = Path(tmp)
-        shapes = {"wide": make_table(args.columns, args.rows), "long": make_table(args.rows, args.columns)}
-        small = make_table(5, 5)
         print(f"cells per table: {args.columns * args.rows:,} (wide {args.columns:,} cols x {args.rows} rows, "
               f"long {args.rows} cols x {args.columns:,} rows)")
         print(f"{'gate':8} {'format':8} {'wide s':>9} {'long s':>9} {'ratio':>7}  target <= {TARGET_RATIO:.0f}x")
         worst = 0.0
-        for fmt in formats:
-            paths = {}
-            for name, table in {**shapes, "warm": small}.items():
-                paths[name] = data_dir / f"{name}.{fmt}"
-                write(table, paths[name], fmt)
-            for gate in gates:
-                GATES[gate](paths["warm"], data_dir)
-                wide = timed(GATES[gate], paths["wide"], data_dir)
-                long = timed(GATES[gate], paths["long"], data_dir)
-                ratio = wide / long if long > 0 else float("inf")
-                worst = max(worst, ratio)
-                print(f"{gate:8} {fmt:8} {wide:9.2f} {long:9.2f} {ratio:6.2f}x", flush=True)
+        for kind in dict.fromkeys(GATES[g][1] for g in gates):
+            tables = _tables(kind, args.columns, args.rows)
+            for fmt in formats:
+                paths = {}
+                for name, (ref, cur) in tables.items():
+                    # Each gate gets its own directory (source's origin glob covers it).
+                    folder = data_dir / f"{kind}-{name}-{fmt}"
+                    folder.mkdir()
+                    paths[name] = (folder / f"reference.{fmt}", folder / f"current.{fmt}")
+                    write(ref, paths[name][0], fmt)
+                    write(cur, paths[name][1], fmt)
+                for gate in (g for g in gates if GATES[g][1] == kind):
+                    fn = GATES[gate][0]
+                    fn(*paths["warm"])
+                    wide = timed(fn, *paths["wide"])
+                    long = timed(fn, *paths["long"])
+                    ratio = wide / long if long > 0 else float("inf")
+                    worst = max(worst, ratio)
+                    print(f"{gate:8} {fmt:8} {wide:9.2f} {long:9.2f} {ratio:6.2f}x", flush=True)
         print(f"worst ratio {worst:.2f}x ({'OK' if worst <= TARGET_RATIO else 'ABOVE TARGET'})")
     return 0
 

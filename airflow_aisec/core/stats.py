@@ -5,8 +5,9 @@ lists, category encoding of pyarrow columns (canonical names, ``-1`` for missing
 streaming building blocks that keep the gates' memory flat in the number of rows:
 :class:`CategoryIndex` (category ids stable across record batches) and :class:`ValueSketch` (an
 exact frequency table of float values that turns into a bounded histogram with known error when
-there are too many distinct values). pyarrow and numpy are imported inside the functions that
-need them.
+there are too many distinct values). Both serialize for partition summaries (``to_json`` /
+``from_json``, ``CategoryIndex.from_names``) and sketches merge associatively (``ValueSketch.merged``).
+pyarrow and numpy are imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -125,6 +126,23 @@ class CategoryIndex:
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def missing_id(self) -> int | None:
+        """Id of the missing values' own category (``missing_name`` set and some seen), else None."""
+        return self._ids.get(self._MISSING)
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], *, missing_id: int | None = None, lower: bool = False,
+                   missing_name: str | None = None, limit: int | None = None) -> CategoryIndex:
+        """An index holding ``names`` as ids 0..n-1 (``missing_id``: the missing values' category), as
+        rebuilt from a partition summary; OverflowError past ``limit``."""
+        out = cls(lower=lower, missing_name=missing_name, limit=limit)
+        for i, name in enumerate(names):
+            out._id(cls._MISSING if i == missing_id else str(name), str(name))
+        if len(out.names) != len(names):
+            raise ValueError("duplicate category names")
+        return out
+
     def _id(self, key: Any, name: str) -> int:
         found = self._ids.get(key)
         if found is None:
@@ -150,6 +168,18 @@ class CategoryIndex:
             if missing.any():
                 codes[missing] = self._id(self._MISSING, self.missing_name)
         return codes
+
+    def encode_values(self, values: Sequence[Any]) -> np.ndarray:
+        """:meth:`encode` of a few Python values (``column.to_pylist()``): same ids, without the
+        per-call cost of pyarrow's dictionary encoding (wide tables: one call per column)."""
+        import numpy as np
+
+        texts = [canonical_text(v, lower=self.lower) for v in values]
+        codes = [-1 if t is None else self._id(t, t) for t in texts]
+        if self.missing_name is not None and None in texts:
+            missing_id = self._id(self._MISSING, self.missing_name)
+            codes = [missing_id if c < 0 else c for c in codes]
+        return np.array(codes, dtype=np.int64)
 
 
 # --- Value sketch: exact counts of float values until there are too many distinct ones -------------
@@ -280,11 +310,11 @@ class ValueSketch:
         k = self.key >> np.uint64(extra)
         return 1 + int(np.count_nonzero((k[1:] != k[:-1]) | (self.group[1:] != self.group[:-1])))
 
-    def _coarsen(self) -> None:
-        """Smallest extra shift that leaves at most ``max_bins // 2`` bins (binary search)."""
+    def _coarsen(self, target: int | None = None) -> None:
+        """Smallest extra shift that leaves at most ``target`` (default ``max_bins // 2``) bins (binary search)."""
         import numpy as np
 
-        target = self.max_bins // 2
+        target = self.max_bins // 2 if target is None else target
         low, high = 1, 63 - self.shift  # a shift of 63 leaves two bins per group (sign of the value)
         if high < 1:
             return
@@ -310,3 +340,85 @@ class ValueSketch:
         out = (self.group, self.key, self.lo, self.hi, self.count)
         self.group, self.key, self.lo, self.hi, self.count = saved
         return out
+
+    # --- partition summaries: JSON state and merging ---------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON state: shift and, per occupied bin, group, smallest / largest key and count
+        (zlib-compressed little-endian arrays, base64; a bin's key is ``lo >> shift``)."""
+        self.flush()
+        return {"max_bins": self.max_bins, "shift": self.shift,
+                **{name: _pack(getattr(self, name), "<i8" if name in ("group", "count") else "<u8")
+                   for name in ("group", "lo", "hi", "count")}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ValueSketch:
+        """Inverse of :meth:`to_json` (ValueError on malformed state)."""
+        import numpy as np
+
+        out = cls(int(d["max_bins"]))
+        out.shift = int(d["shift"])
+        if not 0 <= out.shift <= 63:
+            raise ValueError("sketch shift out of range")
+        out.group, out.count = _unpack(d["group"], "<i8"), _unpack(d["count"], "<i8")
+        out.lo, out.hi = _unpack(d["lo"], "<u8"), _unpack(d["hi"], "<u8")
+        if not len(out.group) == len(out.lo) == len(out.hi) == len(out.count):
+            raise ValueError("sketch arrays differ in length")
+        out.key = out.lo >> np.uint64(out.shift)
+        return out
+
+    def merged(self, other: ValueSketch, group_map: tuple[np.ndarray, np.ndarray] | None = None) -> ValueSketch:
+        """A sketch of both sketches' values (neither is changed).
+
+        The result's shift is the smallest at least both shifts that leaves at most ``max_bins`` bins,
+        and a sketch at a given shift is a function of the values alone, so merging is associative
+        and commutative: any order of merges gives the same bins. (A sketch streamed on one node
+        coarsens to ``max_bins // 2``, so in the coarse regime its bins differ; both carry their
+        error bounds.) ``group_map`` renumbers the groups of (self, other) first.
+        """
+        import numpy as np
+
+        if other.max_bins != self.max_bins:
+            raise ValueError("sketches with different max_bins do not merge")
+        shift = max(self.shift, other.shift)
+        parts = []
+        for i, sketch in enumerate((self, other)):
+            g, k, lo, hi, c = sketch.coarsened_to(shift)
+            if group_map is not None:
+                g = group_map[i][g] if len(g) else g
+            parts.append((g, k, lo, hi, c))
+        out = ValueSketch(self.max_bins)
+        out.shift = shift
+        g, k, lo, hi, c = (np.concatenate([p[i] for p in parts]) for i in range(5))
+        keep = g >= 0
+        g, k, lo, hi, c = g[keep], k[keep], lo[keep], hi[keep], c[keep]
+        order = np.lexsort((k, g))
+        out._reduce(g[order], k[order], lo[order], hi[order], c[order])
+        if len(out.key) > out.max_bins:
+            out._coarsen(out.max_bins)
+        return out
+
+    def regrouped(self, group_map: np.ndarray) -> ValueSketch:
+        """This sketch with its groups renumbered (``-1``: dropped), in canonical (group, key) order."""
+        empty = ValueSketch(self.max_bins)
+        empty.shift = self.shift
+        return self.merged(empty, (group_map, group_map))
+
+
+def _pack(values: np.ndarray, dtype: str) -> str:
+    import base64
+    import zlib
+
+    import numpy as np
+
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(values, dtype=dtype).tobytes(), 6)).decode()
+
+
+def _unpack(text: str, dtype: str) -> np.ndarray:
+    import base64
+    import zlib
+
+    import numpy as np
+
+    raw = zlib.decompress(base64.b64decode(str(text), validate=True))
+    return np.frombuffer(raw, dtype=dtype).astype(np.int64 if "i" in dtype else np.uint64)

@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_aisec.constants import EVIDENCE_XCOM_KEY, RESULT_XCOM_KEY
@@ -73,7 +72,7 @@ class _Assessment:
         return self.result is not None and nothing_to_approve(self.result)
 
 
-class AisecWaiverApprovalOperator(ApprovalOperator):
+class _WaiverApproval:
     """Ask a person to approve (waive) a failed gate's violations; fails closed otherwise.
 
     Which rules may be approved, and by whom, comes only from the ``platform.approvals``
@@ -120,7 +119,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
                 raise ValueError(f"{type(self).__name__}: '{name}' is fixed and cannot be passed")
         if not gate_task_id:
             raise ValueError(f"{type(self).__name__}: gate_task_id is required")
-        super().__init__(
+        super(_operator_class(), self).__init__(
             subject=subject or f"aisec waiver: approve the violations of gate task '{gate_task_id}'?",
             body=body,
             fail_on_reject=True,
@@ -322,7 +321,7 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
         self.log.info("approval requested for rules %s (evidence %s#%s)", assessment.rules, ref.location, ref.seq)
         context["ti"].xcom_push(key=APPROVAL_XCOM_KEY, value={"decision": "requested",
                                                               "gate_evidence_sha256": assessment.evidence["sha256"]})
-        return super().execute(context)
+        return super(_operator_class(), self).execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         assessment = self._assess(context)  # re-checked: the gate's record must be unchanged
@@ -364,3 +363,39 @@ class AisecWaiverApprovalOperator(ApprovalOperator):
                      responded_at=responded_at_s)
         self.hitl_summary_extra["approved"] = False
         raise self._fail(f"{decision} by '{(responder or {}).get('id', '?')}'; the violation stands")
+
+
+def _operator_class() -> type:
+    """Build :class:`AisecWaiverApprovalOperator` on first use.
+
+    The standard provider's HITL module costs ~25 ms to import, paid by every DAG file that imports
+    any airflow-aisec operator module; only DAGs that use the waiver route need it. The class is
+    built from :class:`_WaiverApproval`'s namespace (so Airflow's operator metaclass sees
+    ``__init__`` and ``execute`` as the class's own) and cached as a module attribute.
+    """
+    cls = globals().get("AisecWaiverApprovalOperator")
+    if cls is None:
+        from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+        namespace = {k: v for k, v in vars(_WaiverApproval).items() if k not in ("__dict__", "__weakref__")}
+        namespace["__qualname__"] = "AisecWaiverApprovalOperator"
+        cls = type(ApprovalOperator)("AisecWaiverApprovalOperator", (ApprovalOperator,), namespace)
+        globals()["AisecWaiverApprovalOperator"] = cls
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AisecWaiverApprovalOperator":
+        return _operator_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "AisecWaiverApprovalOperator"})
+
+
+if TYPE_CHECKING:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    class AisecWaiverApprovalOperator(_WaiverApproval, ApprovalOperator):  # what __getattr__ builds
+        ...

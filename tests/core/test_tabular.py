@@ -163,3 +163,23 @@ def test_csv_empty_fields_as_null_only_when_asked(tmp_path):
     assert default.column("b").null_count == 0
     nulls = pa.Table.from_batches(list(iter_batches(open_dataset(path, "csv", csv_empty_as_null=True))))
     assert nulls.column("b").null_count == 1
+
+
+def test_parquet_with_duplicate_column_names_is_refused(tmp_path):
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4])], names=["a", "a"]), path)
+    with pytest.raises(InputDataError, match="duplicate column names in the Parquet schema"):
+        open_dataset(path, "parquet")
+
+
+def test_parquet_footer_is_parsed_once_per_file(tmp_path, parquet_file):
+    from airflow_aisec.core.io import parquet_files
+
+    before = parquet_files.PARQUET_FOOTER_PARSES["count"]
+    for _ in range(3):
+        dataset = open_dataset(parquet_file, "parquet")
+        assert sum(b.num_rows for b in iter_batches(dataset, columns=["name"], batch_rows=64)) == 1000
+    assert parquet_files.PARQUET_FOOTER_PARSES["count"] - before == 1
+    pq.write_table(pa.table({"id": [1], "name": ["x"]}), parquet_file)  # rewritten: parsed again
+    assert sum(b.num_rows for b in iter_batches(open_dataset(parquet_file, "parquet"))) == 1
+    assert parquet_files.PARQUET_FOOTER_PARSES["count"] - before == 2

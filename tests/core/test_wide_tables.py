@@ -119,3 +119,213 @@ def test_row_hashes_of_many_columns_at_once_equal_column_by_column(monkeypatch):
             expected = (expected ^ _poisoning._column_hash(arr)) * np.uint64(_poisoning._MIX)
             expected ^= expected >> np.uint64(29)
     assert np.array_equal(together, expected)
+
+
+# ------------------------------------------------------------------------------------------------
+# Wide CSV files: read per cell (core/io/wide_csv.py) with pyarrow's types, values and errors
+# ------------------------------------------------------------------------------------------------
+MIXED_COLUMNS = {
+    "ints": ["1", "-2", "007", "", "42"],
+    "floats": ["1.5", "2", "-0.25", "1e5", "NA"],
+    "bools": ["true", "False", "1", "0", ""],
+    "zero_one": ["0", "1", "1", "0", "1"],
+    "empty": ["", "", "NaN", "null", ""],
+    "text": ["a", "b c", "", "NA", "d"],
+    "quoted": ["x,y", 'say "hi"', "z", "", "w"],
+    "dates": ["2024-01-01", "2024-02-29", "", "2023-12-31", "2024-01-02"],
+    "times": ["12:00:00", "13:30:15", "00:00:01", "", "23:59:59"],
+    "stamps": ["2024-01-01T10:00:00", "2024-01-02 11:00:00", "", "2024-01-03T00:00:00Z", "2024-01-04"],
+    "plus": ["+5", "6", "7", "8", "9"],
+    "spaced": [" 5", "6 ", "7", "8", "9"],
+    "hex": ["0x1F", "0x20", "3", "4", "5"],
+    "huge": ["123456789012345678901", "1", "2", "3", "4"],
+    "int_then_text": ["1", "2", "3", "x", "5"],
+    "specials": ["inf", "-inf", "nan", "1.5", "-Infinity"],
+    "words": ["true", "2", "false", "", "1"],
+    "hexish": ["deadbeef", "cafe", "e", "f", "a"],
+}
+
+
+def _write_mixed(path, repeat: int = 1) -> list[str]:
+    names = [f"{name}_{k}" for k in range(repeat) for name in MIXED_COLUMNS]
+    lines = [",".join(f'"{n}"' for n in names)]
+    rows = len(next(iter(MIXED_COLUMNS.values())))
+    for r in range(rows):
+        cells = []
+        for _ in range(repeat):
+            for values in MIXED_COLUMNS.values():
+                v = values[r]
+                cells.append('"' + v.replace('"', '""') + '"' if ("," in v or '"' in v) else v)
+        lines.append(",".join(cells))
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return names
+
+
+def _read_both(monkeypatch, path, **kwargs):
+    from airflow_aisec.core.io import tabular, wide_csv
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    wide = tabular.open_dataset(path, "csv", **kwargs)
+    wide_table = pa.Table.from_batches(list(tabular.iter_batches(wide, batch_rows=2)), schema=wide.schema)
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)
+    arrow = tabular.open_dataset(path, "csv", **kwargs)
+    arrow_table = pa.Table.from_batches(list(tabular.iter_batches(arrow, batch_rows=2)), schema=arrow.schema)
+    return wide, wide_table, arrow, arrow_table
+
+
+@pytest.mark.parametrize("empty_as_null", [False, True])
+def test_wide_csv_reader_gives_pyarrows_types_and_values(tmp_path, monkeypatch, empty_as_null):
+    from airflow_aisec.core.io import wide_csv
+
+    path = tmp_path / "mixed.csv"
+    _write_mixed(path, repeat=2)
+    seen = _count_calls(monkeypatch, wide_csv, "iter_wide_csv")
+    wide, wide_table, arrow, arrow_table = _read_both(monkeypatch, path, csv_empty_as_null=empty_as_null)
+    assert seen[0] == 1  # the wide path was taken for the first read, pyarrow's for the second
+    assert wide.schema.equals(arrow.schema), (wide.schema, arrow.schema)
+    assert wide_table.equals(arrow_table)
+    assert wide.schema.field("floats_0").type == pa.float64() and wide.schema.field("dates_1").type == pa.date32()
+
+
+def test_wide_csv_reader_skips_a_byte_order_mark_as_pyarrow_does(tmp_path, monkeypatch):
+    path = tmp_path / "bom.csv"
+    _write_mixed(path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    wide, wide_table, arrow, arrow_table = _read_both(monkeypatch, path)
+    assert wide.schema.equals(arrow.schema) and wide.schema.names[0] == "ints_0"
+    assert wide_table.equals(arrow_table)
+
+
+def test_wide_csv_reader_with_declared_types_and_projection(tmp_path, monkeypatch):
+    from airflow_aisec.core.io import tabular
+
+    path = tmp_path / "mixed.csv"
+    _write_mixed(path)
+    declared = {"ints_0": pa.float64(), "text_0": pa.string(), "zero_one_0": pa.bool_(), "dates_0": pa.string()}
+    wide, _, arrow, _ = _read_both(monkeypatch, path, csv_column_types=declared)
+    assert wide.schema.equals(arrow.schema)
+    columns = ["dates_0", "ints_0", "zero_one_0", "quoted_0"]
+    got = pa.Table.from_batches(list(tabular.iter_batches(wide, columns=columns, batch_rows=3)))
+    want = pa.Table.from_batches(list(tabular.iter_batches(arrow, columns=columns, batch_rows=3)))
+    assert got.equals(want)
+    assert got.schema.names == columns
+
+
+def test_wide_csv_reader_errors_are_pyarrows_and_value_free(tmp_path, monkeypatch):
+    from airflow_aisec.core.io import tabular, wide_csv
+    from airflow_aisec.exceptions import InputDataError
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    names = [f"c{i}" for i in range(10)]
+    short = tmp_path / "short.csv"
+    short.write_text(",".join(names) + "\n" + ",".join(["1"] * 10) + "\n" + ",".join(["2"] * 9) + "\n")
+    with pytest.raises(InputDataError, match="wrong number of columns"):
+        list(tabular.iter_batches(tabular.open_dataset(short, "csv")))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes((",".join(names) + "\n" + ",".join(["a"] * 10) + "\n").encode()
+                      + b"a,a,a,caf\xe9,a,a,a,a,a,a\n")
+    for block in (1 << 20, 64):  # in the first parse block (pyarrow's path), or after it (the wide reader)
+        monkeypatch.setattr(tabular, "csv_block_size", lambda path, block=block: block)
+        with pytest.raises(InputDataError, match=r"column 'c3' holds text that is not UTF-8 \(first at line 3\)"):
+            list(tabular.iter_batches(tabular.open_dataset(latin, "csv")))
+    monkeypatch.undo()
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    typed = tmp_path / "typed.csv"
+    typed.write_text(",".join(names) + "\n" + ",".join(["1"] * 9 + [SECRET]) + "\n")
+    with pytest.raises(InputDataError, match="CSV column 'c9' holds a value that is not") as info:
+        list(tabular.iter_batches(tabular.open_dataset(typed, "csv", csv_column_types={"c9": pa.int64()})))
+    assert SECRET not in str(info.value)
+
+
+SECRET = "zz-planted-4242"
+
+
+def _source_policy(tmp_path, reference):
+    from airflow_aisec.core.policy.sections.source import SourcePolicy
+
+    return SourcePolicy.model_validate({
+        "origins": [f"{tmp_path}/*"],
+        "poisoning": {"reference": str(reference), "duplicates": {"max_rate": 1.0},
+                      "out_of_range": {"max_rate": 1.0, "margin": 0.5}},
+    })
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_source_gate_reads_do_not_grow_with_columns(tmp_path, monkeypatch, fmt):
+    """pyarrow CSV reader opens, Parquet footer parses and cast calls per check do not grow with columns."""
+    import pyarrow.compute as pc
+
+    from airflow_aisec.core.gates.source import check_sources
+    from airflow_aisec.core.io import parquet_files, wide_csv
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    fills = _count_calls(monkeypatch, pc, "fill_null")
+    counts = {}
+    for columns in (30, 300):
+        folder = tmp_path / str(columns)
+        folder.mkdir()
+        path = folder / f"t.{fmt}"
+        table = pa.table({f"c{i}": (pa.array([i + r for r in range(5)]) if i % 3 == 0 else
+                                    pa.array([float(i) / (r + 1) for r in range(5)]) if i % 3 == 1 else
+                                    pa.array([f"w{i}-{r}" for r in range(5)])) for i in range(columns)})
+        pacsv.write_csv(table, path) if fmt == "csv" else pq.write_table(table, path)
+        wide_csv.ARROW_CALLS["count"] = 0
+        parses = parquet_files.PARQUET_FOOTER_PARSES["count"]
+        fills[0] = 0
+        outcome = check_sources(_source_policy(folder, path), [str(path)])
+        assert outcome.metrics["datasets"][0]["columns"] == columns
+        assert len(outcome.metrics["datasets"][0]["out_of_range_rate"]) == 2 * columns // 3
+        counts[columns] = (wide_csv.ARROW_CALLS["count"], parquet_files.PARQUET_FOOTER_PARSES["count"] - parses,
+                           fills[0])
+    assert counts[300] == counts[30], counts
+    assert counts[30][1] == (1 if fmt == "parquet" else 0)  # data and reference: one footer parse
+
+
+def test_out_of_range_counts_equal_column_by_column():
+    batch = pa.record_batch({"a": pa.array([1, 2, None, 9]), "b": pa.array([0.5, float("nan"), 3.0, -1.0]),
+                             "c": pa.array([5, 6, 7, 8], pa.int32()), "d": pa.array([None, None, None, None], pa.int64())})
+    bounds = {"a": (0.0, 5.0), "b": (0.0, 1.0), "c": (6.0, 7.0), "d": (0.0, 1.0)}
+    counter = _poisoning.OutOfRangeCounter(bounds)
+    counter.update(batch)
+    assert counter.valid == {"a": 3, "b": 3, "c": 4, "d": 0}
+    assert counter.outside == {"a": 1, "b": 2, "c": 2, "d": 0}
+    profile = _poisoning.RangeProfile(["a", "b", "c", "d"])
+    profile.update(batch)
+    profile.update(pa.record_batch({"a": pa.array([-3]), "b": pa.array([7.0]), "c": pa.array([1], pa.int32()),
+                                    "d": pa.array([None], pa.int64())}))
+    assert profile.low == {"a": -3.0, "b": -1.0, "c": 1.0} and profile.high == {"a": 9.0, "b": 7.0, "c": 8.0}
+
+
+def test_category_index_encode_values_equals_encode():
+    from airflow_aisec.core.stats import CategoryIndex
+
+    batches = [pa.array(["b", " a", None, "", "b", "c "]), pa.array(["a", "d", None, "c"]),
+               pa.array([1.0, float("nan"), 2.5, -0.0, None]), pa.array([True, False, None])]
+    for lower, missing in ((False, None), (True, "<missing>")):
+        slow, fast = CategoryIndex(lower=lower, missing_name=missing), CategoryIndex(lower=lower, missing_name=missing)
+        for arr in batches:
+            assert slow.encode(arr).tolist() == fast.encode_values(arr.to_pylist()).tolist()
+        assert slow.names == fast.names
+
+
+def test_drift_of_a_wide_csv_equals_pyarrows_path(tmp_path, monkeypatch):
+    from airflow_aisec.core.gates.drift import check_drift
+    from airflow_aisec.core.io import wide_csv
+    from airflow_aisec.core.policy.sections.drift import DriftPolicy
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for k in range(2):
+        table = pa.table({f"f{i}": (pa.array(rng.normal(size=6)) if i % 4 else
+                                    pa.array(rng.choice(["n", "s", "e", "w"], 6))) for i in range(40)})
+        paths.append(tmp_path / f"t{k}.csv")
+        pacsv.write_csv(table, paths[-1])
+    section = DriftPolicy(max_unseen_fraction=1.0)
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    calls = _count_calls(monkeypatch, wide_csv, "iter_wide_csv")
+    wide = check_drift(section, str(paths[0]), str(paths[1]))
+    assert calls[0] >= 2
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)
+    arrow = check_drift(section, str(paths[0]), str(paths[1]))
+    assert wide.metrics == arrow.metrics
+    assert [f.rule for f in wide.findings] == [f.rule for f in arrow.findings]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.files import check_regular_file, open_user_file
+from airflow_aisec.core.io.parquet_files import iter_parquet, parquet_schema
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import InputDataError
 
@@ -214,14 +215,27 @@ def open_dataset(
     sniff_format(path, fmt, uri=name)
     try:
         if fmt == "csv":
+            from airflow_aisec.core.io.wide_csv import wide_csv_schema
+
             convert = None
             if csv_column_types or csv_empty_as_null:
                 convert = pcsv.ConvertOptions(column_types=dict(csv_column_types or {}),
                                               strings_can_be_null=csv_empty_as_null)
-            dataset = ds.dataset(str(path), format=ds.CsvFileFormat(
-                convert_options=convert, read_options=pcsv.ReadOptions(block_size=csv_block_size(path))))
+            block_size = csv_block_size(path)
+            # A wide file's schema is inferred per cell, not by pyarrow's per-column inference.
+            schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name)
+            dataset = ds.dataset(str(path), schema=schema, format=ds.CsvFileFormat(
+                convert_options=convert, read_options=pcsv.ReadOptions(block_size=block_size)))
         else:
-            dataset = ds.dataset(str(path), format="parquet")
+            # One footer parse per file: the schema given, the dataset does not read the footer again.
+            schema = parquet_schema(path)
+            try:
+                names = schema.names
+            except UnicodeDecodeError:
+                names = []  # reported by _check_text
+            if len(set(names)) != len(names):
+                raise InputDataError(f"{name}: duplicate column names in the Parquet schema")
+            dataset = ds.dataset(str(path), format="parquet", schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         if fmt == "csv":
             raise InputDataError(_csv_error_message(exc, _csv_header(path), name, path=path)) from None
@@ -243,16 +257,22 @@ def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLi
     import pyarrow as pa
 
     schema = dataset.schema
-    for index in range(len(schema)):
-        field = schema.field(index)
-        try:
-            column = field.name
-        except UnicodeDecodeError:
-            where = "the CSV header (line 1)" if fmt == "csv" else "the Parquet schema"
-            raise InputDataError(f"{uri}: column #{index + 1} in {where} has a name that is not UTF-8 text") \
-                from None
-        if fmt == "csv" and column not in declared and field.type in (pa.binary(), pa.large_binary()):
-            raise InputDataError(_not_utf8_message(uri, f"'{column}'", path))
+    try:
+        names = schema.names  # one call for all columns (wide tables); the loop only finds the culprit
+    except UnicodeDecodeError:
+        for index in range(len(schema)):
+            try:
+                schema.field(index).name  # noqa: B018 - decoding is the check
+            except UnicodeDecodeError:
+                where = "the CSV header (line 1)" if fmt == "csv" else "the Parquet schema"
+                raise InputDataError(f"{uri}: column #{index + 1} in {where} has a name that is not UTF-8 text") \
+                    from None
+        raise
+    if fmt == "csv":
+        binary = (pa.binary(), pa.large_binary())
+        for column, data_type in zip(names, schema.types):
+            if data_type in binary and column not in declared:
+                raise InputDataError(_not_utf8_message(uri, f"'{column}'", path))
 
 
 def _first_non_utf8_line(path: str | os.PathLike[str]) -> int | None:
@@ -404,12 +424,16 @@ def iter_batches(
             # The dataset scanner reads Parquet row groups ahead of the consumer (peak memory grew
             # with file size in bench/bench_source_memory.py); ParquetFile without pre-buffering
             # holds one row group at a time.
-            import pyarrow.parquet as pq
-
-            with pq.ParquetFile(files[0], pre_buffer=False) as parquet:
-                yield from parquet.iter_batches(batch_size=batch_rows, columns=projection, use_threads=use_threads)
+            yield from iter_parquet(files[0], dataset.schema, projection, batch_rows, use_threads)
             return
         if isinstance(getattr(dataset, "format", None), ds.CsvFileFormat) and len(files) == 1:
+            from airflow_aisec.core.io.wide_csv import eligible, iter_wide_csv
+
+            if eligible(dataset, files[0]):
+                yield from iter_wide_csv(files[0], dataset.schema, projection, batch_rows, uri=uri, strings_can_be_null=
+                                         dataset.format.default_fragment_scan_options.convert_options
+                                         .strings_can_be_null)
+                return
             yield from _iter_csv(files[0], dataset, projection, batch_rows, use_threads)
             return
         scanner = dataset.scanner(

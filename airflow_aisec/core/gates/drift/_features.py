@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+#: Columns of at most this many values are encoded in Python (same ids as pyarrow's path).
+SMALL_COLUMN = 64
 #: Categories shown by name in the report at most (the rest are summed as "other").
 REPORT_TOP_CATEGORIES = 15
 
@@ -253,6 +255,9 @@ class CategoricalFeature:
 
     def _encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         try:
+            if len(column) <= SMALL_COLUMN:
+                # A wide table's columns are short: Python beats pyarrow's per-call cost.
+                return self.index.encode_values(column.to_pylist())
             return self.index.encode(column)
         except OverflowError:
             raise InputDataError(

@@ -117,6 +117,28 @@ def label_shift(data: dict[Any, int], reference: dict[Any, int], *, chi2: bool =
     )
 
 
+def float_matrix(batch: pa.RecordBatch, names: Sequence[str]) -> np.ndarray:
+    """Columns ``names`` of a batch as a (columns x rows) float64 matrix, NaN for nulls.
+
+    Columns of one type are cast in one call, so a wide table pays per type, not per column.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    by_name = dict(zip(batch.schema.names, batch.columns))
+    out = np.empty((len(names), n), dtype=np.float64)
+    groups: dict[Any, list[int]] = {}
+    for j, name in enumerate(names):
+        groups.setdefault(by_name[name].type, []).append(j)
+    for members in groups.values():
+        arr = pa.concat_arrays([by_name[names[j]] for j in members]) if len(members) > 1 else by_name[names[members[0]]]
+        values = pc.fill_null(arr.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
+        out[members] = values.reshape(len(members), n)
+    return out
+
+
 class RangeProfile:
     """Streaming min / max of numeric columns (the reference's ranges)."""
 
@@ -126,14 +148,15 @@ class RangeProfile:
         self.high: dict[str, float] = {}
 
     def update(self, batch: pa.RecordBatch) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        import numpy as np
 
-        for name in self.columns:
-            arr = batch.column(batch.schema.get_field_index(name)).cast(pa.float64())
-            mm = pc.min_max(arr)
-            low, high = mm["min"].as_py(), mm["max"].as_py()
-            if low is None or math.isnan(low):
+        values = float_matrix(batch, self.columns)
+        seen = ~np.isnan(values).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            lows = np.where(seen[:, None], values, np.inf).min(axis=1, initial=np.inf, where=~np.isnan(values))
+            highs = np.where(seen[:, None], values, -np.inf).max(axis=1, initial=-np.inf, where=~np.isnan(values))
+        for name, low, high, ok in zip(self.columns, lows.tolist(), highs.tolist(), seen.tolist()):
+            if not ok:
                 continue
             self.low[name] = min(self.low.get(name, low), low)
             self.high[name] = max(self.high.get(name, high), high)
@@ -148,15 +171,17 @@ class OutOfRangeCounter:
         self.valid: dict[str, int] = dict.fromkeys(bounds, 0)
 
     def update(self, batch: pa.RecordBatch) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        import numpy as np
 
-        for name, (low, high) in self.bounds.items():
-            arr = batch.column(batch.schema.get_field_index(name)).cast(pa.float64())
-            valid = pc.and_(pc.is_valid(arr), pc.invert(pc.is_nan(arr)))
-            outside = pc.and_(valid, pc.or_(pc.less(arr, low), pc.greater(arr, high)))
-            self.valid[name] += int(pc.sum(valid).as_py() or 0)
-            self.outside[name] += int(pc.sum(outside).as_py() or 0)
+        names = list(self.bounds)
+        values = float_matrix(batch, names)
+        limits = np.array([self.bounds[n] for n in names], dtype=np.float64).reshape(len(names), 2)
+        valid = ~np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            outside = valid & ((values < limits[:, :1]) | (values > limits[:, 1:]))
+        for name, v, o in zip(names, valid.sum(axis=1).tolist(), outside.sum(axis=1).tolist()):
+            self.valid[name] += v
+            self.outside[name] += o
 
     def rates(self) -> dict[str, float]:
         return {n: (self.outside[n] / self.valid[n] if self.valid[n] else 0.0) for n in self.bounds}

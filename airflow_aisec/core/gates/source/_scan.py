@@ -78,10 +78,17 @@ def _open(copy: Any, target: Target, section: SourcePolicy) -> Any:
                         csv_empty_as_null=True)
 
 
+def _numeric_types(schema: pa.Schema) -> dict[Any, bool]:
+    """Whether each distinct type of the schema is numeric (decided per type, not per column)."""
+    return {t: is_numeric(t) for t in set(schema.types)}
+
+
 def _require_numeric(schema: pa.Schema, columns: Sequence[str], uri: str) -> None:
+    types = dict(zip(schema.names, schema.types))
+    numeric = _numeric_types(schema)
     for name in columns:
-        if not is_numeric(schema.field(name).type):
-            raise ConfigurationError(f"{uri}: out_of_range column '{name}' is not numeric ({schema.field(name).type})")
+        if not numeric[types[name]]:
+            raise ConfigurationError(f"{uri}: out_of_range column '{name}' is not numeric ({types[name]})")
 
 
 def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> Profile:
@@ -114,8 +121,9 @@ def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> 
                 _require_numeric(schema, range_cols, target.uri)
             else:
                 label = poisoning.label_shift.column if poisoning.label_shift else None
-                range_cols = [f.name for f in schema if is_numeric(f.type) and f.name != label
-                              and f.name not in oor.ranges]
+                numeric = _numeric_types(schema)
+                range_cols = [n for n, t in zip(schema.names, schema.types) if numeric[t] and n != label
+                              and n not in oor.ranges]
             profile.ranges = RangeProfile(range_cols)
             accumulators.append(profile.ranges)
             needed.extend(range_cols)

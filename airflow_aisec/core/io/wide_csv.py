@@ -1,0 +1,331 @@
+"""Wide CSV files (thousands of columns, few rows): schema and batches at a small cost per column.
+
+pyarrow's CSV reader pays tens of microseconds per column and block, and several times that to
+infer types: a 100,000-column file took minutes. This reader keeps pyarrow's meaning and pays per
+cell instead:
+
+* Type inference as pyarrow does it (on the rows of the first parse block, first type in the order
+  null, int64, bool, ..., float64, string that takes every value), decided here only when a
+  conservative classification is sure of the answer: every value a null token, a plain integer
+  (up to 18 digits), a boolean token or a plain decimal; or a column with a value no non-text type
+  can parse (a letter other than hex digits, ``x``, ``t``, ``z``...). Every other column (dates,
+  times, ``+5``, `` 5``, ``0x1F``...) is inferred by pyarrow itself, on those columns only.
+* Conversion: the cells of all columns of one type are converted in one call (null tokens, regular
+  expressions checked by pyarrow's compute kernels); a column with a value the fast rules do not
+  cover, and every type other than text / integers / floats / booleans / null, is converted by
+  pyarrow's CSV reader on a small CSV of those columns, so its values and errors are pyarrow's.
+
+Used only for plain (uncompressed) UTF-8 files with default parse and convert options; anything
+else, or a file this module cannot vouch for, takes pyarrow's own path (:func:`wide_csv_schema`
+returns ``None``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_aisec.exceptions import InputDataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Header columns from which a CSV file is read here rather than by pyarrow's reader.
+WIDE_COLUMNS = 1024
+#: Cells per record batch at most (a wide file's batch has fewer rows than asked).
+BATCH_CELLS = 1 << 20
+#: pyarrow's default CSV null tokens and boolean spellings.
+NULL_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A",
+               "NA", "NULL", "NaN", "n/a", "nan", "null")
+TRUE_VALUES = ("1", "True", "TRUE", "true")
+FALSE_VALUES = ("0", "False", "FALSE", "false")
+_INT = r"^-?[0-9]{1,18}$"
+_FLOAT = r"^-?[0-9]{1,18}(\.[0-9]+)?([eE]-?[0-9]{1,3})?$"
+# A value with any other character is parsed by no type but string (hex digits, x, t, z, T, Z,
+# ':', '+', '-', '.', space and tab can appear in integers, dates, times, timestamps).
+_TEXT = r"[^0-9a-fA-FxXtTzZ:+\-. \t]"
+_FLOAT_WORDS = r"^[+-]?([iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
+_SIMPLE = ("int64", "double", "bool", "string", "null")
+_BOM = b"\xef\xbb\xbf"  # skipped by pyarrow too
+
+#: How many times pyarrow's CSV reader was opened here (tests count it: it must not grow with columns).
+ARROW_CALLS = {"count": 0}
+
+
+def _default_options(fmt: Any) -> bool:
+    """Whether a ``CsvFileFormat`` uses the parse / convert options this reader implements."""
+    parse = fmt.parse_options
+    convert = fmt.default_fragment_scan_options.convert_options
+    read = fmt.default_fragment_scan_options.read_options
+    return (parse.delimiter == "," and parse.quote_char == '"' and parse.double_quote and not parse.escape_char
+            and not parse.newlines_in_values and parse.ignore_empty_lines
+            and list(convert.null_values) == list(NULL_VALUES) and list(convert.true_values) == list(TRUE_VALUES)
+            and list(convert.false_values) == list(FALSE_VALUES) and convert.check_utf8
+            and convert.quoted_strings_can_be_null and not convert.auto_dict_encode
+            and convert.decimal_point == "." and not list(convert.timestamp_parsers)
+            and not convert.include_missing_columns
+            and read.skip_rows == 0 and read.skip_rows_after_names == 0 and not read.column_names
+            and not read.autogenerate_column_names and read.encoding in ("utf8", "utf-8"))
+
+
+def _lines(fh: Any) -> Iterator[bytes]:
+    """Physical rows: split on LF, CRLF and lone CR (as pyarrow does without newlines in values)."""
+    for raw in fh:
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
+        yield from (raw.split(b"\r") if b"\r" in raw else (raw,))
+
+
+def _split(text: str) -> list[str]:
+    return text.split(",") if '"' not in text else next(csv.reader([text]))
+
+
+def _cells(line: bytes, uri: str, names: Sequence[str], number: int) -> list[str] | None:
+    """One row's cells (None: an empty line, skipped)."""
+    if not line:
+        return None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        cells = next(csv.reader([line.decode("utf-8", "surrogateescape")]))
+        bad = next((i for i, c in enumerate(cells) if any("\udc80" <= ch <= "\udcff" for ch in c)), None)
+        column = f"'{names[bad]}'" if bad is not None and bad < len(names) else "(unknown)"
+        raise InputDataError(f"{uri}: CSV column {column} holds text that is not UTF-8 (first at line {number})") \
+            from None
+    cells = _split(text)
+    if len(cells) != len(names):
+        raise InputDataError(f"{uri}: malformed CSV: a row has the wrong number of columns (truncated file?)")
+    return cells
+
+
+def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], list[list[str]]] | None:
+    """Column names and the rows of the first parse block (pyarrow infers types from them)."""
+    with open(path, "rb") as fh:
+        head = fh.read(block_size)
+        complete = len(head) < block_size
+    if not complete:
+        head = head[: head.rfind(b"\n") + 1]
+    lines = list(_lines(io.BytesIO(head.removeprefix(_BOM))))
+    if not lines:
+        return None
+    try:
+        names = _split(lines[0].decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+    if len(names) < WIDE_COLUMNS or len(set(names)) != len(names):
+        return None
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            cells = _cells(line, "", names, number)
+        except InputDataError:
+            return None  # pyarrow's path reports it
+        if cells is not None:
+            rows.append(cells)
+    return names, rows
+
+
+def _column_major(columns: Sequence[Sequence[str]], indices: Sequence[int]) -> pa.Array:
+    """The cells of ``columns[i]`` for ``i`` in ``indices``, column after column, as one string array."""
+    import pyarrow as pa
+
+    return pa.array(list(itertools.chain.from_iterable(columns[i] for i in indices)), pa.string())
+
+
+def _per_column(flags: pa.Array, rows: int, width: int) -> Any:
+    """A boolean array over column-major cells as (columns x rows) numpy."""
+    return flags.to_numpy(zero_copy_only=False).reshape(width, rows)
+
+
+def _classify(rows: list[list[str]], names: list[str]) -> list[str | None]:
+    """pyarrow's inferred type per column where sure (``int64``, ``bool``, ``double``, ``string``, ``null``)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    width = len(names)
+    if not rows:
+        return ["null"] * width
+    cells = _column_major(list(zip(*rows)), range(width))
+    n = len(rows)
+
+    def flag(values: Any) -> Any:
+        return _per_column(pc.fill_null(values, False), n, width)
+
+    null = flag(pc.is_in(cells, value_set=pa.array(NULL_VALUES)))
+    integer = flag(pc.match_substring_regex(cells, _INT)) | null
+    boolean = flag(pc.is_in(cells, value_set=pa.array(TRUE_VALUES + FALSE_VALUES))) | null
+    floating = flag(pc.match_substring_regex(cells, _FLOAT)) | null
+    text = flag(pc.match_substring_regex(cells, _TEXT)) & ~null & ~flag(
+        pc.match_substring_regex(cells, _FLOAT_WORDS)) & ~boolean
+    kinds = np.full(width, None, dtype=object)
+    kinds[text.any(axis=1)] = "string"
+    for kind, ok in (("double", floating), ("bool", boolean), ("int64", integer), ("null", null)):
+        kinds[ok.all(axis=1)] = kind  # last assignment wins: pyarrow's order of preference
+    return kinds.tolist()
+
+
+def _arrow_read(rows: Sequence[Sequence[str]], indices: Sequence[int], names: Sequence[str],
+                types: Mapping[str, Any] | None, strings_can_be_null: bool, uri: str,
+                path: str | os.PathLike[str]) -> pa.Table:
+    """pyarrow's CSV reader over a small CSV of columns ``indices`` (its types, values and errors)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from airflow_aisec.core.io.tabular import _csv_error_message
+
+    sub = [names[i] for i in indices]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(sub)
+    writer.writerows([row[i] for i in indices] for row in rows)
+    ARROW_CALLS["count"] += 1
+    try:
+        return pcsv.read_csv(io.BytesIO(buf.getvalue().encode("utf-8")),
+                             read_options=pcsv.ReadOptions(block_size=max(1 << 20, 2 * buf.tell())),
+                             convert_options=pcsv.ConvertOptions(column_types=dict(types or {}),
+                                                                 strings_can_be_null=strings_can_be_null))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise InputDataError(_csv_error_message(exc, sub, uri, [(types or {}).get(n, "") for n in sub],
+                                                path=path)) from None
+
+
+def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
+                    uri: str) -> pa.Schema | None:
+    """The schema pyarrow would infer for a wide CSV file, or ``None`` (not wide, or not plain)."""
+    import pyarrow as pa
+
+    if str(path).lower().endswith((".gz", ".bz2", ".zst")):
+        return None
+    found = _header(path, block_size)
+    if found is None:
+        return None
+    names, rows = found
+    declared = dict(declared or {})
+    kinds = _classify(rows, names)
+    types: list[Any] = [None] * len(names)
+    unsure = []
+    for i, (name, kind) in enumerate(zip(names, kinds)):
+        if name in declared:
+            types[i] = declared[name]
+        elif kind is None:
+            unsure.append(i)
+        else:
+            types[i] = pa.type_for_alias(kind)
+    if unsure:
+        table = _arrow_read(rows, unsure, names, None, False, uri, path)
+        for i, field in zip(unsure, table.schema):
+            types[i] = field.type
+    if {pa.binary(), pa.large_binary()} & set(types):
+        return None
+    return pa.schema([pa.field(n, t) for n, t in zip(names, types)])
+
+
+def eligible(dataset: Any, path: str) -> bool:
+    """Whether a one-file CSV dataset is read by :func:`iter_wide_csv`."""
+    return (len(dataset.schema) >= WIDE_COLUMNS and not str(path).lower().endswith((".gz", ".bz2", ".zst"))
+            and _default_options(dataset.format))
+
+
+def _convert(rows: list[list[str]], columns: Sequence[Sequence[str]], group: list[int], kind: str,
+             strings_can_be_null: bool) -> tuple[pa.Array | None, list[int]]:
+    """The cells of a group of same-typed columns as one converted array, and the columns the fast
+    rules do not cover (converted by pyarrow instead)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(rows)
+    cells = _column_major(columns, group)
+    if kind == "string" and not strings_can_be_null:
+        return cells, []
+    null = pc.fill_null(pc.is_in(cells, value_set=pa.array(NULL_VALUES)), False)
+    if kind == "string":
+        return pc.if_else(null, pa.scalar(None, pa.string()), cells), []
+    if kind == "null":
+        ok = null
+    elif kind == "bool":
+        ok = pc.or_(null, pc.is_in(cells, value_set=pa.array(TRUE_VALUES + FALSE_VALUES)))
+    else:
+        ok = pc.or_(null, pc.match_substring_regex(cells, _INT if kind == "int64" else _FLOAT))
+    good = _per_column(ok, n, len(group)).all(axis=1)
+    if not good.all():
+        return None, [group[j] for j in np.flatnonzero(~good)]
+    if kind == "null":
+        return pa.nulls(len(cells)), []
+    valued = pc.if_else(null, pa.scalar(None, pa.string()), cells)
+    if kind == "bool":
+        return pc.if_else(null, pa.scalar(None, pa.bool_()), pc.is_in(cells, value_set=pa.array(TRUE_VALUES))), []
+    return pc.cast(valued, pa.type_for_alias(kind)), []
+
+
+def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], strings_can_be_null: bool,
+           uri: str, path: str | os.PathLike[str]) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    names = schema.names
+    types = schema.types
+    n = len(rows)
+    columns = list(zip(*rows))  # transposed once per batch
+    out: dict[int, pa.Array] = {}
+    groups: dict[str, list[int]] = {}
+    slow: list[int] = []
+    for i in projection:
+        alias = str(types[i])
+        if alias in _SIMPLE:
+            groups.setdefault(alias, []).append(i)
+        else:
+            slow.append(i)
+    for kind, group in groups.items():
+        converted, rest = _convert(rows, columns, group, kind, strings_can_be_null)
+        if converted is None:
+            # Some column holds a value the fast rules do not cover: convert the group's conforming
+            # columns here and the rest with pyarrow.
+            bad = set(rest)
+            slow.extend(rest)
+            group = [i for i in group if i not in bad]
+            converted = _convert(rows, columns, group, kind, strings_can_be_null)[0] if group else None
+        for k, i in enumerate(group):
+            out[i] = converted.slice(k * n, n)
+    if slow:
+        table = _arrow_read(rows, slow, names, {names[i]: types[i] for i in slow}, strings_can_be_null, uri, path)
+        for k, i in enumerate(slow):
+            out[i] = table.column(k).combine_chunks()
+    if list(projection) != list(range(len(names))):
+        schema = pa.schema([schema.field(i) for i in projection])
+    return pa.RecordBatch.from_arrays([out[i] for i in projection], schema=schema)
+
+
+def iter_wide_csv(path: str | os.PathLike[str], schema: pa.Schema, projection: Sequence[str] | None,
+                  batch_rows: int, *, strings_can_be_null: bool, uri: str) -> Iterator[pa.RecordBatch]:
+    """Record batches of a wide CSV file with ``schema`` (from :func:`wide_csv_schema` or pyarrow).
+
+    Raises:
+        InputDataError: wrong number of columns in a row, text that is not UTF-8, a value that is
+            not of its column's type (pyarrow's message, value-free).
+    """
+    names = schema.names
+    if projection is None:
+        indices = list(range(len(names)))
+    else:
+        position = {name: i for i, name in enumerate(names)}
+        indices = [position[c] for c in projection]
+    per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(names), 1)))
+    rows: list[list[str]] = []
+    with open(path, "rb") as fh:
+        lines = _lines(fh)
+        if _split(next(lines, b"").removeprefix(_BOM).decode("utf-8", "replace")) != names:
+            raise InputDataError(f"{uri}: the CSV header changed while it was being read")
+        for number, line in enumerate(lines, start=2):
+            cells = _cells(line, uri, names, number)
+            if cells is None:
+                continue
+            rows.append(cells)
+            if len(rows) >= per_batch:
+                yield _batch(rows, schema, indices, strings_can_be_null, uri, path)
+                rows = []
+    if rows:
+        yield _batch(rows, schema, indices, strings_can_be_null, uri, path)

@@ -55,7 +55,7 @@ from tests.helpers.cluster import REDIS_BASE, AirflowCluster, clear_queue, creat
 from tests.helpers.net import free_port
 from tests.helpers.vault import example_pipeline_vault, vault_conn_json
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "admin-" + secrets.token_hex(8), "approver": "approver-" + secrets.token_hex(8)}
@@ -285,7 +285,7 @@ def celery_cluster(tmp_path_factory, postgres_dsn, redis_url, s3_server, bao_ser
         worker_env = {**env, "AIRFLOW_HOME": str(worker_home), "HOME": str(worker_home),
                       "AIRFLOW__AISEC__HANDOFF_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
         cluster.start_celery_worker(f"aisec-worker-{suffix}@%h", env=worker_env, cwd=worker_home)
-        cluster.wait_for_api(timeout=120)
+        cluster.wait_for_api(timeout=300)
         yield cluster
     except BaseException:
         print(cluster.dump_logs(), file=sys.stderr)
@@ -316,7 +316,7 @@ def _run_and_check(c: CeleryCluster, s3_server) -> None:
         errors = [e for e in body.get("import_errors", []) if "celery_ungated" in e["filename"]] if ok else []
         return errors if ok and errors else None
 
-    [ungated] = c.wait("DAG parsing", parsed, timeout=120)
+    [ungated] = c.wait("DAG parsing", parsed, timeout=300)
     assert "AirflowClusterPolicyViolation" in ungated["stack_trace"]
     assert "[platform.deploy-needs-drift-gate]" in ungated["stack_trace"]
     assert "task 'deploy_unverified'" in ungated["stack_trace"]
@@ -339,7 +339,7 @@ def _run_and_check(c: CeleryCluster, s3_server) -> None:
         assert state not in ("failed", "upstream_failed"), tis
         return state == "awaiting_input"
 
-    c.wait("the waiver to ask for input", asking, timeout=150)
+    c.wait("the waiver to ask for input", asking, timeout=300)
     status, detail = c.request("GET", waiver_path)
     assert status == 200, detail
     assert detail["assigned_users"] == [{"id": "approver", "name": "approver"}]
@@ -353,7 +353,7 @@ def _run_and_check(c: CeleryCluster, s3_server) -> None:
         states = {d: c.request("GET", f"/api/v2/dags/{d}/dagRuns/{r}")[1]["state"] for d, r in runs.items()}
         return states if all(s in TERMINAL for s in states.values()) else None
 
-    states = c.wait("both runs to finish", finished, timeout=180, interval=2)
+    states = c.wait("both runs to finish", finished, timeout=600, interval=2)
     gates = c.task_states("celery_gates", runs["celery_gates"])
     waiver = c.task_states("celery_waiver", runs["celery_waiver"])
     assert {t: ti["state"] for t, ti in gates.items()} == {
@@ -433,7 +433,7 @@ def pipeline_runs(celery_cluster) -> PipelineRuns:
                 return False
             return True
 
-        c.wait("the example DAGs to be parsed", parsed, timeout=120)
+        c.wait("the example DAGs to be parsed", parsed, timeout=300)
         t0 = time.monotonic()
         # The good run first: its ingest lands the shared reference dataset once (ingest checks for it and
         # writes it in place, so two first runs at once could race on it); then the rest in parallel.
@@ -444,14 +444,14 @@ def pipeline_runs(celery_cluster) -> PipelineRuns:
             assert state not in ("failed", "upstream_failed"), state
             return state == "success"
 
-        c.wait("the good run's ingest", ingested, timeout=120)
+        c.wait("the good run's ingest", ingested, timeout=300)
         run_ids.update({d: c.trigger(d) for d in dag_ids if d != PIPELINE})
 
         def finished():
             states = {d: c.run_state(d, r) for d, r in run_ids.items()}
             return states if all(s in TERMINAL for s in states.values()) else None
 
-        states = c.wait("the example runs to finish", finished, timeout=330, interval=3)
+        states = c.wait("the example runs to finish", finished, timeout=1200, interval=3)
         seconds = time.monotonic() - t0
         print(f"\nexample pipeline runs under Celery: {seconds:.0f}s for {len(dag_ids)} runs", file=sys.stderr)
         return PipelineRuns(run_ids=run_ids, states=states, seconds=seconds,

@@ -21,10 +21,13 @@ fi
 
 SERVICES=(tests/integration tests/security tests/plugins)
 services_log="artifacts/pytest-services.log"
-"${PYTEST[@]}" -q "${SERVICES[@]}" >"$services_log" 2>&1 &
+# Each session gets its own base temp dir: pytest prunes all but the newest three numbered
+# /tmp/pytest-of-$USER dirs, which would delete a running session's files when another one starts.
+tmp_root="$(mktemp -d /tmp/aisec-pytest.XXXXXX)"
+"${PYTEST[@]}" -q --basetemp="$tmp_root/services" "${SERVICES[@]}" >"$services_log" 2>&1 &
 services_pid=$!
 rest_rc=0
-"${PYTEST[@]}" -q $(printf -- '--ignore=%s ' "${SERVICES[@]}") || rest_rc=$?
+"${PYTEST[@]}" -q --basetemp="$tmp_root/rest" $(printf -- '--ignore=%s ' "${SERVICES[@]}") || rest_rc=$?
 services_rc=0
 wait "$services_pid" || services_rc=$?
 echo "pytest exit codes: rest=$rest_rc, integration/security/UI=$services_rc"

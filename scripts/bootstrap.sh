@@ -11,6 +11,8 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# a JDK for PySpark (the Spark engine of the partitioned gates; pyspark 4 needs Java 17+)
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 if [ "${#need_apt[@]}" -gt 0 ] && [ "${AISEC_SKIP_APT:-0}" != 1 ]; then
   log "installing ${need_apt[*]} from Debian"
   apt-get update -qq >/dev/null

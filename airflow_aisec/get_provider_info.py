@@ -142,10 +142,12 @@ def get_provider_info() -> dict:
                     },
                     "handoff_key": {
                         "description": "Key that seals the secrets gate's wrapped hand-off in XCom "
-                        "(AES-256-GCM): 32 random bytes, URL-safe base64 ('aisec secrets handoff-key' prints "
+                        "(AES-256-GCM) and authenticates partition summaries and lists (HMAC-SHA256 under a key derived "
+                        "from it): 32 random bytes, URL-safe base64 ('aisec secrets handoff-key' prints "
                         "one); comma-separated keys rotate (the first seals). Set it where tasks run (workers), "
-                        "not on the API server. Empty: secrets gates fail with a configuration error instead "
-                        "of putting a usable wrapping token in XCom.",
+                        "not on the API server. Empty: secrets gates and partition operators fail with a "
+                        "configuration error instead of putting a usable wrapping token or an unauthenticated "
+                        "summary in XCom.",
                         "version_added": "0.2.0",
                         "type": "string",
                         "sensitive": True,

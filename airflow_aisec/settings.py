@@ -13,7 +13,8 @@ each can be set in ``airflow.cfg`` or as ``AIRFLOW__AISEC__<OPTION>``):
 * ``baseline_policy`` / ``baseline_policy_sha256``: the platform's policy floor (and its pin);
 * ``policy_roots``: where a gate's policy may come from;
 * ``allow_runtime_policy``: whether a policy chosen at run time (template, XComArg) is accepted.
-* ``handoff_key``: key that seals the secrets gate's wrapped hand-off in XCom (workers only).
+* ``handoff_key``: key that seals the secrets gate's wrapped hand-off and authenticates partition
+  summaries in XCom (workers only).
 
 **Snapshot, not live.** The values are taken once per process, as the process had them when it
 started: environment variables from the process's exec-time environment (``/proc/self/environ``
@@ -221,7 +222,8 @@ def allow_runtime_policy() -> bool:
 
 
 def handoff_key() -> str:
-    """``[aisec] handoff_key``: key(s) sealing the secrets hand-off in XCom (``""``: unset, gates refuse)."""
+    """``[aisec] handoff_key``: key(s) sealing the secrets hand-off and authenticating partition summaries in
+    XCom (``""``: unset, those gates refuse)."""
     return _get("handoff_key").strip()
 
 

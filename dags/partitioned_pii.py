@@ -2,10 +2,16 @@
 
 ``list_partitions`` lists the Parquet row groups (or files) of the table at run time; ``scan_partition``
 is mapped over them (each task scans one partition and returns a value-free summary: counts, row
-positions, digests); ``pii_gate`` merges the summaries, checks their digests and that every partition
-was scanned once, and applies the policy once: one result, one audit-trail record listing every
-partition's digest. Verdict, findings and counts are those of ``PiiGateOperator`` on the whole table.
-With CeleryExecutor / KubernetesExecutor the partitions are scanned on as many workers as there are.
+positions, digests); ``pii_gate`` merges the summaries, checks their MACs and digests and that every
+partition of the signed list was scanned once, and applies the policy once: one result, one
+audit-trail record listing every partition's digest. Verdict, findings and counts are those of
+``PiiGateOperator`` on the whole table. With CeleryExecutor / KubernetesExecutor the partitions are
+scanned on as many workers as there are.
+
+The workers need ``[aisec] handoff_key`` (``AIRFLOW__AISEC__HANDOFF_KEY``; ``aisec secrets handoff-key``
+prints one, ``docker/compose.yaml`` and ``scripts/demo.py`` set it on the workers, the test suite for its
+whole session): the partition list and the summaries cross XCom authenticated with it, and without it the
+three tasks refuse to run. A DAG file cannot set it (settings are the platform's).
 
 Settings (read at parse time from the environment, no I/O):
 

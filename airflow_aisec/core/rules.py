@@ -164,6 +164,7 @@ _FIXED: tuple[tuple[str, str, bool], ...] = (
     ("storage.object_limit_reached", "More objects than the policy's max_objects: only the first were checked", False),
     ("platform.waiver_route_invalid", "An approval route of the platform policy cannot work as written", False),
     ("partitions.summary_tampered", "A partition summary was altered or merged with one of another run", False),
+    ("partitions.manifest_invalid", "The partition list is missing, altered or not this run's", False),
 )
 
 #: Endpoint rule descriptions, by name (the ids come from ``core.gates.endpoint.RULES``).

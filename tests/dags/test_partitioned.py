@@ -126,11 +126,15 @@ with DAG("partitioned_tampered", schedule=None, start_date=pendulum.datetime(202
 
     @task
     def hide_the_ssn(envelopes):
+        from airflow_aisec.core.partitions import sha256_json
+
         out = [dict(e) for e in envelopes]
         for envelope in out:
             for summary in envelope["summaries"]:
                 notes = summary["columns"]["notes"]["entities"]
-                notes.pop("US_SSN", None)  # digest left as it was
+                notes.pop("US_SSN", None)
+                if {recompute!r}:  # a forger recomputes the sha256; only the MAC is beyond reach
+                    summary["digest"] = sha256_json({{k: v for k, v in summary.items() if k not in ("digest", "mac")}})
         return out
 
     GateMergeOperator(task_id="pii_gate", gate="pii", policy={policy!r}, summaries=hide_the_ssn(scans.output),
@@ -138,10 +142,11 @@ with DAG("partitioned_tampered", schedule=None, start_date=pendulum.datetime(202
 """
 
 
-def test_a_summary_changed_between_scan_and_merge_is_a_critical_violation(run_dag, tmp_path):
+@pytest.mark.parametrize("recompute", [False, True], ids=["digest-kept", "digest-recomputed"])
+def test_a_summary_changed_between_scan_and_merge_is_a_critical_violation(run_dag, tmp_path, recompute):
     data = write_whole(planted_table(), tmp_path / "customers.parquet", row_group_size=250)
     with patched_environ(_env(data)):
-        out = run_dag(TAMPER_DAG.format(data=str(data), policy=POLICY), "partitioned_tampered")
+        out = run_dag(TAMPER_DAG.format(data=str(data), policy=POLICY, recompute=recompute), "partitioned_tampered")
     assert out.state == "failed" and out.task_states["pii_gate"] == "failed"
     result = out.xcom("pii_gate")
     assert result["verdict"] == "fail"

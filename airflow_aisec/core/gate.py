@@ -10,6 +10,7 @@ the check gives verdict ``error``, never ``pass``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airflow_aisec.core.outputs import LayerOutputs, staging
 from airflow_aisec.core.policy import LoadedPolicy
 from airflow_aisec.core.result import AirflowRef, CheckOutcome, GateResult, Verdict, utcnow
 from airflow_aisec.core.verdict import (
@@ -138,6 +140,17 @@ def _failed(gate: str, exc: BaseException, layers: PolicyLayers, started_at: str
                                 airflow=airflow), exc)
 
 
+_GOES_ON = (Verdict.PASS.value, Verdict.WARN.value)
+
+
+def _settled(result: GateResult, published: dict[str, str], withheld: list[str]) -> GateResult:
+    """The result of a layered run once its outputs are settled: an output's digest is the written file's
+    (the last layer's), and what was not written is named."""
+    inputs = [i.model_copy(update={"sha256": published[i.uri]}) if i.uri in published else i for i in result.inputs]
+    metrics = {**result.metrics, "outputs_withheld": sorted(withheld)} if withheld else result.metrics
+    return result.model_copy(update={"inputs": inputs, "metrics": metrics})
+
+
 def run_layers(
     gate: str,
     layers: PolicyLayers,
@@ -149,9 +162,11 @@ def run_layers(
 ) -> GateRun:
     """Run a check under every policy that configures the gate and evaluate the stricter outcome.
 
-    The check runs under the own policy first and the baseline last (so an artifact the check writes,
-    such as a redacted copy or a signature, is the one produced under the floor), once only when both
-    would do the same. The first exception ends the gate (``error``, or ``fail`` for a security
+    The check runs under the own policy first and the baseline last, once only when both would do the
+    same. When it runs twice, what it writes (a redacted copy, a signature, a report) is staged, each
+    layer building on the earlier one's, and written once after a ``pass``/``warn`` verdict
+    (:mod:`airflow_aisec.core.outputs`): the written file obeys both policies, and a run that fails
+    writes nothing. The first exception ends the gate (``error``, or ``fail`` for a security
     violation). ``finish`` runs after a ``pass``/``warn`` verdict; what it returns is evaluated too.
 
     Raises:
@@ -164,21 +179,32 @@ def run_layers(
             if layers.policy is None:
                 raise PolicyError(f"no policy configures the '{gate}' gate")
             layers.policy.section(gate)  # raises the usual "no '<gate>' section" error
-        runs: list[LayerRun] = []
-        for loaded in applicable:
-            earlier = next((r for r in runs if _same_check(gate, r.loaded, loaded)), None)
-            outcome = earlier.outcome if earlier is not None else check(loaded)
-            if not isinstance(outcome, CheckOutcome):
-                raise TypeError(f"check for gate {gate!r} returned {type(outcome).__name__}, not CheckOutcome")
-            runs.append(LayerRun(loaded, outcome))
-        evaluate_runs = functools.partial(evaluate_layered, gate, policy=layers.policy, baseline=layers.baseline,
-                                          started_at=started_at, airflow=airflow)
-        result = evaluate_runs(runs)
-        if finish is not None and result.verdict in (Verdict.PASS.value, Verdict.WARN.value):
+        # Policies under which the check really runs: a layer configured like an earlier one reuses its outcome.
+        distinct = [loaded for i, loaded in enumerate(applicable)
+                    if not any(_same_check(gate, earlier, loaded) for earlier in applicable[:i])]
+        outputs = LayerOutputs()
+        with contextlib.ExitStack() as stack:
+            if len(distinct) > 1:  # more than one run: what the check writes is held back, then written once
+                stack.enter_context(staging(outputs))
+                stack.callback(outputs.settle, 0, False)  # an exception on the way: remove everything staged
+            runs: list[LayerRun] = []
+            for loaded in applicable:
+                earlier = next((r for r in runs if _same_check(gate, r.loaded, loaded)), None)
+                if earlier is None:
+                    outputs.layer = next(i for i, d in enumerate(distinct) if d is loaded)
+                outcome = earlier.outcome if earlier is not None else check(loaded)
+                if not isinstance(outcome, CheckOutcome):
+                    raise TypeError(f"check for gate {gate!r} returned {type(outcome).__name__}, not CheckOutcome")
+                runs.append(LayerRun(loaded, outcome))
+            evaluate_runs = functools.partial(evaluate_layered, gate, policy=layers.policy,
+                                              baseline=layers.baseline, started_at=started_at, airflow=airflow)
+            result = evaluate_runs(runs)
+            settled = outputs.settle(len(distinct), result.verdict in _GOES_ON) if outputs.deliveries else None
+        if finish is not None and result.verdict in _GOES_ON:
             extra = finish(result, layers)
             if extra is not None:
                 result = evaluate_runs([LayerRun(r.loaded, _merged(r.outcome, extra)) for r in runs])
-        return GateRun(result)
+        return GateRun(_settled(result, *settled) if settled else result)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - fail closed on anything; a library's exit(0) too
         return _failed(gate, exc, layers, started_at, airflow)
 

@@ -307,22 +307,36 @@ def write_report(html_text: str, uri: str, *, name: str, s3_client: Any = None) 
         ConfigurationError: local destination not writable.
         AccessDeniedError / ServiceUnavailableError / InputDataError: S3 problems.
     """
-    data = html_text.encode("utf-8")
-    digest = hashlib.sha256(data).hexdigest()
+    from airflow_aisec.core.outputs import deliver, earlier_output
+
     uri = str(uri)
+    # Under a policy floor the own policy's report (the first layer's, which the result's metrics
+    # describe) is the one written, once.
+    earlier = earlier_output(uri)
+    data = earlier if isinstance(earlier, bytes) else html_text.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()
     if is_s3_uri(uri):
         loc = parse_s3_uri(uri)
         if not loc.key or loc.key.endswith("/"):
             raise ConfigurationError(f"report location must name an object, not a prefix: {uri}")
         client = s3_client or make_s3_client()
-        with translate_s3_errors(uri):
-            client.put_object(Bucket=loc.bucket, Key=loc.key, Body=data,
-                              ContentType="text/html; charset=utf-8")
+
+        def upload() -> None:
+            with translate_s3_errors(uri):
+                client.put_object(Bucket=loc.bucket, Key=loc.key, Body=data,
+                                  ContentType="text/html; charset=utf-8")
+
+        deliver(uri, data, upload, on_failure=True)
         return ReportRef(name=name, uri=uri, media_type=MEDIA_TYPE), digest
     path = Path(uri).expanduser().resolve()
+    if path.is_dir():
+        raise ConfigurationError(f"report location is a directory, expected a file: {path}")
+    deliver(uri, data, lambda: _write_local(path, data), on_failure=True)
+    return ReportRef(name=name, uri=str(path), media_type=MEDIA_TYPE), digest
+
+
+def _write_local(path: Path, data: bytes) -> None:
     try:
-        if path.is_dir():
-            raise ConfigurationError(f"report location is a directory, expected a file: {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-")
         try:
@@ -335,4 +349,3 @@ def write_report(html_text: str, uri: str, *, name: str, s3_client: Any = None) 
             raise
     except OSError as exc:
         raise ConfigurationError(f"cannot write report {path}: {exc.strerror}") from None
-    return ReportRef(name=name, uri=str(path), media_type=MEDIA_TYPE), digest

@@ -9,7 +9,8 @@ leaves Vault) or a local PEM key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_aisec.operators.base import AisecGateOperator, s3_client_for
@@ -205,12 +206,23 @@ class ModelVerifyMixin:
             s3_client=s3_client_for(self.aws_conn_id, self.model, signature, self.public_key),
         )
 
-
     def _central_trail(self) -> Any:
         from airflow_aisec import settings
         from airflow_aisec.operators.base import open_evidence
 
         return open_evidence(settings.evidence_location())
+
+
+def with_verify_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """Show ``init(self, *, <its own arguments>, **kwargs)``, which hands ``kwargs`` to
+    :meth:`ModelVerifyMixin._init_verify`, with the verify arguments in its signature: Airflow reads the
+    signature for ``default_args``, required arguments and ``partial()`` (the arguments are listed once)."""
+    own = inspect.signature(init).parameters
+    verify = inspect.signature(ModelVerifyMixin._init_verify).parameters
+    params = [own["self"], *(p for n, p in verify.items() if n not in ("self", "kwargs") and n not in own),
+              *(p for n, p in own.items() if n not in ("self", "kwargs")), verify["kwargs"]]
+    init.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+    return init
 
 
 class ModelVerifyGateOperator(ModelVerifyMixin, AisecGateOperator):

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_aisec.exceptions import ServiceUnavailableError
 from airflow_aisec.operators.base import AisecGateSensor, s3_client
-from airflow_aisec.operators.signing import ModelVerifyMixin
+from airflow_aisec.operators.signing import ModelVerifyMixin, with_verify_arguments
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,6 +37,8 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
         public_key: PEM public key file or ``s3://`` object (templated).
         transit_key: Vault Transit key name (templated).
         transit_mount: Transit mount; default the one the policy names for the key.
+        require_provenance: Also require the signed provenance (as the verification operator).
+        provenance: Provenance location (templated); default ``<model>.provenance.json`` next to the signature.
         vault_conn_id: Airflow Vault connection used through ``VaultHook``.
         aws_conn_id: Airflow AWS connection used through ``S3Hook`` for ``s3://`` locations.
         policy: Policy file (templated).
@@ -52,23 +54,11 @@ class ModelSignatureSensor(ModelVerifyMixin, AisecGateSensor):
         *AisecGateSensor.template_fields, *ModelVerifyMixin.verify_template_fields,
     )
 
-    # Named here so that BaseOperatorMeta wraps it (see AisecGateOperator).
-    def __init__(
-        self,
-        *,
-        model: str,
-        signature: str | None = None,
-        public_key: str | None = None,
-        transit_key: str | None = None,
-        transit_mount: str | None = None,
-        vault_conn_id: str = "vault_default",
-        aws_conn_id: str | None = "aws_default",
-        deferrable: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._init_verify(model=model, signature=signature, public_key=public_key, transit_key=transit_key,
-                          transit_mount=transit_mount, vault_conn_id=vault_conn_id, aws_conn_id=aws_conn_id,
-                          **kwargs)
+    # Named here so that BaseOperatorMeta wraps it (see AisecGateOperator); the verify arguments are
+    # ModelVerifyMixin's, shown in the signature Airflow reads.
+    @with_verify_arguments
+    def __init__(self, *, deferrable: bool | None = None, **kwargs: Any) -> None:
+        self._init_verify(**kwargs)
         if deferrable is None:  # read when the DAG is parsed, like Airflow's own deferrable sensors
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)

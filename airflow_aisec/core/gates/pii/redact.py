@@ -277,6 +277,7 @@ def redact_table(
 
     from airflow_aisec.core.io.storage import make_s3_client, sha256_file, translate_s3_errors
     from airflow_aisec.core.io.tabular import detect_format, local_copy
+    from airflow_aisec.core.outputs import deliver, earlier_output
 
     settings = section.redaction
     src, dst = str(src), str(dst)
@@ -285,8 +286,11 @@ def redact_table(
     if _same_target(src, dst):
         raise ConfigurationError("the redacted copy must not overwrite its input")
     target = section.resolve_classification(classification or settings.classification)
-    in_fmt = detect_format(src, src_format)
     out_fmt = detect_format(dst, dst_format)
+    # Under a policy floor an earlier layer's copy is redacted further, so the one written obeys both.
+    staged = earlier_output(dst)
+    staged = staged if isinstance(staged, str) else None
+    in_fmt = out_fmt if staged else detect_format(src, src_format)
     key = resolve_hmac_key(settings, vault=vault, key_provider=key_provider, environ=environ) \
         if settings.method == "hash" else None
     rewriter = Rewriter(settings, key)
@@ -295,7 +299,7 @@ def redact_table(
     if (is_s3_uri(src) or is_s3_uri(dst)) and s3_client is None:
         s3_client = make_s3_client()
 
-    with local_copy(src, s3_client=s3_client) as copy:
+    with local_copy(staged or src, s3_client=s3_client) as copy:
         with quiet_presidio():
             detector = Detector(section.entities, column_hints=section.column_hints,
                                 phone_regions=section.phone_regions)
@@ -318,7 +322,7 @@ def redact_table(
         fd, tmp_name = tempfile.mkstemp(prefix=".aisec-redact-", suffix=suffix, dir=out_dir)
         os.close(fd)
         tmp = Path(tmp_name)
-        published = False
+        published = handed_over = False
         try:
             counts: dict[str, dict[str, int]] = {}
             with quiet_presidio():
@@ -356,16 +360,19 @@ def redact_table(
                 {name: before.label(name) for name in targets}))
             output_digest = sha256_file(tmp)
             if not residual.findings:
-                if is_s3_uri(dst):
-                    loc = parse_s3_uri(dst)
-                    with translate_s3_errors(dst):
-                        s3_client.upload_file(str(tmp), loc.bucket, loc.key)
-                else:
-                    os.replace(tmp, dst)
+                def publish() -> None:
+                    if is_s3_uri(dst):
+                        loc = parse_s3_uri(dst)
+                        with translate_s3_errors(dst):
+                            s3_client.upload_file(str(tmp), loc.bucket, loc.key)
+                    else:
+                        os.replace(tmp, dst)
+
+                handed_over = not deliver(dst, str(tmp), publish)  # held back: the runner owns tmp now
                 published = True
         finally:
             with contextlib.suppress(FileNotFoundError):
-                if tmp.exists():
+                if tmp.exists() and not handed_over:
                     tmp.unlink()
         if not is_s3_uri(src) and sha256_file(copy.path) != input_digest:
             raise InputDataError(f"{src}: the input changed while it was being redacted")

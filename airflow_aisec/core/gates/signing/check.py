@@ -66,10 +66,16 @@ from airflow_aisec.core.gates.signing._verifiers import (
     authenticate,
 )
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client
+from airflow_aisec.core.outputs import earlier_output
 from airflow_aisec.core.policy.base import Severity
 from airflow_aisec.core.policy.sections.signing import SigningPolicy
 from airflow_aisec.core.result import CheckOutcome, Finding, InputRef, utcnow
-from airflow_aisec.exceptions import ConfigurationError, InputDataError, SecurityViolationError
+from airflow_aisec.exceptions import (
+    ConfigurationError,
+    InputDataError,
+    MalformedSignatureError,
+    SecurityViolationError,
+)
 
 if TYPE_CHECKING:
     from airflow_aisec.core.evidence import EvidenceStore
@@ -171,15 +177,18 @@ def sign_model(
             f"bucket '{loc.bucket}' is not versioned: enable versioning so object versions can be pinned "
             "(or set signing.require_s3_versioning: false)"
         )
+    earlier = earlier_output(sig.uri)
     with materialized_model(loc, client, pins=None, check_pins=False) as (model_dir, objects):
         tree = check_tree(model_dir, policy, signing=True)
-        extra = pins_predicate(loc, objects) if loc.s3 else None
-        manifest = build_hashing_config(policy).hash(model_dir)
-        payload = compat.make_payload(manifest, extra)
-        bundle_text = signer.sign(payload)
-    data = bundle_text.encode("utf-8")
+        if isinstance(earlier, bytes):
+            data, root_digest = earlier, _countersigned(earlier, policy)
+        else:
+            extra = pins_predicate(loc, objects) if loc.s3 else None
+            manifest = build_hashing_config(policy).hash(model_dir)
+            payload = compat.make_payload(manifest, extra)
+            data = signer.sign(payload).encode("utf-8")
+            root_digest = payload.statement.pb.subject[0].digest["sha256"]
     sig_version = write_signature(sig, data, client)
-    root_digest = payload.statement.pb.subject[0].digest["sha256"]
     metrics.update({
         "files": tree.files,
         "bytes": tree.total_bytes,
@@ -195,7 +204,14 @@ def sign_model(
     if sig_version:
         metrics["signature_version_id"] = sig_version
     inputs = [InputRef(uri=loc.uri, sha256=root_digest), InputRef(uri=sig.uri, sha256=metrics["signature_sha256"])]
-    if provenance is not None and prov is not None:
+    earlier_prov = earlier_output(prov.uri) if prov is not None else None
+    if prov is not None and isinstance(earlier_prov, bytes):  # passed on with the signature it names
+        write_signature(prov, earlier_prov, client)
+        metrics.update({"provenance": prov.uri, "provenance_sha256": hashlib.sha256(earlier_prov).hexdigest(),
+                        "provenance_datasets": len(datasets)})
+        inputs += [InputRef(uri=d["uri"], sha256=d["digest"]["sha256"]) for d in datasets]
+        inputs.append(InputRef(uri=prov.uri, sha256=metrics["provenance_sha256"]))
+    elif provenance is not None and prov is not None:
         statement = build_statement(provenance, model_name=loc.name, model_digest=root_digest, model_uri=loc.uri,
                                     signature_sha256=metrics["signature_sha256"], datasets=datasets,
                                     started_on=started_on)
@@ -213,6 +229,20 @@ def sign_model(
         inputs.append(InputRef(uri=prov.uri, sha256=metrics["provenance_sha256"]))
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     return CheckOutcome(metrics=metrics, inputs=inputs)
+
+
+def _countersigned(data: bytes, policy: SigningPolicy) -> str:
+    """The root digest of a signature an earlier layer of this run made, which must meet this policy's
+    hashing rules too: one signature serves both policies, and a conflict is a configuration error.
+
+    Raises:
+        ConfigurationError: the signature does not meet this policy's rules.
+    """
+    try:
+        return validate_statement(parse_bundle(data), policy).root_digest
+    except MalformedSignatureError as exc:
+        raise ConfigurationError(
+            f"the policy and the baseline ask for signatures no one signature can meet: {exc}") from None
 
 
 def verify_model(

@@ -162,6 +162,15 @@ class LevelRule(StrictModel):
         return WILDCARD in self.allowed
 
 
+def _name_entities(values: Sequence[str], what: str) -> list[str]:
+    """Entity names limited to PERSON / LOCATION: what the NER model and the offline text scan find."""
+    names = _check_entity_names(values, wildcard=False)
+    bad = [n for n in names if n not in NLP_ENTITIES]
+    if bad:
+        raise ValueError(f"not {what} entity: {bad}; allowed: {list(NLP_ENTITIES)}")
+    return names
+
+
 class ScanSettings(StrictModel):
     """Full scan, or a seeded random sample of rows (the result records which)."""
 
@@ -191,11 +200,7 @@ class NlpSettings(StrictModel):
     @field_validator("entities")
     @classmethod
     def _nlp_entities(cls, v: list[str]) -> list[str]:
-        names = _check_entity_names(v, wildcard=False)
-        bad = [n for n in names if n not in NLP_ENTITIES]
-        if bad:
-            raise ValueError(f"not an NLP entity: {bad}; NLP entities: {list(NLP_ENTITIES)}")
-        return names
+        return _name_entities(v, "an NLP")
 
     @model_validator(mode="after")
     def _model_required(self) -> NlpSettings:
@@ -224,11 +229,7 @@ class TextEntitySettings(StrictModel):
     @field_validator("entities")
     @classmethod
     def _text_entities(cls, v: list[str]) -> list[str]:
-        names = _check_entity_names(v, wildcard=False)
-        bad = [n for n in names if n not in NLP_ENTITIES]
-        if bad:
-            raise ValueError(f"not a text entity: {bad}; text entities: {list(NLP_ENTITIES)}")
-        return names
+        return _name_entities(v, "a text")
 
     @field_validator("locales")
     @classmethod

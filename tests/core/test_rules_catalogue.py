@@ -49,7 +49,7 @@ _ENDPOINT_NAMES = re.compile(r"""(?:rule_none=|rule_bad=|problems\.append\(\()["
 #: Every parametrised emitter (file relative to the package, rule-name expression) -> its family.
 PARAMETRISED = {
     ("core/gates/bias/_evaluate.py", "{metric}"): "bias.<metric>",
-    ("core/gates/drift/_evaluate.py", "{metric}"): "drift.<statistic>",
+    ("core/gates/drift/_judge.py", "{metric}"): "drift.<statistic>",
     ("core/gates/prompt_injection/_tally.py", "{rule}"): "prompt_injection.<rule>",
     ("core/gates/endpoint/_probes.py", "{check}"): "endpoint.<rule>",
     ("core/gates/endpoint/check.py", "{r}"): "endpoint.<rule>",  # the RULES tuple itself

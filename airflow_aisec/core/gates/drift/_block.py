@@ -39,6 +39,7 @@ class NumericBlock:
     with a list of columns, one per feature, in ``names`` order)."""
 
     kind = "numeric"
+    takes_columns = True
 
     def __init__(self, names: Sequence[str], policy: DriftPolicy) -> None:
         self.names = list(names)

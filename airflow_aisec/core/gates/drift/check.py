@@ -42,7 +42,8 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.gates.drift._evaluate import GATE, TableSource, evaluate_sources, resolve_features
+from airflow_aisec.core.gates.drift._evaluate import TableSource, evaluate_sources, resolve_features
+from airflow_aisec.core.gates.drift._judge import GATE
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.result import CheckOutcome, InputRef
 from airflow_aisec.exceptions import InputDataError

@@ -415,11 +415,9 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
     """
     import numpy as np
 
-    from airflow_aisec.core.gates.drift._evaluate import _threshold_findings
-    from airflow_aisec.core.gates.drift._features import NumericFeature
-    from airflow_aisec.core.policy.base import Severity
+    from airflow_aisec.core.gates.drift._judge import Judge, collector_paused, type_changed
     from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
-    from airflow_aisec.core.stats import ValueSketch, json_float
+    from airflow_aisec.core.stats import ValueSketch
 
     if summary.gate != GATE or summary.policy != section_digest(section):
         raise ConfigurationError("the drift summaries were made under a different drift policy section")
@@ -431,77 +429,30 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
     cur_rows = summary.coverage.rows
     if cur_rows == 0:
         raise InputDataError(f"the current table is empty: {data or summary.coverage.root()}")
+    judge = Judge(section)
     findings: list[Finding] = []
-    entries: dict[str, dict[str, Any]] = {}
-    results: dict[str, tuple[dict[str, Any], list[str]]] = {}
-    cache: dict[Any, Any] = {}
     accumulators: dict[str, Any] = {}
     for name in ref.features:
         kind = ref.kinds[name]
-        entries[name] = {"feature": name, "kind": kind}
         if name not in summary.current:
-            findings.append(Finding(
-                rule=f"{GATE}.type_changed", severity=Severity.HIGH,
-                message=f"feature '{name}' is {kind} in the reference but {summary.kinds.get(name) or 'unsupported'} "
-                        "in the current table",
-                location={"feature": name, "reference_type": ref.types[name], "current_type": summary.types[name]},
-            ))
-            entries[name]["violations"] = ["type_changed"]
+            findings.append(type_changed(name, kind, summary.kinds.get(name), ref.types[name], summary.types[name]))
             continue
-        if kind == "categorical" and not any(not m.startswith("ks_") for m, _ in
-                                             section.thresholds.merged(section.per_feature.get(name)).items()):
-            raise ConfigurationError(
-                f"feature '{name}' is categorical and none of its thresholds apply to it (KS is for numeric "
-                "features): add a psi threshold (drift.thresholds or drift.per_feature) or exclude it"
-            )
+        if kind == "categorical":
+            judge.require_applicable(name)
         cur = summary.current[name]
         if kind == "numeric":
             f: Any = _numeric(name, section, ref)
             f.cur = ValueSketch.from_json(cur["sketch"])
             f.cur_bins = np.array(cur["bins"], dtype=np.int64)
             f.cur_rows, f.cur_missing = int(cur["rows"]), int(cur["missing"])
-            assert isinstance(f, NumericFeature)
         else:
             f = _categorical(name, section, ref, cur)
         accumulators[name] = f
-    for name, f in accumulators.items():
-        results[name] = f.stats(cache)
-    per_feature: list[dict[str, Any]] = []
-    report_labels: dict[str, list[str]] = {}
-    for name in ref.features:
-        entry = {**entries[name], "reference_rows": ref.rows, "current_rows": cur_rows}
-        if name not in results:
-            per_feature.append(entry)
-            continue
-        stats, labels = results[name]
-        kind = ref.kinds[name]
-        entry.update(stats)
-        merged = section.thresholds.merged(section.per_feature.get(name))
-        entry["thresholds"] = {k: v.model_dump(exclude_none=True) for k, v in merged.items()}
-        found, violated = _threshold_findings(name, stats, merged.items(), kind)
-        findings.extend(found)
-        if kind == "categorical" and stats["unseen_rows"]:
-            fraction = stats["unseen_fraction"] or 0.0
-            if fraction > section.max_unseen_fraction:
-                violated.append("unseen_category")
-                findings.append(Finding(
-                    rule=f"{GATE}.unseen_category", severity=Severity.HIGH,
-                    message=(f"feature '{name}' has {stats['unseen_categories']} categor"
-                             f"{'y' if stats['unseen_categories'] == 1 else 'ies'} not seen in the reference "
-                             f"({stats['unseen_rows']} row(s), {fraction:.2%} of current; allowed "
-                             f"{section.max_unseen_fraction:.2%})"),
-                    count=stats["unseen_rows"],
-                    location={"feature": name, "categories": stats["unseen_categories"],
-                              "fraction": json_float(fraction)},
-                ))
-        entry["violations"] = violated
-        report_labels[name] = labels
-        per_feature.append(entry)
-    metrics: dict[str, Any] = {
-        "reference_rows": ref.rows, "current_rows": cur_rows, "bins": section.bins,
-        "sketch_bins": section.sketch_bins, "features_checked": len(ref.features),
-        "features_drifted": sum(1 for e in per_feature if e.get("violations")), "features": per_feature,
-    }
+    cache: dict[Any, Any] = {}
+    with collector_paused():
+        results = {name: f.stats(cache) for name, f in accumulators.items()}
+        evaluation = judge.evaluate(ref.features, ref.kinds, results, ref.rows, cur_rows, findings)
+    metrics, report_labels = evaluation.metrics, evaluation.report_labels
     inputs = [InputRef(uri=ref.uri, sha256=ref.sha256), *(InputRef(uri=u, sha256=d) for u, d in files)]
     outcome = CheckOutcome(findings=findings, metrics=metrics, inputs=inputs)
     outcome.metrics["partitions"] = {"count": len(summary.coverage.parts), "reference_digest": summary.reference}

@@ -218,7 +218,7 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
         hashed = hash_array(values, categorize=False)
     elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or \
             pa.types.is_large_binary(t) or pa.types.is_string_view(t):
-        values = np.asarray(arr.to_pylist(), dtype=object)
+        values = arr.to_numpy(zero_copy_only=False).astype(object, copy=False)  # the same str objects
         values[nulls] = ""
         hashed = hash_array(values, categorize=False)
     else:  # nested and other types: their text form is stable
@@ -255,9 +255,10 @@ def _column_hashes(batch: pa.RecordBatch) -> list[np.ndarray]:
     import pyarrow as pa
 
     n = batch.num_rows
+    columns = batch.columns  # batch.column(i) costs more, per column
     out: list[Any] = [None] * batch.num_columns
     groups: dict[Any, list[int]] = {}
-    for i, arr in enumerate(batch.columns):
+    for i, arr in enumerate(columns):
         t = arr.type
         if n and (pa.types.is_signed_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
                   or pa.types.is_large_string(t)):
@@ -269,9 +270,9 @@ def _column_hashes(batch: pa.RecordBatch) -> list[np.ndarray]:
         for start in range(0, len(members), per_call):
             chunk = members[start:start + per_call]
             if len(chunk) == 1:
-                out[chunk[0]] = _column_hash(batch.column(chunk[0]))
+                out[chunk[0]] = _column_hash(columns[chunk[0]])
                 continue
-            hashed = _column_hash(pa.concat_arrays([batch.column(i) for i in chunk]))
+            hashed = _column_hash(pa.concat_arrays([columns[i] for i in chunk]))
             for j, i in enumerate(chunk):
                 out[i] = hashed[j * n:(j + 1) * n]
     return out

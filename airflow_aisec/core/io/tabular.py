@@ -192,6 +192,7 @@ def open_dataset(
     uri: str | None = None,
     csv_column_types: Mapping[str, Any] | None = None,
     csv_empty_as_null: bool = False,
+    csv_text: bool = False,
 ) -> pads.Dataset:
     """A pyarrow dataset over a local file (lazy: nothing is read yet beyond metadata).
 
@@ -203,6 +204,8 @@ def open_dataset(
             inferring them from the first block.
         csv_empty_as_null: For CSV, read empty fields of text columns as null (as pandas does)
             rather than as empty strings (pyarrow's default).
+        csv_text: For CSV, the caller reads every column as text: a wide file's types are not
+            inferred (a narrow one's still are, for the same checks and errors as before).
 
     Raises:
         InputDataError: the file is not a readable table of that format.
@@ -223,7 +226,7 @@ def open_dataset(
                                               strings_can_be_null=csv_empty_as_null)
             block_size = csv_block_size(path)
             # A wide file's schema is inferred per cell, not by pyarrow's per-column inference.
-            schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name)
+            schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text)
             dataset = ds.dataset(str(path), schema=schema, format=ds.CsvFileFormat(
                 convert_options=convert, read_options=pcsv.ReadOptions(block_size=block_size)))
         else:
@@ -242,12 +245,14 @@ def open_dataset(
         if "duplicate field names" in str(exc):
             raise InputDataError(f"{name}: duplicate column names in the Parquet schema") from None
         raise InputDataError(f"{name}: not a readable {fmt} table ({type(exc).__name__})") from None
-    _check_text(dataset, fmt, name, path, declared=csv_column_types or {})
+    # A wide file read as text has no inferred binary column to refuse.
+    _check_text(dataset, fmt, name, path, declared=csv_column_types or {},
+                inferred=not (fmt == "csv" and csv_text and schema is not None))
     return dataset
 
 
 def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLike[str],
-                declared: Mapping[str, Any]) -> None:
+                declared: Mapping[str, Any], inferred: bool = True) -> None:
     """Refuse column names, and CSV text in the inferred rows, that are not UTF-8 (an input error).
 
     pyarrow reads such a header fine but fails when a name is turned into a Python string, and it
@@ -268,7 +273,7 @@ def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLi
                 raise InputDataError(f"{uri}: column #{index + 1} in {where} has a name that is not UTF-8 text") \
                     from None
         raise
-    if fmt == "csv":
+    if fmt == "csv" and inferred:
         binary = (pa.binary(), pa.large_binary())
         for column, data_type in zip(names, schema.types):
             if data_type in binary and column not in declared:

@@ -106,6 +106,8 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], l
     with open(path, "rb") as fh:
         head = fh.read(block_size)
         complete = len(head) < block_size
+    if head.split(b"\n", 1)[0].count(b",") + 1 < WIDE_COLUMNS:
+        return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
     if not complete:
         head = head[: head.rfind(b"\n") + 1]
     lines = list(_lines(io.BytesIO(head.removeprefix(_BOM))))
@@ -194,8 +196,11 @@ def _arrow_read(rows: Sequence[Sequence[str]], indices: Sequence[int], names: Se
 
 
 def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
-                    uri: str) -> pa.Schema | None:
-    """The schema pyarrow would infer for a wide CSV file, or ``None`` (not wide, or not plain)."""
+                    uri: str, text: bool = False) -> pa.Schema | None:
+    """The schema pyarrow would infer for a wide CSV file, or ``None`` (not wide, or not plain).
+
+    ``text``: every column is text (a gate reading all cells as strings needs no inference).
+    """
     import pyarrow as pa
 
     if str(path).lower().endswith((".gz", ".bz2", ".zst")):
@@ -204,6 +209,8 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     if found is None:
         return None
     names, rows = found
+    if text:
+        return pa.schema([pa.field(n, pa.string()) for n in names])
     declared = dict(declared or {})
     kinds = _classify(rows, names)
     types: list[Any] = [None] * len(names)
@@ -299,21 +306,9 @@ def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], 
     return pa.RecordBatch.from_arrays([out[i] for i in projection], schema=schema)
 
 
-def iter_wide_csv(path: str | os.PathLike[str], schema: pa.Schema, projection: Sequence[str] | None,
-                  batch_rows: int, *, strings_can_be_null: bool, uri: str) -> Iterator[pa.RecordBatch]:
-    """Record batches of a wide CSV file with ``schema`` (from :func:`wide_csv_schema` or pyarrow).
-
-    Raises:
-        InputDataError: wrong number of columns in a row, text that is not UTF-8, a value that is
-            not of its column's type (pyarrow's message, value-free).
-    """
-    names = schema.names
-    if projection is None:
-        indices = list(range(len(names)))
-    else:
-        position = {name: i for i, name in enumerate(names)}
-        indices = [position[c] for c in projection]
-    per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(names), 1)))
+def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: int,
+                uri: str) -> Iterator[list[list[str]]]:
+    """The data rows of a wide CSV file, ``per_batch`` rows at a time (each row's cells as strings)."""
     rows: list[list[str]] = []
     with open(path, "rb") as fh:
         lines = _lines(fh)
@@ -325,7 +320,52 @@ def iter_wide_csv(path: str | os.PathLike[str], schema: pa.Schema, projection: S
                 continue
             rows.append(cells)
             if len(rows) >= per_batch:
-                yield _batch(rows, schema, indices, strings_can_be_null, uri, path)
+                yield rows
                 rows = []
     if rows:
+        yield rows
+
+
+def _indices(names: Sequence[str], projection: Sequence[str] | None) -> list[int]:
+    if projection is None or list(projection) == list(names):
+        return list(range(len(names)))
+    position = {name: i for i, name in enumerate(names)}
+    return [position[c] for c in projection]
+
+
+def iter_wide_csv(path: str | os.PathLike[str], schema: pa.Schema, projection: Sequence[str] | None,
+                  batch_rows: int, *, strings_can_be_null: bool, uri: str) -> Iterator[pa.RecordBatch]:
+    """Record batches of a wide CSV file with ``schema`` (from :func:`wide_csv_schema` or pyarrow).
+
+    Raises:
+        InputDataError: wrong number of columns in a row, text that is not UTF-8, a value that is
+            not of its column's type (pyarrow's message, value-free).
+    """
+    names = schema.names
+    indices = _indices(names, projection)
+    per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(names), 1)))
+    for rows in _row_groups(path, names, per_batch, uri):
         yield _batch(rows, schema, indices, strings_can_be_null, uri, path)
+
+
+def iter_wide_csv_text(path: str | os.PathLike[str], names: Sequence[str], projection: Sequence[str] | None,
+                       batch_rows: int, *, uri: str) -> Iterator[tuple[int, pa.Array]]:
+    """``(rows, cells)`` of a wide CSV file read as text (empty fields are empty strings): the cells
+    of the projected columns column after column, as one string array, with no per-column array."""
+    import numpy as np
+    import pyarrow as pa
+
+    indices = np.asarray(_indices(names, projection), dtype=np.int64)
+    width = len(names)
+    per_batch = max(1, min(batch_rows, BATCH_CELLS // max(width, 1)))
+    for rows in _row_groups(path, names, per_batch, uri):
+        n = len(rows)
+        # Row after row into Arrow in one call, then reordered column after column there.
+        flat = pa.array(list(itertools.chain.from_iterable(rows)), pa.string())
+        yield n, flat.take(pa.array((indices[:, None] + np.arange(n, dtype=np.int64)[None, :] * width).ravel()))
+
+
+def count_rows(path: str | os.PathLike[str]) -> int:
+    """Data rows of a plain CSV file read without newlines in values: its non-empty lines but the header."""
+    with open(path, "rb") as fh:
+        return max(0, sum(1 for line in _lines(fh) if line) - 1)

@@ -69,8 +69,12 @@ def classify(section: PiiPolicy, report: ScanReport, classification: Classificat
                     location={"uri": report.uri, "column": label, "entity": entity,
                               "classification": classification.value},
                 ))
-    for real_name, col in report.columns.items():
-        name = report.label(real_name)
+    labels = report.labels
+    # Every column first, in scan order (most columns of a wide table find nothing), then the others filled in.
+    columns = {labels.get(c, c): {"entities": {}} for c in report.columns} if labels else \
+        {c: {"entities": {}} for c in report.columns}
+    for real_name, col in [(n, c) for n, c in report.columns.items() if c.entities or c.coincidental]:
+        name = labels.get(real_name, real_name)
         entry: dict[str, Any] = {}
         for entity, st in sorted(col.carried().items()):
             share = _share(st.count, report.rows_scanned)
@@ -99,7 +103,7 @@ def classify(section: PiiPolicy, report: ScanReport, classification: Classificat
         "classification": classification.value,
         "scan": report.scan_metrics(),
         "cells_scanned": report.cells_scanned,
-        "columns_scanned": [report.label(c) for c in report.columns],
+        "columns_scanned": [labels.get(c, c) for c in report.columns] if labels else list(report.columns),
         "columns_skipped": {report.label(c): why for c, why in report.skipped.items()},
         "entities_checked": list(report.entities),
         "thresholds": {"min_share": section.min_share, "min_count": section.min_count,

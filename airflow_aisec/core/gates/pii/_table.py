@@ -117,14 +117,18 @@ def open_for_scan(path: Path, fmt: str, uri: str):
     from airflow_aisec.core.io.tabular import open_dataset
 
     sniff_format(path, fmt, uri)
-    dataset = open_dataset(path, fmt, uri=uri)
+    dataset = open_dataset(path, fmt, uri=uri, csv_text=True)
     if fmt != "csv":
         return dataset
     names = dataset.schema.names
     if len(set(names)) != len(names):
         raise InputDataError(f"{uri}: duplicate column names in the CSV header")
+    if set(dataset.schema.types) == {pa.string()}:
+        return dataset  # read as text already (a wide file's types are not inferred at all)
     try:
-        return ds.dataset(str(path), format=ds.CsvFileFormat(
+        # The schema given: pyarrow does not read the file again to infer one.
+        text = pa.schema([pa.field(n, pa.string()) for n in names])
+        return ds.dataset(str(path), schema=text, format=ds.CsvFileFormat(
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
             read_options=dataset.format.default_fragment_scan_options.read_options))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
@@ -145,12 +149,19 @@ def select_columns(section: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[lis
     check_columns(names, named, uri)
     skipped: dict[str, str] = {}
     chosen = []
+    types = schema.types
+    kinds = {t: _is_scannable(t) for t in set(types)}  # per type, not per column (wide tables)
+    if section.columns is None and not section.exclude_columns and all(kinds.values()):
+        return names, skipped
+    scannable = dict(zip(names, [kinds[t] for t in types]))
+    excluded = set(section.exclude_columns)
+    types = dict(zip(names, types))
     for name in (section.columns if section.columns is not None else names):
-        if name in section.exclude_columns:
+        if name in excluded:
             skipped[name] = "excluded by policy"
             continue
-        dtype = schema.field(name).type
-        if _is_scannable(dtype) or section.columns is not None:
+        dtype = types[name]
+        if scannable[name] or section.columns is not None:
             chosen.append(name)
         elif _nested_text(dtype):
             # Text inside lists or structs is not scanned: never let it pass unseen (fail closed).
@@ -195,9 +206,22 @@ def iter_rows(dataset, columns: Sequence[str], *, batch_rows: int, uri: str,
 
 
 def count_rows(dataset, uri: str) -> int:
+    """Rows of the table: from the Parquet footer (parsed once), by counting lines for a wide CSV
+    file (pyarrow's count parses every cell of it), else pyarrow's count."""
     import pyarrow as pa
+    import pyarrow.dataset as ds
 
+    files = getattr(dataset, "files", None) or []
     try:
+        if len(files) == 1 and isinstance(dataset.format, ds.ParquetFileFormat):
+            from airflow_aisec.core.io.parquet_files import parquet_metadata
+
+            return int(parquet_metadata(files[0]).num_rows)
+        if len(files) == 1 and isinstance(dataset.format, ds.CsvFileFormat):
+            from airflow_aisec.core.io import wide_csv
+
+            if wide_csv.eligible(dataset, files[0]):
+                return wide_csv.count_rows(files[0])
         return int(dataset.count_rows())
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         raise InputDataError(f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})") from None

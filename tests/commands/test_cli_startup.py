@@ -28,8 +28,10 @@ print(json.dumps({"code": code, "modules": sorted({m.split('.')[0] for m in sys.
 """
 
 
-def imported(*argv: str) -> tuple[int, set[str]]:
-    out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120,
+def imported(*argv: str, full: bool = False) -> tuple[int, set[str]]:
+    """Exit code of ``aisec ARGV`` and the modules it imported (top-level names, or all with ``full``)."""
+    probe = PROBE.replace("{m.split('.')[0] for m in sys.modules}", "set(sys.modules)") if full else PROBE
+    out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120,
                          check=False, cwd=REPO, stdin=subprocess.DEVNULL)
     report = json.loads(out.stderr.strip().splitlines()[-1])
     return report["code"], set(report["modules"])
@@ -46,6 +48,39 @@ def test_light_verbs_import_no_heavy_library(argv):
     code, modules = imported(*argv)
     assert code == 0
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+#: What ``aisec pii scan`` must not import when the policy asks for no NLP model (``pii.nlp``): Presidio's
+#: NLP engines and what they drag (spaCy, thinc, torch), and the ML libraries of other gates.
+PII_SCAN_NEVER = ("spacy", "thinc", "torch", "transformers", "stanza", "sklearn", "scipy",
+                  "presidio_analyzer.analyzer_engine", "presidio_analyzer.nlp_engine.nlp_artifacts",
+                  "presidio_analyzer.recognizer_registry")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("module", [
+    *PII_SCAN_NEVER,
+    pytest.param("pandas", marks=pytest.mark.xfail(
+        strict=True, reason="pyarrow.dataset (core/io/tabular.py, pii/_table.py) imports pandas at import")),
+])
+def test_pii_scan_of_a_one_row_table_imports_no_nlp_stack(module, tmp_path_factory):
+    data = tmp_path_factory.getbasetemp() / "one_row.csv"
+    if not data.exists():
+        data.write_text("id,amount,city\n1,9.5,Lyon\n")  # as bench/bench_cli_startup.py
+    code, modules = _pii_scan_modules(str(data))
+    assert code == 0
+    assert module not in modules
+    assert "presidio_analyzer.predefined_recognizers.generic.email_recognizer" in modules  # Presidio did scan
+
+
+_PII_SCANS: dict[str, tuple[int, set[str]]] = {}
+
+
+def _pii_scan_modules(data: str) -> tuple[int, set[str]]:
+    """One scan per data file for every parameter (a process start costs seconds on a loaded machine)."""
+    if data not in _PII_SCANS:
+        _PII_SCANS[data] = imported("pii", "scan", data, "--policy", "policies/strict.yaml", full=True)
+    return _PII_SCANS[data]
 
 
 @pytest.mark.timeout(120)

@@ -260,14 +260,12 @@ def test_url_next_to_an_email_is_still_found(detector):
 
 def _pairwise_resolution(found):
     """The overlap rule applied pairwise over every match (reference for the clustered version)."""
-    from airflow_aisec.core.gates.pii._validators import CHECKSUM_CHANCE
-
     kept = []
     for m in sorted(found, key=lambda x: (-(x.end - x.start), -x.score, x.start)):
         if not any(o.start <= m.start and o.end >= m.end
                    and (o.entity == m.entity
                         or ((o.score > m.score or (o.score == m.score and (o.end - o.start) > (m.end - m.start)))
-                            and not (o.entity in CHECKSUM_CHANCE and (o.start, o.end) == (m.start, m.end))))
+                            and (o.start, o.end) != (m.start, m.end)))
                    for o in kept):
             kept.append(m)
     return sorted(kept, key=lambda x: x.start)
@@ -316,3 +314,15 @@ def test_long_cells_cost_linear_time(detector):
     for text, entity in ((blob + " jane.roe@example.com", "EMAIL_ADDRESS"),
                          ("a-" * 100_000 + " jane.roe@example.com", "EMAIL_ADDRESS")):
         assert entity in found(detector, text)
+
+
+def test_two_entities_reading_the_same_text_are_both_reported():
+    """A value that is a US and a ZA passport number (same pattern, column named for both) is reported as
+    both, as Presidio does: a policy forbidding either must see it."""
+    from airflow_aisec.core.gates.pii._matches import Match, resolve_overlaps
+
+    us, za = Match("US_PASSPORT", 0, 9, 0.45), Match("ZA_PASSPORT", 0, 9, 0.75)
+    assert set(resolve_overlaps([us, za])) == {us, za}
+    # a reading inside a longer, better one of another entity is still a by-product
+    assert resolve_overlaps([Match("EMAIL_ADDRESS", 0, 20, 1.0), Match("URL", 6, 20, 0.5)]) == \
+        [Match("EMAIL_ADDRESS", 0, 20, 1.0)]

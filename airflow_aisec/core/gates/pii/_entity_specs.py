@@ -93,9 +93,9 @@ _PY_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"))
 def build_recognizer(entity: str) -> Any:
     """Presidio's recognizer instance for an entity of :data:`PRESIDIO_CLASSES`, or ours from :mod:`._national`."""
     if entity in PRESIDIO_CLASSES:
-        from presidio_analyzer import predefined_recognizers as presidio
+        from airflow_aisec.core.gates.pii._presidio import pattern_recognizers
 
-        return getattr(presidio, PRESIDIO_CLASSES[entity])()
+        return getattr(pattern_recognizers(), PRESIDIO_CLASSES[entity])()
     from airflow_aisec.core.gates.pii import _national
 
     if entity in _national.PATTERNS:

@@ -56,6 +56,10 @@ CONTEXT: dict[str, tuple[str, ...]] = {
 def build(entity: str) -> Any:
     """A Presidio ``PatternRecognizer`` for one of :data:`PATTERNS` with its check digits."""
     import regex
+
+    from airflow_aisec.core.gates.pii._presidio import pattern_recognizers
+
+    pattern_recognizers()  # `presidio_analyzer` without its NLP engines
     from presidio_analyzer import Pattern, PatternRecognizer
 
     check = SCALAR[entity]

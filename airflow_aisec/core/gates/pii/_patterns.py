@@ -47,7 +47,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_aisec.core.gates.pii._entity_specs import build_recognizer, build_specs
-from airflow_aisec.core.gates.pii._matches import CellResult, Match, resolve_overlaps
+from airflow_aisec.core.gates.pii._matches import PHONE_BLOCKERS as _PHONE_BLOCKERS
+from airflow_aisec.core.gates.pii._matches import CellResult, Match, one_reading_per_number, resolve_overlaps
 from airflow_aisec.core.gates.pii._phones import (
     DEFAULT_PHONE_REGIONS,
     PHONE_CONTEXT,
@@ -134,7 +135,6 @@ _WEAK_CANDIDATES: dict[str, str] = {
 }
 # File extensions that are also top-level domains: "train.py" is a file, not a URL.
 _FILE_LIKE_TLDS = frozenset({"py", "sh", "md", "rs", "pl", "ps", "cc", "so", "mov", "ml", "zip", "cs", "ts", "js"})
-_PHONE_BLOCKERS = frozenset({"EMAIL_ADDRESS", "URL", "IBAN_CODE", "CREDIT_CARD", "IP_ADDRESS", "US_SSN"})
 _WORD = re.compile(r"[A-Za-z]+")
 _ABBREVIATION = re.compile(r"[A-Z][a-z]{0,2}\.[A-Z][a-z]{0,3}")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -160,7 +160,10 @@ class Detector:
                  column_hints: Mapping[str, Sequence[str]] | None = None,
                  phone_regions: Sequence[str] | None = None) -> None:
         import regex
-        from presidio_analyzer import predefined_recognizers as presidio
+
+        from airflow_aisec.core.gates.pii._presidio import pattern_recognizers
+
+        presidio = pattern_recognizers()  # not `import presidio_analyzer`: that imports spaCy and torch
 
         self.entities: tuple[str, ...] = tuple(e for e in ALL_PATTERN_ENTITIES if e in set(entities))
         unknown = set(entities) - set(ALL_PATTERN_ENTITIES)
@@ -305,6 +308,9 @@ class Detector:
                         continue
                     score = min(1.0, score + CONTEXT_BOOST)
                 found.append(Match(entity, start, end, score))
+        if "PHONE_NUMBER" in entities:
+            found = one_reading_per_number(
+                text, found, lambda m: m.entity in hinted or self._has_context(m.entity, text, m.start))
         result.matches = resolve_overlaps(found)
         return result
 

@@ -1,17 +1,25 @@
-"""Presidio outside the pattern detector: silencing its loggers, and the optional NLP scanner.
+"""Presidio outside the pattern detector: loading its recognizers, silencing its loggers, and the optional
+NLP scanner.
 
-The NLP scanner finds PERSON / LOCATION with a spaCy model the user installed
-(``pii.nlp``); models are never downloaded. spaCy and Presidio are imported when
-a scanner is built.
+Presidio's package ``__init__`` imports its NLP engines, and with them spaCy and torch (seconds of start-up),
+although the pattern recognizers the detector uses need neither. :func:`pattern_recognizers` loads those
+recognizer modules alone; the NLP scanner finds PERSON / LOCATION with a spaCy model the user installed
+(``pii.nlp``), and only it imports spaCy and the rest of Presidio. Models are never downloaded.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib
+import importlib.util
 import logging
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.pii._matches import Match
 from airflow_aisec.exceptions import ConfigurationError
@@ -20,6 +28,114 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from airflow_aisec.core.policy.sections.pii import NlpSettings
+
+_ROOT = "presidio_analyzer"
+_RECOGNIZERS = "presidio_analyzer.predefined_recognizers"
+_NLP_ENGINE = "presidio_analyzer.nlp_engine"
+#: What the pattern recognizer modules import from the package root, in the order its ``__init__`` has them.
+_ROOT_NAMES = (("analysis_explanation", "AnalysisExplanation"), ("recognizer_result", "RecognizerResult"),
+               ("entity_recognizer", "EntityRecognizer"), ("local_recognizer", "LocalRecognizer"),
+               ("pattern", "Pattern"), ("pattern_recognizer", "PatternRecognizer"))
+_DEFERRED = "__aisec_deferred_init__"
+_LOCK = threading.RLock()
+
+
+class NlpArtifactsNotLoaded:
+    """Stands for ``presidio_analyzer.nlp_engine.NlpArtifacts`` while the NLP engine is not imported: the phone
+    and IBAN recognizer modules name it only in a default-``None`` annotation. :func:`load_presidio` puts the
+    real class back in their namespace."""
+
+
+def _defer(name: str, resolve: Callable[[str], Any] | None = None) -> ModuleType:
+    """Put package ``name`` in ``sys.modules`` without running its ``__init__``; its submodules import as
+    usual. A name it lacks is looked up with ``resolve``, else the whole of Presidio is imported the usual way
+    (:func:`load_presidio`): code asking for more afterwards (``from presidio_analyzer import AnalyzerEngine``)
+    gets what a normal import gives."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{name} is not installed (pip install 'airflow-aisec[pii]')", name=name)
+    module = importlib.util.module_from_spec(spec)
+
+    def __getattr__(attr: str) -> Any:
+        if attr.startswith("__") and attr != "__all__":  # probes (copy, inspect, pytest) leave it deferred
+            raise AttributeError(attr)
+        with _LOCK:
+            if sys.modules.get(name) is module:
+                found = resolve(attr) if resolve is not None else None
+                if found is not None:
+                    setattr(module, attr, found)
+                    return found
+                load_presidio()
+        return getattr(importlib.import_module(name), attr)
+
+    module.__getattr__ = __getattr__  # PEP 562: consulted for names the module does not have
+    setattr(module, _DEFERRED, True)
+    sys.modules[name] = module
+    return module
+
+
+def _recognizer_modules(package: ModuleType) -> dict[str, str]:
+    """Recognizer class name -> the module defining it, read from the ``from ... import`` lines of
+    ``predefined_recognizers/__init__.py`` (not executed: some of its lines import the NLP engines)."""
+    tree = ast.parse(Path(package.__spec__.origin).read_text(encoding="utf-8"))
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level in (0, 1):
+            module = f"{_RECOGNIZERS}.{node.module}" if node.level == 1 else node.module
+            if module.startswith(_RECOGNIZERS + "."):
+                found.update({a.asname or a.name: module for a in node.names})
+    return found
+
+
+def pattern_recognizers() -> Any:
+    """``presidio_analyzer.predefined_recognizers``; when Presidio is not imported yet, a stand-in whose
+    recognizer classes import without Presidio's NLP engines (spaCy, torch, transformers).
+
+    The classes are Presidio's own, from their own modules: only the three package ``__init__`` files that
+    import every engine are deferred (:func:`_defer`). After this, ``from presidio_analyzer import Pattern,
+    PatternRecognizer`` is cheap too.
+    """
+    with _LOCK:
+        loaded = sys.modules.get(_RECOGNIZERS)
+        if loaded is not None:
+            return loaded
+        if _ROOT not in sys.modules:
+            root = _defer(_ROOT)
+            logging.getLogger("presidio-analyzer").addHandler(logging.NullHandler())  # as its __init__ does
+            for module, name in _ROOT_NAMES:
+                setattr(root, name, getattr(importlib.import_module(f"{_ROOT}.{module}"), name))
+        if _NLP_ENGINE not in sys.modules:
+            _defer(_NLP_ENGINE).NlpArtifacts = NlpArtifactsNotLoaded
+        where: dict[str, str] = {}
+
+        def resolve(name: str) -> Any:
+            module = where.get(name)
+            return getattr(importlib.import_module(module), name) if module else None
+
+        package = _defer(_RECOGNIZERS, resolve)
+        where.update(_recognizer_modules(package))
+        return package
+
+
+def load_presidio() -> ModuleType:
+    """The whole of ``presidio_analyzer``, imported the usual way; the recognizer modules
+    :func:`pattern_recognizers` loaded are kept (same classes)."""
+    with _LOCK:
+        for name in (_RECOGNIZERS, _NLP_ENGINE, _ROOT):
+            if getattr(sys.modules.get(name), _DEFERRED, False):
+                del sys.modules[name]
+        root = importlib.import_module(_ROOT)
+        real = importlib.import_module(_NLP_ENGINE).NlpArtifacts
+        for key, module in list(sys.modules.items()):
+            if not key.startswith(_ROOT + ".") or module is None:
+                continue
+            parent, _, child = key.rpartition(".")
+            holder = sys.modules.get(parent)
+            if holder is not None and child not in holder.__dict__:  # loaded under the stand-in parent
+                setattr(holder, child, module)
+            if module.__dict__.get("NlpArtifacts") is NlpArtifactsNotLoaded:
+                module.NlpArtifacts = real
+        return root
 
 
 @contextlib.contextmanager
@@ -49,6 +165,7 @@ class NlpScanner:
                 f"pii.nlp.model '{model}' is not an installed spaCy package or model directory "
                 "(models are never downloaded; install one or disable pii.nlp)"
             )
+        load_presidio()
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 

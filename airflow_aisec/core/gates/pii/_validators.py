@@ -184,3 +184,78 @@ def offline_email_recognizer(base: type) -> type:
             return has_fqdn(domain)
 
     return OfflineEmailRecognizer
+
+
+# --- Presidio's digit validators over many values at once (Presidio's ``validate_result`` is the reference) ---
+_PESEL_WEIGHTS = (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)
+
+
+def digit_matrix(values: Any) -> Any:
+    """``(n, length)`` int64 digits of a pyarrow array of equal-length ASCII digit strings (Arrow's buffer)."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = values.cast(pa.string()) if values.type != pa.string() else values
+    n = len(values)
+    if not n:
+        return np.zeros((0, 0), dtype=np.int64)
+    values = pa.concat_arrays([values])  # offsets from 0, contiguous data
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + n + 1]
+    length = int(offsets[1] - offsets[0])
+    raw = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[0] + n * length]
+    return raw.reshape(n, length).astype(np.int64) - 48
+
+
+def pesel_check(mat: Any) -> Any:
+    """Presidio's ``PlPeselRecognizer.validate_result`` on an ``(n, 11)`` digit matrix."""
+    import numpy as np
+
+    return (10 - (mat[:, :10] @ np.array(_PESEL_WEIGHTS)) % 10) % 10 == mat[:, 10]
+
+
+def pesel_shape(mat: Any) -> Any:
+    """Presidio's PESEL regex on an ``(n, 11)`` digit matrix: month ``[02468][1-9]|[13579][012]``, day 01-31."""
+    m1, m2, d1, d2 = mat[:, 2], mat[:, 3], mat[:, 4], mat[:, 5]
+    month = ((m1 % 2 == 0) & (m2 >= 1)) | ((m1 % 2 == 1) & (m2 <= 2))
+    day = ((d1 == 0) & (d2 >= 1)) | (d1 == 1) | (d1 == 2) | ((d1 == 3) & (d2 <= 1))
+    return month & day
+
+
+def nhs_check(mat: Any) -> Any:
+    """Presidio's ``NhsRecognizer.validate_result`` on an ``(n, 10)`` digit matrix (weights 10..1, mod 11)."""
+    import numpy as np
+
+    return (mat @ np.arange(10, 0, -1)) % 11 == 0
+
+
+def luhn_check(mat: Any) -> Any:
+    """Luhn (Presidio's ``CreditCardRecognizer.validate_result`` on bare digits) on an ``(n, L)`` digit matrix."""
+    doubled = mat[:, -2::-2] * 2
+    return (mat[:, -1::-2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)) % 10 == 0
+
+
+def digit_run_may_validate(entity: str, mat: Any) -> Any | None:
+    """Whether any match of the entity's Presidio pattern inside a cell made only of these digits could pass
+    its validator (numpy bool per row), or ``None`` when the entity has no vectorized form here.
+
+    ``False`` is exact: no reading of the cell as the entity survives Presidio's validator, so the
+    cell need not reach Python for it. ``True`` may be wider (the cell is then validated one by one).
+    """
+    import numpy as np
+
+    n, length = mat.shape
+    if entity == "PL_PESEL":  # unanchored 11 digits: every window that has the pattern's shape
+        out = np.zeros(n, dtype=bool)
+        for i in range(length - 10):
+            window = mat[:, i:i + 11]
+            out |= pesel_shape(window) & pesel_check(window)
+        return out
+    if entity == "UK_NHS":  # \b-anchored 3-3-4 digits: a bare digit cell matches only with exactly 10
+        return nhs_check(mat) if length == 10 else np.zeros(n, dtype=bool)
+    if entity == "CREDIT_CARD":  # \b-anchored: the whole run, 13-19 digits, then Luhn
+        return luhn_check(mat) if 12 <= length <= 19 else np.zeros(n, dtype=bool)
+    return None
+
+
+#: Entities :func:`digit_run_may_validate` covers.
+DIGIT_RUN_ENTITIES = frozenset({"PL_PESEL", "UK_NHS", "CREDIT_CARD"})

@@ -42,6 +42,7 @@ ROLE_WORDS = frozenset({
     "cliente", "paciente", "estimado", "estimada", "hola", "gentile", "egregio", "caro", "cara", "ciao",
     "cher", "chère", "bonjour", "patiente", "klant", "beste", "geachte",
 })
+_INTRO = HONORIFICS | ROLE_WORDS
 _COMPANY = frozenset({"gmbh", "ag", "kg", "ohg", "se", "sa", "sas", "sarl", "spa", "srl", "sl", "bv", "nv", "ltd",
                       "llc", "inc", "plc", "co", "corp", "group", "gruppe", "groupe", "holding", "&"})
 _PRODUCT_AFTER = frozenset({"shirt", "shirts", "jacket", "jackets", "store", "stores", "shop", "bag", "bags",
@@ -63,6 +64,8 @@ _STOP = frozenset({"the", "and", "der", "die", "das", "le", "la", "les", "el", "
 _TOKEN = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:[-'’][^\W\d_]+)*\.?")
 _PARTICLES = frozenset({"van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "le", "la", "ter", "ten",
                         "zu", "dos", "das", "y", "i"})
+# Where a name can start (see NameFinder.find), besides a given name or surname.
+_HEAD_WORDS = _INTRO | _PARTICLES
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,15 +91,20 @@ class NameFinder:
     def __init__(self, locales: Sequence[str] = DEFAULT_LOCALES) -> None:
         self.given, self.family = gazetteers(tuple(locales))
         self.names = self.given | self.family
+        self._streets = street_suffixes()
 
     def find(self, text: str) -> Iterator[tuple[int, int, float]]:
         tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+        # Where a name can start: a capitalised given name, surname, particle or honorific / role word
+        # (_judge finds no name part anywhere else). Most words fail the first, cheapest test.
+        names, head_words = self.names, _HEAD_WORDS
+        starts = [k for k, (_a, _b, w) in enumerate(tokens) if w[0].isupper() and len(w) > 1 and not w.isupper()
+                  and ((h := w.rstrip(".").lower()) in names or h in head_words or self._known(h))]
         i = 0
-        while i < len(tokens):
-            word = tokens[i][2]
-            if not _capitalised(word):
-                i += 1
-                continue
+        for start in starts:
+            if start < i:
+                continue  # inside the name found last
+            i = start
             # The run of capitalised words (and name particles) starting here.
             j = i
             while j + 1 < len(tokens) and j - i < 5 and _adjacent(text, tokens[j][1], tokens[j + 1][0]) \
@@ -117,8 +125,6 @@ class NameFinder:
             if span is not None:
                 yield span
                 i = j + 1
-            else:
-                i += 1
 
     def _known(self, word: str, *, family: bool = True) -> bool:
         """A given name (or surname); hyphenated names when every part is one."""
@@ -131,13 +137,11 @@ class NameFinder:
     def _judge(self, text: str, tokens: list, i: int, j: int) -> tuple[int, int, float] | None:
         words = [tokens[k][2].rstrip(".") for k in range(i, j + 1)]
         lower = [w.lower() for w in words]
-        prev = tokens[i - 1][2].rstrip(".").lower() if i > 0 and _adjacent(text, tokens[i - 1][1], tokens[i][0],
-                                                                         gap=3) else ""
-        nxt = tokens[j + 1][2].rstrip(".").lower() if j + 1 < len(tokens) else ""
         # An honorific inside the run ("Herr Dr. Koch"): start after it.
         k = 0
-        while k < len(lower) - 1 and lower[k] in HONORIFICS | ROLE_WORDS:
-            prev, k = lower[k], k + 1
+        while k < len(lower) - 1 and lower[k] in _INTRO:
+            k += 1
+        intro = lower[k - 1] if k else None
         words, lower = words[k:], lower[k:]
         first = i + k
         # Keep the name part: given names, particles, surnames; stop at the first other word.
@@ -151,9 +155,12 @@ class NameFinder:
         while n > 0 and lower[n - 1] in _PARTICLES:
             n -= 1
         if n == 0:
-            return None
-        after = lower[n] if n < len(lower) else nxt
-        if words[n - 1] in street_suffixes() or (n < len(words) and words[n] in street_suffixes()):
+            return None  # most runs end here: the context words below are read only for a name
+        if n < len(lower):
+            after = lower[n]
+        else:
+            after = tokens[j + 1][2].rstrip(".").lower() if j + 1 < len(tokens) else ""
+        if words[n - 1] in self._streets or (n < len(words) and words[n] in self._streets):
             return None  # "Darren Roads", "Samuel Rapids": a street
         if after in _COMPANY or after in _PRODUCT_AFTER or " ".join(lower[:n]).replace("'s", "") in _BRANDS \
                 or (n >= 2 and " ".join(lower[:2]) in _BRANDS):
@@ -165,7 +172,12 @@ class NameFinder:
         has_family = any(w in self.family for w in lower[1:n]) or (n >= 2 and lower[n - 1] not in _PARTICLES)
         if n >= 2 and has_given and has_family:
             return start, end, FULL_NAME_SCORE
-        if prev in HONORIFICS or prev in ROLE_WORDS:
+        if intro is not None:
+            prev = intro
+        else:
+            prev = tokens[i - 1][2].rstrip(".").lower() if i > 0 and _adjacent(text, tokens[i - 1][1], tokens[i][0],
+                                                                             gap=3) else ""
+        if prev in _INTRO:
             return start, end, CONTEXT_NAME_SCORE
         return None
 

@@ -2,8 +2,10 @@
 
 An RE2 pre-filter over the whole column selects the cells with a capitalised word next to another
 one or to a number; only those reach :class:`~._names.NameFinder` and
-:class:`~._addresses.AddressFinder`. When the policy configures a spaCy model (``pii.nlp``), its
-entities are merged with these (overlaps resolved, best reading kept).
+:class:`~._addresses.AddressFinder`, and one RE2 pass per address pattern group
+(:func:`~._addresses.re2_prefilters`) tells the latter which of its patterns a cell can match.
+When the policy configures a spaCy model (``pii.nlp``), its entities are merged with these
+(overlaps resolved, best reading kept).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ class TextScanner:
         self._addresses = AddressFinder() if "LOCATION" in self.entities else None
         self._nlp = nlp
 
-    def detect_text(self, text: str) -> list[Match]:
+    def detect_text(self, text: str, address_groups: tuple[bool, ...] | None = None) -> list[Match]:
         found: list[Match] = []
-        if self._addresses is not None:
-            found += [Match("LOCATION", a, b, s) for a, b, s in self._addresses.find(text)]
+        if self._addresses is not None and (address_groups is None or any(address_groups)):
+            spans = self._addresses.find(text) if address_groups is None else self._addresses.find(text, address_groups)
+            found += [Match("LOCATION", a, b, s) for a, b, s in spans]
         if self._names is not None:
             found += [Match("PERSON", a, b, s) for a, b, s in self._names.find(text)]
         return merge_matches(found, []) if found else found
@@ -50,8 +53,10 @@ class TextScanner:
         hits: dict[int, tuple[str, list[Match]]] = {}
         idx = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(strings, PREFILTER), False))
         if len(idx):
-            for i, text in zip(idx.to_pylist(), strings.take(idx).to_pylist()):
-                matches = self.detect_text(text)
+            candidates = strings.take(idx)
+            groups = self._address_groups(candidates)
+            for n, (i, text) in enumerate(zip(idx.to_pylist(), candidates.to_pylist())):
+                matches = self.detect_text(text, None if groups is None else groups[n])
                 if matches:
                     hits[i] = (text, matches)
         if self._nlp is not None:
@@ -60,6 +65,19 @@ class TextScanner:
                 hits[i] = (text, merge_matches(old, matches))
         for i in sorted(hits):
             yield i, hits[i][0], hits[i][1]
+
+    def _address_groups(self, candidates: pa.Array) -> list[tuple[bool, ...]] | None:
+        """Per cell, which address pattern groups can match it (RE2 over the column, one pass per group)."""
+        if self._addresses is None:
+            return None
+        import numpy as np
+        import pyarrow.compute as pc
+
+        from airflow_aisec.core.gates.pii._addresses import re2_prefilters
+
+        masks = np.stack([pc.fill_null(pc.match_substring_regex(candidates, rx), False).to_numpy(zero_copy_only=False)
+                          for rx in re2_prefilters()], axis=1)
+        return list(map(tuple, masks.tolist()))
 
 
 def build_text_scanner(section: PiiPolicy) -> Any:

@@ -181,7 +181,7 @@ def test_parallel_processes_keep_one_chain_s3(s3_server):
 def test_s3_tamper_detected_and_cli_names_record(s3_server, aisec_cli):
     client = s3_server.client()
     client.create_bucket(Bucket="aisec-evidence-2")
-    store, _ = fill("s3://aisec-evidence-2/t", 4, s3_client=client)
+    _store, _ = fill("s3://aisec-evidence-2/t", 4, s3_client=client)
     ok = aisec_cli("audit", "verify", "s3://aisec-evidence-2/t")
     assert ok.returncode == 0, ok.stderr
     assert "4 record(s)" in ok.stdout

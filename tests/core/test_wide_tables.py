@@ -329,3 +329,95 @@ def test_drift_of_a_wide_csv_equals_pyarrows_path(tmp_path, monkeypatch):
     arrow = check_drift(section, str(paths[0]), str(paths[1]))
     assert wide.metrics == arrow.metrics
     assert [f.rule for f in wide.findings] == [f.rule for f in arrow.findings]
+
+
+def _bias_table(columns: int, rows: int = 12) -> pa.Table:
+    """``y``, ``p``, ``sex`` and unread columns pyarrow types as dates, floats and text."""
+    data = {"y": pa.array([r % 2 for r in range(rows)]), "p": pa.array([1 if r % 3 == 0 else r % 2 for r in range(rows)]),
+            "sex": pa.array(["F", "M", "F"] * (rows // 3))}
+    for c in range(columns - 3):
+        data[f"c{c}"] = (pa.array([f"2024-01-{r + 1:02d}" for r in range(rows)]) if c % 3 == 0 else
+                         pa.array([float(c + r) for r in range(rows)]) if c % 3 == 1 else
+                         pa.array([f"w{c}-{r}" for r in range(rows)]))
+    return pa.table(data)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_bias_of_a_wide_table_reads_only_its_columns_and_equals_pyarrows_path(tmp_path, monkeypatch, fmt):
+    from airflow_aisec.core.gates.bias import check_bias
+    from airflow_aisec.core.io import column_blocks, wide_csv
+    from airflow_aisec.core.policy.sections.bias import BiasPolicy
+
+    path = tmp_path / f"wide.{fmt}"
+    table = _bias_table(40)
+    pacsv.write_csv(table, path) if fmt == "csv" else pq.write_table(table, path)
+    section = BiasPolicy(label="y", prediction="p", sensitive=["sex"], min_group_size=1,
+                         thresholds={"demographic_parity_difference": {"max": 0.1}})
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    monkeypatch.setattr(column_blocks, "WIDE_COLUMNS", 8)
+    widths = []
+    classify = wide_csv._classify
+    monkeypatch.setattr(wide_csv, "_classify", lambda rows, names: widths.append(len(names)) or classify(rows, names))
+    wide_csv.ARROW_CALLS["count"] = 0
+    wide = check_bias(section, str(path))
+    # Only the three named columns are typed: the unread date columns never reach pyarrow's inference.
+    assert widths == ([3] if fmt == "csv" else [])
+    assert wide_csv.ARROW_CALLS["count"] == 0
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)
+    monkeypatch.setattr(column_blocks, "WIDE_COLUMNS", 10**9)
+    arrow = check_bias(section, str(path))
+    assert wide.metrics == arrow.metrics
+    assert [(f.rule, f.message) for f in wide.findings] == [(f.rule, f.message) for f in arrow.findings]
+    assert any(f.rule for f in wide.findings)  # the threshold is exceeded: a verdict, not only metrics
+
+
+def test_bias_of_a_wide_csv_names_a_missing_column(tmp_path, monkeypatch):
+    from airflow_aisec.core.gates.bias import check_bias
+    from airflow_aisec.core.io import wide_csv
+    from airflow_aisec.core.policy.sections.bias import BiasPolicy
+    from airflow_aisec.exceptions import InputDataError
+
+    path = tmp_path / "wide.csv"
+    pacsv.write_csv(_bias_table(20), path)
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    section = BiasPolicy(label="y", prediction="p", sensitive=["gender"], min_group_size=1)
+    with pytest.raises(InputDataError, match=r"column\(s\) not in the data: 'gender'"):
+        check_bias(section, str(path))
+
+
+@pytest.mark.parametrize("gate", ["drift", "source"])
+def test_wide_parquet_read_without_threads_gives_the_same_result(tmp_path, monkeypatch, gate):
+    from airflow_aisec.core.gates.drift import check_drift
+    from airflow_aisec.core.gates.source import check_sources
+    from airflow_aisec.core.io import column_blocks, tabular
+    from airflow_aisec.core.policy.sections.drift import DriftPolicy
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for k in range(2):
+        table = pa.table({f"f{i}": (pa.array(rng.normal(size=9)) if i % 4 else
+                                    pa.array(rng.choice(["n", "s", "e", "w"], 9))) for i in range(30)})
+        paths.append(tmp_path / f"t{k}.parquet")
+        pq.write_table(table, paths[-1])
+    threads = []
+    iter_batches = tabular.iter_batches
+
+    def spy(*args, use_threads=True, **kwargs):
+        threads.append(use_threads)
+        return iter_batches(*args, use_threads=use_threads, **kwargs)
+
+    monkeypatch.setattr(tabular, "iter_batches", spy)
+
+    def run():
+        if gate == "drift":
+            return check_drift(DriftPolicy(max_unseen_fraction=1.0), str(paths[0]), str(paths[1]))
+        return check_sources(_source_policy(tmp_path, paths[0]), [str(paths[1])])
+
+    threaded = run()
+    assert threads and all(threads)
+    monkeypatch.setattr(column_blocks, "WIDE_COLUMNS", 8)
+    threads.clear()
+    alone = run()
+    assert threads and not any(threads)
+    assert threaded.metrics == alone.metrics
+    assert [(f.rule, f.message) for f in threaded.findings] == [(f.rule, f.message) for f in alone.findings]

@@ -29,6 +29,15 @@ WIDE_COLUMNS = 1024
 BLOCK_CELLS = 1 << 18
 
 
+def threads_for(dataset: pads.Dataset, columns: int) -> bool:
+    """Whether to decode ``columns`` of ``dataset`` with threads: a wide Parquet table's column chunks
+    are tiny, and pyarrow's thread pool then costs more CPU (and wall time) than it saves
+    (100k x 5: 3.4 s -> 1.9 s CPU)."""
+    import pyarrow.dataset as ds
+
+    return columns < WIDE_COLUMNS or not isinstance(getattr(dataset, "format", None), ds.ParquetFileFormat)
+
+
 @dataclass(frozen=True)
 class ColumnBlock:
     """Columns ``columns`` (a range of indices into the requested columns) over rows ``start .. start + rows``.

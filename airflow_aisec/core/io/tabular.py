@@ -193,6 +193,7 @@ def open_dataset(
     csv_column_types: Mapping[str, Any] | None = None,
     csv_empty_as_null: bool = False,
     csv_text: bool = False,
+    csv_columns: Sequence[str] | None = None,
 ) -> pads.Dataset:
     """A pyarrow dataset over a local file (lazy: nothing is read yet beyond metadata).
 
@@ -206,6 +207,8 @@ def open_dataset(
             rather than as empty strings (pyarrow's default).
         csv_text: For CSV, the caller reads every column as text: a wide file's types are not
             inferred (a narrow one's still are, for the same checks and errors as before).
+        csv_columns: For CSV, the caller reads only these columns: a wide file's other columns are
+            typed as text, not inferred (their cells are never converted).
 
     Raises:
         InputDataError: the file is not a readable table of that format.
@@ -226,7 +229,8 @@ def open_dataset(
                                               strings_can_be_null=csv_empty_as_null)
             block_size = csv_block_size(path)
             # A wide file's schema is inferred per cell, not by pyarrow's per-column inference.
-            schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text)
+            schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text,
+                                     columns=csv_columns)
             dataset = ds.dataset(str(path), schema=schema, format=ds.CsvFileFormat(
                 convert_options=convert, read_options=pcsv.ReadOptions(block_size=block_size)))
         else:
@@ -247,12 +251,13 @@ def open_dataset(
         raise InputDataError(f"{name}: not a readable {fmt} table ({type(exc).__name__})") from None
     # A wide file read as text has no inferred binary column to refuse.
     _check_text(dataset, fmt, name, path, declared=csv_column_types or {},
-                inferred=not (fmt == "csv" and csv_text and schema is not None))
+                inferred=not (fmt == "csv" and csv_text and schema is not None),
+                only=csv_columns if fmt == "csv" and schema is not None else None)
     return dataset
 
 
 def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLike[str],
-                declared: Mapping[str, Any], inferred: bool = True) -> None:
+                declared: Mapping[str, Any], inferred: bool = True, only: Sequence[str] | None = None) -> None:
     """Refuse column names, and CSV text in the inferred rows, that are not UTF-8 (an input error).
 
     pyarrow reads such a header fine but fails when a name is turned into a Python string, and it
@@ -275,7 +280,11 @@ def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLi
         raise
     if fmt == "csv" and inferred:
         binary = (pa.binary(), pa.large_binary())
-        for column, data_type in zip(names, schema.types):
+        # ``only``: the other columns of a wide file were typed as text, not inferred.
+        present = set(names) if only is not None else set()
+        pairs = zip(names, schema.types) if only is None else (
+            (c, schema.field(c).type) for c in dict.fromkeys(only) if c in present)
+        for column, data_type in pairs:
             if data_type in binary and column not in declared:
                 raise InputDataError(_not_utf8_message(uri, f"'{column}'", path))
 

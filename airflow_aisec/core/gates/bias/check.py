@@ -54,7 +54,7 @@ def _stream_input(section: BiasPolicy, uri: str, columns: BiasColumns, s3_client
     fmt = detect_format(uri)
     with local_copy(uri, s3_client=s3_client) as copy:
         digest = sha256_file(copy.path)
-        dataset = open_dataset(copy.path, fmt, uri=uri)
+        dataset = open_dataset(copy.path, fmt, uri=uri, csv_columns=columns.all)
         stream = None
         for batch in iter_batches(dataset, columns=columns.all, uri=uri):
             if stream is None:

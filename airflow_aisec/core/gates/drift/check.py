@@ -58,6 +58,7 @@ __all__ = ["GATE", "check_drift"]
 def _open_both(section: DriftPolicy, reference: str, current: str, features: Sequence[str] | str | None,
                s3_client: Any) -> Iterator[tuple[TableSource, TableSource, list[str], list[InputRef]]]:
     """Open both tables as streamed sources of the compared columns (others are never parsed)."""
+    from airflow_aisec.core.io.column_blocks import threads_for
     from airflow_aisec.core.io.storage import sha256_file
     from airflow_aisec.core.io.tabular import detect_format, iter_batches, local_copy, open_dataset
 
@@ -75,7 +76,7 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
                 raise InputDataError(f"column(s) not in the {which} table: {', '.join(map(repr, missing))}")
 
             def batches(columns: list[str], ds_: Any = ds_, uri: str = uri) -> Iterator[pa.RecordBatch]:
-                yield from iter_batches(ds_, columns=columns, uri=uri)
+                yield from iter_batches(ds_, columns=columns, uri=uri, use_threads=threads_for(ds_, len(columns)))
 
             sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri))
         inputs = [InputRef(uri=reference, sha256=sha256_file(ref_copy.path)),

@@ -234,10 +234,15 @@ def row_hashes(batch: pa.RecordBatch) -> np.ndarray:
     import numpy as np
 
     combined = np.full(batch.num_rows, np.uint64(0xCBF29CE484222325), dtype=np.uint64)
+    shifted = np.empty_like(combined)
+    mix, shift = np.uint64(_MIX), np.uint64(29)  # made once: a wide table runs this loop per column
+    xor, multiply, right_shift = np.bitwise_xor, np.multiply, np.right_shift
     with np.errstate(over="ignore"):
         for hashed in _column_hashes(batch):
-            combined = (combined ^ hashed) * np.uint64(_MIX)
-            combined ^= combined >> np.uint64(29)
+            xor(combined, hashed, out=combined)
+            multiply(combined, mix, out=combined)
+            right_shift(combined, shift, out=shifted)
+            xor(combined, shifted, out=combined)
     return combined
 
 
@@ -258,10 +263,14 @@ def _column_hashes(batch: pa.RecordBatch) -> list[np.ndarray]:
     columns = batch.columns  # batch.column(i) costs more, per column
     out: list[Any] = [None] * batch.num_columns
     groups: dict[Any, list[int]] = {}
+    plain: dict[Any, bool] = {}  # per distinct type, not per column
     for i, arr in enumerate(columns):
         t = arr.type
-        if n and (pa.types.is_signed_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
-                  or pa.types.is_large_string(t)):
+        grouped = plain.get(t)
+        if grouped is None:
+            grouped = plain[t] = bool(n) and (pa.types.is_signed_integer(t) or pa.types.is_floating(t)
+                                              or pa.types.is_string(t) or pa.types.is_large_string(t))
+        if grouped:
             groups.setdefault(t, []).append(i)
         else:
             out[i] = _column_hash(arr)
@@ -272,9 +281,9 @@ def _column_hashes(batch: pa.RecordBatch) -> list[np.ndarray]:
             if len(chunk) == 1:
                 out[chunk[0]] = _column_hash(columns[chunk[0]])
                 continue
-            hashed = _column_hash(pa.concat_arrays([columns[i] for i in chunk]))
+            hashed = _column_hash(pa.concat_arrays([columns[i] for i in chunk])).reshape(len(chunk), n)
             for j, i in enumerate(chunk):
-                out[i] = hashed[j * n:(j + 1) * n]
+                out[i] = hashed[j]
     return out
 
 

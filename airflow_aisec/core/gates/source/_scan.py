@@ -93,6 +93,7 @@ def _require_numeric(schema: pa.Schema, columns: Sequence[str], uri: str) -> Non
 
 def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> Profile:
     """Stream the reference: row count, label counts, numeric ranges."""
+    from airflow_aisec.core.io.column_blocks import threads_for
     from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy
 
     poisoning = ctx.section.poisoning
@@ -128,7 +129,8 @@ def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> 
             accumulators.append(profile.ranges)
             needed.extend(range_cols)
         needed = list(dict.fromkeys(needed)) or [schema.names[0]]
-        for batch in iter_batches(dataset, columns=needed, batch_rows=ctx.section.batch_rows, uri=target.uri):
+        for batch in iter_batches(dataset, columns=needed, batch_rows=ctx.section.batch_rows, uri=target.uri,
+                                  use_threads=threads_for(dataset, len(needed))):
             profile.rows += batch.num_rows
             profile.batches += 1
             for acc in accumulators:
@@ -221,6 +223,7 @@ def _row_count_findings(ctx: Context, target: Target, rows: int) -> None:
 
 def scan_input(ctx: Context, target: Target, reference: Profile | None) -> dict[str, Any]:
     """All checks on one dataset, in one streamed pass; returns its metrics."""
+    from airflow_aisec.core.io.column_blocks import threads_for
     from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy
 
     section = ctx.section
@@ -250,7 +253,8 @@ def scan_input(ctx: Context, target: Target, reference: Profile | None) -> dict[
         columns = list(dict.fromkeys(scan.columns)) or [schema.names[0]]
         duplicate_rows = None
         try:
-            for batch in iter_batches(dataset, columns=columns, batch_rows=section.batch_rows, uri=target.uri):
+            for batch in iter_batches(dataset, columns=columns, batch_rows=section.batch_rows, uri=target.uri,
+                                      use_threads=threads_for(dataset, len(columns))):
                 scan.rows += batch.num_rows
                 scan.batches += 1
                 for accumulator in scan.accumulators:

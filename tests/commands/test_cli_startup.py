@@ -51,10 +51,14 @@ def test_light_verbs_import_no_heavy_library(argv):
 
 
 #: What ``aisec pii scan`` must not import when the policy asks for no NLP model (``pii.nlp``): Presidio's
-#: NLP engines and what they drag (spaCy, thinc, torch), and the ML libraries of other gates.
+#: NLP engines and what they drag (spaCy, thinc, torch), and the ML libraries of other gates. On a table whose
+#: cells hold no e-mail or URL candidate and no free text, neither the e-mail recognizer (tldextract, requests)
+#: nor the URL one (a huge regex compiled at import) nor Faker's name lists are loaded.
 PII_SCAN_NEVER = ("spacy", "thinc", "torch", "transformers", "stanza", "sklearn", "scipy",
                   "presidio_analyzer.analyzer_engine", "presidio_analyzer.nlp_engine.nlp_artifacts",
-                  "presidio_analyzer.recognizer_registry")
+                  "presidio_analyzer.recognizer_registry", "tldextract", "requests", "faker",
+                  "presidio_analyzer.predefined_recognizers.generic.url_recognizer",
+                  "presidio_analyzer.predefined_recognizers.generic.email_recognizer")
 
 
 @pytest.mark.timeout(300)
@@ -70,7 +74,19 @@ def test_pii_scan_of_a_one_row_table_imports_no_nlp_stack(module, tmp_path_facto
     code, modules = _pii_scan_modules(str(data))
     assert code == 0
     assert module not in modules
-    assert "presidio_analyzer.predefined_recognizers.generic.email_recognizer" in modules  # Presidio did scan
+    assert "presidio_analyzer.predefined_recognizers.country_specific.us.us_ssn_recognizer" in modules  # Presidio ran
+
+
+@pytest.mark.timeout(300)
+def test_pii_scan_loads_the_email_and_url_recognizers_when_a_cell_needs_them(tmp_path):
+    data = tmp_path / "contact.csv"
+    data.write_text("id,contact\n1,ana@example.org see https://example.org/a\n")
+    out = subprocess.run([sys.executable, "-c", PROBE, "pii", "scan", str(data), "--policy", "policies/strict.yaml"],
+                         capture_output=True, text=True, timeout=300, check=False, cwd=REPO, stdin=subprocess.DEVNULL)
+    report = json.loads(out.stderr.strip().splitlines()[-1])
+    assert report["code"] == 1  # the strict policy forbids both in a public dataset
+    assert "tldextract" in report["modules"]
+    assert "carries EMAIL_ADDRESS" in out.stdout and "carries URL" in out.stdout
 
 
 _PII_SCANS: dict[str, tuple[int, set[str]]] = {}

@@ -76,7 +76,9 @@ class StrictModel(BaseModel):
     integers, numbers and booleans are strict, so ``version: true`` or ``min_group_size: "30"`` is an
     error rather than 1 or 30 (see :func:`_strict_numbers`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # defer_build: a model's validator is built on first use, not at import; the policy document's covers the
+    # nested sections, so `aisec` start-up skips building one for each of them (same schema, same checks).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, defer_build=True)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: type[BaseModel], handler: GetCoreSchemaHandler) -> Any:

@@ -89,9 +89,24 @@ class NameFinder:
     """PERSON spans in free text (see the module docstring)."""
 
     def __init__(self, locales: Sequence[str] = DEFAULT_LOCALES) -> None:
-        self.given, self.family = gazetteers(tuple(locales))
-        self.names = self.given | self.family
-        self._streets = street_suffixes()
+        self._locales = tuple(locales)
+
+    # Faker's lists are loaded when a candidate cell is first read: a table without text never needs them.
+    @functools.cached_property
+    def given(self) -> frozenset[str]:
+        return gazetteers(self._locales)[0]
+
+    @functools.cached_property
+    def family(self) -> frozenset[str]:
+        return gazetteers(self._locales)[1]
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        return self.given | self.family
+
+    @functools.cached_property
+    def _streets(self) -> frozenset[str]:
+        return street_suffixes()
 
     def find(self, text: str) -> Iterator[tuple[int, int, float]]:
         tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]

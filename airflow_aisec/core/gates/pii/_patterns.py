@@ -35,8 +35,9 @@ mislabelled (presidio-structured calls integer id columns PHONE_NUMBER):
   often than chance (random 16-digit references pass Luhn one time in ten) are
   coincidences, not PII: see :func:`~airflow_aisec.core.gates.pii._validators.coincidental`.
 
-Presidio, ``regex``, ``phonenumbers`` and ``tldextract`` are imported when a
-:class:`Detector` is built.
+Presidio and ``phonenumbers`` are imported when a :class:`Detector` is built; the e-mail and URL
+recognizers (``tldextract``, a huge URL regex) and each entity's compiled patterns when a candidate cell
+first needs them.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from airflow_aisec.core.gates.pii._phones import (
     RE2_FORMATTED,
     PhoneFinder,
 )
-from airflow_aisec.core.gates.pii._validators import CHECKSUM_CHANCE, offline_email_recognizer
+from airflow_aisec.core.gates.pii._validators import CHECKSUM_CHANCE, has_fqdn, offline_email_recognizer
 from airflow_aisec.core.policy.sections.pii import ALL_PATTERN_ENTITIES, DEFAULT_ENTITIES
 
 #: Presidio recognizer class (in ``presidio_analyzer.predefined_recognizers``) per entity.
@@ -159,9 +160,7 @@ class Detector:
     def __init__(self, entities: Iterable[str] = DEFAULT_ENTITIES, *,
                  column_hints: Mapping[str, Sequence[str]] | None = None,
                  phone_regions: Sequence[str] | None = None) -> None:
-        import regex
-
-        from airflow_aisec.core.gates.pii._presidio import pattern_recognizers
+        from airflow_aisec.core.gates.pii._presidio import class_constant, pattern_recognizers
 
         presidio = pattern_recognizers()  # not `import presidio_analyzer`: that imports spaCy and torch
 
@@ -169,25 +168,20 @@ class Detector:
         unknown = set(entities) - set(ALL_PATTERN_ENTITIES)
         if unknown:
             raise ValueError(f"not a pattern entity: {sorted(unknown)}")
-        self._recognizers: dict[str, Any] = {}
-        self._patterns: dict[str, list[tuple[float, Any]]] = {}
-        for entity in self.entities:
+
+        def recognizer(entity: str) -> Any:
             if entity in PRESIDIO_RECOGNIZERS:
                 cls = getattr(presidio, PRESIDIO_RECOGNIZERS[entity])
-                recognizer = offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
-            else:  # every other Presidio pattern recognizer, and the European ids it lacks
-                recognizer = build_recognizer(entity)
-            self._recognizers[entity] = recognizer
-            flags = getattr(recognizer, "global_regex_flags", None) or 0
-            self._patterns[entity] = [
-                (p.score, regex.compile(p.regex, flags=flags)) for p in getattr(recognizer, "patterns", [])
-            ]
-        self.context_words: dict[str, frozenset[str]] = {}
-        for entity, recognizer in self._recognizers.items():
-            words = {w.strip("#").lower() for w in (recognizer.context or []) if w.strip()}
-            words = (words - _GENERIC_CONTEXT) | _EXTRA_CONTEXT.get(entity, frozenset())
-            self.context_words[entity] = frozenset(w for w in words if w.isalpha())
-        self._specs = build_specs({e: r for e, r in self._recognizers.items() if e not in PRESIDIO_RECOGNIZERS},
+                return offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
+            return build_recognizer(entity)  # every other Presidio pattern recognizer, and the European ids it lacks
+
+        # Built when a candidate cell first needs them (start-up): the e-mail and URL recognizers, and every
+        # entity's compiled patterns. The others are needed now (context words, specs).
+        self._recognizers: Mapping[str, Any] = _Lazy(self.entities, recognizer,
+                                                     {e: recognizer(e) for e in self.entities if e not in _LAZY})
+        self._patterns: Mapping[str, list[tuple[float, Any]]] = _Lazy(self.entities, self._compile)
+        self.context_words: Mapping[str, frozenset[str]] = _Lazy(self.entities, self._context_words)
+        self._specs = build_specs({e: self._recognizers[e] for e in self.entities if e not in PRESIDIO_RECOGNIZERS},
                                   STRONG_SCORE)
         hints = {e: list(g) for e, g in DEFAULT_COLUMN_HINTS.items()}
         for entity, globs in (column_hints or {}).items():
@@ -198,9 +192,8 @@ class Detector:
                               for e, globs in self._column_hints.items() if globs}
         self._phones = PhoneFinder(phone_regions or DEFAULT_PHONE_REGIONS)
         self._strong = dict(_STRONG_CANDIDATES)
-        url = self._recognizers.get("URL")
-        if url is not None:
-            self._strong["URL"] = _url_candidate(getattr(url, "BASE_URL_REGEX", ""))
+        if "URL" in self.entities:
+            self._strong["URL"] = _url_candidate(class_constant(PRESIDIO_RECOGNIZERS["URL"], "BASE_URL_REGEX"))
         self._skip_pattern: dict[str, Callable[[str], bool]] = {
             # Run each of Presidio's patterns only where it can match (a character it requires).
             "Standard Url": lambda t: "://" not in t,
@@ -212,11 +205,22 @@ class Detector:
             "IPv6": lambda t: ":" not in t,
             "IPv6_unspecified": lambda t: "::" not in t,
         }
-        self._pattern_names: dict[str, list[str]] = {
-            e: [p.name for p in getattr(r, "patterns", [])] for e, r in self._recognizers.items()
-        }
-        email = self._recognizers.get("EMAIL_ADDRESS")
-        self.email_domain_valid: Callable[[str], bool] = getattr(email, "domain_valid", lambda _d: False)
+        self._pattern_names: Mapping[str, list[str]] = _Lazy(
+            self.entities, lambda e: [p.name for p in getattr(self._recognizers[e], "patterns", [])])
+        # The offline e-mail recognizer's own domain check, without building the recognizer.
+        self.email_domain_valid: Callable[[str], bool] = has_fqdn if "EMAIL_ADDRESS" in self.entities else _never
+
+    def _compile(self, entity: str) -> list[tuple[float, Any]]:
+        import regex
+
+        recognizer = self._recognizers[entity]
+        flags = getattr(recognizer, "global_regex_flags", None) or 0
+        return [(p.score, regex.compile(p.regex, flags=flags)) for p in getattr(recognizer, "patterns", [])]
+
+    def _context_words(self, entity: str) -> frozenset[str]:
+        words = {w.strip("#").lower() for w in (self._recognizers[entity].context or []) if w.strip()}
+        words = (words - _GENERIC_CONTEXT) | _EXTRA_CONTEXT.get(entity, frozenset())
+        return frozenset(w for w in words if w.isalpha())
 
     # --- column level -----------------------------------------------------------------------
     def hinted_entities(self, column: str) -> frozenset[str]:
@@ -413,6 +417,38 @@ _EXTENDED_ORDER = 7.5
 _DETECT_ORDER = {e: i for i, e in enumerate(
     ("EMAIL_ADDRESS", "URL", "IBAN_CODE", "CREDIT_CARD", "IP_ADDRESS", "US_SSN", "US_PASSPORT", "US_BANK_NUMBER",
      "PHONE_NUMBER"))}
+
+
+#: Recognizers built on first use: importing them costs more than a small scan (tldextract, a huge URL regex).
+_LAZY = frozenset({"EMAIL_ADDRESS", "URL"})
+
+
+def _never(_domain: str) -> bool:
+    return False
+
+
+class _Lazy(Mapping[str, Any]):
+    """A mapping over fixed keys whose values are built on first access."""
+
+    def __init__(self, keys: Iterable[str], build: Callable[[str], Any], ready: Mapping[str, Any] | None = None):
+        self._keys = tuple(keys)
+        self._build = build
+        self._values: dict[str, Any] = dict(ready or {})
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            if key not in self._keys:
+                raise
+        value = self._values[key] = self._build(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def _text_outside(text: str, found: Sequence[Match], entity: str, needle: str) -> bool:

@@ -38,6 +38,8 @@ _ROOT_NAMES = (("analysis_explanation", "AnalysisExplanation"), ("recognizer_res
                ("pattern", "Pattern"), ("pattern_recognizer", "PatternRecognizer"))
 _DEFERRED = "__aisec_deferred_init__"
 _LOCK = threading.RLock()
+#: Recognizer class name -> its module, for the stand-in packages (:func:`pattern_recognizers`).
+_WHERE: dict[str, str] = {}
 
 
 class NlpArtifactsNotLoaded:
@@ -75,13 +77,13 @@ def _defer(name: str, resolve: Callable[[str], Any] | None = None) -> ModuleType
 
 
 def _recognizer_modules(package: ModuleType) -> dict[str, str]:
-    """Recognizer class name -> the module defining it, read from the ``from ... import`` lines of
-    ``predefined_recognizers/__init__.py`` (not executed: some of its lines import the NLP engines)."""
+    """Recognizer class name -> the module it is imported from, read from the ``from ... import`` lines of a
+    package's ``__init__.py`` (not executed: ``predefined_recognizers``' imports the NLP engines)."""
     tree = ast.parse(Path(package.__spec__.origin).read_text(encoding="utf-8"))
     found: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.level in (0, 1):
-            module = f"{_RECOGNIZERS}.{node.module}" if node.level == 1 else node.module
+            module = f"{package.__name__}.{node.module}" if node.level == 1 else node.module
             if module.startswith(_RECOGNIZERS + "."):
                 found.update({a.asname or a.name: module for a in node.names})
     return found
@@ -106,24 +108,69 @@ def pattern_recognizers() -> Any:
                 setattr(root, name, getattr(importlib.import_module(f"{_ROOT}.{module}"), name))
         if _NLP_ENGINE not in sys.modules:
             _defer(_NLP_ENGINE).NlpArtifacts = NlpArtifactsNotLoaded
-        where: dict[str, str] = {}
-
-        def resolve(name: str) -> Any:
-            module = where.get(name)
-            return getattr(importlib.import_module(module), name) if module else None
-
-        package = _defer(_RECOGNIZERS, resolve)
-        where.update(_recognizer_modules(package))
+        package = _defer(_RECOGNIZERS, _resolve)
+        _WHERE.update(_recognizer_modules(package))
         return package
+
+
+def _resolve(name: str) -> Any:
+    module = _WHERE.get(name)
+    if not module:
+        return None
+    _defer_parents(module)
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.submodule_search_locations is not None:
+            loaded = _defer(module, _resolve)
+    if getattr(loaded, _DEFERRED, False):  # a package re-exporting the class: find the module defining it
+        deeper = _recognizer_modules(loaded).get(name)
+        if deeper is None or deeper == module:
+            return None
+        _WHERE[name] = deeper
+        return _resolve(name)
+    return getattr(importlib.import_module(module), name)
+
+
+def _defer_parents(module: str) -> None:
+    """Defer the packages between ``predefined_recognizers`` and a recognizer module: their ``__init__`` files
+    import every recognizer of the group (``us`` has 15, ``generic`` the URL one, which compiles a huge regex
+    at import, and the e-mail one, which imports tldextract and requests)."""
+    parts = module.split(".")
+    for end in range(_RECOGNIZERS.count(".") + 2, len(parts)):
+        package = ".".join(parts[:end])
+        if package not in sys.modules:
+            _defer(package, _resolve)
+
+
+def class_constant(class_name: str, attr: str) -> Any:
+    """A literal class attribute of a recognizer (``UrlRecognizer.BASE_URL_REGEX``), read from its source when
+    its module is not imported yet: importing it may cost more than the scan (it compiles its patterns)."""
+    with _LOCK:
+        pattern_recognizers()
+        module = _WHERE.get(class_name)
+        spec = None
+        if module and module not in sys.modules:
+            _defer_parents(module)
+            spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+            for node in tree.body:
+                if isinstance(node, ast.ClassDef) and node.name == class_name:
+                    for stmt in node.body:
+                        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                                and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == attr):
+                            with contextlib.suppress(ValueError):
+                                return ast.literal_eval(stmt.value)
+        return getattr(getattr(pattern_recognizers(), class_name), attr)  # not a literal: import the class
 
 
 def load_presidio() -> ModuleType:
     """The whole of ``presidio_analyzer``, imported the usual way; the recognizer modules
     :func:`pattern_recognizers` loaded are kept (same classes)."""
     with _LOCK:
-        for name in (_RECOGNIZERS, _NLP_ENGINE, _ROOT):
-            if getattr(sys.modules.get(name), _DEFERRED, False):
-                del sys.modules[name]
+        for name in [k for k, m in sys.modules.items() if k.split(".")[0] == _ROOT and getattr(m, _DEFERRED, False)]:
+            del sys.modules[name]
         root = importlib.import_module(_ROOT)
         real = importlib.import_module(_NLP_ENGINE).NlpArtifacts
         for key, module in list(sys.modules.items()):

@@ -18,7 +18,11 @@ from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.drift import _block
-from airflow_aisec.core.gates.drift._features import REPORT_TOP_CATEGORIES, CategoricalFeature
+from airflow_aisec.core.gates.drift._features import (
+    REPORT_TOP_CATEGORIES,
+    CategoricalFeature,
+    finish_histogram,
+)
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.stats import canonical_text, json_float
 from airflow_aisec.exceptions import InputDataError
@@ -232,19 +236,11 @@ class CategoricalBlock:
                 r_hist.append(float(rcl[i]) / r_total)
                 c_hist.append(float(ccl[i]) / c_total)
             rest = sorted(set(range(nr)) - set(top)) if nr > len(top) else []
-            for label, r_val, c_val in (
+            finish_histogram(stats, (metric_bins, labels, r_hist, c_hist), (r_total, c_total), (
                 ("other", sum(rcl[i] for i in rest), sum(ccl[i] for i in rest)),
                 ("unseen", 0, unseen_rows),
                 ("missing", rm, cm),
-            ):
-                if r_val or c_val:
-                    metric_bins.append(label)
-                    labels.append(label)
-                    r_hist.append(float(r_val) / r_total)
-                    c_hist.append(float(c_val) / c_total)
-            stats["histogram"] = {"bins": metric_bins, "reference": r_hist, "current": c_hist}
-            stats["reference_missing_fraction"] = r_hist[-1] if metric_bins[-1] == "missing" else 0.0
-            stats["current_missing_fraction"] = c_hist[-1] if metric_bins[-1] == "missing" else 0.0
+            ))
             out.append((stats, labels))
         return out
 

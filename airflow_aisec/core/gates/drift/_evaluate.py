@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.collector import collector_paused
 from airflow_aisec.core.gates.drift._block import NumericBlock
 from airflow_aisec.core.gates.drift._categories import CategoricalBlock
 from airflow_aisec.core.gates.drift._features import feature_kind
-from airflow_aisec.core.gates.drift._judge import DriftEvaluation, Judge, collector_paused, type_changed
+from airflow_aisec.core.gates.drift._judge import DriftEvaluation, Judge, type_changed
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.stats import split_names
 from airflow_aisec.exceptions import ConfigurationError, InputDataError

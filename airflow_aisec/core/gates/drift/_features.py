@@ -338,17 +338,26 @@ class CategoricalFeature:
             labels.append(names[i] if shown else f"category {rank}")
             r_hist.append(float(rc[i]) / r_total)
             c_hist.append(float(cc[i]) / c_total)
-        for label, r_val, c_val in (
+        finish_histogram(stats, (metric_bins, labels, r_hist, c_hist), (r_total, c_total), (
             ("other", rc[:n_ref][rest].sum(), cc[:n_ref][rest].sum()),
             ("unseen", 0, unseen_rows),
             ("missing", r_missing, c_missing),
-        ):
-            if r_val or c_val:
-                metric_bins.append(label)
-                labels.append(label)
-                r_hist.append(float(r_val) / r_total)
-                c_hist.append(float(c_val) / c_total)
-        stats["histogram"] = {"bins": metric_bins, "reference": r_hist, "current": c_hist}
-        stats["reference_missing_fraction"] = r_hist[-1] if metric_bins[-1] == "missing" else 0.0
-        stats["current_missing_fraction"] = c_hist[-1] if metric_bins[-1] == "missing" else 0.0
+        ))
         return stats, labels
+
+
+def finish_histogram(stats: dict[str, Any], parts: tuple[list[str], list[str], list[float], list[float]],
+                     totals: tuple[int, int], tail: tuple[tuple[str, Any, Any], ...]) -> None:
+    """Append the non-empty "other" / "unseen" / "missing" bins to a categorical histogram (bins, labels,
+    reference and current shares) and store it, with the missing fractions, in ``stats``."""
+    metric_bins, labels, r_hist, c_hist = parts
+    r_total, c_total = totals
+    for label, r_val, c_val in tail:
+        if r_val or c_val:
+            metric_bins.append(label)
+            labels.append(label)
+            r_hist.append(float(r_val) / r_total)
+            c_hist.append(float(c_val) / c_total)
+    stats["histogram"] = {"bins": metric_bins, "reference": r_hist, "current": c_hist}
+    stats["reference_missing_fraction"] = r_hist[-1] if metric_bins[-1] == "missing" else 0.0
+    stats["current_missing_fraction"] = c_hist[-1] if metric_bins[-1] == "missing" else 0.0

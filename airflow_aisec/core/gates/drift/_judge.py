@@ -9,9 +9,7 @@ is computed once per distinct ``per_feature`` override.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,24 +32,6 @@ class DriftEvaluation:
     findings: list[Finding]
     metrics: dict[str, Any]
     report_labels: dict[str, list[str]] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while a check builds its per-feature results.
-
-    A wide table makes hundreds of thousands of small containers (statistics, histograms, findings)
-    that all stay alive: the allocation bursts trigger collections that traverse them again and
-    again, about half of the time of a 100,000-feature check. What the check makes is freed by
-    reference counting; the collector's previous state is restored.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def finding(rule: str, message: str, location: dict[str, Any], count: int | None = None) -> Finding:

@@ -415,7 +415,8 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
     """
     import numpy as np
 
-    from airflow_aisec.core.gates.drift._judge import Judge, collector_paused, type_changed
+    from airflow_aisec.core.collector import collector_paused
+    from airflow_aisec.core.gates.drift._judge import Judge, type_changed
     from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
     from airflow_aisec.core.stats import ValueSketch
 

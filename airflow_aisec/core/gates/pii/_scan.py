@@ -7,14 +7,13 @@ number of cells, not of columns. A scan is full or a seeded sample, and the repo
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.collector import collector_paused
 from airflow_aisec.core.gates.pii._bulk import BulkPlan, tally_block
 from airflow_aisec.core.gates.pii._detect import build_plan, detect_column, detect_columns
 from airflow_aisec.core.gates.pii._patterns import Detector
@@ -109,23 +108,6 @@ class ScanReport:
         if self.mode == "sample":
             scan.update(sample_size=self.sample_size, seed=self.seed)
         return scan
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for the duration (its previous state restored).
-
-    A wide table makes hundreds of thousands of small acyclic objects (a result per column), and
-    each collection re-traverses the growing heap: most of the time of judging 100,000 columns.
-    Reference counting still frees everything at once; cycles wait until the end of the call.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _text_entities(section: PiiPolicy) -> set[str]:
@@ -248,7 +230,7 @@ def scan_local(
     from airflow_aisec.core.io.storage import sha256_file
 
     started = time.perf_counter()
-    with quiet_presidio(), paused_gc():
+    with quiet_presidio(), collector_paused():
         dataset = open_for_scan(path, fmt, uri)
         columns, skipped = select_columns(section, dataset.schema, uri)
         total = count_rows(dataset, uri)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.collector import collector_paused
 from airflow_aisec.core.gates.pii._classify import classify
-from airflow_aisec.core.gates.pii._scan import paused_gc, scan_table
+from airflow_aisec.core.gates.pii._scan import scan_table
 
 if TYPE_CHECKING:
     from airflow_aisec.core.policy.sections.pii import Classification, PiiPolicy
@@ -51,6 +52,6 @@ def check_pii(
         Findings (``pii.entity_not_allowed``) and the column classification in metrics.
     """
     level = section.resolve_classification(classification)
-    with paused_gc():  # a result per column: see paused_gc
+    with collector_paused():  # a result per column
         report = scan_table(section, uri, s3_client=s3_client, fmt=fmt)
         return classify(section, report, level)

@@ -44,15 +44,15 @@ def _maybe_hinted(detector: Detector, normalised: pa.Array) -> list[bool] | None
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    globs, expressions = detector.hint_sources()
     parts = []
-    for globs in detector._column_hints.values():
-        for glob in globs:
-            literal = _literal(glob)
-            if literal is None:
-                return None
-            if re.fullmatch(r"[0-9a-z_]+", literal):
-                parts.append(literal)
-    parts += [f"(?:{spec.column_hint.pattern})" for spec in detector._specs.values() if spec.column_hint is not None]
+    for glob in globs:
+        literal = _literal(glob)
+        if literal is None:
+            return None
+        if re.fullmatch(r"[0-9a-z_]+", literal):
+            parts.append(literal)
+    parts += [f"(?:{expression})" for expression in expressions]
     if not parts:
         return [False] * len(normalised)
     try:

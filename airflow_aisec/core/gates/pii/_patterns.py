@@ -223,6 +223,12 @@ class Detector:
         return frozenset(w for w in words if w.isalpha())
 
     # --- column level -----------------------------------------------------------------------
+    def hint_sources(self) -> tuple[list[str], list[str]]:
+        """The column hints as configured: the globs, and the entity specs' hint expressions (what a
+        bulk pre-filter over many column names is built from; :meth:`hinted_entities` decides)."""
+        return ([g for globs in self._column_hints.values() for g in globs],
+                [spec.column_hint.pattern for spec in self._specs.values() if spec.column_hint is not None])
+
     def hinted_entities(self, column: str) -> frozenset[str]:
         """Weak entities the column name gives context to (``customer_ssn`` -> ``US_SSN``)."""
         name = normalise_column_name(column)

@@ -164,7 +164,7 @@ def write_file(path: Path, rows: int, seed: int) -> None:
 
 CHILD = """
 import json, resource, sys, time
-import numpy, pyarrow.dataset, pyarrow.parquet  # imported outside the timing
+import numpy, pyarrow.csv, pyarrow.parquet  # imported outside the timing
 from airflow_aisec.core.gates.bias import check_bias
 from airflow_aisec.core.policy.sections.bias import BiasPolicy
 policy = BiasPolicy(label="y", prediction="p", score="s", sensitive=["sex", "region"], intersections=True,

@@ -61,7 +61,7 @@ def write_pair(directory: Path, rows: int, seed: int) -> tuple[Path, Path]:
 
 GATE_CHILD = """
 import json, resource, sys, time
-import numpy, pyarrow.dataset, pyarrow.parquet, scipy.stats  # imported outside the timing
+import numpy, pyarrow.csv, pyarrow.parquet, scipy.stats  # imported outside the timing
 from airflow_aisec.core.gates.drift import check_drift
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 start = time.perf_counter()

@@ -54,7 +54,7 @@ def test_light_verbs_import_no_heavy_library(argv):
 #: NLP engines and what they drag (spaCy, thinc, torch), and the ML libraries of other gates. On a table whose
 #: cells hold no e-mail or URL candidate and no free text, neither the e-mail recognizer (tldextract, requests)
 #: nor the URL one (a huge regex compiled at import) nor Faker's name lists are loaded.
-PII_SCAN_NEVER = ("spacy", "thinc", "torch", "transformers", "stanza", "sklearn", "scipy",
+PII_SCAN_NEVER = ("pandas", "pyarrow.dataset", "spacy", "thinc", "torch", "transformers", "stanza", "sklearn", "scipy",
                   "presidio_analyzer.analyzer_engine", "presidio_analyzer.nlp_engine.nlp_artifacts",
                   "presidio_analyzer.recognizer_registry", "tldextract", "requests", "faker",
                   "presidio_analyzer.predefined_recognizers.generic.url_recognizer",
@@ -62,11 +62,7 @@ PII_SCAN_NEVER = ("spacy", "thinc", "torch", "transformers", "stanza", "sklearn"
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("module", [
-    *PII_SCAN_NEVER,
-    pytest.param("pandas", marks=pytest.mark.xfail(
-        strict=True, reason="pyarrow.dataset (core/io/tabular.py, pii/_table.py) imports pandas at import")),
-])
+@pytest.mark.parametrize("module", PII_SCAN_NEVER)
 def test_pii_scan_of_a_one_row_table_imports_no_nlp_stack(module, tmp_path_factory):
     data = tmp_path_factory.getbasetemp() / "one_row.csv"
     if not data.exists():

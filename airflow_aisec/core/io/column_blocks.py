@@ -21,7 +21,8 @@ from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.dataset as pads
+
+    from airflow_aisec.core.io.tabular import TableFile
 
 #: From this many columns a table is read block by block of columns.
 WIDE_COLUMNS = 1024
@@ -29,13 +30,11 @@ WIDE_COLUMNS = 1024
 BLOCK_CELLS = 1 << 18
 
 
-def threads_for(dataset: pads.Dataset, columns: int) -> bool:
+def threads_for(dataset: TableFile, columns: int) -> bool:
     """Whether to decode ``columns`` of ``dataset`` with threads: a wide Parquet table's column chunks
     are tiny, and pyarrow's thread pool then costs more CPU (and wall time) than it saves
     (100k x 5: 3.4 s -> 1.9 s CPU)."""
-    import pyarrow.dataset as ds
-
-    return columns < WIDE_COLUMNS or not isinstance(getattr(dataset, "format", None), ds.ParquetFileFormat)
+    return columns < WIDE_COLUMNS or dataset.kind != "parquet"
 
 
 @dataclass(frozen=True)
@@ -53,35 +52,26 @@ class ColumnBlock:
     cells: pa.Array | None = None
 
 
-def _plain_parquet(dataset: pads.Dataset) -> str | None:
+def _plain_parquet(dataset: TableFile) -> str | None:
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
-    files = getattr(dataset, "files", None) or []
-    if not isinstance(getattr(dataset, "format", None), ds.ParquetFileFormat) or len(files) != 1:
+    if dataset.kind != "parquet" or any(pa.types.is_nested(t) for t in set(dataset.schema.types)):
         return None
-    if any(pa.types.is_nested(t) for t in set(dataset.schema.types)):
-        return None
-    return files[0]
+    return dataset.path
 
 
-def _text_csv(dataset: pads.Dataset) -> str | None:
-    """The file of a one-file wide CSV dataset whose columns are all read as non-null text."""
+def _text_csv(dataset: TableFile) -> str | None:
+    """The file of a wide CSV table whose columns are all read as non-null text."""
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
     from airflow_aisec.core.io.wide_csv import eligible
 
-    files = getattr(dataset, "files", None) or []
-    fmt = getattr(dataset, "format", None)
-    if not isinstance(fmt, ds.CsvFileFormat) or len(files) != 1 or not eligible(dataset, files[0]):
+    if not eligible(dataset, dataset.path) or dataset.convert_options.strings_can_be_null:
         return None
-    if fmt.default_fragment_scan_options.convert_options.strings_can_be_null:
-        return None
-    return files[0] if set(dataset.schema.types) == {pa.string()} else None
+    return dataset.path if set(dataset.schema.types) == {pa.string()} else None
 
 
-def _parquet_blocks(path: str, dataset: pads.Dataset, columns: Sequence[str], batch_rows: int,
+def _parquet_blocks(path: str, dataset: TableFile, columns: Sequence[str], batch_rows: int,
                     block_cells: int) -> Iterator[ColumnBlock]:
     """Row group by row group, a slice of columns at a time; rows ascend for every column."""
     from pyarrow._parquet import ParquetReader
@@ -112,7 +102,7 @@ def _parquet_blocks(path: str, dataset: pads.Dataset, columns: Sequence[str], ba
         reader.close()
 
 
-def iter_column_blocks(dataset: pads.Dataset, columns: Sequence[str], *, batch_rows: int, uri: str,
+def iter_column_blocks(dataset: TableFile, columns: Sequence[str], *, batch_rows: int, uri: str,
                        block_cells: int | None = None) -> Iterator[ColumnBlock]:
     """Blocks covering every cell of ``columns`` once; for each column its rows come in ascending order.
 

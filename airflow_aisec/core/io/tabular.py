@@ -2,8 +2,9 @@
 
 S3 objects are downloaded to a temporary file with boto3 (the client comes from
 Airflow's ``S3Hook`` in operators, from the AWS environment in the CLI), then
-read with pyarrow datasets, so large data streams batch by batch instead of
-being loaded whole. Every failure becomes an :class:`InputDataError` (or the
+read with pyarrow's streaming CSV reader or Parquet row groups, so large data
+streams batch by batch instead of being loaded whole. ``pyarrow.dataset`` is
+not used: importing it imports pandas (+0.4 s for every ``aisec`` process). Every failure becomes an :class:`InputDataError` (or the
 S3 translations from :mod:`airflow_aisec.core.io.storage`) with a one-line,
 value-free message.
 """
@@ -27,12 +28,10 @@ from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.dataset as pads
+    import pyarrow.csv as pcsv
 
 FORMATS = ("csv", "parquet")
 DEFAULT_BATCH_ROWS = 65_536
-#: Batches decoded ahead of the consumer. pyarrow's default (16) multiplies memory by 16 batches.
-DEFAULT_BATCH_READAHEAD = 2
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")
 _PARQUET_MAGIC = b"PAR1"
 _CSV_COLUMN_RE = re.compile(r"CSV column #(\d+)")
@@ -57,6 +56,30 @@ class LocalCopy:
     s3_etag: str | None = None
     last_modified: _dt.datetime | None = None
     size: int | None = None
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """One local table file opened for reading: its schema and, for CSV, the options it is read with.
+
+    Attributes:
+        path: Local file.
+        kind: ``csv`` or ``parquet``.
+        schema: Column names and types (Parquet: from the footer; CSV: inferred from the first
+            block as pyarrow does, or declared).
+        read_options / parse_options / convert_options: pyarrow CSV options (CSV only).
+    """
+
+    path: str
+    kind: str
+    schema: pa.Schema
+    read_options: pcsv.ReadOptions | None = None
+    parse_options: pcsv.ParseOptions | None = None
+    convert_options: pcsv.ConvertOptions | None = None
+
+    @property
+    def files(self) -> list[str]:
+        return [self.path]
 
 
 def detect_format(uri: str, fmt: str | None = None) -> str:
@@ -194,8 +217,8 @@ def open_dataset(
     csv_empty_as_null: bool = False,
     csv_text: bool = False,
     csv_columns: Sequence[str] | None = None,
-) -> pads.Dataset:
-    """A pyarrow dataset over a local file (lazy: nothing is read yet beyond metadata).
+) -> TableFile:
+    """A local table file opened for reading (lazy: nothing is read yet beyond the schema).
 
     Args:
         path: Local file.
@@ -215,48 +238,45 @@ def open_dataset(
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
-    import pyarrow.dataset as ds
 
     name = uri or str(path)
     sniff_format(path, fmt, uri=name)
+    wide_schema = None
     try:
         if fmt == "csv":
             from airflow_aisec.core.io.wide_csv import wide_csv_schema
 
-            convert = None
-            if csv_column_types or csv_empty_as_null:
-                convert = pcsv.ConvertOptions(column_types=dict(csv_column_types or {}),
-                                              strings_can_be_null=csv_empty_as_null)
             block_size = csv_block_size(path)
+            read = pcsv.ReadOptions(block_size=block_size)
+            parse = pcsv.ParseOptions()
+            convert = pcsv.ConvertOptions(column_types=dict(csv_column_types or {}),
+                                          strings_can_be_null=csv_empty_as_null)
             # A wide file's schema is inferred per cell, not by pyarrow's per-column inference.
-            schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text,
-                                     columns=csv_columns)
-            dataset = ds.dataset(str(path), schema=schema, format=ds.CsvFileFormat(
-                convert_options=convert, read_options=pcsv.ReadOptions(block_size=block_size)))
+            wide_schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text,
+                                          columns=csv_columns)
+            schema = wide_schema
+            if schema is None:
+                # pyarrow infers types from the first block, as its dataset layer would.
+                with pcsv.open_csv(str(path), read_options=read, parse_options=parse,
+                                   convert_options=convert) as reader:
+                    schema = reader.schema
+            table = TableFile(str(path), "csv", schema, read, parse, convert)
         else:
-            # One footer parse per file: the schema given, the dataset does not read the footer again.
+            # One footer parse per file: the schema is kept, the batches do not read the footer again.
             schema = parquet_schema(path)
-            try:
-                names = schema.names
-            except UnicodeDecodeError:
-                names = []  # reported by _check_text
-            if len(set(names)) != len(names):
-                raise InputDataError(f"{name}: duplicate column names in the Parquet schema")
-            dataset = ds.dataset(str(path), format="parquet", schema=schema)
+            table = TableFile(str(path), "parquet", schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         if fmt == "csv":
             raise InputDataError(_csv_error_message(exc, _csv_header(path), name, path=path)) from None
-        if "duplicate field names" in str(exc):
-            raise InputDataError(f"{name}: duplicate column names in the Parquet schema") from None
         raise InputDataError(f"{name}: not a readable {fmt} table ({type(exc).__name__})") from None
     # A wide file read as text has no inferred binary column to refuse.
-    _check_text(dataset, fmt, name, path, declared=csv_column_types or {},
-                inferred=not (fmt == "csv" and csv_text and schema is not None),
-                only=csv_columns if fmt == "csv" and schema is not None else None)
-    return dataset
+    _check_text(table, fmt, name, path, declared=csv_column_types or {},
+                inferred=not (fmt == "csv" and csv_text and wide_schema is not None),
+                only=csv_columns if fmt == "csv" and wide_schema is not None else None)
+    return table
 
 
-def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLike[str],
+def _check_text(dataset: TableFile, fmt: str, uri: str, path: str | os.PathLike[str],
                 declared: Mapping[str, Any], inferred: bool = True, only: Sequence[str] | None = None) -> None:
     """Refuse column names, and CSV text in the inferred rows, that are not UTF-8 (an input error).
 
@@ -278,6 +298,9 @@ def _check_text(dataset: pads.Dataset, fmt: str, uri: str, path: str | os.PathLi
                 raise InputDataError(f"{uri}: column #{index + 1} in {where} has a name that is not UTF-8 text") \
                     from None
         raise
+    if len(set(names)) != len(names):
+        where = "CSV header" if fmt == "csv" else "Parquet schema"
+        raise InputDataError(f"{uri}: duplicate column names in the {where}")
     if fmt == "csv" and inferred:
         binary = (pa.binary(), pa.large_binary())
         # ``only``: the other columns of a wide file were typed as text, not inferred.
@@ -359,43 +382,37 @@ def check_columns(available: Sequence[str], required: Sequence[str], uri: str) -
         raise InputDataError(f"{uri}: column(s) not in the data: {', '.join(map(repr, missing))}")
 
 
-def _read_error_message(dataset: pads.Dataset, exc: BaseException, uri: str) -> str:
+def _read_error_message(dataset: TableFile, exc: BaseException, uri: str) -> str:
     """A value-free message for a read error (pyarrow's own text may quote a cell)."""
-    import pyarrow.dataset as ds
-
-    if isinstance(getattr(dataset, "format", None), ds.CsvFileFormat):
+    if dataset.kind == "csv":
         schema = dataset.schema
-        files = getattr(dataset, "files", None) or []
-        return _csv_error_message(exc, schema.names, uri, [f.type for f in schema],
-                                  path=files[0] if len(files) == 1 else None)
+        return _csv_error_message(exc, schema.names, uri, schema.types, path=dataset.path)
     return f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})"
 
 
 def _iter_csv(
-    path: str,
-    dataset: pads.Dataset,
+    dataset: TableFile,
     projection: list[str] | None,
     batch_rows: int,
     use_threads: bool,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a CSV file with pyarrow's streaming reader, re-chunked to ``batch_rows`` rows.
 
-    The dataset scanner reads CSV blocks ahead of a slow consumer without bound (peak memory grew
-    with file size); ``open_csv`` parses one block at a time. The dataset's inferred schema is
-    imposed on every column so both paths agree on types.
+    ``open_csv`` parses one block at a time (a dataset scanner read blocks ahead of a slow consumer
+    without bound). The schema found when the file was opened is imposed on every column, so types
+    do not drift between blocks.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    options = dataset.format.default_fragment_scan_options
-    read = options.read_options
-    read.use_threads = use_threads
-    convert = options.convert_options
-    convert.column_types = {f.name: f.type for f in dataset.schema}
-    convert.include_columns = projection if projection is not None else []
+    # Fresh options: the table's own stay as they were opened.
+    read = pcsv.ReadOptions(block_size=dataset.read_options.block_size, use_threads=use_threads)
+    convert = pcsv.ConvertOptions(column_types={f.name: f.type for f in dataset.schema},
+                                  strings_can_be_null=dataset.convert_options.strings_can_be_null,
+                                  include_columns=projection if projection is not None else [])
     pending: list[pa.RecordBatch] = []
     rows = 0
-    with pcsv.open_csv(path, read_options=read, parse_options=dataset.format.parse_options,
+    with pcsv.open_csv(dataset.path, read_options=read, parse_options=dataset.parse_options,
                        convert_options=convert) as reader:
         for batch in reader:
             if batch.num_rows == 0:
@@ -412,53 +429,59 @@ def _iter_csv(
 
 
 def iter_batches(
-    dataset: pads.Dataset,
+    dataset: TableFile,
     *,
     columns: Sequence[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     uri: str = "<table>",
-    batch_readahead: int = DEFAULT_BATCH_READAHEAD,
     use_threads: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """Stream record batches; read errors (truncated or corrupt files) become :class:`InputDataError`.
 
     Memory is bounded by the batch size (CSV: a batch plus one parse block) or by one Parquet row
-    group (read one at a time), not by the file size. ``batch_readahead`` applies to the generic
-    dataset scanner only (multi-file datasets).
+    group (read one at a time, without pre-buffering), not by the file size.
     """
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
     if columns is not None:
         check_columns(dataset.schema.names, columns, uri)
     projection = list(columns) if columns is not None else None
     try:
-        files = getattr(dataset, "files", None) or []
-        if isinstance(getattr(dataset, "format", None), ds.ParquetFileFormat) and len(files) == 1:
-            # The dataset scanner reads Parquet row groups ahead of the consumer (peak memory grew
-            # with file size in bench/bench_source_memory.py); ParquetFile without pre-buffering
-            # holds one row group at a time.
-            yield from iter_parquet(files[0], dataset.schema, projection, batch_rows, use_threads)
+        if dataset.kind == "parquet":
+            yield from iter_parquet(dataset.path, dataset.schema, projection, batch_rows, use_threads)
             return
-        if isinstance(getattr(dataset, "format", None), ds.CsvFileFormat) and len(files) == 1:
-            from airflow_aisec.core.io.wide_csv import eligible, iter_wide_csv
+        from airflow_aisec.core.io.wide_csv import eligible, iter_wide_csv
 
-            if eligible(dataset, files[0]):
-                yield from iter_wide_csv(files[0], dataset.schema, projection, batch_rows, uri=uri, strings_can_be_null=
-                                         dataset.format.default_fragment_scan_options.convert_options
-                                         .strings_can_be_null)
-                return
-            yield from _iter_csv(files[0], dataset, projection, batch_rows, use_threads)
+        if eligible(dataset, dataset.path):
+            yield from iter_wide_csv(dataset.path, dataset.schema, projection, batch_rows, uri=uri,
+                                     strings_can_be_null=dataset.convert_options.strings_can_be_null)
             return
-        scanner = dataset.scanner(
-            columns=projection,
-            batch_size=batch_rows,
-            batch_readahead=batch_readahead,
-            fragment_readahead=1,
-            use_threads=use_threads,
-        )
-        yield from scanner.to_batches()
+        yield from _iter_csv(dataset, projection, batch_rows, use_threads)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as exc:
+        raise InputDataError(_read_error_message(dataset, exc, uri)) from None
+
+
+def count_rows(dataset: TableFile, uri: str) -> int:
+    """Rows of the table: from the Parquet footer (parsed once), by counting lines for a wide CSV
+    file (parsing would convert every cell), else by parsing the CSV with one column converted."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    try:
+        if dataset.kind == "parquet":
+            from airflow_aisec.core.io.parquet_files import parquet_metadata
+
+            return int(parquet_metadata(dataset.path).num_rows)
+        from airflow_aisec.core.io import wide_csv
+
+        if wide_csv.eligible(dataset, dataset.path):
+            return wide_csv.count_rows(dataset.path)
+        first = dataset.schema.names[:1]
+        convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in first}, include_columns=first)
+        with pcsv.open_csv(dataset.path, read_options=pcsv.ReadOptions(block_size=dataset.read_options.block_size),
+                           parse_options=dataset.parse_options, convert_options=convert) as reader:
+            return sum(batch.num_rows for batch in reader)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         raise InputDataError(_read_error_message(dataset, exc, uri)) from None
 
 

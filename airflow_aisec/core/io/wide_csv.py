@@ -56,11 +56,11 @@ _BOM = b"\xef\xbb\xbf"  # skipped by pyarrow too
 ARROW_CALLS = {"count": 0}
 
 
-def _default_options(fmt: Any) -> bool:
-    """Whether a ``CsvFileFormat`` uses the parse / convert options this reader implements."""
-    parse = fmt.parse_options
-    convert = fmt.default_fragment_scan_options.convert_options
-    read = fmt.default_fragment_scan_options.read_options
+def _default_options(table: Any) -> bool:
+    """Whether a CSV :class:`~.tabular.TableFile` uses the parse / convert options this reader implements."""
+    parse, convert, read = table.parse_options, table.convert_options, table.read_options
+    if parse is None or convert is None or read is None:
+        return False
     return (parse.delimiter == "," and parse.quote_char == '"' and parse.double_quote and not parse.escape_char
             and not parse.newlines_in_values and parse.ignore_empty_lines
             and list(convert.null_values) == list(NULL_VALUES) and list(convert.true_values) == list(TRUE_VALUES)
@@ -240,10 +240,10 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     return pa.schema(list(zip(names, types)))  # (name, type) pairs: cheaper than 100k pa.field calls
 
 
-def eligible(dataset: Any, path: str) -> bool:
-    """Whether a one-file CSV dataset is read by :func:`iter_wide_csv`."""
-    return (len(dataset.schema) >= WIDE_COLUMNS and not str(path).lower().endswith((".gz", ".bz2", ".zst"))
-            and _default_options(dataset.format))
+def eligible(table: Any, path: str) -> bool:
+    """Whether a CSV :class:`~.tabular.TableFile` is read by :func:`iter_wide_csv`."""
+    return (table.kind == "csv" and len(table.schema) >= WIDE_COLUMNS
+            and not str(path).lower().endswith((".gz", ".bz2", ".zst")) and _default_options(table))
 
 
 def _convert(rows: list[list[str]], columns: Sequence[Sequence[str]], group: list[int], kind: str,

@@ -105,34 +105,25 @@ def sniff_format(path: Path, fmt: str, uri: str) -> None:
 
 
 def open_for_scan(path: Path, fmt: str, uri: str):
-    """A pyarrow dataset for scanning; CSV columns are read as text.
+    """A table file for scanning; CSV columns are read as text.
 
     Reading CSV as text keeps leading zeros and '+' of identifiers and phone numbers,
     and a column whose later rows stop looking like numbers cannot break the scan.
     """
+    import dataclasses
+
     import pyarrow as pa
     import pyarrow.csv as pacsv
-    import pyarrow.dataset as ds
 
     from airflow_aisec.core.io.tabular import open_dataset
 
     sniff_format(path, fmt, uri)
     dataset = open_dataset(path, fmt, uri=uri, csv_text=True)
-    if fmt != "csv":
-        return dataset
+    if fmt != "csv" or set(dataset.schema.types) == {pa.string()}:
+        return dataset  # a wide CSV file's types are not inferred at all: read as text already
     names = dataset.schema.names
-    if len(set(names)) != len(names):
-        raise InputDataError(f"{uri}: duplicate column names in the CSV header")
-    if set(dataset.schema.types) == {pa.string()}:
-        return dataset  # read as text already (a wide file's types are not inferred at all)
-    try:
-        # The schema given: pyarrow does not read the file again to infer one.
-        text = pa.schema([pa.field(n, pa.string()) for n in names])
-        return ds.dataset(str(path), schema=text, format=ds.CsvFileFormat(
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
-            read_options=dataset.format.default_fragment_scan_options.read_options))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
-        raise InputDataError(f"{uri}: not a readable csv table ({type(exc).__name__})") from None
+    return dataclasses.replace(dataset, schema=pa.schema([pa.field(n, pa.string()) for n in names]),
+                               convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
 
 
 def select_columns(section: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[list[str], dict[str, str]]:
@@ -206,22 +197,7 @@ def iter_rows(dataset, columns: Sequence[str], *, batch_rows: int, uri: str,
 
 
 def count_rows(dataset, uri: str) -> int:
-    """Rows of the table: from the Parquet footer (parsed once), by counting lines for a wide CSV
-    file (pyarrow's count parses every cell of it), else pyarrow's count."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
+    """Rows of the table (see :func:`airflow_aisec.core.io.tabular.count_rows`)."""
+    from airflow_aisec.core.io.tabular import count_rows as table_rows
 
-    files = getattr(dataset, "files", None) or []
-    try:
-        if len(files) == 1 and isinstance(dataset.format, ds.ParquetFileFormat):
-            from airflow_aisec.core.io.parquet_files import parquet_metadata
-
-            return int(parquet_metadata(files[0]).num_rows)
-        if len(files) == 1 and isinstance(dataset.format, ds.CsvFileFormat):
-            from airflow_aisec.core.io import wide_csv
-
-            if wide_csv.eligible(dataset, files[0]):
-                return wide_csv.count_rows(files[0])
-        return int(dataset.count_rows())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
-        raise InputDataError(f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})") from None
+    return table_rows(dataset, uri)

@@ -24,6 +24,9 @@ def run_tabular_check(args: argparse.Namespace, gate: str, check: Callable[..., 
     source = f"aisec {gate} check"
 
     def run(loaded):
+        from airflow_aisec.cli._arrow import pyarrow_without_pandas
+
+        pyarrow_without_pandas()  # the bias and drift gates never hand pandas objects to pyarrow
         meta = {"policy": f"{loaded.name} (sha256 {loaded.sha256})", "source": source}
         return check(loaded.section(gate), *tables, **options, report=args.report, report_meta=meta,
                      s3_client=client)

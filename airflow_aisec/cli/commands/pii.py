@@ -31,13 +31,15 @@ def _s3_client_factory(args: argparse.Namespace, *uris: str) -> Any:
 
 def _scan(args: argparse.Namespace) -> int:
     def check(loaded):
-        from airflow_aisec.core.gates.pii import check_pii
-
         if args.engine == "spark":  # PySpark and Java start only here
             from airflow_aisec.core.engines.spark import check_pii_spark
 
             return check_pii_spark(loaded.section("pii"), args.data, classification=args.classification,
                                    master=args.spark_master)
+        from airflow_aisec.cli._arrow import pyarrow_without_pandas
+        from airflow_aisec.core.gates.pii import check_pii
+
+        pyarrow_without_pandas()
         if _is_directory(args.data):  # files laid end to end: one summary per file, merged
             from airflow_aisec.core.gates.pii.summary import check_partitioned
 
@@ -51,8 +53,10 @@ def _scan(args: argparse.Namespace) -> int:
 
 def _redact(args: argparse.Namespace) -> int:
     def check(loaded):
+        from airflow_aisec.cli._arrow import pyarrow_without_pandas
         from airflow_aisec.core.gates.pii import redact_table
 
+        pyarrow_without_pandas()
         section = loaded.section("pii")
         settings = section.redaction
         vault = None

@@ -19,6 +19,7 @@ The policy side (``PoisoningPolicy`` and its parts) is in :mod:`airflow_aisec.co
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.gates.source._columns import BatchColumns, float_matrix, type_groups, view_of
 from airflow_aisec.core.gates.source._context import Context, finding
 from airflow_aisec.core.policy.sections.source import OutOfRangePolicy
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -44,12 +46,6 @@ PSI_EPSILON = 1e-4
 # ------------------------------------------------------------------------------------------------
 # Accumulators: update(batch) per streamed batch, then read the totals.
 # ------------------------------------------------------------------------------------------------
-def is_numeric(data_type: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    return pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type)
-
-
 class LabelCounter:
     """Counts of each label class (keys normalised to text so CSV and Parquet labels compare)."""
 
@@ -117,47 +113,32 @@ def label_shift(data: dict[Any, int], reference: dict[Any, int], *, chi2: bool =
     )
 
 
-def float_matrix(batch: pa.RecordBatch, names: Sequence[str]) -> np.ndarray:
-    """Columns ``names`` of a batch as a (columns x rows) float64 matrix, NaN for nulls.
-
-    Columns of one type are cast in one call, so a wide table pays per type, not per column.
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = batch.num_rows
-    by_name = dict(zip(batch.schema.names, batch.columns))
-    out = np.empty((len(names), n), dtype=np.float64)
-    groups: dict[Any, list[int]] = {}
-    for j, name in enumerate(names):
-        groups.setdefault(by_name[name].type, []).append(j)
-    for members in groups.values():
-        arr = pa.concat_arrays([by_name[names[j]] for j in members]) if len(members) > 1 else by_name[names[members[0]]]
-        values = pc.fill_null(arr.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
-        out[members] = values.reshape(len(members), n)
-    return out
-
-
 class RangeProfile:
-    """Streaming min / max of numeric columns (the reference's ranges)."""
+    """Streaming min / max of numeric columns (the reference's ranges), and their count of values."""
+
+    reads_columns_view = True
 
     def __init__(self, columns: Sequence[str]):
         self.columns = list(columns)
         self.low: dict[str, float] = {}
         self.high: dict[str, float] = {}
+        self.valid: dict[str, int] = dict.fromkeys(self.columns, 0)
 
-    def update(self, batch: pa.RecordBatch) -> None:
+    def update(self, batch: pa.RecordBatch | BatchColumns) -> None:
         import numpy as np
 
         values = float_matrix(batch, self.columns)
-        seen = ~np.isnan(values).all(axis=1)
+        present = ~np.isnan(values)
+        counts = present.sum(axis=1)
+        seen = counts > 0
         with np.errstate(invalid="ignore"):
-            lows = np.where(seen[:, None], values, np.inf).min(axis=1, initial=np.inf, where=~np.isnan(values))
-            highs = np.where(seen[:, None], values, -np.inf).max(axis=1, initial=-np.inf, where=~np.isnan(values))
-        for name, low, high, ok in zip(self.columns, lows.tolist(), highs.tolist(), seen.tolist()):
-            if not ok:
+            lows = np.where(seen[:, None], values, np.inf).min(axis=1, initial=np.inf, where=present)
+            highs = np.where(seen[:, None], values, -np.inf).max(axis=1, initial=-np.inf, where=present)
+        valid = self.valid
+        for name, low, high, count in zip(self.columns, lows.tolist(), highs.tolist(), counts.tolist()):
+            if not count:
                 continue
+            valid[name] += count
             self.low[name] = min(self.low.get(name, low), low)
             self.high[name] = max(self.high.get(name, high), high)
 
@@ -165,12 +146,14 @@ class RangeProfile:
 class OutOfRangeCounter:
     """Per column: values outside ``[low, high]`` (nulls and NaN are not counted either way)."""
 
+    reads_columns_view = True
+
     def __init__(self, bounds: dict[str, tuple[float, float]]):
         self.bounds = bounds
         self.outside: dict[str, int] = dict.fromkeys(bounds, 0)
         self.valid: dict[str, int] = dict.fromkeys(bounds, 0)
 
-    def update(self, batch: pa.RecordBatch) -> None:
+    def update(self, batch: pa.RecordBatch | BatchColumns) -> None:
         import numpy as np
 
         names = list(self.bounds)
@@ -229,16 +212,33 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
     return hashed
 
 
-def row_hashes(batch: pa.RecordBatch) -> np.ndarray:
-    """One 64-bit hash per row, combining the column hashes in column order."""
+#: From this many columns a row's column hashes are summed after a position-salted mix (a few numpy
+#: calls over all cells) instead of folded one column after the other (numpy calls per column).
+WIDE_ROW_COLUMNS = 1024
+_MIX1, _MIX2 = 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53  # murmur3 fmix64
+
+
+def row_hashes(batch: pa.RecordBatch | BatchColumns) -> np.ndarray:
+    """One 64-bit hash per row, combining the column hashes in column order.
+
+    Narrow batches fold them column after column (FNV-style multiply and xor-shift). Batches of
+    ``WIDE_ROW_COLUMNS`` columns or more add ``mix(hash ^ salt of the column's position)`` over the
+    columns: ``mix`` is a bijection, so rows differing in one column never collide, and otherwise a
+    false duplicate needs a 64-bit collision, as with the fold. A table's batches all have the same
+    columns, so one table is always hashed one way.
+    """
     import numpy as np
 
-    combined = np.full(batch.num_rows, np.uint64(0xCBF29CE484222325), dtype=np.uint64)
-    shifted = np.empty_like(combined)
-    mix, shift = np.uint64(_MIX), np.uint64(29)  # made once: a wide table runs this loop per column
-    xor, multiply, right_shift = np.bitwise_xor, np.multiply, np.right_shift
+    hashes = _hash_matrix(batch)
     with np.errstate(over="ignore"):
-        for hashed in _column_hashes(batch):
+        if len(hashes) >= WIDE_ROW_COLUMNS:
+            hashes ^= _position_salts(len(hashes))[:, None]
+            return _mix64(_mix64(hashes).sum(axis=0, dtype=np.uint64))
+        combined = np.full(hashes.shape[1], np.uint64(0xCBF29CE484222325), dtype=np.uint64)
+        shifted = np.empty_like(combined)
+        mix, shift = np.uint64(_MIX), np.uint64(29)  # made once: this loop runs per column
+        xor, multiply, right_shift = np.bitwise_xor, np.multiply, np.right_shift
+        for hashed in hashes:
             xor(combined, hashed, out=combined)
             multiply(combined, mix, out=combined)
             right_shift(combined, shift, out=shifted)
@@ -246,44 +246,67 @@ def row_hashes(batch: pa.RecordBatch) -> np.ndarray:
     return combined
 
 
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finaliser, in place (a bijection of uint64)."""
+    import numpy as np
+
+    shift = np.uint64(33)
+    with np.errstate(over="ignore"):
+        values ^= values >> shift
+        values *= np.uint64(_MIX1)
+        values ^= values >> shift
+        values *= np.uint64(_MIX2)
+        values ^= values >> shift
+    return values
+
+
+@functools.lru_cache(maxsize=4)
+def _position_salts(columns: int) -> np.ndarray:
+    """A distinct pseudo-random 64-bit salt per column position (read-only: it is cached)."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        salts = _mix64(np.arange(1, columns + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    salts.flags.writeable = False
+    return salts
+
+
 #: Cells hashed in one call when columns of one type are laid end to end.
 _MAX_CELLS_PER_HASH = 1 << 18
 
 
-def _column_hashes(batch: pa.RecordBatch) -> list[np.ndarray]:
-    """:func:`_column_hash` of every column, in column order, with the same values.
+def _hash_matrix(batch: pa.RecordBatch | BatchColumns) -> np.ndarray:
+    """:func:`_column_hash` of every column, as the rows of one (columns x rows) matrix.
 
     The hash of a value depends on the value only, so columns of one plain type (signed integers,
     floats, text) are laid end to end and hashed in one call: a wide table pays the per-call cost
     per group of columns, not per column.
     """
+    import numpy as np
     import pyarrow as pa
 
-    n = batch.num_rows
-    columns = batch.columns  # batch.column(i) costs more, per column
-    out: list[Any] = [None] * batch.num_columns
-    groups: dict[Any, list[int]] = {}
-    plain: dict[Any, bool] = {}  # per distinct type, not per column
-    for i, arr in enumerate(columns):
-        t = arr.type
-        grouped = plain.get(t)
-        if grouped is None:
-            grouped = plain[t] = bool(n) and (pa.types.is_signed_integer(t) or pa.types.is_floating(t)
-                                              or pa.types.is_string(t) or pa.types.is_large_string(t))
-        if grouped:
-            groups.setdefault(t, []).append(i)
-        else:
-            out[i] = _column_hash(arr)
+    view = view_of(batch)
+    n = view.num_rows
+    columns = view.columns
+    out = np.empty((len(columns), n), dtype=np.uint64)
+    if not n:
+        return out
+    groups: list[np.ndarray] = []
+    for t, members in type_groups(view.types):
+        if (pa.types.is_signed_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+                  or pa.types.is_large_string(t)):  # the type id fixes these types
+            groups.append(members)
+            continue
+        for i in members.tolist():
+            out[i] = _column_hash(columns[i])
     per_call = max(1, _MAX_CELLS_PER_HASH // max(n, 1))
-    for members in groups.values():
+    for members in groups:
         for start in range(0, len(members), per_call):
             chunk = members[start:start + per_call]
             if len(chunk) == 1:
                 out[chunk[0]] = _column_hash(columns[chunk[0]])
                 continue
-            hashed = _column_hash(pa.concat_arrays([columns[i] for i in chunk])).reshape(len(chunk), n)
-            for j, i in enumerate(chunk):
-                out[i] = hashed[j]
+            out[chunk] = _column_hash(pa.concat_arrays([columns[i] for i in chunk.tolist()])).reshape(len(chunk), n)
     return out
 
 
@@ -295,6 +318,8 @@ class DuplicateCounter:
     their top bits; :meth:`finish` counts each partition on its own.
     """
 
+    reads_columns_view = True  # not a field: no annotation
+
     columns: list[str] | None = None
     partitions: int = 64
     buffer_rows: int = 1 << 18
@@ -304,9 +329,9 @@ class DuplicateCounter:
     _tmpdir: tempfile.TemporaryDirectory | None = None
     _files: list[Any] = field(default_factory=list)
 
-    def update(self, batch: pa.RecordBatch) -> None:
+    def update(self, batch: pa.RecordBatch | BatchColumns) -> None:
         if self.columns is not None:
-            batch = batch.select(self.columns)
+            batch = view_of(batch).batch.select(self.columns)
         hashes = row_hashes(batch)
         self.rows += len(hashes)
         self._buffer.append(hashes)
@@ -384,6 +409,24 @@ def resolve_bounds(
         pad = (high - low) * policy.margin
         bounds[name] = (low - pad, high + pad)
     return bounds
+
+
+def within_own_ranges(policy: OutOfRangePolicy, columns: Sequence[str], profile: RangeProfile,
+                      explicit: OutOfRangeCounter) -> OutOfRangeCounter:
+    """Out-of-range counts of a table whose reference is the table itself (profiled in the same pass).
+
+    No value lies outside its own column's ``[min, max]``, nor outside that range widened by a
+    margin >= 0 (rounding is monotone, and a NaN bound, from ``inf * 0``, compares false), so a
+    column bounded by the reference has 0 values outside and ``profile.valid`` values; only the
+    columns with an explicit range were counted value by value (``explicit``).
+    """
+    counter = OutOfRangeCounter(resolve_bounds(policy, columns, profile))
+    for name in counter.bounds:
+        if name in explicit.bounds:
+            counter.valid[name], counter.outside[name] = explicit.valid[name], explicit.outside[name]
+        else:
+            counter.valid[name] = profile.valid[name]
+    return counter
 
 
 def poisoning_findings(ctx: Context, target: Target, scan: Scan, duplicate_rows: int | None,

@@ -8,10 +8,11 @@ while it is read is refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.gates.source._columns import BatchColumns, SchemaColumns
 from airflow_aisec.core.gates.source._context import Context, denied_is_bad_input, finding
 from airflow_aisec.core.gates.source._expectations import GxValidator, expectation_findings
 from airflow_aisec.core.gates.source._freshness import NewestTimestamp, freshness_findings
@@ -21,9 +22,9 @@ from airflow_aisec.core.gates.source._poisoning import (
     LabelCounter,
     OutOfRangeCounter,
     RangeProfile,
-    is_numeric,
     poisoning_findings,
     resolve_bounds,
+    within_own_ranges,
 )
 from airflow_aisec.core.gates.source._schema import check_schema, declared_csv_types
 from airflow_aisec.core.io.storage import sha256_file
@@ -60,6 +61,7 @@ class Scan:
     out_of_range: Any = None
     rows: int = 0
     batches: int = 0
+    range_columns: list[str] = field(default_factory=list)  # out_of_range's, before a self reference's split
 
     def add(self, accumulator: Any, columns: Iterable[str]) -> Any:
         self.accumulators.append(accumulator)
@@ -78,63 +80,77 @@ def _open(copy: Any, target: Target, section: SourcePolicy) -> Any:
                         csv_empty_as_null=True)
 
 
-def _numeric_types(schema: pa.Schema) -> dict[Any, bool]:
-    """Whether each distinct type of the schema is numeric (decided per type, not per column)."""
-    return {t: is_numeric(t) for t in set(schema.types)}
-
-
-def _require_numeric(schema: pa.Schema, columns: Sequence[str], uri: str) -> None:
-    types = dict(zip(schema.names, schema.types))
-    numeric = _numeric_types(schema)
+def _require_numeric(cols: SchemaColumns, columns: Sequence[str], uri: str) -> None:
+    position = cols.position
     for name in columns:
-        if not numeric[types[name]]:
-            raise ConfigurationError(f"{uri}: out_of_range column '{name}' is not numeric ({types[name]})")
+        if not cols.numeric[position[name]]:
+            raise ConfigurationError(f"{uri}: out_of_range column '{name}' is not numeric ({cols.types[position[name]]})")
+
+
+def _record_pins(ctx: Context, target: Target, copy: Any, digest: str) -> None:
+    ctx.inputs.append(InputRef(uri=target.uri, sha256=digest))
+    pinned = check_pins(ctx, target, digest, copy.s3_version_id, copy.s3_etag)
+    require_pinned(ctx, target, pinned)
+
+
+def _plan_reference(ctx: Context, target: Target, cols: SchemaColumns) -> tuple[Profile, list[Any], list[str]]:
+    """The reference's accumulators (label counts, numeric ranges) and the columns they read."""
+    from airflow_aisec.core.io.tabular import check_columns
+
+    poisoning = ctx.section.poisoning
+    assert poisoning is not None
+    needed: list[str] = []
+    profile = Profile()
+    accumulators: list[Any] = []
+    if poisoning.label_shift:
+        check_columns(cols.names, [poisoning.label_shift.column], target.uri)
+        profile.labels = LabelCounter(poisoning.label_shift.column,
+                                      max_classes=poisoning.label_shift.max_classes, uri=target.uri)
+        accumulators.append(profile.labels)
+        needed.append(poisoning.label_shift.column)
+    oor = poisoning.out_of_range
+    if oor is not None:
+        if oor.columns is not None:
+            range_cols = [c for c in oor.columns if c not in oor.ranges]
+            check_columns(cols.names, range_cols, target.uri)
+            _require_numeric(cols, range_cols, target.uri)
+        else:
+            label = poisoning.label_shift.column if poisoning.label_shift else None
+            range_cols = cols.numeric_names({label, *oor.ranges} - {None})
+        profile.ranges = RangeProfile(range_cols)
+        accumulators.append(profile.ranges)
+        needed.extend(range_cols)
+    return profile, accumulators, list(dict.fromkeys(needed)) or [cols.names[0]]
+
+
+def _stream(dataset: Any, columns: list[str], batch_rows: int, uri: str, accumulators: list[Any]) -> Iterator[Any]:
+    """Feed every batch to the accumulators (the poisoning ones share one view of its columns); yields
+    each batch's row count."""
+    from airflow_aisec.core.io.column_blocks import threads_for
+    from airflow_aisec.core.io.tabular import iter_batches
+
+    views = [getattr(acc, "reads_columns_view", False) for acc in accumulators]
+    position = {name: i for i, name in enumerate(columns)}  # once, not per batch
+    for batch in iter_batches(dataset, columns=columns, batch_rows=batch_rows, uri=uri,
+                              use_threads=threads_for(dataset, len(columns))):
+        view = BatchColumns(batch, position if batch.schema.names == columns else None)
+        for accumulator, wants_view in zip(accumulators, views):
+            accumulator.update(view if wants_view else batch)
+        yield batch.num_rows
 
 
 def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> Profile:
     """Stream the reference: row count, label counts, numeric ranges."""
-    from airflow_aisec.core.io.column_blocks import threads_for
-    from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy
+    from airflow_aisec.core.io.tabular import local_copy
 
-    poisoning = ctx.section.poisoning
-    assert poisoning is not None
     with denied_is_bad_input(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
         digest = sha256_file(copy.path)
-        ctx.inputs.append(InputRef(uri=target.uri, sha256=digest))
-        pinned = check_pins(ctx, target, digest, copy.s3_version_id, copy.s3_etag)
-        require_pinned(ctx, target, pinned)
+        _record_pins(ctx, target, copy, digest)
         dataset = _open(copy, target, ctx.section)
-        schema = dataset.schema
-        needed: list[str] = []
-        profile = Profile()
-        accumulators: list[Any] = []
-        if poisoning.label_shift:
-            check_columns(schema.names, [poisoning.label_shift.column], target.uri)
-            profile.labels = LabelCounter(poisoning.label_shift.column,
-                                          max_classes=poisoning.label_shift.max_classes, uri=target.uri)
-            accumulators.append(profile.labels)
-            needed.append(poisoning.label_shift.column)
-        oor = poisoning.out_of_range
-        if oor is not None:
-            if oor.columns is not None:
-                range_cols = [c for c in oor.columns if c not in oor.ranges]
-                check_columns(schema.names, range_cols, target.uri)
-                _require_numeric(schema, range_cols, target.uri)
-            else:
-                label = poisoning.label_shift.column if poisoning.label_shift else None
-                numeric = _numeric_types(schema)
-                range_cols = [n for n, t in zip(schema.names, schema.types) if numeric[t] and n != label
-                              and n not in oor.ranges]
-            profile.ranges = RangeProfile(range_cols)
-            accumulators.append(profile.ranges)
-            needed.extend(range_cols)
-        needed = list(dict.fromkeys(needed)) or [schema.names[0]]
-        for batch in iter_batches(dataset, columns=needed, batch_rows=ctx.section.batch_rows, uri=target.uri,
-                                  use_threads=threads_for(dataset, len(needed))):
-            profile.rows += batch.num_rows
+        profile, accumulators, needed = _plan_reference(ctx, target, SchemaColumns(dataset.schema))
+        for rows in _stream(dataset, needed, ctx.section.batch_rows, target.uri, accumulators):
+            profile.rows += rows
             profile.batches += 1
-            for acc in accumulators:
-                acc.update(batch)
     if profile.rows == 0:
         raise InputDataError(f"{target.uri}: the reference table is empty")
     metrics.update({"uri": target.uri, "sha256": digest, "rows": profile.rows})
@@ -161,17 +177,23 @@ def _named_columns(section: SourcePolicy, gx: Any) -> list[str]:
     return list(dict.fromkeys(named))
 
 
-def _plan_scan(ctx: Context, target: Target, schema: pa.Schema, gx: Any, reference: Profile | None) -> Scan:
-    """Set up the accumulators (and the columns they read) for one streamed pass."""
+def _plan_scan(ctx: Context, target: Target, schema: pa.Schema | SchemaColumns, gx: Any, reference: Profile | None,
+               *, self_reference: bool = False) -> Scan:
+    """Set up the accumulators (and the columns they read) for one streamed pass.
+
+    ``self_reference``: ``reference`` is being profiled from this very file in the same pass, so
+    only columns with an explicit range are counted here (see :func:`within_own_ranges`).
+    """
     import pyarrow as pa
 
     from airflow_aisec.core.io.tabular import check_columns
 
     section = ctx.section
+    cols = schema if isinstance(schema, SchemaColumns) else SchemaColumns(schema)
     scan = Scan()
     freshness = section.freshness
     if freshness is not None and freshness.column:
-        col_type = schema.field(freshness.column).type
+        col_type = cols.type_of(freshness.column)
         if not (pa.types.is_timestamp(col_type) or pa.types.is_date(col_type)):
             raise InputDataError(
                 f"{target.uri}: freshness column '{freshness.column}' is not a timestamp or date ({col_type})"
@@ -187,23 +209,26 @@ def _plan_scan(ctx: Context, target: Target, schema: pa.Schema, gx: Any, referen
         scan.labels = scan.add(LabelCounter(ls.column, max_classes=ls.max_classes, uri=target.uri), [ls.column])
     if poisoning.duplicates:
         columns = poisoning.duplicates.columns
-        scan.duplicates = scan.add(DuplicateCounter(columns=columns), columns or schema.names)
+        scan.duplicates = scan.add(DuplicateCounter(columns=columns), columns or cols.names)
     if poisoning.out_of_range:
         oor = poisoning.out_of_range
         if oor.columns is not None:
             columns = list(oor.columns)
-            _require_numeric(schema, columns, target.uri)
+            _require_numeric(cols, columns, target.uri)
         else:
             label = poisoning.label_shift.column if poisoning.label_shift else None
             # Columns given a range, and the reference's numeric columns, must be here and numeric:
             # a renamed or retyped column must not drop out of the check.
             expected = [c for c in dict.fromkeys(
                 [*oor.ranges, *(reference.ranges.columns if reference and reference.ranges else [])]) if c != label]
-            check_columns(schema.names, expected, target.uri)
-            _require_numeric(schema, expected, target.uri)
+            check_columns(cols.names, expected, target.uri)
+            _require_numeric(cols, expected, target.uri)
             wanted = set(expected)
-            columns = [n for n in schema.names if n in wanted]
-        bounds = resolve_bounds(oor, columns, reference.ranges if reference else None)
+            columns = [n for n in cols.names if n in wanted]
+        scan.range_columns = columns
+        if self_reference:
+            columns = [c for c in columns if c in oor.ranges]
+        bounds = resolve_bounds(oor, columns, reference.ranges if reference and not self_reference else None)
         scan.out_of_range = scan.add(OutOfRangeCounter(bounds), bounds)
     return scan
 
@@ -221,46 +246,69 @@ def _row_count_findings(ctx: Context, target: Target, rows: int) -> None:
         ))
 
 
-def scan_input(ctx: Context, target: Target, reference: Profile | None) -> dict[str, Any]:
-    """All checks on one dataset, in one streamed pass; returns its metrics."""
-    from airflow_aisec.core.io.column_blocks import threads_for
-    from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy
+@dataclass
+class SelfReference:
+    """The reference is the scanned file itself (same device, inode, size and modification time):
+    it is profiled in the same pass, so the file is read, and its CSV types inferred, once."""
+
+    target: Target
+    metrics: dict[str, Any]
+    profile: Profile | None = None
+
+
+def scan_input(ctx: Context, target: Target, reference: Profile | None, *,
+               self_reference: SelfReference | None = None) -> dict[str, Any]:
+    """All checks on one dataset, in one streamed pass; returns its metrics.
+
+    With ``self_reference`` (and ``reference`` None) the reference profile is made in that pass and
+    left in ``self_reference.profile``; the reference's checks come first, as if it had been read
+    on its own before.
+    """
+    from airflow_aisec.core.io.tabular import check_columns, local_copy
 
     section = ctx.section
     metrics: dict[str, Any] = {"uri": target.uri}
     with denied_is_bad_input(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
         before = os.stat(copy.path)
         digest = sha256_file(copy.path)
-        ctx.inputs.append(InputRef(uri=target.uri, sha256=digest))
+        first = target  # the file is read (and its read errors named) as the reference when it is one
+        own: list[Any] = []
+        needed: list[str] = []
+        if self_reference is not None:
+            first = self_reference.target
+            _record_pins(ctx, first, copy, digest)
+            dataset = _open(copy, first, section)
+            cols = SchemaColumns(dataset.schema)
+            reference, own, needed = _plan_reference(ctx, first, cols)
+            self_reference.profile = reference
+        _record_pins(ctx, target, copy, digest)
         metrics.update({"sha256": digest, "bytes": copy.size})
         if copy.s3_version_id:
             metrics["s3_version_id"] = copy.s3_version_id
         if copy.s3_etag:
             metrics["s3_etag"] = copy.s3_etag
-        pinned = check_pins(ctx, target, digest, copy.s3_version_id, copy.s3_etag)
-        require_pinned(ctx, target, pinned)
 
-        dataset = _open(copy, target, section)
+        if self_reference is None:
+            dataset = _open(copy, target, section)
+            cols = SchemaColumns(dataset.schema)
         schema = dataset.schema
         gx = None
         if ctx.expectation_items:
             limit = section.expectations.max_full_table_rows if section.expectations else 1
             gx = GxValidator(ctx.expectation_items, schema, target.uri, limit)
-        check_columns(schema.names, _named_columns(section, gx), target.uri)
+        check_columns(cols.names, _named_columns(section, gx), target.uri)
         check_schema(ctx, target, schema)
 
-        scan = _plan_scan(ctx, target, schema, gx, reference)
-        columns = list(dict.fromkeys(scan.columns)) or [schema.names[0]]
+        scan = _plan_scan(ctx, target, cols, gx, reference, self_reference=self_reference is not None)
+        columns = list(dict.fromkeys([*scan.columns, *needed])) or [cols.names[0]]
         duplicate_rows = None
         try:
-            for batch in iter_batches(dataset, columns=columns, batch_rows=section.batch_rows, uri=target.uri,
-                                      use_threads=threads_for(dataset, len(columns))):
-                scan.rows += batch.num_rows
+            for rows in _stream(dataset, columns, section.batch_rows, first.uri, [*own, *scan.accumulators]):
+                scan.rows += rows
                 scan.batches += 1
-                for accumulator in scan.accumulators:
-                    accumulator.update(batch)
             if scan.rows == 0:
-                raise InputDataError(f"{target.uri}: the table is empty")
+                raise InputDataError(f"{first.uri}: the reference table is empty" if self_reference is not None
+                                     else f"{target.uri}: the table is empty")
             if scan.duplicates is not None:
                 duplicate_rows = scan.duplicates.finish()
         finally:
@@ -269,7 +317,15 @@ def scan_input(ctx: Context, target: Target, reference: Profile | None) -> dict[
         after = os.stat(copy.path)
         if (before.st_size, before.st_mtime_ns, before.st_ino) != (after.st_size, after.st_mtime_ns, after.st_ino):
             raise InputDataError(f"{target.uri}: the file changed while it was being validated")
-        metrics.update({"rows": scan.rows, "batches": scan.batches, "columns": len(schema.names)})
+        metrics.update({"rows": scan.rows, "batches": scan.batches, "columns": len(cols.names)})
+        if self_reference is not None:
+            assert reference is not None
+            reference.rows, reference.batches = scan.rows, scan.batches
+            self_reference.metrics.update({"uri": first.uri, "sha256": digest, "rows": scan.rows})
+            if scan.out_of_range is not None:
+                assert section.poisoning is not None and section.poisoning.out_of_range is not None
+                scan.out_of_range = within_own_ranges(section.poisoning.out_of_range, scan.range_columns,
+                                                      reference.ranges, scan.out_of_range)
 
         freshness_findings(ctx, target, scan.newest, copy.last_modified, metrics)
         _row_count_findings(ctx, target, scan.rows)

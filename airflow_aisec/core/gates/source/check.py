@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from airflow_aisec.core.collector import collector_paused
 from airflow_aisec.core.gates.source._context import Context, S3ClientProvider, denied_is_bad_input, utc
 from airflow_aisec.core.gates.source._expectations import load_expectations
-from airflow_aisec.core.gates.source._origin import canonical_target, check_origins
+from airflow_aisec.core.gates.source._origin import Target, canonical_target, check_origins
 from airflow_aisec.core.gates.source._pins import load_pins
-from airflow_aisec.core.gates.source._scan import profile_reference, scan_input
+from airflow_aisec.core.gates.source._scan import SelfReference, profile_reference, scan_input
 from airflow_aisec.core.io.storage import sha256_file
 from airflow_aisec.core.policy.sections.source import SourcePolicy
 from airflow_aisec.core.result import CheckOutcome, InputRef
@@ -80,13 +82,38 @@ def check_sources(
 
     metrics: dict[str, Any] = {"batch_rows": section.batch_rows, "datasets": []}
     reference_profile = None
+    self_reference = None
     if reference_target is not None:
         metrics["reference"] = {}
-        reference_profile = profile_reference(ctx, reference_target, metrics["reference"])
-    for target in targets:
-        metrics["datasets"].append(scan_input(ctx, target, reference_profile))
+        if _same_local_file(reference_target, targets[0], section.format):
+            self_reference = SelfReference(reference_target, metrics["reference"])
+        else:
+            with collector_paused():
+                reference_profile = profile_reference(ctx, reference_target, metrics["reference"])
+    with collector_paused():  # a wide table's per-column lists, dicts and bounds stay alive throughout
+        for target in targets:
+            if self_reference is not None and reference_profile is None:
+                metrics["datasets"].append(scan_input(ctx, target, None, self_reference=self_reference))
+                reference_profile = self_reference.profile
+                continue
+            metrics["datasets"].append(scan_input(ctx, target, reference_profile))
     metrics["rows"] = sum(m.get("rows", 0) for m in metrics["datasets"])
     return CheckOutcome(findings=ctx.findings, metrics=metrics, inputs=ctx.inputs)
+
+
+def _same_local_file(reference: Target, target: Target, fmt: str | None) -> bool:
+    """Whether the reference is the first dataset's very file (then both are read in one pass)."""
+    from airflow_aisec.core.io.tabular import detect_format
+
+    if "s3" in (reference.scheme, target.scheme):
+        return False
+    try:
+        if detect_format(reference.uri, fmt) != detect_format(target.uri, fmt):
+            return False
+        a, b = os.stat(reference.read_uri), os.stat(target.read_uri)
+    except (OSError, InputDataError):
+        return False  # the ordinary path reports it
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_dev, b.st_ino, b.st_size, b.st_mtime_ns)
 
 
 def pin_sources(data: Sequence[str], *, s3_client: Any | Callable[[], Any] | None = None) -> dict[str, Any]:

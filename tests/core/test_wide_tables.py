@@ -421,3 +421,25 @@ def test_wide_parquet_read_without_threads_gives_the_same_result(tmp_path, monke
     assert threads and not any(threads)
     assert threaded.metrics == alone.metrics
     assert [(f.rule, f.message) for f in threaded.findings] == [(f.rule, f.message) for f in alone.findings]
+
+
+def test_a_wide_csv_parsed_for_its_schema_is_not_parsed_again_unless_it_changed(tmp_path, monkeypatch):
+    import os
+
+    from airflow_aisec.core.io import tabular, wide_csv
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    path = tmp_path / "mixed.csv"
+    _write_mixed(path, repeat=2)
+    seen = _count_calls(monkeypatch, wide_csv, "_cells")
+    table = tabular.open_dataset(path, "csv")
+    parsed = seen[0]
+    first = pa.Table.from_batches(list(tabular.iter_batches(table, batch_rows=2)))
+    assert seen[0] == parsed  # the batches reused the rows the schema pass parsed
+    # Rewritten with other values (same header, same size): the batches read the new file, not the old rows.
+    text = path.read_text(encoding="utf-8")
+    stat = path.stat()
+    path.write_text(text.replace("b c", "b d"), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the old modification time
+    again = pa.Table.from_batches(list(tabular.iter_batches(table, batch_rows=2)))
+    assert seen[0] > parsed and not again.equals(first)

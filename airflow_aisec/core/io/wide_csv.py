@@ -101,9 +101,19 @@ def _cells(line: bytes, uri: str, names: Sequence[str], number: int) -> list[str
     return cells
 
 
+#: A small wide file parsed whole for its schema is kept (one file, by identity) for the batches that follow.
+_PARSED: dict[tuple[Any, ...], tuple[list[str], list[list[str]]]] = {}
+_PARSED_MAX_BYTES = 16 << 20
+
+
+def _identity(st: os.stat_result) -> tuple[Any, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], list[list[str]]] | None:
     """Column names and the rows of the first parse block (pyarrow infers types from them)."""
     with open(path, "rb") as fh:
+        identity = _identity(os.fstat(fh.fileno()))
         head = fh.read(block_size)
         complete = len(head) < block_size
     if head.split(b"\n", 1)[0].count(b",") + 1 < WIDE_COLUMNS:
@@ -127,6 +137,9 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], l
             return None  # pyarrow's path reports it
         if cells is not None:
             rows.append(cells)
+    _PARSED.clear()
+    if complete and len(head) <= _PARSED_MAX_BYTES:
+        _PARSED[identity] = (names, rows)  # the whole file: its batches need not parse it again
     return names, rows
 
 
@@ -293,8 +306,9 @@ def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], 
     out: dict[int, pa.Array] = {}
     groups: dict[str, list[int]] = {}
     slow: list[int] = []
+    aliases = {t: str(t) for t in set(types)}  # per type, not per column: str(DataType) costs microseconds
     for i in projection:
-        alias = str(types[i])
+        alias = aliases[types[i]]
         if alias in _SIMPLE:
             groups.setdefault(alias, []).append(i)
         else:
@@ -322,6 +336,11 @@ def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], 
 def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: int,
                 uri: str) -> Iterator[list[list[str]]]:
     """The data rows of a wide CSV file, ``per_batch`` rows at a time (each row's cells as strings)."""
+    parsed = _PARSED.get(_identity(os.stat(path)))
+    if parsed is not None and parsed[0] == list(names):
+        for start in range(0, len(parsed[1]), per_batch):
+            yield parsed[1][start:start + per_batch]
+        return
     rows: list[list[str]] = []
     with open(path, "rb") as fh:
         lines = _lines(fh)

@@ -4,7 +4,9 @@ A block of columns (:mod:`airflow_aisec.core.io.column_blocks`) is laid out as o
 array per column-name hint set; :func:`~._detect.detect_column` scans it in a few passes and its hits
 go back to their columns by offset (``position // rows``). Columns without hits cost nothing beyond
 their cells, so a table of 100,000 columns x 5 rows costs about what 5 columns x 100,000 rows cost.
-Every decision is per cell: the counts equal a column-by-column scan's.
+Small blocks over the same rows (a wide Parquet file is decoded a few dozen columns at a time) are
+laid end to end before a pass (:class:`BlockCounter`). Every decision is per cell: the counts equal a
+column-by-column scan's.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _literal(glob: str) -> str | None:
     return max(re.split(r"[*?]", glob), key=len) or None
 
 
-def _maybe_hinted(detector: Detector, normalised: pa.Array) -> list[bool] | None:
+def _maybe_hinted(detector: Detector, normalised: pa.Array) -> Any:
     """Per normalised name, whether a column hint could match it (None: cannot tell, check them all).
 
     A name matches a glob only if it holds the glob's literal run, and a literal with a character
@@ -41,6 +43,7 @@ def _maybe_hinted(detector: Detector, normalised: pa.Array) -> list[bool] | None
     expressions RE2 runs as they are. One RE2 pass over all names; the few that pass are checked
     exactly by :meth:`~._patterns.Detector.hinted_entities`.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -54,9 +57,9 @@ def _maybe_hinted(detector: Detector, normalised: pa.Array) -> list[bool] | None
             parts.append(literal)
     parts += [f"(?:{expression})" for expression in expressions]
     if not parts:
-        return [False] * len(normalised)
+        return np.zeros(len(normalised), dtype=bool)
     try:
-        return pc.match_substring_regex(normalised, "|".join(parts)).to_pylist()
+        return pc.match_substring_regex(normalised, "|".join(parts)).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 
@@ -82,15 +85,26 @@ def _normalised(names: Sequence[str]) -> pa.Array:
     return out
 
 
+def _sparse_hints(detector: Detector, names: Sequence[str]) -> dict[int, frozenset[str]]:
+    """``{i: detector.hinted_entities(names[i])}`` for the names some hint matches; names no hint can
+    match (most) cost no Python."""
+    import numpy as np
+
+    maybe = _maybe_hinted(detector, _normalised(names)) if names else None
+    candidates = range(len(names)) if maybe is None else np.flatnonzero(maybe).tolist()
+    out = {}
+    for i in candidates:
+        hinted = detector.hinted_entities(names[i])
+        if hinted:
+            out[i] = hinted
+    return out
+
+
 def hinted_sets(detector: Detector, names: Sequence[str]) -> list[frozenset[str]]:
-    """``detector.hinted_entities(name)`` for every name; names no hint can match (most) cost no Python."""
-    maybe = _maybe_hinted(detector, _normalised(names)) if names else []
-    if maybe is None:
-        return [detector.hinted_entities(n) for n in names]
-    none: frozenset[str] = frozenset()
-    out = [none] * len(names)
-    for i in [i for i, m in enumerate(maybe) if m]:
-        out[i] = detector.hinted_entities(names[i])
+    """``detector.hinted_entities(name)`` for every name."""
+    out = [frozenset()] * len(names)
+    for i, hinted in _sparse_hints(detector, names).items():
+        out[i] = hinted
     return out
 
 
@@ -98,11 +112,18 @@ class BulkPlan:
     """The columns to scan grouped by hint set, each group with its :class:`~._detect.ColumnPlan`."""
 
     def __init__(self, detector: Detector, columns: Sequence[str]) -> None:
+        import numpy as np
+
         self.columns = list(columns)
-        hints = hinted_sets(detector, self.columns)
-        unhinted = [i for i, h in enumerate(hints) if not h]  # most columns: one group
+        hints = _sparse_hints(detector, self.columns)
+        if hints:
+            free = np.ones(len(self.columns), dtype=bool)
+            free[list(hints)] = False
+            unhinted = np.flatnonzero(free).tolist()
+        else:
+            unhinted = list(range(len(self.columns)))  # most columns: one group
         groups: dict[frozenset[str], list[int]] = {frozenset(): unhinted} if unhinted else {}
-        for i in [i for i, h in enumerate(hints) if h]:
+        for i in sorted(hints):
             groups.setdefault(hints[i], []).append(i)
         self.groups = []
         for members in groups.values():
@@ -110,76 +131,153 @@ class BulkPlan:
             self.groups.append((_detect.build_plan(detector, [self.columns[members[0]]])[0], members))
 
 
+class _Text:
+    """Cells of columns gathered for one detection pass, and the order of their columns (indices into
+    the plan's columns). Integer columns are kept by type and cast to text once, when joined."""
+
+    def __init__(self) -> None:
+        self.texts: list[pa.Array] = []
+        self.order: list[int] = []
+        self.ints: dict[int, tuple[list[pa.Array], list[int]]] = {}  # type id -> (arrays, order)
+        self.cells = 0
+        self.large = False  # a large_string among the texts
+
+    def add(self, block: ColumnBlock, columns: Sequence[str], members: list[int]) -> None:
+        """Block columns ``members`` (indices into ``block.columns``)."""
+        import numpy as np
+        import pyarrow as pa
+
+        n, start = block.rows, block.columns.start
+        self.cells += n * len(members)
+        if block.cells is not None:
+            self.order += [start + k for k in members] if start else members
+            if len(members) == len(block.columns):
+                self.texts.append(block.cells)
+            else:
+                take = (np.asarray(members, dtype=np.int64)[:, None] * n + np.arange(n, dtype=np.int64)[None, :])
+                self.texts.append(block.cells.take(pa.array(take.ravel())))
+            self.large = self.large or pa.types.is_large_string(self.texts[-1].type)
+            return
+        # Grouped by Arrow type id, not a Python step per column beyond the id (a block of a wide
+        # table has dozens to thousands); for text and integers the id is the whole type.
+        types, columns_of = block.batch.schema.types, block.batch.columns  # one call each, not one per column
+        ids = [t.id for t in types]
+        distinct = set(ids) if len(members) == len(ids) else {ids[k] for k in members}
+        if len(distinct) == 1:
+            runs = [(types[members[0]], members)]
+        else:
+            wanted = np.asarray(members, dtype=np.int64)
+            kinds = np.asarray(ids, dtype=np.int64)[wanted]
+            runs = [(types[int(ks[0])], ks.tolist()) for ks in (wanted[kinds == kind] for kind in sorted(distinct))]
+        for dtype, ks in runs:
+            arrays = [columns_of[k] for k in ks]
+            order = [start + k for k in ks] if start else ks
+            if pa.types.is_integer(dtype):
+                slot = self.ints.setdefault(dtype.id, ([], []))
+                slot[0].extend(arrays)
+                slot[1].extend(order)
+                continue
+            if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+                self.large = self.large or pa.types.is_large_string(dtype)
+            else:
+                arrays = [as_strings(a, columns[start + k]) for a, k in zip(arrays, ks)]
+                self.large = self.large or any(pa.types.is_large_string(a.type) for a in arrays)
+            self.texts += arrays  # copied once, by the concatenation in join()
+            self.order += order
+
+    def join(self) -> tuple[pa.Array, list[int]]:
+        import pyarrow as pa
+
+        texts, order = list(self.texts), list(self.order)
+        for arrays, ints_order in self.ints.values():  # one cast per integer type (their decimal text)
+            texts.append(as_strings(pa.concat_arrays(arrays) if len(arrays) > 1 else arrays[0]))
+            order += ints_order
+        if not texts:
+            return pa.array([], pa.string()), order
+        if len(texts) == 1:
+            return texts[0], order
+        if self.large:  # string next to large_string
+            texts = [t if pa.types.is_large_string(t.type) else t.cast(pa.large_string()) for t in texts]
+        return pa.concat_arrays(texts), order
+
+
 def _text_of(block: ColumnBlock, columns: Sequence[str], members: list[int]) -> tuple[pa.Array, list[int]]:
     """The cells of block columns ``members`` (indices into ``block.columns``) column after column,
     as text, and the order of the columns in it (indices into ``columns``)."""
-    import numpy as np
-    import pyarrow as pa
-
-    n = block.rows
-    if block.cells is not None:
-        order = [block.columns.start + k for k in members] if block.columns.start else list(members)
-        if len(members) == len(block.columns):
-            return block.cells, order
-        take = (np.asarray(members, dtype=np.int64)[:, None] * n + np.arange(n, dtype=np.int64)[None, :]).ravel()
-        return block.cells.take(pa.array(take)), order
-    types, columns_of = block.batch.schema.types, block.batch.columns  # one call each, not one per column
-    by_type: dict[Any, list[int]] = {}
-    for k in members:
-        by_type.setdefault(types[k], []).append(k)
-    parts, order = [], []
-    for dtype, ks in by_type.items():
-        arrays = [columns_of[k] for k in ks]
-        if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-            parts += arrays  # text already: copied once, by the concatenation below
-        elif pa.types.is_integer(dtype):  # one cast for all of them (integers become their decimal text)
-            parts.append(as_strings(pa.concat_arrays(arrays) if len(arrays) > 1 else arrays[0]))
-        else:
-            parts.extend(as_strings(a, columns[block.columns[k]]) for a, k in zip(arrays, ks))
-        order += [block.columns[k] for k in ks]
-    if len(parts) == 1:
-        return parts[0], order
-    if any(p.type != parts[0].type for p in parts):  # string next to large_string
-        parts = [p.cast(pa.large_string()) for p in parts]
-    return pa.concat_arrays(parts), order
+    text = _Text()
+    text.add(block, columns, list(members))
+    return text.join()
 
 
-def tally_block(stats: dict[str, ColumnStats], block: ColumnBlock, rows: Any, plan: BulkPlan,
-                detector: Detector, nlp: Any) -> None:
-    """Count one block into ``stats`` (created for columns with something to count); ``rows``
-    (numpy int64) are the table positions of its rows."""
-    import numpy as np
+class BlockCounter:
+    """Counts blocks into ``stats`` (created for columns with something to count).
 
-    from airflow_aisec.core.gates.pii._scan import MAX_ROW_POSITIONS, ColumnStats, EntityStats
+    Text of blocks over the same rows is laid end to end up to :data:`~._detect.MAX_CELLS_PER_PASS`
+    cells before one detection pass: a wide Parquet file decodes cheapest a few dozen columns at a
+    time (pyarrow's cost per column grows with the columns decoded together), and each pass costs
+    a few RE2 compilations, so small blocks must not mean small passes.
+    """
 
-    n = block.rows
-    if n == 0:
-        return
-    lo_col, hi_col = block.columns.start, block.columns.stop
-    per_pass = max(1, _detect.MAX_CELLS_PER_PASS // n)
-    for column_plan, members in plan.groups:
-        # members ascend: the block's share of them is one slice, shifted to block indices.
-        share = members[bisect.bisect_left(members, lo_col):bisect.bisect_left(members, hi_col)]
-        here = [c - lo_col for c in share] if lo_col else share
-        for lo in range(0, len(here), per_pass):
-            cells, order = _text_of(block, plan.columns, here[lo:lo + per_pass])
-            tally = _detect.PositionTally()
-            hits = _detect.detect_column(cells, column_plan, detector, nlp, tally).hits()
-            for entity, where in hits.items():
-                segment = where // n
-                cuts = np.flatnonzero(np.diff(segment)) + 1
-                for part in np.split(where, cuts):
-                    seg = int(part[0] // n)
-                    name = plan.columns[order[seg]]
-                    col = stats.get(name) or stats.setdefault(name, ColumnStats())  # created on a first hit
-                    st = col.entities.setdefault(entity, EntityStats())
-                    st.count += len(part)
-                    room = MAX_ROW_POSITIONS - len(st.rows)
-                    if room > 0:
-                        st.rows.extend(int(r) for r in rows[part[:room] - seg * n])
-            for seg, counted in tally.split(n).items():
-                name = plan.columns[order[seg]]
-                col = stats.get(name) or stats.setdefault(name, ColumnStats())
-                for entity, (candidates, valid) in counted.items():
-                    col.checksum_candidates[entity] = col.checksum_candidates.get(entity, 0) + candidates
-                    col.checksum_valid[entity] = col.checksum_valid.get(entity, 0) + valid
+    def __init__(self, stats: dict[str, ColumnStats], plan: BulkPlan, detector: Detector, nlp: Any) -> None:
+        self.stats, self.plan, self.detector, self.nlp = stats, plan, detector, nlp
+        self._pending: dict[int, _Text] = {}  # per hint group
+        self._cells = 0
+        self._rows: Any = None  # table positions of the pending blocks' rows
+
+    def add(self, block: ColumnBlock, rows: Any) -> None:
+        """Count one block; ``rows`` (numpy int64) are the table positions of its rows."""
+        n = block.rows
+        if n == 0:
+            return
+        last = self._rows
+        if last is not None and not (rows is last or (len(rows) == len(last) and (rows == last).all())):
+            self.flush()
+        self._rows = rows
+        cap = _detect.MAX_CELLS_PER_PASS
+        lo_col, hi_col = block.columns.start, block.columns.stop
+        per_pass = max(1, cap // n)
+        for g, (_column_plan, members) in enumerate(self.plan.groups):
+            # members ascend: the block's share of them is one slice, shifted to block indices.
+            share = members[bisect.bisect_left(members, lo_col):bisect.bisect_left(members, hi_col)]
+            here = [c - lo_col for c in share] if lo_col else share
+            for lo in range(0, len(here), per_pass):
+                chunk = here[lo:lo + per_pass]
+                if self._cells and self._cells + n * len(chunk) > cap:
+                    self.flush()
+                self._pending.setdefault(g, _Text()).add(block, self.plan.columns, chunk)
+                self._cells += n * len(chunk)
+
+    def flush(self) -> None:
+        """Count the pending text (call once more after the last block)."""
+        pending, self._pending, self._cells = self._pending, {}, 0
+        for g, text in pending.items():
+            cells, order = text.join()
+            self._count(self.plan.groups[g][0], cells, order)
+
+    def _count(self, column_plan: _detect.ColumnPlan, cells: pa.Array, order: list[int]) -> None:
+        import numpy as np
+
+        from airflow_aisec.core.gates.pii._scan import MAX_ROW_POSITIONS, ColumnStats, EntityStats
+
+        stats, rows, columns = self.stats, self._rows, self.plan.columns
+        n = len(rows)
+        tally = _detect.PositionTally()
+        hits = _detect.detect_column(cells, column_plan, self.detector, self.nlp, tally).hits()
+        for entity, where in hits.items():
+            segment = where // n
+            cuts = np.flatnonzero(np.diff(segment)) + 1
+            for part in np.split(where, cuts):
+                seg = int(part[0] // n)
+                name = columns[order[seg]]
+                col = stats.get(name) or stats.setdefault(name, ColumnStats())  # created on a first hit
+                st = col.entities.setdefault(entity, EntityStats())
+                st.count += len(part)
+                room = MAX_ROW_POSITIONS - len(st.rows)
+                if room > 0:
+                    st.rows.extend(int(r) for r in rows[part[:room] - seg * n])
+        for seg, counted in tally.split(n).items():
+            name = columns[order[seg]]
+            col = stats.get(name) or stats.setdefault(name, ColumnStats())
+            for entity, (candidates, valid) in counted.items():
+                col.checksum_candidates[entity] = col.checksum_candidates.get(entity, 0) + candidates
+                col.checksum_valid[entity] = col.checksum_valid.get(entity, 0) + valid

@@ -52,6 +52,8 @@ def is_classified(section: PiiPolicy, entity: str, count: int, rows: int) -> boo
 def classify(section: PiiPolicy, report: ScanReport, classification: Classification, *,
              rule: str = RULE_NOT_ALLOWED, subject: str = "") -> CheckOutcome:
     """Turn a scan into findings: one per column carrying an entity its classification does not allow."""
+    from airflow_aisec.core.gates.pii._scan import NOTHING_FOUND
+
     level = section.level_rule(classification)
     findings: list[Finding] = []
     columns: dict[str, Any] = {}
@@ -73,7 +75,8 @@ def classify(section: PiiPolicy, report: ScanReport, classification: Classificat
     # Every column first, in scan order (most columns of a wide table find nothing), then the others filled in.
     columns = {labels.get(c, c): {"entities": {}} for c in report.columns} if labels else \
         {c: {"entities": {}} for c in report.columns}
-    for real_name, col in [(n, c) for n, c in report.columns.items() if c.entities or c.coincidental]:
+    found = [(n, c) for n, c in report.columns.items() if c is not NOTHING_FOUND and (c.entities or c.coincidental)]
+    for real_name, col in found:
         name = labels.get(real_name, real_name)
         entry: dict[str, Any] = {}
         for entity, st in sorted(col.carried().items()):

@@ -65,6 +65,24 @@ class Finding(_ResultModel):
     enforcement: Enforcement | None = None
     waived: bool = False
 
+    @classmethod
+    def trusted(cls, rule: str, severity: Severity | str, message: str, location: dict[str, Any],
+                count: int | None = None) -> Finding:
+        """The finding ``Finding(rule=..., severity=..., message=..., location=..., count=...)`` would be
+        (``count`` only set when given), without validation: for a gate's hot loop (a wide table's drift
+        check makes 100,000s) whose values already have the field types (``severity`` a :class:`Severity`
+        or its value). ~3x cheaper than validating."""
+        obj = cls.__new__(cls)
+        _set = object.__setattr__
+        # The severity is still checked: a misspelt one must not reach the verdict.
+        _set(obj, "__dict__", {"rule": rule, "severity": Severity(severity).value, "message": message,
+                               "count": count, "location": location, "enforcement": None, "waived": False})
+        _set(obj, "__pydantic_fields_set__", {"rule", "severity", "message", "location"} if count is None else
+             {"rule", "severity", "message", "location", "count"})
+        _set(obj, "__pydantic_extra__", None)
+        _set(obj, "__pydantic_private__", None)
+        return obj
+
 
 class InputRef(_ResultModel):
     """An input the gate looked at, with its digest when known."""

@@ -383,6 +383,53 @@ def iter_wide_csv(path: str | os.PathLike[str], schema: pa.Schema, projection: S
         yield _batch(rows, schema, indices, strings_can_be_null, uri, path)
 
 
+def iter_wide_csv_groups(table: Any, projection: Sequence[str], batch_rows: int, *,
+                         uri: str) -> Iterator[tuple[int, list[tuple[Any, Any, pa.Array]] | None, pa.RecordBatch | None]]:
+    """A wide CSV file's ``projection`` columns by type, with no per-column array: ``(rows, groups,
+    None)`` where each group is (type, positions of its columns in ``projection``, their cells column
+    after column), or ``(rows, None, batch)`` for a row group with a value the fast rules do not
+    cover (then that group is :func:`iter_wide_csv`'s record batch). Cells, types and errors are
+    :func:`iter_wide_csv`'s: the same conversions on the same rows.
+
+    Raises:
+        InputDataError: as :func:`iter_wide_csv`.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from airflow_aisec.core.io.tabular import _read_error_message
+
+    schema = table.schema
+    all_names, types = schema.names, schema.types
+    indices = _indices(all_names, projection)
+    nulls = table.convert_options.strings_can_be_null
+    kinds: dict[str, list[int]] = {}
+    aliases = {t: str(t) for t in {types[i] for i in indices}}  # str() per type, not per column
+    for p, i in enumerate(indices):
+        kinds.setdefault(aliases[types[i]], []).append(p)
+    simple = all(alias in _SIMPLE for alias in kinds)
+    per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(all_names), 1)))
+    try:
+        for rows in _row_groups(table.path, all_names, per_batch, uri):
+            groups: list[tuple[Any, Any, pa.Array]] | None = None
+            if simple:
+                columns: Any = list(zip(*rows)) if 2 * len(indices) >= len(all_names) else \
+                    {i: tuple(row[i] for row in rows) for i in indices}
+                groups = []
+                for alias, where in kinds.items():
+                    cells, _ = _convert(rows, columns, [indices[p] for p in where], alias, nulls)
+                    if cells is None:  # a value for pyarrow's own conversion: this row group as a batch
+                        groups = None
+                        break
+                    groups.append((types[indices[where[0]]], np.asarray(where, dtype=np.intp), cells))
+            if groups is None:
+                yield len(rows), None, _batch(rows, schema, indices, nulls, uri, table.path)
+            else:
+                yield len(rows), groups, None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as exc:
+        raise InputDataError(_read_error_message(table, exc, uri)) from None
+
+
 def iter_wide_csv_text(path: str | os.PathLike[str], names: Sequence[str], projection: Sequence[str] | None,
                        batch_rows: int, *, uri: str) -> Iterator[tuple[int, pa.Array]]:
     """``(rows, cells)`` of a wide CSV file read as text (empty fields are empty strings): the cells

@@ -4,7 +4,8 @@
 does the same on tables already in memory; both stream record batches, so memory does not grow with
 rows. Private modules: ``_statistics`` (PSI, quantile bins, exact order statistics and KS from value
 sketches), ``_features`` (per-feature accumulators), ``_block`` / ``_categories`` (all numeric / categorical
-features at once, as matrices for small/wide tables), ``_evaluate`` (feature selection, the passes
+features at once, as matrices for small/wide tables), ``_columns`` (a batch as per-column arrays or
+same-typed groups; a wide CSV file read as groups), ``_evaluate`` (feature selection, the passes
 over both tables), ``_judge`` (findings and the metrics document, shared with partition merges), ``_report`` (HTML report). Nothing heavy (numpy, pyarrow, scipy) is imported here.
 """
 

@@ -24,7 +24,8 @@ from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
+
+    from airflow_aisec.core.gates.drift._columns import Batch
 
 #: A table with at most this many rows is kept as a matrix (if within :data:`CELL_BUDGET`).
 SMALL_ROWS = 256
@@ -52,22 +53,14 @@ class NumericBlock:
     def _small(self, rows: int) -> bool:
         return rows <= SMALL_ROWS and rows * len(self.names) <= CELL_BUDGET
 
-    @staticmethod
-    def _matrix(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
-        """rows x features float64 (NaN for missing): columns of one type are converted in one call."""
+    def _matrix(self, batch: Batch, positions: Sequence[int]) -> np.ndarray:
+        """rows x features float64 (NaN for missing): the columns of one type converted in one call."""
         import numpy as np
-        import pyarrow as pa
 
-        rows = len(columns[0])
-        out = np.empty((rows, len(columns)), dtype=np.float64)
-        by_type: dict[pa.DataType, list[int]] = {}
-        for j, column in enumerate(columns):
-            by_type.setdefault(column.type, []).append(j)
-        for indices in by_type.values():
-            chunks = [chunk for j in indices for chunk in
-                      (columns[j].chunks if isinstance(columns[j], pa.ChunkedArray) else [columns[j]])]
-            values = numeric_values(pa.concat_arrays(chunks)) if chunks else np.empty(0)
-            out[:, indices] = values.reshape(len(indices), rows).T
+        rows = batch.rows
+        out = np.empty((rows, len(self.names)), dtype=np.float64)
+        for _, indices, cells in batch.groups(positions):
+            out[:, indices] = numeric_values(cells).reshape(len(indices), rows).T
         return out
 
     def _spill(self) -> None:
@@ -92,14 +85,14 @@ class NumericBlock:
         if any(f.pending for f in self.features):
             raise AssertionError("a small reference needs no further pass")
 
-    def add_reference(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> None:
+    def add_reference(self, batch: Batch, positions: Sequence[int]) -> None:
         if self.features is not None:
-            for feature, column in zip(self.features, columns):
+            for feature, column in zip(self.features, batch.columns(positions)):
                 feature.add_reference(column)
             return
         assert self._ref is not None
-        self._ref_rows += len(columns[0])
-        self._ref.append(self._matrix(columns))
+        self._ref_rows += batch.rows
+        self._ref.append(self._matrix(batch, positions))
         if not self._small(self._ref_rows):
             self._spill()
 
@@ -126,9 +119,9 @@ class NumericBlock:
         assert self.features is not None
         return [f.name for f in self.features if f.pending]
 
-    def rescan(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> None:
+    def rescan(self, batch: Batch, positions: Sequence[int]) -> None:
         assert self.features is not None
-        for feature, column in zip([f for f in self.features if f.pending], columns):
+        for feature, column in zip([f for f in self.features if f.pending], batch.columns(positions)):
             feature.rescan(column)
 
     def end_rescan(self) -> None:
@@ -136,14 +129,14 @@ class NumericBlock:
         for feature in [f for f in self.features if f.pending]:
             feature.end_rescan()
 
-    def add_current(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> None:
+    def add_current(self, batch: Batch, positions: Sequence[int]) -> None:
         if self.features is not None:
-            for feature, column in zip(self.features, columns):
+            for feature, column in zip(self.features, batch.columns(positions)):
                 feature.add_current(column)
             return
         assert self._cur is not None
-        self._cur_rows += len(columns[0])
-        self._cur.append(self._matrix(columns))
+        self._cur_rows += batch.rows
+        self._cur.append(self._matrix(batch, positions))
         if not self._small(self._cur_rows):
             self._spill()
 
@@ -223,6 +216,32 @@ def _ks_statistics(ref: np.ndarray, cur: np.ndarray, n1: np.ndarray, n2: np.ndar
     return np.where(n2 > 0, d, np.nan)
 
 
+def _ks_values(ref: np.ndarray, cur: np.ndarray, n1: np.ndarray, n2: np.ndarray, d: np.ndarray,
+               cache: MutableMapping[Any, Any]) -> list[tuple[float | None, float | None]]:
+    """scipy's (statistic, p-value) per feature, (None, None) without current values. scipy's exact
+    p-value depends on (n1, n2, d) only: it is computed once per combination, on the first feature
+    that has it, and kept in ``cache`` (shared with the other blocks)."""
+    import numpy as np
+
+    out: list[tuple[float | None, float | None]] = [(None, None)] * len(n1)
+    has = np.flatnonzero(n2 > 0)
+    if not len(has):
+        return out
+    # (n1, n2, d) as one complex key: a 1-D sort (real part first), exact (small sample sizes).
+    keys = (n1[has] * (int(n2.max()) + 1) + n2[has]).astype(np.float64) + 1j * d[has]
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    values = []
+    for j in has[first].tolist():
+        key = (int(n1[j]), int(n2[j]), float(d[j]))
+        if key not in cache:
+            r_ok, c_ok = ref[:, j], cur[:, j]
+            cache[key] = scipy_ks(r_ok[~np.isnan(r_ok)], c_ok[~np.isnan(c_ok)])
+        values.append(cache[key])
+    for j, v in zip(has.tolist(), inverse.reshape(-1).tolist()):
+        out[j] = values[v]
+    return out
+
+
 def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy,
                  cache: MutableMapping[Any, Any]) -> list[tuple[dict[str, Any], list[str]]]:
     """The statistics of :meth:`._features.NumericFeature.stats` for every column of two small matrices."""
@@ -260,35 +279,33 @@ def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy,
     ref_frac = (ref_missing / ref_rows).tolist()
     cur_frac = (cur_missing / cur_rows).tolist() if cur_rows else [None] * features
     psi_list = [json_float(v) for v in psi.tolist()]
+    # Histogram shares of the used bins only, one flat list (a wide table's bins are mostly unused).
     with np.errstate(divide="ignore", invalid="ignore"):
-        r_hist_all = (r_all / r_sum[:, None]).tolist()
-        c_hist_all = np.where(c_sum[:, None] > 0, c_all / c_sum[:, None], 0.0).tolist()
-    n_bins_l, has_l = n_bins.tolist(), has_missing.tolist()
-    n1_l, n2_l, d_l = n1.tolist(), n2.tolist(), d.tolist()
+        r_flat = (r_all / r_sum[:, None])[used].tolist()
+        c_flat = np.where(c_sum[:, None] > 0, c_all / c_sum[:, None], 0.0)[used].tolist()
+    k_all = n_bins + has_missing
+    ends = np.cumsum(k_all).tolist()
+    ks = _ks_values(ref, cur, n1, n2, d, cache)
     bin_names: dict[tuple[int, bool], list[str]] = {}
     out: list[tuple[dict[str, Any], list[str]]] = []
-    for j in range(features):
-        nb, hm = n_bins_l[j], has_l[j]
-        k = nb + hm
+    start = 0
+    for nb, hm, end, rf, cf, p, (statistic, pvalue) in zip(n_bins.tolist(), has_missing.tolist(), ends, ref_frac,
+                                                          cur_frac, psi_list, ks):
         bins = bin_names.get((nb, hm))
         if bins is None:
             bins = bin_names[(nb, hm)] = [str(i + 1) for i in range(nb)] + (["missing"] if hm else [])
-        stats: dict[str, Any] = {
-            "reference_missing_fraction": ref_frac[j],
-            "current_missing_fraction": cur_frac[j],
-            "psi": psi_list[j],
-        }
-        if n2_l[j]:
-            key = (n1_l[j], n2_l[j], d_l[j])
-            if key not in cache:
-                r_ok, c_ok = ref[:, j], cur[:, j]
-                cache[key] = scipy_ks(r_ok[~np.isnan(r_ok)], c_ok[~np.isnan(c_ok)])
-            statistic, pvalue = cache[key]
-            stats["ks_statistic"], stats["ks_pvalue"], stats["ks_error_bound"] = statistic, pvalue, 0.0
+        histogram = {"bins": bins, "reference": r_flat[start:end], "current": c_flat[start:end]}
+        start = end
+        if statistic is None:
+            stats: dict[str, Any] = {
+                "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
+                "ks_statistic": None, "ks_pvalue": None, "bin_count": nb, "sketch_exact": True, "histogram": histogram,
+            }
         else:
-            stats["ks_statistic"] = stats["ks_pvalue"] = None
-        stats["bin_count"] = nb
-        stats["sketch_exact"] = True
-        stats["histogram"] = {"bins": bins, "reference": r_hist_all[j][:k], "current": c_hist_all[j][:k]}
+            stats = {
+                "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
+                "ks_statistic": statistic, "ks_pvalue": pvalue, "ks_error_bound": 0.0, "bin_count": nb,
+                "sketch_exact": True, "histogram": histogram,
+            }
         out.append((stats, bins))
     return out

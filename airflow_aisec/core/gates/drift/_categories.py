@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from airflow_aisec.core.gates.drift._columns import Batch
+
 Columns = Sequence["pa.Array | pa.ChunkedArray"]
 
 
@@ -45,7 +47,7 @@ class CategoricalBlock:
     def __init__(self, names: Sequence[str], policy: DriftPolicy) -> None:
         self.names = list(names)
         self.policy = policy
-        self._columns: dict[str, list[Columns]] = {"ref": [], "cur": []}  # replayed if the block spills
+        self._columns: dict[str, list[tuple[Batch, Sequence[int]]]] = {"ref": [], "cur": []}  # replayed on spill
         self._ids: dict[str, list[np.ndarray]] = {"ref": [], "cur": []}  # rows x features, -1 missing
         self._rows = {"ref": 0, "cur": 0}
         self._ended = False
@@ -65,23 +67,15 @@ class CategoricalBlock:
         ids[len(values)] = -1  # raw code -1 (null) indexes the last entry
         return ids
 
-    def _global_ids(self, columns: Columns) -> np.ndarray:
+    def _global_ids(self, batch: Batch, positions: Sequence[int]) -> np.ndarray:
         """rows x features ids of the canonical names (-1 for missing); columns of one type in one call."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        rows = len(columns[0])
-        out = np.empty((rows, len(columns)), dtype=np.int64)
-        by_type: dict[pa.DataType, list[int]] = {}
-        for j, column in enumerate(columns):
-            by_type.setdefault(column.type, []).append(j)
-        for dtype, indices in by_type.items():
-            chunks = [chunk for j in indices for chunk in
-                      (columns[j].chunks if isinstance(columns[j], pa.ChunkedArray) else [columns[j]])]
-            if pa.types.is_dictionary(dtype):
-                chunks = [chunk.cast(dtype.value_type) for chunk in chunks]
-            arr = pa.concat_arrays(chunks) if chunks else pa.array([], dtype)
+        rows = batch.rows
+        out = np.empty((rows, len(positions)), dtype=np.int64)
+        for _, indices, arr in batch.groups(positions):  # dictionaries already decoded
             try:
                 enc = pc.dictionary_encode(arr)
                 raw = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
@@ -126,15 +120,15 @@ class CategoricalBlock:
         local[order] = np.arange(len(keys)) - starts[keys[order] // size]
         return counts, feat, row, local[inverse.reshape(-1)], row[first], keys // size, local, keys % size
 
-    def _add(self, table: str, columns: Columns) -> None:
-        rows = self._rows[table] + len(columns[0])
+    def _add(self, table: str, batch: Batch, positions: Sequence[int]) -> None:
+        rows = self._rows[table] + batch.rows
         if not self._small(rows):
             self._spill()
-            self._feed(table, columns)
+            self._feed(table, batch.columns(positions))
             return
         self._rows[table] = rows
-        self._columns[table].append(list(columns))
-        self._ids[table].append(self._global_ids(columns))
+        self._columns[table].append((batch, positions))
+        self._ids[table].append(self._global_ids(batch, positions))
         self._too_many(table)
 
     def _feed(self, table: str, columns: Columns) -> None:
@@ -145,20 +139,20 @@ class CategoricalBlock:
     def _spill(self) -> None:
         """Leave matrix mode: replay the columns kept so far into one accumulator per feature."""
         self.features = [CategoricalFeature(name, self.policy) for name in self.names]
-        for columns in self._columns["ref"]:
-            self._feed("ref", columns)
+        for batch, positions in self._columns["ref"]:
+            self._feed("ref", batch.columns(positions))
         if self._ended:
             for feature in self.features:
                 feature.end_reference()
-        for columns in self._columns["cur"]:
-            self._feed("cur", columns)
+        for batch, positions in self._columns["cur"]:
+            self._feed("cur", batch.columns(positions))
         self._columns, self._ids = {"ref": [], "cur": []}, {"ref": [], "cur": []}
 
-    def add_reference(self, columns: Columns) -> None:
+    def add_reference(self, batch: Batch, positions: Sequence[int]) -> None:
         if self.features is not None:
-            self._feed("ref", columns)
+            self._feed("ref", batch.columns(positions))
         else:
-            self._add("ref", columns)
+            self._add("ref", batch, positions)
 
     def end_reference(self) -> None:
         import numpy as np
@@ -177,11 +171,11 @@ class CategoricalBlock:
     def pending_names(self) -> list[str]:
         return []
 
-    def add_current(self, columns: Columns) -> None:
+    def add_current(self, batch: Batch, positions: Sequence[int]) -> None:
         if self.features is not None:
-            self._feed("cur", columns)
+            self._feed("cur", batch.columns(positions))
         else:
-            self._add("cur", columns)
+            self._add("cur", batch, positions)
 
     def stats(self, cache: MutableMapping[Any, Any]) -> list[tuple[dict[str, Any], list[str]]]:
         """Per feature, in ``names`` order: :meth:`._features.CategoricalFeature.stats`."""
@@ -210,35 +204,47 @@ class CategoricalBlock:
         show = policy.report_category_labels
         min_count = policy.category_label_min_count
         r_total, c_total = max(ref_rows, 1), max(cur_rows, 1)
+        # Everything per (feature, category) as matrices; the loop below only assembles lists.
+        col = np.arange(width)[None, :]
+        seen = col < n_ref[:, None]
+        unseen = ~seen & (col < k[:, None])
+        unseen_rows = np.where(unseen, cc, 0).sum(axis=1)
+        categories_current = np.count_nonzero(cc, axis=1)
+        unseen_categories = np.count_nonzero(np.where(unseen, cc, 0), axis=1)
+        # Most frequent reference categories first, ties by id (a stable sort of -count; others last).
+        order = np.argsort(np.where(seen, -rc, 1), axis=1, kind="stable")[:, :REPORT_TOP_CATEGORIES]
+        top_r = np.take_along_axis(rc, order, axis=1)
+        top_c = np.take_along_axis(cc, order, axis=1)
+        shown = np.take_along_axis(global_of, order, axis=1) if show else order
+        n_top = np.minimum(n_ref, REPORT_TOP_CATEGORIES)
+        in_top = np.arange(order.shape[1])[None, :] < n_top[:, None]
+        other_r = np.where(seen, rc, 0).sum(axis=1) - np.where(in_top, top_r, 0).sum(axis=1)
+        other_c = np.where(seen, cc, 0).sum(axis=1) - np.where(in_top, top_c, 0).sum(axis=1)
+        r_share, c_share = (top_r / r_total).tolist(), (top_c / c_total).tolist()
+        nameable = (top_r >= min_count).tolist() if show else None
+        rank_names = [f"category {rank}" for rank in range(1, REPORT_TOP_CATEGORIES + 1)]
         out: list[tuple[dict[str, Any], list[str]]] = []
-        for j, (rcl, ccl, gl, kj, nr, rm, cm) in enumerate(zip(
-                rc.tolist(), cc.tolist(), global_of.tolist(), k.tolist(), n_ref.tolist(), r_missing.tolist(),
-                c_missing.tolist())):
-            unseen = ccl[nr:kj]
-            unseen_rows = sum(unseen)
+        for j, (nt, nr, ur, kc, ku, gl, rs, cs, o_r, o_c, rm, cm) in enumerate(zip(
+                n_top.tolist(), n_ref.tolist(), unseen_rows.tolist(), categories_current.tolist(),
+                unseen_categories.tolist(), shown.tolist(), r_share, c_share, other_r.tolist(), other_c.tolist(),
+                r_missing.tolist(), c_missing.tolist())):
             stats: dict[str, Any] = {
                 "psi": psi[j],
                 "categories_reference": nr,
-                "categories_current": sum(1 for c in ccl[:kj] if c),
-                "unseen_categories": sum(1 for c in unseen if c),
-                "unseen_rows": unseen_rows,
-                "unseen_fraction": json_float(unseen_rows / cur_rows) if cur_rows else None,
+                "categories_current": kc,
+                "unseen_categories": ku,
+                "unseen_rows": ur,
+                "unseen_fraction": json_float(ur / cur_rows) if cur_rows else None,
             }
-            # Histogram: most frequent reference categories, then "other", "unseen", "missing".
-            top = sorted(range(nr), key=lambda i, rcl=rcl: -rcl[i])[:REPORT_TOP_CATEGORIES]  # stable
-            labels: list[str] = []
-            metric_bins: list[str] = []
-            r_hist: list[float] = []
-            c_hist: list[float] = []
-            for rank, i in enumerate(top, start=1):
-                metric_bins.append(f"category {rank}")
-                labels.append(names[gl[i]] if show and rcl[i] >= min_count else f"category {rank}")
-                r_hist.append(float(rcl[i]) / r_total)
-                c_hist.append(float(ccl[i]) / c_total)
-            rest = sorted(set(range(nr)) - set(top)) if nr > len(top) else []
-            finish_histogram(stats, (metric_bins, labels, r_hist, c_hist), (r_total, c_total), (
-                ("other", sum(rcl[i] for i in rest), sum(ccl[i] for i in rest)),
-                ("unseen", 0, unseen_rows),
+            metric_bins = rank_names[:nt]
+            if nameable is None:
+                labels = metric_bins[:]
+            else:
+                ok = nameable[j]
+                labels = [names[gl[r]] if ok[r] else metric_bins[r] for r in range(nt)]
+            finish_histogram(stats, (metric_bins, labels, rs[:nt], cs[:nt]), (r_total, c_total), (
+                ("other", o_r, o_c),
+                ("unseen", 0, ur),
                 ("missing", rm, cm),
             ))
             out.append((stats, labels))

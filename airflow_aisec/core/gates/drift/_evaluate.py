@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_aisec.core.collector import collector_paused
 from airflow_aisec.core.gates.drift._block import NumericBlock
 from airflow_aisec.core.gates.drift._categories import CategoricalBlock
+from airflow_aisec.core.gates.drift._columns import Batch, record_batches
 from airflow_aisec.core.gates.drift._features import feature_kind
 from airflow_aisec.core.gates.drift._judge import DriftEvaluation, Judge, type_changed
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
@@ -41,6 +42,9 @@ class TableSource:
     schema: pa.Schema
     batches: Callable[[list[str]], Iterator[pa.RecordBatch]]
     name: str = "<table>"
+    #: Another way to read the same cells, as :class:`._columns.Batch` objects (a wide CSV file's
+    #: same-typed groups); returns None when it does not apply.
+    blocks: Callable[[list[str]], Iterator[Batch] | None] | None = None
 
     @classmethod
     def from_table(cls, table: pa.Table, name: str = "<table>") -> TableSource:
@@ -91,24 +95,24 @@ def evaluate_drift(section: DriftPolicy, reference: pa.Table, current: pa.Table,
 def _stream(source: TableSource, units: Sequence[tuple[Any, list[str]]], step: str) -> int:
     """One pass over ``source``: feed every batch's columns to the accumulators; returns the rows read.
 
-    ``units`` are (accumulator, its columns): a block (``takes_columns``) takes the list of its
-    columns, a per-feature accumulator its one column.
+    ``units`` are (accumulator, its columns): a block (``takes_columns``) takes the
+    :class:`._columns.Batch` and the positions of its columns in it, a per-feature accumulator its
+    one column.
     """
     names = list(dict.fromkeys(n for _, cols in units for n in cols))
     position = {n: i for i, n in enumerate(names)}
     where = [[position[n] for n in cols] for _, cols in units]  # once per pass, not per batch
+    batches = source.blocks(names) if source.blocks is not None and step != "rescan" else None
+    if batches is None:
+        batches = record_batches(source.batches(names), names)
     rows = 0
-    for batch in source.batches(names):
-        rows += batch.num_rows
-        columns = batch.columns  # batch.column(i) costs more, per column
-        if batch.schema.names != names:  # a source may order its columns otherwise
-            by_name = dict(zip(batch.schema.names, columns))
-            columns = [by_name[n] for n in names]
+    for batch in batches:
+        rows += batch.rows
         for (acc, _), indices in zip(units, where):
             if getattr(acc, "takes_columns", False):
-                getattr(acc, step)([columns[i] for i in indices])
+                getattr(acc, step)(batch, indices)
             else:
-                getattr(acc, step)(columns[indices[0]])
+                getattr(acc, step)(batch.columns(indices)[0])
     return rows
 
 
@@ -128,28 +132,21 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
                       chosen: Sequence[str]) -> DriftEvaluation:
     judge = Judge(section)
     findings: list[Finding] = []
-    kinds: dict[str, str] = {}  # reference kind of every chosen feature
-    read: dict[str, str] = {}  # the features compared (same kind in both tables)
     forced = set(section.categorical)
     ref_types = dict(zip(reference.schema.names, reference.schema.types))
     cur_types = dict(zip(current.schema.names, current.schema.types))
-    kind_of: dict[tuple[pa.DataType, pa.DataType, bool], tuple[str | None, str | None]] = {}  # per type, not column
-    for name in chosen:
-        r_type, c_type = ref_types[name], cur_types[name]
-        key = (r_type, c_type, name in forced)
-        found = kind_of.get(key)
-        if found is None:
-            found = kind_of[key] = (feature_kind(r_type, key[2]), feature_kind(c_type, key[2]))
-        r_kind, c_kind = found
+    found = _kinds([ref_types[n] for n in chosen], [cur_types[n] for n in chosen], [n in forced for n in chosen])
+    read: dict[str, str] = {}  # the features compared (same kind in both tables)
+    for name, (r_kind, c_kind) in zip(chosen, found):
         if r_kind is None:
-            raise InputDataError(f"feature '{name}' has an unsupported type ({r_type}); exclude it")
-        kinds[name] = r_kind
+            raise InputDataError(f"feature '{name}' has an unsupported type ({ref_types[name]}); exclude it")
         if c_kind != r_kind:
-            findings.append(type_changed(name, r_kind, c_kind, str(r_type), str(c_type)))
+            findings.append(type_changed(name, r_kind, c_kind, str(ref_types[name]), str(cur_types[name])))
             continue
         if r_kind == "categorical":
             judge.require_applicable(name)
         read[name] = r_kind
+    kinds = dict(zip(chosen, [r_kind for r_kind, _ in found]))  # reference kind of every chosen feature
 
     numeric = [n for n, k in read.items() if k == "numeric"]
     categorical = [n for n, k in read.items() if k == "categorical"]
@@ -182,6 +179,26 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
     for b in blocks:
         results.update(zip(b.names, b.stats(ks_cache)))
     return judge.evaluate(chosen, kinds, results, ref_rows, cur_rows, findings)
+
+
+def _kinds(ref: list[pa.DataType], cur: list[pa.DataType], forced: list[bool]) -> list[tuple[str | None, str | None]]:
+    """(reference kind, current kind) of every feature, found once per distinct (type ids, forced): a
+    wide table has 100,000 columns of few types, and a kind depends on the type id alone (a
+    dictionary's on its value type: those are keyed by the type itself)."""
+    import pyarrow as pa
+
+    dictionary = pa.dictionary(pa.int8(), pa.string()).id
+
+    def key(t: pa.DataType) -> Any:
+        i = t.id
+        return t if i == dictionary else i
+
+    keys = list(zip(map(key, ref), map(key, cur), forced))
+    kind_of: dict[Any, tuple[str | None, str | None]] = {}
+    for k, r, c, f in zip(keys, ref, cur, forced):
+        if k not in kind_of:
+            kind_of[k] = (feature_kind(r, f), feature_kind(c, f))
+    return list(map(kind_of.__getitem__, keys))
 
 
 class _RowCounter:

@@ -42,6 +42,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.gates.drift._columns import Batch, wide_csv_batches
 from airflow_aisec.core.gates.drift._evaluate import TableSource, evaluate_sources, resolve_features
 from airflow_aisec.core.gates.drift._judge import GATE
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
@@ -60,7 +61,13 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
     """Open both tables as streamed sources of the compared columns (others are never parsed)."""
     from airflow_aisec.core.io.column_blocks import threads_for
     from airflow_aisec.core.io.storage import sha256_file
-    from airflow_aisec.core.io.tabular import detect_format, iter_batches, local_copy, open_dataset
+    from airflow_aisec.core.io.tabular import (
+        DEFAULT_BATCH_ROWS,
+        detect_format,
+        iter_batches,
+        local_copy,
+        open_dataset,
+    )
 
     ref_fmt, cur_fmt = detect_format(reference), detect_format(current)
     with local_copy(reference, s3_client=s3_client) as ref_copy, \
@@ -78,7 +85,10 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
             def batches(columns: list[str], ds_: Any = ds_, uri: str = uri) -> Iterator[pa.RecordBatch]:
                 yield from iter_batches(ds_, columns=columns, uri=uri, use_threads=threads_for(ds_, len(columns)))
 
-            sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri))
+            def blocks(columns: list[str], ds_: Any = ds_, uri: str = uri) -> Iterator[Batch] | None:
+                return wide_csv_batches(ds_, columns, DEFAULT_BATCH_ROWS, uri)
+
+            sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri, blocks=blocks))
         inputs = [InputRef(uri=reference, sha256=sha256_file(ref_copy.path)),
                   InputRef(uri=current, sha256=sha256_file(cur_copy.path))]
         yield sources[0], sources[1], chosen, inputs

@@ -13,18 +13,7 @@ import pytest
 from airflow_aisec.core.gates.drift import check_drift, evaluate_drift
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.result import Finding
-
-
-def _counted(monkeypatch, module, name) -> list[int]:
-    calls = [0]
-    original = getattr(module, name)
-
-    def counted(*args, **kwargs):
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, counted)
-    return calls
+from tests.helpers.calls import count_calls
 
 
 def _table(seed: int, columns: int = 40, rows: int = 6, odd: bool = False) -> pa.Table:
@@ -57,7 +46,7 @@ def test_grouped_wide_csv_equals_pyarrows_path(tmp_path, monkeypatch, odd, rows)
         pacsv.write_csv(_table(k, rows=rows, odd=odd), paths[-1])
     section = DriftPolicy(max_unseen_fraction=0.0, categorical=["f1"], thresholds={"psi": {"max": 0.5}})
     monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
-    rows = _counted(monkeypatch, wide_csv, "_row_groups")
+    rows = count_calls(monkeypatch, wide_csv, "_row_groups")
     wide = check_drift(section, str(paths[0]), str(paths[1]))
     assert rows[0] >= 2  # both tables read by the wide reader
     monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)

@@ -17,6 +17,7 @@ import pytest
 from airflow_aisec.core.gates.pii import _detect, scan_table
 from airflow_aisec.core.gates.source import _poisoning
 from airflow_aisec.core.policy.sections.pii import PiiPolicy
+from tests.helpers.calls import count_calls
 
 CARD_OK = "4539148803436467"  # Luhn-valid
 CARD_BAD = "4539148803436468"
@@ -83,20 +84,10 @@ def test_pii_scan_of_string_and_large_string_columns_together(tmp_path, monkeypa
     assert _stats(together) == _stats(scan_table(pii_policy(), str(path)))
 
 
-def _count_calls(monkeypatch, module, name) -> list[int]:
-    calls = [0]
-    original = getattr(module, name)
-
-    def counted(*args, **kwargs):
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, counted)
-    return calls
 
 
 def test_pii_column_scans_do_not_grow_with_columns(tmp_path, monkeypatch):
-    calls = _count_calls(monkeypatch, _detect, "detect_column")
+    calls = count_calls(monkeypatch, _detect, "detect_column")
     counts = {}
     for columns in (14, 140):
         path = tmp_path / f"wide{columns}.parquet"
@@ -110,7 +101,7 @@ def test_pii_column_scans_do_not_grow_with_columns(tmp_path, monkeypatch):
 
 def test_row_hashes_of_many_columns_at_once_equal_column_by_column(monkeypatch):
     batch = wide_table(60).to_batches()[0]
-    calls = _count_calls(monkeypatch, _poisoning, "_column_hash")
+    calls = count_calls(monkeypatch, _poisoning, "_column_hash")
     together = _poisoning.row_hashes(batch)
     assert calls[0] <= 3  # one call per column type (text, int64), not per column
     expected = np.full(batch.num_rows, np.uint64(0xCBF29CE484222325), dtype=np.uint64)
@@ -179,7 +170,7 @@ def test_wide_csv_reader_gives_pyarrows_types_and_values(tmp_path, monkeypatch, 
 
     path = tmp_path / "mixed.csv"
     _write_mixed(path, repeat=2)
-    seen = _count_calls(monkeypatch, wide_csv, "iter_wide_csv")
+    seen = count_calls(monkeypatch, wide_csv, "iter_wide_csv")
     wide, wide_table, arrow, arrow_table = _read_both(monkeypatch, path, csv_empty_as_null=empty_as_null)
     assert seen[0] == 1  # the wide path was taken for the first read, pyarrow's for the second
     assert wide.schema.equals(arrow.schema), (wide.schema, arrow.schema)
@@ -259,7 +250,7 @@ def test_source_gate_reads_do_not_grow_with_columns(tmp_path, monkeypatch, fmt):
     from airflow_aisec.core.io import parquet_files, wide_csv
 
     monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
-    fills = _count_calls(monkeypatch, pc, "fill_null")
+    fills = count_calls(monkeypatch, pc, "fill_null")
     counts = {}
     for columns in (30, 300):
         folder = tmp_path / str(columns)
@@ -322,7 +313,7 @@ def test_drift_of_a_wide_csv_equals_pyarrows_path(tmp_path, monkeypatch):
         pacsv.write_csv(table, paths[-1])
     section = DriftPolicy(max_unseen_fraction=1.0)
     monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
-    calls = _count_calls(monkeypatch, wide_csv, "_row_groups")  # drift reads wide CSV as typed groups
+    calls = count_calls(monkeypatch, wide_csv, "_row_groups")  # drift reads wide CSV as typed groups
     wide = check_drift(section, str(paths[0]), str(paths[1]))
     assert calls[0] >= 2
     monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)
@@ -431,7 +422,7 @@ def test_a_wide_csv_parsed_for_its_schema_is_not_parsed_again_unless_it_changed(
     monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
     path = tmp_path / "mixed.csv"
     _write_mixed(path, repeat=2)
-    seen = _count_calls(monkeypatch, wide_csv, "_cells")
+    seen = count_calls(monkeypatch, wide_csv, "_cells")
     table = tabular.open_dataset(path, "csv")
     parsed = seen[0]
     first = pa.Table.from_batches(list(tabular.iter_batches(table, batch_rows=2)))

@@ -6,6 +6,7 @@ Environment and processes
                     ``VENV_BIN``, ``patched_environ``, ``reload_settings``
 * ``net``           ``free_port``, ``wait_for_http``, ``require_listening``
 * ``no_io``         ``forbid_io`` (no filesystem/network/subprocess access in a block), ``record_io``
+* ``calls``         ``count_calls`` (how often a module-level function ran during a test)
 * ``cli``           ``run_aisec`` (the console script in a subprocess)
 * ``airflow``       ``migrate_airflow_db``, ``run_dag_file``/``DagRunOutcome``, ``task_context``,
                     ``assert_retryable_error``

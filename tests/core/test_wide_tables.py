@@ -434,3 +434,36 @@ def test_a_wide_csv_parsed_for_its_schema_is_not_parsed_again_unless_it_changed(
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the old modification time
     again = pa.Table.from_batches(list(tabular.iter_batches(table, batch_rows=2)))
     assert seen[0] > parsed and not again.equals(first)
+
+
+#: Values at the edges of the wide reader's classification (text characters, float words in any
+#: case, non-ASCII letters, signs and exponents): one column each, with integers around them.
+EDGE_VALUES = ["INF", "+NaN", "-infinity", "nAn", "+inf", "İnf", "ınf", "é", "1.", ".5", "1e", "1E+3", "1e-3",
+               "--5", "5-", "x", "\t7", "7 ", "-", "abc", "ﬁ", "0x1f", "t", "123456789012345678", "-0", "True",
+               "infx", "1.#IND", "-nan", "FALSE"]
+
+
+def test_wide_csv_reader_classifies_edge_values_as_pyarrow_does(tmp_path, monkeypatch):
+    path = tmp_path / "edges.csv"
+    names = [f"e{i}" for i in range(len(EDGE_VALUES))]
+    rows = [[value if r == 1 else str(r) for value in EDGE_VALUES] for r in range(4)]
+    rows.append(EDGE_VALUES[::-1])  # a second value of another kind in every column
+    path.write_text("\n".join(",".join(line) for line in [names, *rows]) + "\n", encoding="utf-8")
+    wide, wide_table, arrow, arrow_table = _read_both(monkeypatch, path)
+    assert wide.schema.equals(arrow.schema), (wide.schema, arrow.schema)
+    assert repr(wide_table.to_pydict()) == repr(arrow_table.to_pydict())  # NaN cells: equals() says unequal
+
+
+def test_wide_csv_reader_with_parameterized_types_and_most_columns(tmp_path, monkeypatch):
+    from airflow_aisec.core.io import tabular
+
+    path = tmp_path / "mixed.csv"
+    names = _write_mixed(path, repeat=2)
+    declared = {"dates_0": pa.timestamp("s"), "dates_1": pa.timestamp("ms"), "ints_0": pa.int32()}
+    wide, _, arrow, _ = _read_both(monkeypatch, path, csv_column_types=declared)
+    assert wide.schema.equals(arrow.schema)
+    columns = [n for n in names if n != "text_0"][::-1] + ["ints_0"]  # most columns, reordered, one twice
+    got = pa.Table.from_batches(list(tabular.iter_batches(wide, columns=columns, batch_rows=2)))
+    want = pa.Table.from_batches(list(tabular.iter_batches(arrow, columns=columns, batch_rows=2)))
+    assert got.equals(want)
+    assert got.schema.names == columns

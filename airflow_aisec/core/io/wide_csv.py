@@ -45,10 +45,11 @@ TRUE_VALUES = ("1", "True", "TRUE", "true")
 FALSE_VALUES = ("0", "False", "FALSE", "false")
 _INT = r"^-?[0-9]{1,18}$"
 _FLOAT = r"^-?[0-9]{1,18}(\.[0-9]+)?([eE]-?[0-9]{1,3})?$"
-# A value with any other character is parsed by no type but string (hex digits, x, t, z, T, Z,
-# ':', '+', '-', '.', space and tab can appear in integers, dates, times, timestamps).
-_TEXT = r"[^0-9a-fA-FxXtTzZ:+\-. \t]"
-_FLOAT_WORDS = r"^[+-]?([iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
+# Characters of integers, dates, times, timestamps (hex digits, x, t, z, T, Z, ':', '+', '-', '.',
+# space, tab): a value with any other character is parsed by no type but string.
+_NOT_TEXT = "0123456789abcdefABCDEFxXtTzZ:+-. \t"
+#: Float spellings (any ASCII case, a sign or not) that are not text, lowercased.
+_FLOAT_WORDS = tuple(sign + word for sign in ("", "+", "-") for word in ("inf", "infinity", "nan"))
 _SIMPLE = ("int64", "double", "bool", "string", "null")
 _BOM = b"\xef\xbb\xbf"  # skipped by pyarrow too
 
@@ -143,16 +144,16 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], l
     return names, rows
 
 
-def _column_major(columns: Sequence[Sequence[str]], indices: Sequence[int]) -> pa.Array:
-    """The cells of ``columns[i]`` for ``i`` in ``indices``, column after column, as one string array."""
-    import pyarrow as pa
-
-    return pa.array(list(itertools.chain.from_iterable(columns[i] for i in indices)), pa.string())
-
-
 def _per_column(flags: pa.Array, rows: int, width: int) -> Any:
     """A boolean array over column-major cells as (columns x rows) numpy."""
     return flags.to_numpy(zero_copy_only=False).reshape(width, rows)
+
+
+def _row_major(rows: Sequence[Sequence[str]]) -> pa.Array:
+    """The cells of ``rows``, row after row, as one string array (one conversion for all columns)."""
+    import pyarrow as pa
+
+    return pa.array(list(itertools.chain.from_iterable(rows)), pa.string())
 
 
 def _classify(rows: list[list[str]], names: list[str]) -> list[str | None]:
@@ -164,26 +165,39 @@ def _classify(rows: list[list[str]], names: list[str]) -> list[str | None]:
     width = len(names)
     if not rows:
         return ["null"] * width
-    cells = _column_major(list(zip(*rows)), range(width))
+    cells = _row_major(rows)
     n = len(rows)
 
     def flag(values: Any) -> Any:
-        return _per_column(pc.fill_null(values, False), n, width)
+        return pc.fill_null(values, False).to_numpy(zero_copy_only=False)
+
+    def per_column(flags: Any) -> Any:
+        return flags.reshape(n, width)  # row-major cells: one row per line, one column per entry
 
     null = flag(pc.is_in(cells, value_set=pa.array(NULL_VALUES)))
-    integer = flag(pc.match_substring_regex(cells, _INT)) | null
     boolean = flag(pc.is_in(cells, value_set=pa.array(TRUE_VALUES + FALSE_VALUES))) | null
-    floating = flag(pc.match_substring_regex(cells, _FLOAT)) | null
-    text = flag(pc.match_substring_regex(cells, _TEXT)) & ~null & ~flag(
-        pc.match_substring_regex(cells, _FLOAT_WORDS)) & ~boolean
+    # _TEXT without a regular expression: trimming the characters it allows leaves something iff one is not.
+    text = flag(pc.greater(pc.binary_length(pc.ascii_trim(cells, characters=_NOT_TEXT)), 0)) & ~boolean
+    words = np.flatnonzero(text)
+    text[words] = ~flag(pc.is_in(pc.ascii_lower(cells.take(pa.array(words))), value_set=pa.array(_FLOAT_WORDS)))
+    string = per_column(text).any(axis=0)
+    # A column with text is decided (no number matches a text character): the numeric expressions
+    # are evaluated only on the other columns' non-null cells.
+    floating = null.copy()
+    open_cells = np.flatnonzero((~per_column(null) & ~string[None, :]).ravel())
+    floating[open_cells] = flag(pc.match_substring_regex(cells.take(pa.array(open_cells)), _FLOAT))
+    integer = null.copy()
+    numbers = np.flatnonzero(floating & ~null)
+    # _INT given _FLOAT: no fraction or exponent, i.e. digits after the sign.
+    integer[numbers] = flag(pc.ascii_is_decimal(pc.ascii_ltrim(cells.take(pa.array(numbers)), characters="-")))
     kinds = np.full(width, None, dtype=object)
-    kinds[text.any(axis=1)] = "string"
+    kinds[string] = "string"
     for kind, ok in (("double", floating), ("bool", boolean), ("int64", integer), ("null", null)):
-        kinds[ok.all(axis=1)] = kind  # last assignment wins: pyarrow's order of preference
+        kinds[per_column(ok).all(axis=0)] = kind  # last assignment wins: pyarrow's order of preference
     return kinds.tolist()
 
 
-def _arrow_read(rows: Sequence[Sequence[str]], indices: Sequence[int], names: Sequence[str],
+def _arrow_read(rows: Sequence[Sequence[str]], indices: Sequence[int], names: Sequence[str] | Mapping[int, str],
                 types: Mapping[str, Any] | None, strings_can_be_null: bool, uri: str,
                 path: str | os.PathLike[str]) -> pa.Table:
     """pyarrow's CSV reader over a small CSV of columns ``indices`` (its types, values and errors)."""
@@ -224,7 +238,8 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
         return None
     names, rows = found
     if text:
-        return pa.schema([pa.field(n, pa.string()) for n in names])
+        string = pa.string()
+        return pa.schema([(n, string) for n in names])  # one type object: cheaper than a field per column
     declared = dict(declared or {})
     if columns is None:
         kinds = _classify(rows, names)
@@ -235,20 +250,21 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
         kinds = ["string"] * len(names)
         for i, kind in zip(chosen, _classify([[row[i] for i in chosen] for row in rows], [names[i] for i in chosen])):
             kinds[i] = kind
-    types: list[Any] = [None] * len(names)
-    unsure = []
-    for i, (name, kind) in enumerate(zip(names, kinds)):
-        if name in declared:
-            types[i] = declared[name]
-        elif kind is None:
-            unsure.append(i)
-        else:
-            types[i] = pa.type_for_alias(kind)
+    aliases = {kind: pa.type_for_alias(kind) for kind in set(kinds) if kind is not None}  # per type, not column
+    types: list[Any] = [aliases.get(kind) for kind in kinds]
+    given = []
+    if declared:
+        position = {name: i for i, name in enumerate(names)}
+        given = [position[name] for name in declared if name in position]
+        for i in given:
+            types[i] = declared[names[i]]
+    unsure = [i for i, kind in enumerate(kinds) if kind is None and names[i] not in declared]
     if unsure:
         table = _arrow_read(rows, unsure, names, None, False, uri, path)
         for i, field in zip(unsure, table.schema):
             types[i] = field.type
-    if {pa.binary(), pa.large_binary()} & set(types):
+    # Only declared and pyarrow-inferred types can be binary (a classified kind never is).
+    if {pa.binary(), pa.large_binary()} & {types[i] for i in given + unsure}:
         return None
     return pa.schema(list(zip(names, types)))  # (name, type) pairs: cheaper than 100k pa.field calls
 
@@ -259,7 +275,50 @@ def eligible(table: Any, path: str) -> bool:
             and not str(path).lower().endswith((".gz", ".bz2", ".zst")) and _default_options(table))
 
 
-def _convert(rows: list[list[str]], columns: Sequence[Sequence[str]], group: list[int], kind: str,
+class _Cells:
+    """A row group's cells, handed out column after column: taken from one array of every cell when
+    most columns are read (one conversion, no transposition in Python), else from the few read
+    columns transposed in Python."""
+
+    def __init__(self, rows: Sequence[Sequence[str]], width: int, indices: Sequence[int]) -> None:
+        self.rows, self.width = len(rows), width
+        self.flat = _row_major(rows) if 2 * len(indices) >= width else None
+        self.columns = {} if self.flat is not None else {i: tuple(row[i] for row in rows) for i in indices}
+
+    def pick(self, indices: Sequence[int]) -> pa.Array:
+        """The cells of columns ``indices``, column after column, as one string array."""
+        import numpy as np
+        import pyarrow as pa
+
+        if self.flat is None:
+            return pa.array(list(itertools.chain.from_iterable(self.columns[i] for i in indices)), pa.string())
+        where = np.asarray(indices, dtype=np.int64)[:, None] + np.arange(self.rows, dtype=np.int64)[None, :] * self.width
+        return self.flat.take(pa.array(where.ravel()))
+
+
+def _by_type(types: Sequence[Any]) -> list[tuple[Any, str | None, Any]]:
+    """Positions in ``types`` grouped by type, in order of first position: (type, its alias if one of
+    the fast rules' types else None, positions). Grouped by type id (an attribute): hashing or
+    printing 100k DataType objects costs a str() each."""
+    import numpy as np
+
+    codes = np.fromiter((t.id for t in types), dtype=np.int64, count=len(types))
+    groups: list[tuple[Any, str | None, Any]] = []
+    for code in np.unique(codes).tolist():
+        where = np.flatnonzero(codes == code)
+        first = types[int(where[0])]
+        alias = str(first)
+        if alias in _SIMPLE:  # these types have no parameters: one id, one type
+            groups.append((first, alias, where))
+            continue
+        exact: dict[Any, list[int]] = {}
+        for p in where.tolist():
+            exact.setdefault(types[p], []).append(p)
+        groups.extend((t, None, np.asarray(ps, dtype=np.intp)) for t, ps in exact.items())
+    return sorted(groups, key=lambda group: int(group[2][0]))
+
+
+def _convert(rows: list[list[str]], columns: _Cells, group: Sequence[int], kind: str,
              strings_can_be_null: bool) -> tuple[pa.Array | None, list[int]]:
     """The cells of a group of same-typed columns as one converted array, and the columns the fast
     rules do not cover (converted by pyarrow instead)."""
@@ -268,7 +327,7 @@ def _convert(rows: list[list[str]], columns: Sequence[Sequence[str]], group: lis
     import pyarrow.compute as pc
 
     n = len(rows)
-    cells = _column_major(columns, group)
+    cells = columns.pick(group)
     if kind == "string" and not strings_can_be_null:
         return cells, []
     null = pc.fill_null(pc.is_in(cells, value_set=pa.array(NULL_VALUES)), False)
@@ -293,44 +352,55 @@ def _convert(rows: list[list[str]], columns: Sequence[Sequence[str]], group: lis
 
 def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], strings_can_be_null: bool,
            uri: str, path: str | os.PathLike[str]) -> pa.RecordBatch:
+    import numpy as np
     import pyarrow as pa
 
-    names = schema.names
-    types = schema.types
     n = len(rows)
-    if 2 * len(projection) < len(names):
-        # A few columns of a wide file: only those are transposed.
-        columns: Any = {i: tuple(row[i] for row in rows) for i in projection}
+    width = len(schema)
+    whole = len(projection) == width and list(projection) == list(range(width))
+    if 2 * len(projection) < width:
+        # A few columns of a wide file: only their fields are looked up.
+        fields = [schema.field(i) for i in projection]
+        types = [f.type for f in fields]
+        schema = pa.schema(fields)
     else:
-        columns = list(zip(*rows))  # transposed once per batch
-    out: dict[int, pa.Array] = {}
-    groups: dict[str, list[int]] = {}
-    slow: list[int] = []
-    aliases = {t: str(t) for t in set(types)}  # per type, not per column: str(DataType) costs microseconds
-    for i in projection:
-        alias = aliases[types[i]]
-        if alias in _SIMPLE:
-            groups.setdefault(alias, []).append(i)
-        else:
-            slow.append(i)
-    for kind, group in groups.items():
-        converted, rest = _convert(rows, columns, group, kind, strings_can_be_null)
+        everything = schema.types
+        types = everything if whole else [everything[i] for i in projection]
+        if not whole:
+            schema = pa.schema([schema.field(i) for i in projection])
+    where_of = np.asarray(projection, dtype=np.int64)
+    columns = _Cells(rows, width, projection)
+    out: list[Any] = [None] * len(projection)
+    slow: list[int] = []  # positions in the projection, converted by pyarrow
+    rests = []
+    for _, kind, where in _by_type(types):
+        if kind is None:
+            slow.extend(where.tolist())
+            continue
+        converted, rest = _convert(rows, columns, where_of[where].tolist(), kind, strings_can_be_null)
         if converted is None:
             # Some column holds a value the fast rules do not cover: convert the group's conforming
             # columns here and the rest with pyarrow.
-            bad = set(rest)
-            slow.extend(rest)
-            group = [i for i in group if i not in bad]
-            converted = _convert(rows, columns, group, kind, strings_can_be_null)[0] if group else None
-        for k, i in enumerate(group):
-            out[i] = converted.slice(k * n, n)
+            bad = np.isin(where_of[where], rest)
+            rests.extend(where[bad].tolist())
+            where = where[~bad]
+            converted = _convert(rows, columns, where_of[where].tolist(), kind, strings_can_be_null)[0] \
+                if len(where) else None
+        pieces = map(converted.slice, range(0, len(where) * n, n), itertools.repeat(n)) if len(where) else ()
+        for p, piece in zip(where.tolist(), pieces):
+            out[p] = piece
+    slow = sorted(slow) + rests  # pyarrow reports the first bad column in this order
     if slow:
-        table = _arrow_read(rows, slow, names, {names[i]: types[i] for i in slow}, strings_can_be_null, uri, path)
-        for k, i in enumerate(slow):
-            out[i] = table.column(k).combine_chunks()
-    if list(projection) != list(range(len(names))):
-        schema = pa.schema([schema.field(i) for i in projection])
-    return pa.RecordBatch.from_arrays([out[i] for i in projection], schema=schema)
+        # Each column once, in this order (pyarrow reports the first bad one).
+        index_of = {p: int(where_of[p]) for p in slow}
+        wanted = list(dict.fromkeys(index_of.values()))
+        names = {index_of[p]: schema.field(p).name for p in slow}
+        table = _arrow_read(rows, wanted, names, {names[index_of[p]]: types[p] for p in slow}, strings_can_be_null,
+                            uri, path)
+        read = {i: table.column(k).combine_chunks() for k, i in enumerate(wanted)}
+        for p in slow:
+            out[p] = read[index_of[p]]
+    return pa.RecordBatch.from_arrays(out, schema=schema)
 
 
 def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: int,
@@ -403,25 +473,23 @@ def iter_wide_csv_groups(table: Any, projection: Sequence[str], batch_rows: int,
     all_names, types = schema.names, schema.types
     indices = _indices(all_names, projection)
     nulls = table.convert_options.strings_can_be_null
-    kinds: dict[str, list[int]] = {}
-    aliases = {t: str(t) for t in {types[i] for i in indices}}  # str() per type, not per column
-    for p, i in enumerate(indices):
-        kinds.setdefault(aliases[types[i]], []).append(p)
-    simple = all(alias in _SIMPLE for alias in kinds)
+    where_of = np.asarray(indices, dtype=np.int64)
+    kinds = _by_type(types if len(indices) == len(types) and indices == list(range(len(types)))
+                     else [types[i] for i in indices])
+    simple = all(alias is not None for _, alias, _ in kinds)
     per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(all_names), 1)))
     try:
         for rows in _row_groups(table.path, all_names, per_batch, uri):
             groups: list[tuple[Any, Any, pa.Array]] | None = None
             if simple:
-                columns: Any = list(zip(*rows)) if 2 * len(indices) >= len(all_names) else \
-                    {i: tuple(row[i] for row in rows) for i in indices}
+                columns = _Cells(rows, len(all_names), indices)
                 groups = []
-                for alias, where in kinds.items():
-                    cells, _ = _convert(rows, columns, [indices[p] for p in where], alias, nulls)
+                for data_type, alias, where in kinds:
+                    cells, _ = _convert(rows, columns, where_of[where].tolist(), alias, nulls)
                     if cells is None:  # a value for pyarrow's own conversion: this row group as a batch
                         groups = None
                         break
-                    groups.append((types[indices[where[0]]], np.asarray(where, dtype=np.intp), cells))
+                    groups.append((data_type, where, cells))
             if groups is None:
                 yield len(rows), None, _batch(rows, schema, indices, nulls, uri, table.path)
             else:

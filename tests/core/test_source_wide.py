@@ -217,3 +217,162 @@ def test_a_wide_self_referenced_csv_takes_one_pass(tmp_path, monkeypatch):
     assert set(metrics["out_of_range_rate"].values()) == {0.0}
     assert outcome.metrics["reference"] == {"uri": path, "sha256": metrics["sha256"], "rows": len(rows)}
     assert os.path.exists(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Wide CSV files read as same-typed groups of cells (no per-column array)
+# ------------------------------------------------------------------------------------------------
+def _mixed_csv(path, seed: int, *, odd: str | None = None, columns: int = 30, rows: int = 12) -> str:
+    """Ints, floats, text (quoted commas and quotes), booleans, nulls, an all-null column and a label;
+    rows 9.. repeat rows 0.. . ``odd``: "plus" puts a "+5" in an integer column of row 5 (its row group
+    is left to pyarrow's conversion), "inf" an "inf" in a float column, "date" adds a date column (every
+    row group left to pyarrow)."""
+    import csv
+
+    rng = np.random.default_rng(seed)
+    names = ["label", *[f"c{c}" for c in range(columns)], "empty"] + (["day"] if odd == "date" else [])
+    body = []
+    for r in range(rows):
+        if r >= 9:
+            body.append(list(body[r - 9]))
+            continue
+        row = [["a", "b", "c"][int(rng.integers(0, 3))]]
+        for c in range(columns):
+            kind = c % 5
+            value = (str(int(rng.integers(-20, 20))) if kind == 0 else f"{rng.normal(scale=10):.3f}" if kind == 1
+                     else rng.choice(["x", "y,z", 'say "hi"', "w"]) if kind == 2 else rng.choice(["true", "False"])
+                     if kind == 3 else str(int(rng.integers(0, 4))))
+            row.append("" if rng.random() < 0.1 else value)  # some nulls in every type
+        row.append("")
+        if odd == "date":
+            row.append(f"2024-01-{r + 1:02d}")
+        body.append(row)
+    if odd == "plus":
+        body[5][1] = "+5"
+    if odd == "inf":
+        body[5][2] = "inf"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(body)
+    return str(path)
+
+
+def _wide_policy(folder, reference, duplicates: list[str] | None) -> SourcePolicy:
+    return SourcePolicy.model_validate({
+        "origins": [f"{folder}/*"],
+        "rows": {"min": 1, "max": 11},
+        "batch_rows": 4,
+        "poisoning": {"reference": str(reference),
+                      "label_shift": {"column": "label", "max_psi": 1e-9},
+                      "volume": {"max_change": 1e-9},
+                      "duplicates": {"max_rate": 0.0, **({"columns": duplicates} if duplicates else {})},
+                      "out_of_range": {"max_rate": 0.0, "margin": 0.0, "ranges": {"c4": [0, 1]}}},
+    })
+
+
+def _outcome(outcome) -> tuple:
+    return outcome.metrics, [f.model_dump() for f in outcome.findings], [i.sha256 for i in outcome.inputs]
+
+
+@pytest.mark.parametrize("odd", [None, "plus", "inf", "date"])
+@pytest.mark.parametrize("self_reference", [True, False])
+@pytest.mark.parametrize("duplicates", [None, ["c0", "c2", "label", "c3", "c0"]])
+@pytest.mark.parametrize("wide_hash", [True, False])
+def test_a_wide_csv_read_as_groups_gives_the_record_batch_outcome(tmp_path, monkeypatch, odd, self_reference,
+                                                                  duplicates, wide_hash):
+    from airflow_aisec.core.io import wide_csv
+    from tests.helpers.calls import count_calls
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    data = _mixed_csv(folder / "t.csv", 1, odd=odd)
+    reference = data if self_reference else _mixed_csv(folder / "ref.csv", 2, odd=odd, rows=14)
+    section = _wide_policy(folder, reference, duplicates)
+    if wide_hash:  # the position-salted sum (order-free), else the fold in column order
+        monkeypatch.setattr(_poisoning, "WIDE_ROW_COLUMNS", 8)
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    grouped_hashes = count_calls(monkeypatch, _poisoning, "_group_hash_matrix")
+    fallbacks = count_calls(monkeypatch, wide_csv, "_batch")
+    grouped = check_sources(section, [data])
+    dates_read = odd == "date" and duplicates is None  # a date column read: every row group is a record batch
+    assert (grouped_hashes[0] > 0) == (not dates_read)
+    assert (fallbacks[0] > 0) == (odd is not None and (odd != "date" or dates_read))  # pyarrow's conversion
+    with monkeypatch.context() as m:  # the same reader, as record batches
+        m.setattr(_scan, "_wide_csv_parts", lambda *a: None)
+        batches = check_sources(section, [data])
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)  # pyarrow's reader
+    arrow = check_sources(section, [data])
+    assert _outcome(grouped) == _outcome(batches) == _outcome(arrow)
+    rules = {f.rule for f in grouped.findings}
+    assert {"source.duplicate_rate", "source.out_of_range", "source.row_count"} <= rules  # the checks can fail
+    if not self_reference:
+        assert {"source.label_shift", "source.volume_change"} <= rules
+    assert grouped.metrics["datasets"][0]["duplicate_rows"] == 3
+
+
+def _groups_and_batch(path, names, batch_rows: int = 5):
+    from airflow_aisec.core.gates.source._columns import GroupColumns
+    from airflow_aisec.core.io import wide_csv
+    from airflow_aisec.core.io.tabular import open_dataset
+
+    dataset = open_dataset(path, "csv", uri=path, csv_empty_as_null=True)
+    names = names if names is not None else dataset.schema.names
+    parts = list(wide_csv.iter_wide_csv_groups(dataset, names, batch_rows, uri=path))
+    batches = list(wide_csv.iter_wide_csv(dataset.path, dataset.schema, names, batch_rows, uri=path,
+                                          strings_can_be_null=True))
+    assert all(groups is not None for _, groups, _ in parts)
+    return [GroupColumns(rows, groups, list(names)) for rows, groups, _ in parts], batches
+
+
+@pytest.mark.parametrize("projection", [None, ["c7", "label", "c0", "empty", "c1", "c3"]])
+def test_group_views_give_the_record_batch_arrays_hashes_values_and_labels(tmp_path, monkeypatch, projection):
+    from airflow_aisec.core.gates.source._columns import float_matrix
+    from airflow_aisec.core.io import wide_csv
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    path = _mixed_csv(tmp_path / "t.csv", 3)
+    views, batches = _groups_and_batch(path, projection)
+    assert len(views) == len(batches) == 3
+    for view, batch in zip(views, batches):
+        assert view.batch.equals(batch) and view.batch.schema == batch.schema
+        names = batch.schema.names
+        for p in (0, len(names) // 2, len(names) - 1):
+            assert view.column(p).equals(batch.column(p))
+        assert np.array_equal(_poisoning._hash_matrix(view), _poisoning._hash_matrix(batch))
+        assert np.array_equal(_poisoning.row_hashes(view), _poisoning.row_hashes(batch))
+        subset = [n for n in reversed(names) if n != "label"][:4]
+        subset += subset[1:3]  # a column named twice is hashed twice, as batch.select gives it
+        picked = view.select([names.index(n) for n in subset])
+        assert picked.names == subset and picked.batch.equals(batch.select(subset))
+        assert np.array_equal(_poisoning._hash_matrix(picked), _poisoning._hash_matrix(batch.select(subset)))
+        numeric = [n for n, t in zip(names, batch.schema.types) if pa.types.is_integer(t) or pa.types.is_floating(t)]
+        assert numeric
+        for wanted in (numeric[::-1], numeric + numeric[:1]):
+            assert np.array_equal(float_matrix(view, wanted), float_matrix(batch, wanted), equal_nan=True)
+        labels, expected = (_poisoning.LabelCounter("label", max_classes=10, uri="u") for _ in range(2))
+        labels.update(view)
+        expected.update(batch)
+        assert labels.counts == expected.counts and sum(labels.counts.values()) == batch.num_rows
+
+
+def test_a_wide_csv_missing_a_policy_column_is_named_before_reading(tmp_path, monkeypatch):
+    from airflow_aisec.core.io import wide_csv
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    data = _mixed_csv(folder / "t.csv", 1)
+    with pytest.raises(InputDataError, match="'nope'"):
+        check_sources(_wide_policy(folder, data, ["c0", "nope"]), [data])
+
+
+@pytest.mark.parametrize("names", [["a", "b", "c", "c", "a"], ["a", "b", "c"], ["b", "a", "b", "c"], ["a", "b"],
+                                   ["a", "b", "c", "x"], ["a", "b", "c", "b", "x", "a"]])
+def test_the_columns_read_are_the_named_ones_without_repeats_in_order(names):
+    from airflow_aisec.core.gates.source._columns import SchemaColumns
+
+    cols = SchemaColumns(pa.schema([("a", pa.int64()), ("b", pa.string()), ("c", pa.float64())]))
+    assert _scan._union(cols, names) == list(dict.fromkeys(names))
+    cols.position  # noqa: B018 - the same answer once the name -> index map is built
+    assert _scan._union(cols, names) == list(dict.fromkeys(names))

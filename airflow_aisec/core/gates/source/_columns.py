@@ -4,7 +4,7 @@ name -> position map costs tens of milliseconds to a tenth of a second."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class SchemaColumns:
         for data_type, positions in type_groups(self.types):
             numeric[positions] = is_numeric(data_type)
         self.numeric: list[bool] = numeric.tolist()
+        self._numeric = numeric
         self._position: dict[str, int] | None = None
 
     @property
@@ -57,7 +58,20 @@ class SchemaColumns:
         return self.types[self.position[name]]
 
     def numeric_names(self, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
-        return [n for n, ok in zip(self.names, self.numeric) if ok and n not in exclude]
+        import numpy as np
+
+        names = self.names
+        return [names[i] for i in np.flatnonzero(self._numeric).tolist() if names[i] not in exclude]
+
+    def has_all(self, names: Sequence[str]) -> bool:
+        """Whether every one of ``names`` is a column (by the name -> index map if built, else a set)."""
+        known: Any = self._position if self._position is not None else (set(self.names) if names else ())
+        return all(name in known for name in names)
+
+    def all_numeric(self, names: Sequence[str]) -> bool:
+        """Whether every one of ``names`` (columns of the schema) is numeric."""
+        position = self.position
+        return bool(self._numeric[[position[n] for n in names]].all()) if names else True
 
 
 class BatchColumns:
@@ -99,11 +113,102 @@ class BatchColumns:
         return self._position
 
 
-def view_of(batch: pa.RecordBatch | BatchColumns) -> BatchColumns:
-    return batch if isinstance(batch, BatchColumns) else BatchColumns(batch)
+class GroupColumns:
+    """A batch of a wide CSV file as same-typed groups of cells, with no per-column array.
+
+    ``groups``: (type, positions among ``names``, the cells of those columns column after column),
+    as :func:`~airflow_aisec.core.io.wide_csv.iter_wide_csv_groups` yields them; slicing them into
+    100,000 arrays (and reading those back) was most of a wide file's cost. The poisoning
+    accumulators read the groups; any other one gets :attr:`batch`, built on first use.
+    """
+
+    __slots__ = ("_batch", "_position", "_where", "groups", "names", "num_rows")
+
+    def __init__(self, rows: int, groups: Sequence[tuple[Any, np.ndarray, Any]], names: Sequence[str],
+                 position: Callable[[], dict[str, int]] | None = None):
+        """``position``: returns name -> index of ``names``, when the caller keeps one for all batches."""
+        self.num_rows = rows
+        self.groups = list(groups)
+        self.names = names
+        self._position = position
+        self._batch: Any = None
+        self._where: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def position(self) -> dict[str, int]:
+        if self._position is None:
+            position = {name: i for i, name in enumerate(self.names)}
+            self._position = lambda: position
+        return self._position()
+
+    @property
+    def batch(self) -> pa.RecordBatch:
+        """The same record batch :func:`~airflow_aisec.core.io.wide_csv.iter_wide_csv` makes of these rows."""
+        if self._batch is None:
+            import pyarrow as pa
+
+            n = self.num_rows
+            arrays: list[Any] = [None] * len(self.names)
+            for _, where, cells in self.groups:
+                for k, p in enumerate(where.tolist()):
+                    arrays[p] = cells.slice(k * n, n)
+            self._batch = pa.RecordBatch.from_arrays(arrays, names=list(self.names))
+        return self._batch
+
+    def _located(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per column: its group, and its index among the group's columns."""
+        import numpy as np
+
+        if self._where is None:
+            group = np.empty(len(self.names), dtype=np.intp)
+            index = np.empty(len(self.names), dtype=np.intp)
+            for g, (_, where, _) in enumerate(self.groups):
+                group[where] = g
+                index[where] = np.arange(len(where))
+            self._where = group, index
+        return self._where
+
+    def column(self, position: int) -> Any:
+        """The array of the column at ``position`` (one slice of its group's cells)."""
+        group, index = self._located()
+        k, n = int(index[position]), self.num_rows
+        return self.groups[int(group[position])][2].slice(k * n, n)
+
+    def select(self, positions: Sequence[int] | np.ndarray) -> GroupColumns:
+        """The columns at ``positions`` (in that order, repeats kept), still by group: a subset's
+        cells are taken from its groups' cells, so no column outside it is converted or read."""
+        import numpy as np
+        import pyarrow as pa
+
+        n = self.num_rows
+        wanted = np.asarray(positions, dtype=np.intp)
+        if len(wanted) == len(self.names) and np.array_equal(wanted, np.arange(len(wanted))):
+            return self
+        group, index = self._located()
+        mine, k = group[wanted], index[wanted]
+        groups = []
+        for g, (dtype, where, cells) in enumerate(self.groups):
+            js = np.flatnonzero(mine == g)
+            if not len(js):
+                continue
+            if len(js) == len(where) and np.array_equal(k[js], np.arange(len(where))):
+                groups.append((dtype, js, cells))  # the whole group, in its order
+            else:
+                cell = (k[js][:, None] * n + np.arange(n)[None, :]).ravel()
+                groups.append((dtype, js, cells.take(pa.array(cell))))
+        return GroupColumns(n, groups, [self.names[p] for p in wanted.tolist()])
 
 
-def float_matrix(batch: pa.RecordBatch | BatchColumns, names: Sequence[str]) -> np.ndarray:
+def positions_of(view: BatchColumns | GroupColumns, names: Sequence[str]) -> list[int]:
+    position = view.position
+    return [position[name] for name in names]
+
+
+def view_of(batch: pa.RecordBatch | BatchColumns | GroupColumns) -> BatchColumns | GroupColumns:
+    return batch if isinstance(batch, (BatchColumns, GroupColumns)) else BatchColumns(batch)
+
+
+def float_matrix(batch: pa.RecordBatch | BatchColumns | GroupColumns, names: Sequence[str]) -> np.ndarray:
     """Columns ``names`` of a batch as a (columns x rows) float64 matrix, NaN for nulls.
 
     Columns of one type are cast in one call, so a wide table pays per type, not per column.
@@ -114,9 +219,15 @@ def float_matrix(batch: pa.RecordBatch | BatchColumns, names: Sequence[str]) -> 
 
     view = view_of(batch)
     n = view.num_rows
+    out = np.empty((len(names), n), dtype=np.float64)
+    if isinstance(view, GroupColumns):
+        # One cast per type group, straight from the groups' cells (no per-column array).
+        for _, where, cells in view.select(positions_of(view, names)).groups:
+            values = pc.fill_null(cells.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
+            out[where] = values.reshape(len(where), n)
+        return out
     position, types, columns = view.position, view.types, view.columns
     indices = [position[name] for name in names]
-    out = np.empty((len(names), n), dtype=np.float64)
     groups: dict[Any, list[int]] = {}
     for j, i in enumerate(indices):
         groups.setdefault(types[i], []).append(j)

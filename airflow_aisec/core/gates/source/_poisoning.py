@@ -27,7 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.gates.source._columns import BatchColumns, float_matrix, type_groups, view_of
+from airflow_aisec.core.gates.source._columns import (
+    BatchColumns,
+    GroupColumns,
+    float_matrix,
+    positions_of,
+    type_groups,
+    view_of,
+)
 from airflow_aisec.core.gates.source._context import Context, finding
 from airflow_aisec.core.policy.sections.source import OutOfRangePolicy
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -49,16 +56,23 @@ PSI_EPSILON = 1e-4
 class LabelCounter:
     """Counts of each label class (keys normalised to text so CSV and Parquet labels compare)."""
 
+    reads_columns_view = True
+
     def __init__(self, column: str, *, max_classes: int, uri: str):
         self.column = column
         self.max_classes = max_classes
         self.uri = uri
         self.counts: dict[str | None, int] = {}
 
-    def update(self, batch: pa.RecordBatch) -> None:
+    def update(self, batch: pa.RecordBatch | BatchColumns | GroupColumns) -> None:
         import pyarrow.compute as pc
 
-        counted = pc.value_counts(batch.column(batch.schema.get_field_index(self.column)))
+        view = view_of(batch)
+        if isinstance(view, GroupColumns):
+            values = view.column(list(view.names).index(self.column))  # one scan in C: no 100k-entry dict
+        else:
+            values = view.batch.column(view.batch.schema.get_field_index(self.column))
+        counted = pc.value_counts(values)
         for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
             key = None if value is None else str(value)
             self.counts[key] = self.counts.get(key, 0) + int(count)
@@ -114,17 +128,24 @@ def label_shift(data: dict[Any, int], reference: dict[Any, int], *, chi2: bool =
 
 
 class RangeProfile:
-    """Streaming min / max of numeric columns (the reference's ranges), and their count of values."""
+    """Streaming min / max of numeric columns (the reference's ranges), and their count of values.
+
+    Kept as arrays (a wide table's 100,000 columns cost no Python loop per batch); :attr:`low`,
+    :attr:`high` (columns with a value only) and :attr:`valid` are dicts built once when read.
+    """
 
     reads_columns_view = True
 
     def __init__(self, columns: Sequence[str]):
-        self.columns = list(columns)
-        self.low: dict[str, float] = {}
-        self.high: dict[str, float] = {}
-        self.valid: dict[str, int] = dict.fromkeys(self.columns, 0)
+        import numpy as np
 
-    def update(self, batch: pa.RecordBatch | BatchColumns) -> None:
+        self.columns = list(columns)
+        self._low = np.full(len(self.columns), np.inf)
+        self._high = np.full(len(self.columns), -np.inf)
+        self._valid = np.zeros(len(self.columns), dtype=np.int64)
+        self._dicts: tuple[dict[str, float], dict[str, float], dict[str, int]] | None = None
+
+    def update(self, batch: pa.RecordBatch | BatchColumns | GroupColumns) -> None:
         import numpy as np
 
         values = float_matrix(batch, self.columns)
@@ -134,13 +155,37 @@ class RangeProfile:
         with np.errstate(invalid="ignore"):
             lows = np.where(seen[:, None], values, np.inf).min(axis=1, initial=np.inf, where=present)
             highs = np.where(seen[:, None], values, -np.inf).max(axis=1, initial=-np.inf, where=present)
-        valid = self.valid
-        for name, low, high, count in zip(self.columns, lows.tolist(), highs.tolist(), counts.tolist()):
-            if not count:
-                continue
-            valid[name] += count
-            self.low[name] = min(self.low.get(name, low), low)
-            self.high[name] = max(self.high.get(name, high), high)
+        # As min(old, new) / max(old, new): the old value stays unless the new one is beyond it.
+        np.copyto(self._low, lows, where=seen & (lows < self._low))
+        np.copyto(self._high, highs, where=seen & (highs > self._high))
+        self._valid += counts
+        self._dicts = None
+
+    def _as_dicts(self) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+        if self._dicts is None:
+            valid = self._valid.tolist()
+            seen = self._valid > 0
+            names = [name for name, count in zip(self.columns, valid) if count]
+            counts = dict(zip(self.columns, valid))
+            if len(counts) < len(valid):  # a column named twice was counted twice, as it always was
+                counts = dict.fromkeys(self.columns, 0)
+                for name, count in zip(self.columns, valid):
+                    counts[name] += count
+            self._dicts = (dict(zip(names, self._low[seen].tolist())), dict(zip(names, self._high[seen].tolist())),
+                           counts)
+        return self._dicts
+
+    @property
+    def low(self) -> dict[str, float]:
+        return self._as_dicts()[0]
+
+    @property
+    def high(self) -> dict[str, float]:
+        return self._as_dicts()[1]
+
+    @property
+    def valid(self) -> dict[str, int]:
+        return self._as_dicts()[2]
 
 
 class OutOfRangeCounter:
@@ -153,7 +198,7 @@ class OutOfRangeCounter:
         self.outside: dict[str, int] = dict.fromkeys(bounds, 0)
         self.valid: dict[str, int] = dict.fromkeys(bounds, 0)
 
-    def update(self, batch: pa.RecordBatch | BatchColumns) -> None:
+    def update(self, batch: pa.RecordBatch | BatchColumns | GroupColumns) -> None:
         import numpy as np
 
         names = list(self.bounds)
@@ -192,7 +237,9 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
         values = pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False) + 0.0  # -0.0 -> 0.0
         values[np.isnan(values)] = np.nan  # one NaN bit pattern
         hashed = hash_array(values, categorize=False)
-    elif pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t):
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t) or (pa.types.is_temporal(t) and t.bit_width in (32, 64)):
+        if pa.types.is_temporal(t) and t.bit_width == 32:
+            arr = arr.view(pa.int32())  # date32 and time32 have no cast to int64
         as_int = pa.int64() if not pa.types.is_boolean(t) else pa.int8()
         try:
             values = pc.fill_null(arr.cast(as_int), 0).to_numpy(zero_copy_only=False)
@@ -218,7 +265,7 @@ WIDE_ROW_COLUMNS = 1024
 _MIX1, _MIX2 = 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53  # murmur3 fmix64
 
 
-def row_hashes(batch: pa.RecordBatch | BatchColumns) -> np.ndarray:
+def row_hashes(batch: pa.RecordBatch | BatchColumns | GroupColumns) -> np.ndarray:
     """One 64-bit hash per row, combining the column hashes in column order.
 
     Narrow batches fold them column after column (FNV-style multiply and xor-shift). Batches of
@@ -275,7 +322,7 @@ def _position_salts(columns: int) -> np.ndarray:
 _MAX_CELLS_PER_HASH = 1 << 18
 
 
-def _hash_matrix(batch: pa.RecordBatch | BatchColumns) -> np.ndarray:
+def _hash_matrix(batch: pa.RecordBatch | BatchColumns | GroupColumns) -> np.ndarray:
     """:func:`_column_hash` of every column, as the rows of one (columns x rows) matrix.
 
     The hash of a value depends on the value only, so columns of one plain type (signed integers,
@@ -287,6 +334,8 @@ def _hash_matrix(batch: pa.RecordBatch | BatchColumns) -> np.ndarray:
 
     view = view_of(batch)
     n = view.num_rows
+    if isinstance(view, GroupColumns):
+        return _group_hash_matrix(view)
     columns = view.columns
     out = np.empty((len(columns), n), dtype=np.uint64)
     if not n:
@@ -310,6 +359,29 @@ def _hash_matrix(batch: pa.RecordBatch | BatchColumns) -> np.ndarray:
     return out
 
 
+def _group_hash_matrix(view: GroupColumns) -> np.ndarray:
+    """:func:`_hash_matrix` of a batch held as same-typed groups: each group's cells hashed in calls
+    of up to ``_MAX_CELLS_PER_HASH`` cells, straight into the rows of its columns."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = view.num_rows
+    out = np.empty((len(view.names), n), dtype=np.uint64)
+    if not n:
+        return out
+    per_call = max(1, _MAX_CELLS_PER_HASH // n)
+    for t, where, cells in view.groups:
+        # A value's hash depends on it alone for these types (an unsigned integer's does not: a
+        # column with one beyond int64 is hashed as text), so they may be hashed many columns at once.
+        together = (pa.types.is_signed_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+                    or pa.types.is_large_string(t) or pa.types.is_boolean(t) or pa.types.is_null(t))
+        step = per_call if together else 1
+        for start in range(0, len(where), step):
+            chunk = where[start:start + step]
+            out[chunk] = _column_hash(cells.slice(start * n, len(chunk) * n)).reshape(len(chunk), n)
+    return out
+
+
 @dataclass
 class DuplicateCounter:
     """Counts rows equal to an earlier row, in memory bounded by ``rows x 8 / partitions`` bytes.
@@ -329,9 +401,11 @@ class DuplicateCounter:
     _tmpdir: tempfile.TemporaryDirectory | None = None
     _files: list[Any] = field(default_factory=list)
 
-    def update(self, batch: pa.RecordBatch | BatchColumns) -> None:
+    def update(self, batch: pa.RecordBatch | BatchColumns | GroupColumns) -> None:
         if self.columns is not None:
-            batch = view_of(batch).batch.select(self.columns)
+            view = view_of(batch)
+            batch = (view.select(positions_of(view, self.columns)) if isinstance(view, GroupColumns)
+                     else view.batch.select(self.columns))
         hashes = row_hashes(batch)
         self.rows += len(hashes)
         self._buffer.append(hashes)
@@ -397,15 +471,16 @@ def resolve_bounds(
 ) -> dict[str, tuple[float, float]]:
     """Bounds per column: explicit range, else the reference's min/max widened by the margin."""
     bounds: dict[str, tuple[float, float]] = {}
+    lows, highs = (reference.low, reference.high) if reference is not None else ({}, {})  # once, not per column
     for name in columns:
         if name in policy.ranges:
             bounds[name] = policy.ranges[name]
             continue
-        if reference is None or name not in reference.low:
+        if reference is None or name not in lows:
             if reference is None:
                 raise ConfigurationError(f"out_of_range: column '{name}' needs a range or a reference dataset")
             continue  # all-null in the reference: nothing to compare with
-        low, high = reference.low[name], reference.high[name]
+        low, high = lows[name], highs[name]
         pad = (high - low) * policy.margin
         bounds[name] = (low - pad, high + pad)
     return bounds
@@ -421,11 +496,12 @@ def within_own_ranges(policy: OutOfRangePolicy, columns: Sequence[str], profile:
     columns with an explicit range were counted value by value (``explicit``).
     """
     counter = OutOfRangeCounter(resolve_bounds(policy, columns, profile))
+    valid = profile.valid
     for name in counter.bounds:
         if name in explicit.bounds:
             counter.valid[name], counter.outside[name] = explicit.valid[name], explicit.outside[name]
         else:
-            counter.valid[name] = profile.valid[name]
+            counter.valid[name] = valid[name]
     return counter
 
 

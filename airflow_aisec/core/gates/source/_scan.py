@@ -7,12 +7,13 @@ while it is read is refused.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.gates.source._columns import BatchColumns, SchemaColumns
+from airflow_aisec.core.gates.source._columns import BatchColumns, GroupColumns, SchemaColumns
 from airflow_aisec.core.gates.source._context import Context, denied_is_bad_input, finding
 from airflow_aisec.core.gates.source._expectations import GxValidator, expectation_findings
 from airflow_aisec.core.gates.source._freshness import NewestTimestamp, freshness_findings
@@ -81,6 +82,8 @@ def _open(copy: Any, target: Target, section: SourcePolicy) -> Any:
 
 
 def _require_numeric(cols: SchemaColumns, columns: Sequence[str], uri: str) -> None:
+    if cols.all_numeric(columns):  # the usual case, at a wide table's 20,000 columns: one lookup each
+        return
     position = cols.position
     for name in columns:
         if not cols.numeric[position[name]]:
@@ -123,20 +126,47 @@ def _plan_reference(ctx: Context, target: Target, cols: SchemaColumns) -> tuple[
     return profile, accumulators, list(dict.fromkeys(needed)) or [cols.names[0]]
 
 
-def _stream(dataset: Any, columns: list[str], batch_rows: int, uri: str, accumulators: list[Any]) -> Iterator[Any]:
+def _stream(dataset: Any, columns: list[str], batch_rows: int, uri: str, accumulators: list[Any],
+            cols: SchemaColumns) -> Iterator[Any]:
     """Feed every batch to the accumulators (the poisoning ones share one view of its columns); yields
-    each batch's row count."""
+    each batch's row count. ``cols``: the dataset's schema columns."""
     from airflow_aisec.core.io.column_blocks import threads_for
     from airflow_aisec.core.io.tabular import iter_batches
 
     views = [getattr(acc, "reads_columns_view", False) for acc in accumulators]
-    position = {name: i for i, name in enumerate(columns)}  # once, not per batch
+    every = columns == cols.names  # a wide table's usual case: the schema's own name -> index map serves
+    parts = _wide_csv_parts(dataset, columns, cols.names, batch_rows, uri)
+    if parts is not None:
+        # A wide CSV file's batches come as same-typed groups of cells, with no per-column array.
+        position = functools.cache(lambda: cols.position if every else {name: i for i, name in enumerate(columns)})
+        for rows, groups, batch in parts:
+            view = (GroupColumns(rows, groups, columns, position) if groups is not None
+                    else BatchColumns(batch, position() if batch.schema.names == columns else None))
+            for accumulator, wants_view in zip(accumulators, views):
+                accumulator.update(view if wants_view else view.batch)
+            yield rows
+        return
+    position = cols.position if every else {name: i for i, name in enumerate(columns)}  # once, not per batch
     for batch in iter_batches(dataset, columns=columns, batch_rows=batch_rows, uri=uri,
                               use_threads=threads_for(dataset, len(columns))):
         view = BatchColumns(batch, position if batch.schema.names == columns else None)
         for accumulator, wants_view in zip(accumulators, views):
             accumulator.update(view if wants_view else batch)
         yield batch.num_rows
+
+
+def _wide_csv_parts(dataset: Any, columns: list[str], names: list[str], batch_rows: int,
+                    uri: str) -> Iterator[Any] | None:
+    """A wide CSV file's batches as :func:`~airflow_aisec.core.io.wide_csv.iter_wide_csv_groups` yields
+    them (None: not such a file, read it as record batches). ``names``: the file's columns."""
+    from airflow_aisec.core.io import wide_csv
+    from airflow_aisec.core.io.tabular import check_columns
+
+    if dataset.kind != "csv" or not wide_csv.eligible(dataset, dataset.path):
+        return None
+    if columns != names:
+        check_columns(names, columns, uri)  # as iter_batches does
+    return wide_csv.iter_wide_csv_groups(dataset, columns, batch_rows, uri=uri)
 
 
 def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> Profile:
@@ -147,8 +177,9 @@ def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> 
         digest = sha256_file(copy.path)
         _record_pins(ctx, target, copy, digest)
         dataset = _open(copy, target, ctx.section)
-        profile, accumulators, needed = _plan_reference(ctx, target, SchemaColumns(dataset.schema))
-        for rows in _stream(dataset, needed, ctx.section.batch_rows, target.uri, accumulators):
+        cols = SchemaColumns(dataset.schema)
+        profile, accumulators, needed = _plan_reference(ctx, target, cols)
+        for rows in _stream(dataset, needed, ctx.section.batch_rows, target.uri, accumulators, cols):
             profile.rows += rows
             profile.batches += 1
     if profile.rows == 0:
@@ -233,6 +264,15 @@ def _plan_scan(ctx: Context, target: Target, schema: pa.Schema | SchemaColumns, 
     return scan
 
 
+def _union(cols: SchemaColumns, names: list[str]) -> list[str]:
+    """``names`` without repeats, in order; at once when they start with every column of the schema
+    (duplicate rows over all columns, a wide table's usual case), which the rest can only repeat."""
+    width = len(cols.names)
+    if len(names) >= width and names[:width] == cols.names and cols.has_all(names[width:]):
+        return cols.names
+    return list(dict.fromkeys(names))
+
+
 def _row_count_findings(ctx: Context, target: Target, rows: int) -> None:
     bounds = ctx.section.rows
     if bounds is None:
@@ -300,10 +340,10 @@ def scan_input(ctx: Context, target: Target, reference: Profile | None, *,
         check_schema(ctx, target, schema)
 
         scan = _plan_scan(ctx, target, cols, gx, reference, self_reference=self_reference is not None)
-        columns = list(dict.fromkeys([*scan.columns, *needed])) or [cols.names[0]]
+        columns = _union(cols, [*scan.columns, *needed]) or [cols.names[0]]
         duplicate_rows = None
         try:
-            for rows in _stream(dataset, columns, section.batch_rows, first.uri, [*own, *scan.accumulators]):
+            for rows in _stream(dataset, columns, section.batch_rows, first.uri, [*own, *scan.accumulators], cols):
                 scan.rows += rows
                 scan.batches += 1
             if scan.rows == 0:

@@ -3,6 +3,7 @@ line naming the file and the column or line, never an internal error (exit 4).""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -68,4 +69,5 @@ def test_non_utf8_is_invalid_input(aisec_cli, tmp_path, verb, kind):
         column = "'group'" if verb == "bias" else "'notes'"
         assert f"CSV column {column}" in lines[0] and f"line {line}" in lines[0]
     assert "Traceback" not in out.stdout + out.stderr
-    assert "caf" not in out.stdout + out.stderr
+    # The bad cell's text, in any decoding, never leaks; digests (long hex runs) may hold "caf" by chance.
+    assert "caf" not in re.sub(r"[0-9a-f]{12,}", "", out.stdout + out.stderr)

@@ -85,12 +85,16 @@ def _normalised(names: Sequence[str]) -> pa.Array:
     return out
 
 
+#: Up to this many names, each is checked in Python: the RE2 pre-filter's compiles cost more (a small table).
+FEW_NAMES = 32
+
+
 def _sparse_hints(detector: Detector, names: Sequence[str]) -> dict[int, frozenset[str]]:
     """``{i: detector.hinted_entities(names[i])}`` for the names some hint matches; names no hint can
     match (most) cost no Python."""
     import numpy as np
 
-    maybe = _maybe_hinted(detector, _normalised(names)) if names else None
+    maybe = _maybe_hinted(detector, _normalised(names)) if len(names) > FEW_NAMES else None
     candidates = range(len(names)) if maybe is None else np.flatnonzero(maybe).tolist()
     out = {}
     for i in candidates:

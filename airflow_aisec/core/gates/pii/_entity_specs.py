@@ -14,6 +14,7 @@ it or a column name built from one (``steuer_id``, ``codice_fiscale``, ``bsn``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -206,13 +207,17 @@ class EntitySpec:
         words = "|".join(_re2_escape(t) for t in self.terms)
         # RE2 for "a context word somewhere before a weak match" (looser than the Python check below).
         self.weak_with_context = f"(?is:(?:{words}).{{0,120}})(?:{self.weak})" if words and weak else ""
-        py_words = "|".join(re.escape(t).replace(r"\ ", r"[\s_-]+") for t in self.terms)
-        self.context = re.compile(rf"(?<!\w)(?:{py_words})(?!\w)", re.IGNORECASE) if py_words else None
         names = [re.sub(r"[^0-9a-z]+", "_", t).strip("_") for t in self.terms]
         own = entity.lower().split("_", 1)[1] if "_" in entity else entity.lower()
         names = sorted({n for n in names + [own, entity.lower()] if len(n) >= 3})
         self.column_hint = re.compile(
             r"^(?:.*_)?(?:" + "|".join(re.escape(n) for n in names) + r")(?:_.*)?$") if names else None
+
+    @functools.cached_property
+    def context(self) -> re.Pattern[str] | None:
+        """A context word, as a whole word (compiled when a weak match first needs it: start-up)."""
+        py_words = "|".join(re.escape(t).replace(r"\ ", r"[\s_-]+") for t in self.terms)
+        return re.compile(rf"(?<!\w)(?:{py_words})(?!\w)", re.IGNORECASE) if py_words else None
 
     def candidate(self, hinted: bool) -> str:
         parts = [p for p in (self.strong, self.weak if hinted else self.weak_with_context) if p]

@@ -35,9 +35,9 @@ mislabelled (presidio-structured calls integer id columns PHONE_NUMBER):
   often than chance (random 16-digit references pass Luhn one time in ten) are
   coincidences, not PII: see :func:`~airflow_aisec.core.gates.pii._validators.coincidental`.
 
-Presidio and ``phonenumbers`` are imported when a :class:`Detector` is built; the e-mail and URL
-recognizers (``tldextract``, a huge URL regex) and each entity's compiled patterns when a candidate cell
-first needs them.
+Presidio is imported when a :class:`Detector` is built; the e-mail, URL and phone recognizers
+(``tldextract``, a huge URL regex, ``phonenumbers``) and each entity's compiled patterns when a candidate
+cell first needs them.
 """
 
 from __future__ import annotations
@@ -160,7 +160,11 @@ class Detector:
     def __init__(self, entities: Iterable[str] = DEFAULT_ENTITIES, *,
                  column_hints: Mapping[str, Sequence[str]] | None = None,
                  phone_regions: Sequence[str] | None = None) -> None:
-        from airflow_aisec.core.gates.pii._presidio import class_constant, pattern_recognizers
+        from airflow_aisec.core.gates.pii._presidio import (
+            class_constant,
+            pattern_recognizers,
+            unchecked_patterns,
+        )
 
         presidio = pattern_recognizers()  # not `import presidio_analyzer`: that imports spaCy and torch
 
@@ -170,15 +174,15 @@ class Detector:
             raise ValueError(f"not a pattern entity: {sorted(unknown)}")
 
         def recognizer(entity: str) -> Any:
-            if entity in PRESIDIO_RECOGNIZERS:
-                cls = getattr(presidio, PRESIDIO_RECOGNIZERS[entity])
-                return offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
-            return build_recognizer(entity)  # every other Presidio pattern recognizer, and the European ids it lacks
+            with unchecked_patterns():  # each pattern is compiled (and so checked) by _compile, when needed
+                if entity in PRESIDIO_RECOGNIZERS:
+                    cls = getattr(presidio, PRESIDIO_RECOGNIZERS[entity])
+                    return offline_email_recognizer(cls)() if entity == "EMAIL_ADDRESS" else cls()
+                return build_recognizer(entity)  # every other Presidio pattern recognizer, and the European ids
 
-        # Built when a candidate cell first needs them (start-up): the e-mail and URL recognizers, and every
-        # entity's compiled patterns. The others are needed now (context words, specs).
-        self._recognizers: Mapping[str, Any] = _Lazy(self.entities, recognizer,
-                                                     {e: recognizer(e) for e in self.entities if e not in _LAZY})
+        # Built when a candidate cell first needs them (start-up): the e-mail, URL and phone recognizers, and
+        # every entity's compiled patterns. The others are needed now (context words, specs).
+        self._recognizers = _Lazy(self.entities, recognizer, {e: recognizer(e) for e in self.entities if e not in _LAZY})
         self._patterns: Mapping[str, list[tuple[float, Any]]] = _Lazy(self.entities, self._compile)
         self.context_words: Mapping[str, frozenset[str]] = _Lazy(self.entities, self._context_words)
         self._specs = build_specs({e: self._recognizers[e] for e in self.entities if e not in PRESIDIO_RECOGNIZERS},
@@ -218,7 +222,13 @@ class Detector:
         return [(p.score, regex.compile(p.regex, flags=flags)) for p in getattr(recognizer, "patterns", [])]
 
     def _context_words(self, entity: str) -> frozenset[str]:
-        words = {w.strip("#").lower() for w in (self._recognizers[entity].context or []) if w.strip()}
+        if entity in _LAZY and not self._recognizers.built(entity):  # its class's CONTEXT, read without importing it
+            from airflow_aisec.core.gates.pii._presidio import class_constant
+
+            context = class_constant(PRESIDIO_RECOGNIZERS[entity], "CONTEXT")
+        else:
+            context = self._recognizers[entity].context
+        words = {w.strip("#").lower() for w in (context or []) if w.strip()}
         words = (words - _GENERIC_CONTEXT) | _EXTRA_CONTEXT.get(entity, frozenset())
         return frozenset(w for w in words if w.isalpha())
 
@@ -425,8 +435,9 @@ _DETECT_ORDER = {e: i for i, e in enumerate(
      "PHONE_NUMBER"))}
 
 
-#: Recognizers built on first use: importing them costs more than a small scan (tldextract, a huge URL regex).
-_LAZY = frozenset({"EMAIL_ADDRESS", "URL"})
+#: Recognizers built on first use: importing them costs more than a small scan (tldextract, a huge URL regex,
+#: phonenumbers). Presidio's recognizers of these take their context words from the class's ``CONTEXT``.
+_LAZY = frozenset({"EMAIL_ADDRESS", "URL", "PHONE_NUMBER"})
 
 
 def _never(_domain: str) -> bool:
@@ -449,6 +460,9 @@ class _Lazy(Mapping[str, Any]):
                 raise
         value = self._values[key] = self._build(key)
         return value
+
+    def built(self, key: str) -> bool:
+        return key in self._values
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)

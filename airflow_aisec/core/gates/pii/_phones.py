@@ -19,8 +19,10 @@ invoice / reference word. phonenumbers is imported on first use.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 #: Regions tried for national numbers when the policy does not list any.
 DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL")
@@ -99,16 +101,23 @@ class PhoneFinder:
     """Phone-number spans in a text, for a list of regions (ISO 3166 codes, ``UK`` means ``GB``)."""
 
     def __init__(self, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> None:
-        import phonenumbers
-
-        self._pn = phonenumbers
         self.regions = tuple(dict.fromkeys("GB" if r.upper() == "UK" else r.upper() for r in regions))
         self._prefixes: dict[int, re.Pattern[str] | None] = {}
         self._regional: dict[str, tuple | None] = {}
         self._nanp = bool({"US", "CA"} & set(self.regions))
-        # National numbers written with a trunk "0" count when a listed region dials one.
-        self._trunk = any(getattr(phonenumbers.PhoneMetadata.metadata_for_region(r), "national_prefix", None) == "0"
-                          for r in self.regions)
+
+    # phonenumbers (tens of ms to import) only once a span reaches it: most scans of small tables never do.
+    @functools.cached_property
+    def _pn(self) -> Any:
+        import phonenumbers
+
+        return phonenumbers
+
+    @functools.cached_property
+    def _trunk(self) -> bool:
+        """National numbers written with a trunk "0" count when a listed region dials one."""
+        return any(getattr(self._pn.PhoneMetadata.metadata_for_region(r), "national_prefix", None) == "0"
+                   for r in self.regions)
 
     def find(self, text: str, *, hinted: bool = False,
              skip: Sequence[tuple[int, int]] = ()) -> Iterator[tuple[int, int, float]]:

@@ -143,6 +143,34 @@ def _defer_parents(module: str) -> None:
             _defer(package, _resolve)
 
 
+@contextlib.contextmanager
+def unchecked_patterns() -> Iterator[None]:
+    """Recognizers built (and their modules imported) without Presidio's regex check.
+
+    ``Pattern.__init__`` compiles its regex only to check it, with the ``regex`` module's pure-Python parser:
+    ~12 ms CPU for the recognizers of a default detector, most of it in class bodies at import. The detector
+    compiles every pattern itself (with the recognizer's flags) when a candidate cell first needs it, which
+    fails on a bad one all the same, so a scan that never needs a pattern never parses it.
+    """
+    with _LOCK:
+        pattern_recognizers()
+        cls = sys.modules[f"{_ROOT}.pattern"].Pattern
+        name = "_Pattern__validate_regex"
+        check = cls.__dict__.get(name)
+        if not isinstance(check, staticmethod):  # another Presidio: leave it alone
+            yield
+            return
+        setattr(cls, name, staticmethod(_unchecked))
+        try:
+            yield
+        finally:
+            setattr(cls, name, check)
+
+
+def _unchecked(pattern: str) -> None:
+    return None
+
+
 def class_constant(class_name: str, attr: str) -> Any:
     """A literal class attribute of a recognizer (``UrlRecognizer.BASE_URL_REGEX``), read from its source when
     its module is not imported yet: importing it may cost more than the scan (it compiles its patterns)."""

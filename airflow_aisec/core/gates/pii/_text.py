@@ -10,6 +10,7 @@ When the policy configures a spaCy model (``pii.nlp``), its entities are merged 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -30,13 +31,22 @@ class TextScanner:
     """Offline PERSON / LOCATION finder with the same interface as :class:`~._presidio.NlpScanner`."""
 
     def __init__(self, entities: list[str], locales: list[str], nlp: Any = None) -> None:
-        from airflow_aisec.core.gates.pii._addresses import AddressFinder
+        self.entities = list(entities)
+        self._locales = list(locales)
+        self._nlp = nlp
+
+    # Built when a candidate cell first needs them: the address patterns compile at import (start-up).
+    @functools.cached_property
+    def _names(self) -> Any:
         from airflow_aisec.core.gates.pii._names import NameFinder
 
-        self.entities = list(entities)
-        self._names = NameFinder(locales) if "PERSON" in self.entities else None
-        self._addresses = AddressFinder() if "LOCATION" in self.entities else None
-        self._nlp = nlp
+        return NameFinder(self._locales) if "PERSON" in self.entities else None
+
+    @functools.cached_property
+    def _addresses(self) -> Any:
+        from airflow_aisec.core.gates.pii._addresses import AddressFinder
+
+        return AddressFinder() if "LOCATION" in self.entities else None
 
     def detect_text(self, text: str, address_groups: tuple[bool, ...] | None = None) -> list[Match]:
         found: list[Match] = []
@@ -68,7 +78,7 @@ class TextScanner:
 
     def _address_groups(self, candidates: pa.Array) -> list[tuple[bool, ...]] | None:
         """Per cell, which address pattern groups can match it (RE2 over the column, one pass per group)."""
-        if self._addresses is None:
+        if "LOCATION" not in self.entities:
             return None
         import numpy as np
         import pyarrow.compute as pc

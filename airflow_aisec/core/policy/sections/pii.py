@@ -18,7 +18,6 @@ Example policy section::
 
 from __future__ import annotations
 
-import difflib
 import enum
 from collections.abc import Sequence
 from typing import Literal
@@ -120,6 +119,8 @@ def _check_entity_names(values: Sequence[str], *, wildcard: bool) -> list[str]:
             out.append(name)
             continue
         if name not in ALL_ENTITIES:
+            import difflib  # only for the error message (start-up)
+
             close = difflib.get_close_matches(name, ALL_ENTITIES, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see COUNTRY_ENTITIES for the names"
             raise ValueError(f"unknown entity type '{v}'; {hint}")

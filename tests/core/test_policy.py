@@ -234,3 +234,20 @@ def test_package_exports_resolve_and_match_the_lazy_table():
     assert sorted(package.__all__) == sorted(package._EXPORTS)
     for name in package.__all__:
         assert getattr(package, name) is not None
+
+
+def test_libyaml_and_python_parsers_read_every_shipped_policy_alike():
+    import yaml
+
+    from airflow_aisec.core.policy import loader
+
+    if loader._FastUniqueKeyLoader is None:
+        pytest.fail("PyYAML without libyaml: the lock file's wheel has it")
+    for path in sorted((Path(__file__).resolve().parents[2] / "policies").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=loader._FastUniqueKeyLoader) == yaml.load(text, Loader=loader._UniqueKeyLoader)
+    # A duplicate key is refused by both; the message is always the Python parser's (line and column).
+    with pytest.raises(yaml.constructor.ConstructorError):
+        yaml.load("a: 1\na: 2\n", Loader=loader._FastUniqueKeyLoader)
+    with pytest.raises(PolicyError, match="line 3, column 1: malformed YAML: duplicate key 'name'"):
+        parse_policy(b"version: 1\nname: a\nname: b\n")

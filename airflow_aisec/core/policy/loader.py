@@ -49,6 +49,25 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+#: The same loader over libyaml's parser (10x faster: ~10 ms of every ``aisec`` process), when PyYAML has it.
+#: Only a document that loads cleanly is taken from it: any error is reported by re-reading with the Python
+#: parser, so messages (line, column, problem) are always the same.
+_FastUniqueKeyLoader: type | None = None
+if getattr(yaml, "__with_libyaml__", False):
+    class _FastUniqueKeyLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        """:class:`_UniqueKeyLoader` on libyaml."""
+
+    _FastUniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _load_yaml(text: str) -> Any:
+    if _FastUniqueKeyLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastUniqueKeyLoader)
+        except (yaml.YAMLError, RecursionError, ValueError, TypeError):
+            pass  # the Python parser below raises the error, worded as always
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
 
 def _check_expanded_size(document: Any, source: str) -> None:
     """Refuse a document whose aliases expand it beyond :data:`MAX_POLICY_VALUES` values (or forever).
@@ -120,7 +139,7 @@ def parse_policy(data: bytes, source: str = "<policy>") -> LoadedPolicy:
     except UnicodeDecodeError:
         raise PolicyError("policy is not UTF-8 text", source=source) from None
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)
+        document = _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -16,6 +16,10 @@ def collector_paused() -> Iterator[None]:
     traverse them again and again, about half of the time of judging 100,000 columns. Reference
     counting still frees what the work makes; cycles wait until the end of the call. The pause is
     process-wide, so it is kept to one gate check.
+
+    When the outermost pause ends, the objects made meanwhile are aged into the oldest generation
+    (:func:`age_young_objects`): else the first young collection after it walks them all, to free
+    nothing (~0.2 s for 100,000 features' entries and findings).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -23,4 +27,16 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            age_young_objects()
             gc.enable()
+
+
+def age_young_objects() -> None:
+    """Move every tracked object to the oldest generation without traversing it (constant time).
+
+    Cycles among them are still found by the next full collection. Skipped when objects are frozen
+    (``gc.freeze`` by someone else: unfreezing would release those too).
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()  # every generation into the permanent one
+        gc.unfreeze()  # and back, into the oldest

@@ -83,6 +83,26 @@ class Finding(_ResultModel):
         _set(obj, "__pydantic_private__", None)
         return obj
 
+    @classmethod
+    def trusted_many(cls, severity: Severity | str,
+                     items: list[tuple[str, str, dict[str, Any], int | None]]) -> list[Finding]:
+        """:meth:`trusted` for each (rule, message, location, count) of ``items``, all of one severity
+        (checked once): half the cost per finding, for a wide table's 100,000s."""
+        value = Severity(severity).value
+        new, _set = cls.__new__, object.__setattr__
+        out = []
+        append = out.append
+        for rule, message, location, count in items:
+            obj = new(cls)
+            _set(obj, "__dict__", {"rule": rule, "severity": value, "message": message, "count": count,
+                                   "location": location, "enforcement": None, "waived": False})
+            _set(obj, "__pydantic_fields_set__", {"rule", "severity", "message", "location"} if count is None else
+                 {"rule", "severity", "message", "location", "count"})
+            _set(obj, "__pydantic_extra__", None)
+            _set(obj, "__pydantic_private__", None)
+            append(obj)
+        return out
+
 
 class InputRef(_ResultModel):
     """An input the gate looked at, with its digest when known."""

@@ -63,6 +63,29 @@ def test_trusted_finding_equals_validated():
         a = Finding(rule="drift.psi", severity="high", message="m", location=loc, **kwargs)
         b = Finding.trusted("drift.psi", "high", "m", loc, count)
         assert a == b and a.model_dump_json() == b.model_dump_json() and a.model_fields_set == b.model_fields_set
+        [c] = Finding.trusted_many("high", [("drift.psi", "m", loc, count)])
+        assert a == c and a.model_dump_json() == c.model_dump_json() and a.model_fields_set == c.model_fields_set
+    with pytest.raises(ValueError):
+        Finding.trusted_many("severe", [("drift.psi", "m", loc, None)])
+
+
+def test_entries_keep_their_key_order_and_the_collector_its_state(monkeypatch):
+    """The blocks build each feature's metrics entry in place: the same keys, in the same order, as the
+    per-feature path; the collector is enabled again, nothing left frozen."""
+    import gc
+
+    from airflow_aisec.core.gates.drift import _block
+
+    ref, cur = _table(1), _table(2)
+    cur = cur.set_column(cur.schema.get_field_index("f2"), "f2", pa.array(["x"] * cur.num_rows))  # type change
+    section = DriftPolicy(categorical=["f1"])
+    assert gc.isenabled()
+    matrix = evaluate_drift(section, ref, cur)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    monkeypatch.setattr(_block, "SMALL_ROWS", 0)  # every feature streamed on its own
+    streamed = evaluate_drift(section, ref, cur)
+    assert [list(e) for e in matrix.metrics["features"]] == [list(e) for e in streamed.metrics["features"]]
+    assert [(f.rule, f.message) for f in matrix.findings] == [(f.rule, f.message) for f in streamed.findings]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), None, 0.5, 0.1])

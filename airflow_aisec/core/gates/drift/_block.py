@@ -140,15 +140,22 @@ class NumericBlock:
         if not self._small(self._cur_rows):
             self._spill()
 
-    def stats(self, cache: MutableMapping[Any, Any]) -> list[tuple[dict[str, Any], list[str]]]:
-        """Per feature, in ``names`` order: its statistics and histogram bin names."""
+    def stats(self, cache: MutableMapping[Any, Any], rows: tuple[int, int]) -> list[tuple[dict[str, Any], list[str]]]:
+        """Per feature, in ``names`` order: its metrics entry (:func:`entry`) and histogram bin names."""
         import numpy as np
 
         if self.features is not None:
-            return [feature.stats(cache) for feature in self.features]
+            return [(entry(f.name, self.kind, rows, stats), bins)
+                    for f, (stats, bins) in zip(self.features, (f.stats(cache) for f in self.features))]
         assert self._ref is not None and self._cur is not None
         cur = np.concatenate(self._cur) if self._cur else np.empty((0, len(self.names)))
-        return matrix_stats(self._ref[0], cur, self.policy, cache)
+        return matrix_stats(self._ref[0], cur, self.policy, cache, self.names, rows)
+
+
+def entry(name: str, kind: str, rows: tuple[int, int], stats: dict[str, Any]) -> dict[str, Any]:
+    """A feature's metrics entry as the judge extends it in place: name, kind, both tables' rows, then
+    the statistics (the matrix paths build it in one go: a wide table has 100,000)."""
+    return {"feature": name, "kind": kind, "reference_rows": rows[0], "current_rows": rows[1], **stats}
 
 
 def _edges(ref_sorted: np.ndarray, n1: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,9 +249,10 @@ def _ks_values(ref: np.ndarray, cur: np.ndarray, n1: np.ndarray, n2: np.ndarray,
     return out
 
 
-def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy,
-                 cache: MutableMapping[Any, Any]) -> list[tuple[dict[str, Any], list[str]]]:
-    """The statistics of :meth:`._features.NumericFeature.stats` for every column of two small matrices."""
+def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy, cache: MutableMapping[Any, Any],
+                 names: Sequence[str], table_rows: tuple[int, int]) -> list[tuple[dict[str, Any], list[str]]]:
+    """The statistics of :meth:`._features.NumericFeature.stats` for every column (``names``) of two small
+    matrices, as metrics entries (:func:`entry`; ``table_rows``: both tables' rows)."""
     import numpy as np
 
     features = ref.shape[1]
@@ -289,8 +297,9 @@ def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy,
     bin_names: dict[tuple[int, bool], list[str]] = {}
     out: list[tuple[dict[str, Any], list[str]]] = []
     start = 0
-    for nb, hm, end, rf, cf, p, (statistic, pvalue) in zip(n_bins.tolist(), has_missing.tolist(), ends, ref_frac,
-                                                          cur_frac, psi_list, ks):
+    r_n, c_n = table_rows
+    for name, nb, hm, end, rf, cf, p, (statistic, pvalue) in zip(names, n_bins.tolist(), has_missing.tolist(), ends,
+                                                                ref_frac, cur_frac, psi_list, ks):
         bins = bin_names.get((nb, hm))
         if bins is None:
             bins = bin_names[(nb, hm)] = [str(i + 1) for i in range(nb)] + (["missing"] if hm else [])
@@ -298,11 +307,13 @@ def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy,
         start = end
         if statistic is None:
             stats: dict[str, Any] = {
+                "feature": name, "kind": "numeric", "reference_rows": r_n, "current_rows": c_n,
                 "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
                 "ks_statistic": None, "ks_pvalue": None, "bin_count": nb, "sketch_exact": True, "histogram": histogram,
             }
         else:
             stats = {
+                "feature": name, "kind": "numeric", "reference_rows": r_n, "current_rows": c_n,
                 "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
                 "ks_statistic": statistic, "ks_pvalue": pvalue, "ks_error_bound": 0.0, "bin_count": nb,
                 "sketch_exact": True, "histogram": histogram,

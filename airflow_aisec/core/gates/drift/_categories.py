@@ -177,12 +177,14 @@ class CategoricalBlock:
         else:
             self._add("cur", batch, positions)
 
-    def stats(self, cache: MutableMapping[Any, Any]) -> list[tuple[dict[str, Any], list[str]]]:
-        """Per feature, in ``names`` order: :meth:`._features.CategoricalFeature.stats`."""
+    def stats(self, cache: MutableMapping[Any, Any], rows: tuple[int, int]) -> list[tuple[dict[str, Any], list[str]]]:
+        """Per feature, in ``names`` order: :meth:`._features.CategoricalFeature.stats` as a metrics entry
+        (:func:`._block.entry`)."""
         import numpy as np
 
         if self.features is not None:
-            return [feature.stats(cache) for feature in self.features]
+            return [(_block.entry(f.name, self.kind, rows, stats), labels)
+                    for f, (stats, labels) in zip(self.features, (f.stats(cache) for f in self.features))]
         features = len(self.names)
         ref_rows, cur_rows = self._rows["ref"], self._rows["cur"]
         ids = np.concatenate(self._ids["ref"] + self._ids["cur"])
@@ -224,11 +226,13 @@ class CategoricalBlock:
         nameable = (top_r >= min_count).tolist() if show else None
         rank_names = [f"category {rank}" for rank in range(1, REPORT_TOP_CATEGORIES + 1)]
         out: list[tuple[dict[str, Any], list[str]]] = []
-        for j, (nt, nr, ur, kc, ku, gl, rs, cs, o_r, o_c, rm, cm) in enumerate(zip(
-                n_top.tolist(), n_ref.tolist(), unseen_rows.tolist(), categories_current.tolist(),
+        r_n, c_n = rows
+        for j, (name, nt, nr, ur, kc, ku, gl, rs, cs, o_r, o_c, rm, cm) in enumerate(zip(
+                self.names, n_top.tolist(), n_ref.tolist(), unseen_rows.tolist(), categories_current.tolist(),
                 unseen_categories.tolist(), shown.tolist(), r_share, c_share, other_r.tolist(), other_c.tolist(),
                 r_missing.tolist(), c_missing.tolist())):
             stats: dict[str, Any] = {
+                "feature": name, "kind": "categorical", "reference_rows": r_n, "current_rows": c_n,
                 "psi": psi[j],
                 "categories_reference": nr,
                 "categories_current": kc,

@@ -124,7 +124,7 @@ def evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tabl
         InputDataError: empty table, unsupported column type, too many categories, no reference values.
         ConfigurationError: a categorical feature whose thresholds are all KS thresholds.
     """
-    with collector_paused():
+    with collector_paused():  # its end ages what the check made (core/collector.py)
         return _evaluate_sources(section, reference, current, chosen)
 
 
@@ -177,8 +177,8 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
     ks_cache: dict[Any, Any] = {}
     results: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for b in blocks:
-        results.update(zip(b.names, b.stats(ks_cache)))
-    return judge.evaluate(chosen, kinds, results, ref_rows, cur_rows, findings)
+        results.update(zip(b.names, b.stats(ks_cache, (ref_rows, cur_rows))))
+    return judge.evaluate(chosen, kinds, results, ref_rows, cur_rows, findings, entries=True)
 
 
 def _kinds(ref: list[pa.DataType], cur: list[pa.DataType], forced: list[bool]) -> list[tuple[str | None, str | None]]:
@@ -188,12 +188,12 @@ def _kinds(ref: list[pa.DataType], cur: list[pa.DataType], forced: list[bool]) -
     import pyarrow as pa
 
     dictionary = pa.dictionary(pa.int8(), pa.string()).id
-
-    def key(t: pa.DataType) -> Any:
-        i = t.id
-        return t if i == dictionary else i
-
-    keys = list(zip(map(key, ref), map(key, cur), forced))
+    ref_keys: list[Any] = [t.id for t in ref]
+    cur_keys: list[Any] = [t.id for t in cur]  # a listcomp, not a call per type
+    for ids, types in ((ref_keys, ref), (cur_keys, cur)):
+        if dictionary in ids:
+            ids[:] = [t if i == dictionary else i for i, t in zip(ids, types)]
+    keys = list(zip(ref_keys, cur_keys, forced))
     kind_of: dict[Any, tuple[str | None, str | None]] = {}
     for k, r, c, f in zip(keys, ref, cur, forced):
         if k not in kind_of:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_aisec.core.policy.base import Severity
-from airflow_aisec.core.policy.sections.drift import Bound, DriftPolicy
+from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.result import Finding
 from airflow_aisec.core.stats import format_metric, json_float
 from airflow_aisec.exceptions import ConfigurationError
@@ -55,19 +55,18 @@ _HIGH = Severity.HIGH.value
 _FAR = sys.float_info.max
 
 
-@dataclass(frozen=True)
-class _Check:
-    """One threshold, with what its findings repeat (computed once)."""
+class _Check(NamedTuple):
+    """One threshold, with what its findings repeat (computed once). A tuple: the hot loop unpacks it."""
 
     metric: str
-    bound: Bound
     other: str | None
-    describe: str
-    limits: dict[str, float]
     numeric_only: bool
     low: float  # the bound's min, or -_FAR
     high: float  # its max, or _FAR
+    limits: dict[str, float]
     rule: str
+    head: str  # a finding's message up to the feature's name
+    must: str  # and after its value
 
 
 class Judge:
@@ -83,9 +82,9 @@ class Judge:
         found = self._merged.get(id(override))
         if found is None:  # one merge / dump per distinct override, not per feature
             merged = self.section.thresholds.merged(override)
-            checks = [_Check(metric, bound, _OTHER_END.get(metric), bound.describe(), bound.limits(),
-                             metric.startswith("ks_"), -_FAR if bound.min is None else bound.min,
-                             _FAR if bound.max is None else bound.max, f"{GATE}.{metric}")
+            checks = [_Check(metric, _OTHER_END.get(metric), metric.startswith("ks_"),
+                             -_FAR if bound.min is None else bound.min, _FAR if bound.max is None else bound.max,
+                             bound.limits(), f"{GATE}.{metric}", f"{metric} of feature '", f"; must be {bound.describe()}")
                       for metric, bound in merged.items()]
             found = self._merged[id(override)] = (
                 checks, {k: v.model_dump(exclude_none=True) for k, v in merged.items()})
@@ -105,68 +104,70 @@ class Judge:
 
     @staticmethod
     def _threshold_findings(feature: str, stats: Mapping[str, Any], checks: Sequence[_Check], kind: str,
-                            findings: list[Finding]) -> list[str]:
-        """Findings of one feature (appended), its violated metrics returned. A KS value known only
-        within an error bound fails closed: it fails when any value of its range
+                            items: list[tuple[str, str, dict[str, Any], int | None]]) -> list[str]:
+        """Findings of one feature, as (rule, message, location, count) appended to ``items`` (built
+        into findings at once: :meth:`Finding.trusted_many`), its violated metrics returned. A KS value
+        known only within an error bound fails closed: it fails when any value of its range
         ``[ks_statistic, ks_statistic_upper]`` would fail.
 
         A bound fails None, NaN and +-inf (:meth:`Bound.violated`): a missing bound is the largest
         finite float, and ``not low <= v <= high`` holds for NaN (this loop runs once per feature)."""
         violated: list[str] = []
-        for check in checks:
-            if check.numeric_only and kind != "numeric":
+        for metric, other_key, numeric_only, low, high, limits, rule, head, must in checks:
+            if numeric_only and kind != "numeric":
                 continue  # KS is defined for numeric features only
-            metric = check.metric
             value = stats.get(metric)
-            value_fails = value is None or not check.low <= value <= check.high
-            other = None
-            if check.other is not None:
-                other = stats.get(check.other)
-            if not value_fails and (other is None or check.low <= other <= check.high):
+            value_fails = value is None or not low <= value <= high
+            other = None if other_key is None else stats.get(other_key)
+            if not value_fails and (other is None or low <= other <= high):
                 continue
             violated.append(metric)
-            within = ""
-            if other is not None and not value_fails:
-                within = (f" (sketch error bound {format_metric(stats.get('ks_error_bound'))}: it may be "
-                          f"{format_metric(other)}, so the gate fails closed)")
-            location = {"feature": feature, "metric": metric, "value": value, **check.limits}
-            if other is not None:
+            location = {"feature": feature, "metric": metric, "value": value, **limits}
+            if other is None:
+                if value is None:
+                    message = f"{head}{feature}' is undefined (NaN){must}; NaN never satisfies a threshold"
+                else:
+                    message = f"{head}{feature}' is {value:.4g}{must}"  # format_metric, inlined (hot)
+            else:
                 location["other_end"] = other
-            shown = "undefined (NaN)" if value is None else f"{value:.4g}"  # format_metric, inlined (hot)
-            findings.append(Finding.trusted(
-                check.rule, _HIGH,
-                f"{metric} of feature '{feature}' is {shown}{within}; must be {check.describe}"
-                + ("; NaN never satisfies a threshold" if value is None else ""),
-                location,
-            ))
+                within = "" if value_fails else (
+                    f" (sketch error bound {format_metric(stats.get('ks_error_bound'))}: it may be "
+                    f"{format_metric(other)}, so the gate fails closed)")
+                message = (f"{head}{feature}' is {format_metric(value)}{within}{must}"
+                           + ("; NaN never satisfies a threshold" if value is None else ""))
+            items.append((rule, message, location, None))
         return violated
 
-    def _unseen(self, name: str, stats: Mapping[str, Any], findings: list[Finding]) -> bool:
+    def _unseen(self, name: str, stats: Mapping[str, Any],
+                items: list[tuple[str, str, dict[str, Any], int | None]]) -> bool:
         fraction = stats["unseen_fraction"] or 0.0
         limit = self.section.max_unseen_fraction
         if fraction <= limit:
             return False
         categories = stats["unseen_categories"]
-        findings.append(finding(
+        items.append((
             f"{GATE}.unseen_category",
-            f"feature '{name}' has {categories} categor{'y' if categories == 1 else 'ies'} not seen in the "
-            f"reference ({stats['unseen_rows']} row(s), {fraction:.2%} of current; allowed {limit:.2%})",
+            (f"feature '{name}' has {categories} categor{'y' if categories == 1 else 'ies'} not seen in the "
+             f"reference ({stats['unseen_rows']} row(s), {fraction:.2%} of current; allowed {limit:.2%})"),
             {"feature": name, "categories": categories, "fraction": json_float(fraction)},
-            count=stats["unseen_rows"],
+            stats["unseen_rows"],
         ))
         return True
 
     def evaluate(self, chosen: Sequence[str], kinds: Mapping[str, str],
                  results: Mapping[str, tuple[dict[str, Any], list[str]]], ref_rows: int, cur_rows: int,
-                 findings: list[Finding]) -> DriftEvaluation:
+                 findings: list[Finding], *, entries: bool = False) -> DriftEvaluation:
         """The evaluation of the ``chosen`` features (reference ``kinds``). A feature without ``results``
-        changed type (its finding is already in ``findings``, which the threshold findings extend)."""
+        changed type (its finding is already in ``findings``, which the threshold findings extend).
+        With ``entries``, each result's statistics are already its metrics entry (name, kind, rows,
+        statistics: :func:`._block.entry`), completed in place rather than copied."""
         per_feature: list[dict[str, Any]] = []
         report_labels: dict[str, list[str]] = {}
         drifted = 0
         # Without per_feature overrides every feature has the same thresholds (100,000 lookups spared).
         default = None if self.section.per_feature else self._thresholds("")
         check_findings = self._threshold_findings
+        items: list[tuple[str, str, dict[str, Any], int | None]] = []
         for name in chosen:
             kind = kinds[name]
             if name not in results:
@@ -176,15 +177,20 @@ class Judge:
                 continue
             stats, labels = results[name]
             checks, dump = default or self._thresholds(name)
-            entry = {"feature": name, "kind": kind, "reference_rows": ref_rows, "current_rows": cur_rows, **stats,
-                     "thresholds": dump}
-            violated = check_findings(name, stats, checks, kind, findings)
-            if kind == "categorical" and stats["unseen_rows"] and self._unseen(name, stats, findings):
+            if entries:
+                entry = stats
+                entry["thresholds"] = dump
+            else:
+                entry = {"feature": name, "kind": kind, "reference_rows": ref_rows, "current_rows": cur_rows, **stats,
+                         "thresholds": dump}
+            violated = check_findings(name, stats, checks, kind, items)
+            if kind == "categorical" and stats["unseen_rows"] and self._unseen(name, stats, items):
                 violated.append("unseen_category")
             entry["violations"] = violated
             drifted += bool(violated)
             report_labels[name] = labels
             per_feature.append(entry)
+        findings.extend(Finding.trusted_many(_HIGH, items))
         metrics = {
             "reference_rows": ref_rows,
             "current_rows": cur_rows,

@@ -119,3 +119,19 @@ def test_each_noun_parses_with_only_its_module(name):
     with pytest.raises(SystemExit) as info:
         parser.parse_args([name, "--help"])
     assert info.value.code == 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("preset", "expected"), [(None, "__all__"), ("", ""), ("logfire", "logfire")])
+def test_the_console_script_turns_pydantic_plugins_off_unless_the_environment_says(preset, expected):
+    import os
+
+    probe = ("import os, sys\nfrom airflow_aisec.cli.app import main\nsys.argv = ['aisec', 'policy', 'schema']\n"
+             "try:\n    main()\nfinally:\n    print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')), file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False,
+                         cwd=REPO, env=env, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == repr(expected)

@@ -467,3 +467,39 @@ def test_wide_csv_reader_with_parameterized_types_and_most_columns(tmp_path, mon
     want = pa.Table.from_batches(list(tabular.iter_batches(arrow, columns=columns, batch_rows=2)))
     assert got.equals(want)
     assert got.schema.names == columns
+
+
+def _write_plain(path, columns: int = 20, rows: int = 6, extra: bytes = b"") -> int:
+    """A wide-enough CSV (ints and words alternating) and the size of a parse block that holds its header
+    and first row only."""
+    lines = [",".join(f"c{i}" for i in range(columns))]
+    lines += [",".join(str(r * 100 + i) if i % 2 == 0 else f"w{r}-{i}" for i in range(columns)) for r in range(rows)]
+    data = ("\r\n".join(lines) + "\r\n").encode() + extra
+    path.write_bytes(data)
+    return len(lines[0]) + len(lines[1]) + 5
+
+
+def test_a_small_wide_csv_longer_than_its_first_block_is_parsed_once_and_read_as_pyarrow_does(tmp_path, monkeypatch):
+    from airflow_aisec.core.io import tabular, wide_csv
+
+    path = tmp_path / "plain.csv"
+    block = _write_plain(path)
+    monkeypatch.setattr(tabular, "csv_block_size", lambda p: block)  # the first block: the header and one row
+    seen = count_calls(monkeypatch, wide_csv, "_cells")
+    wide, wide_table, arrow, arrow_table = _read_both(monkeypatch, path)
+    assert wide.schema.equals(arrow.schema)  # types from the first block only, as pyarrow infers them
+    assert wide_table.equals(arrow_table) and wide_table.num_rows == 6
+    assert seen[0] == 6  # every row parsed once: the schema pass kept the rows past its block
+
+
+def test_a_bad_row_past_the_first_block_is_reported_by_the_batches(tmp_path, monkeypatch):
+    from airflow_aisec.core.io import tabular, wide_csv
+    from airflow_aisec.exceptions import InputDataError
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    path = tmp_path / "short.csv"
+    block = _write_plain(path, extra=b"1,2,3\r\n")  # a short row at the end, past the first block
+    monkeypatch.setattr(tabular, "csv_block_size", lambda p: block)
+    table = tabular.open_dataset(path, "csv")
+    with pytest.raises(InputDataError, match="wrong number of columns"):
+        list(tabular.iter_batches(table, batch_rows=2))

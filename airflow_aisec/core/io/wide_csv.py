@@ -114,11 +114,17 @@ def _identity(st: os.stat_result) -> tuple[Any, ...]:
 def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], list[list[str]]] | None:
     """Column names and the rows of the first parse block (pyarrow infers types from them)."""
     with open(path, "rb") as fh:
-        identity = _identity(os.fstat(fh.fileno()))
+        st = os.fstat(fh.fileno())
+        identity = _identity(st)
         head = fh.read(block_size)
         complete = len(head) < block_size
-    if head.split(b"\n", 1)[0].count(b",") + 1 < WIDE_COLUMNS:
-        return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
+        if head.split(b"\n", 1)[0].count(b",") + 1 < WIDE_COLUMNS:
+            return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
+        # A small wide file is read whole: the rows past the first block are parsed once, here, for the batches.
+        small = st.st_size <= _PARSED_MAX_BYTES
+        tail = fh.read(st.st_size - len(head) + 1) if small and not complete else b""
+    small = small and len(head) + len(tail) == st.st_size  # it changed while being read: no rows kept
+    data = head + tail
     if not complete:
         head = head[: head.rfind(b"\n") + 1]
     lines = list(_lines(io.BytesIO(head.removeprefix(_BOM))))
@@ -139,9 +145,24 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], l
         if cells is not None:
             rows.append(cells)
     _PARSED.clear()
-    if complete and len(head) <= _PARSED_MAX_BYTES:
-        _PARSED[identity] = (names, rows)  # the whole file: its batches need not parse it again
+    if small:
+        kept = rows if complete else _rest(data[len(head):], names, rows, first=len(lines) + 1)
+        if kept is not None:
+            _PARSED[identity] = (names, kept)  # the whole file: its batches need not parse it again
     return names, rows
+
+
+def _rest(data: bytes, names: list[str], rows: list[list[str]], *, first: int) -> list[list[str]] | None:
+    """``rows`` and the rows of the rest of a small file (None if one is bad: the batches report it)."""
+    out = list(rows)
+    for number, line in enumerate(_lines(io.BytesIO(data)), start=first):
+        try:
+            cells = _cells(line, "", names, number)
+        except InputDataError:
+            return None
+        if cells is not None:
+            out.append(cells)
+    return out
 
 
 def _per_column(flags: pa.Array, rows: int, width: int) -> Any:

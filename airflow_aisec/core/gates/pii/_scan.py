@@ -18,12 +18,7 @@ from airflow_aisec.core.gates.pii._bulk import BlockCounter, BulkPlan
 from airflow_aisec.core.gates.pii._detect import build_plan, detect_column, detect_columns
 from airflow_aisec.core.gates.pii._patterns import Detector
 from airflow_aisec.core.gates.pii._presidio import quiet_presidio
-from airflow_aisec.core.gates.pii._table import (
-    count_rows,
-    open_for_scan,
-    sample_positions,
-    select_columns,
-)
+from airflow_aisec.core.gates.pii._table import open_for_scan, sample_positions, select_columns
 from airflow_aisec.core.gates.pii._text import build_text_scanner
 from airflow_aisec.core.gates.pii._validators import coincidental
 from airflow_aisec.exceptions import InputDataError
@@ -246,6 +241,8 @@ def scan_local(
     with quiet_presidio(), collector_paused():
         dataset = open_for_scan(path, fmt, uri)
         columns, skipped = select_columns(section, dataset.schema, uri)
+        from airflow_aisec.core.io.tabular import count_rows
+
         total = count_rows(dataset, uri)
         if total == 0:
             raise InputDataError(f"{uri}: the table is empty")

@@ -194,10 +194,3 @@ def iter_rows(dataset, columns: Sequence[str], *, batch_rows: int, uri: str,
                 chosen = positions[lo:hi]
                 yield batch.take(pa.array(chosen - offset)), chosen
         offset += n
-
-
-def count_rows(dataset, uri: str) -> int:
-    """Rows of the table (see :func:`airflow_aisec.core.io.tabular.count_rows`)."""
-    from airflow_aisec.core.io.tabular import count_rows as table_rows
-
-    return table_rows(dataset, uri)

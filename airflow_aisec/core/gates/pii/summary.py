@@ -252,9 +252,9 @@ def summarize_partition(section: PiiPolicy, partition_uri: str, *, partition_id:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from airflow_aisec.core.gates.pii._table import count_rows, iter_rows, open_for_scan
+    from airflow_aisec.core.gates.pii._table import iter_rows, open_for_scan
     from airflow_aisec.core.io.storage import sha256_file
-    from airflow_aisec.core.io.tabular import detect_format, local_copy
+    from airflow_aisec.core.io.tabular import count_rows, detect_format, local_copy
 
     refuse_sample(section)
     uri, row_group = split_partition_uri(partition_uri)

@@ -18,10 +18,12 @@ platform rules (:mod:`airflow_aisec.core.gates.platform`) and in a human-approva
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.collector import collector_paused
 from airflow_aisec.core.policy.base import Enforcement, Severity
 from airflow_aisec.core.result import (
     AirflowRef,
@@ -129,11 +131,24 @@ def _section_of(policy: Policy, gate: str) -> GateSection | None:
     return getattr(policy, gate, None) if gate in type(policy).model_fields else None
 
 
-def _finding_key(finding: Finding) -> str:
-    import json
+def _finding_key(finding: Finding) -> tuple[Any, ...]:
+    """What makes two runs' findings one finding: every field but ``waived``, as a hashable value (a wide
+    table's gate raises 100,000s of findings: no JSON text per finding)."""
+    return (finding.rule, finding.severity, finding.message, finding.count, finding.enforcement,
+            _frozen(finding.location))
 
-    data = finding.model_dump(mode="json", exclude={"waived"})
-    return json.dumps(data, sort_keys=True, default=str)
+
+def _frozen(value: Any) -> Any:
+    """``value`` as nested tuples, typed so that JSON-distinct values stay distinct (``1``, ``1.0``, ``True``)."""
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_frozen(v) for v in value))
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return (type(value).__name__, repr(value))  # repr: NaN equals NaN, as its JSON text did
+    return ("str", str(value))
 
 
 @dataclass(frozen=True)
@@ -161,6 +176,56 @@ def evaluate(
     """
     return evaluate_layered(gate, [LayerRun(loaded, outcome)], policy=loaded, baseline=None,
                             started_at=started_at, airflow=airflow, today=today)
+
+
+def _resolved(gate: str, runs: Sequence[LayerRun], evaluators: list[LoadedPolicy], *, dag_id: str, task_id: str,
+              today: _dt.date) -> tuple[list[Finding], dict[tuple, WaiverRef]]:
+    """Every run's findings merged, each with its level and waiver; and the waivers applied."""
+    # A finding two runs both raised is one finding (raised by both); repeats within a run stay.
+    merged: list[tuple[Finding, list[LoadedPolicy]]] = []
+    if len(runs) == 1:
+        merged = [(finding, [runs[0].loaded]) for finding in runs[0].outcome.findings]
+    else:
+        by_key: dict[tuple[Any, ...], list[int]] = {}
+        for run in runs:
+            for finding in run.outcome.findings:
+                key = _finding_key(finding)
+                match = next((i for i in by_key.get(key, []) if all(r is not run.loaded for r in merged[i][1])),
+                             None)
+                if match is not None:
+                    merged[match][1].append(run.loaded)
+                else:
+                    by_key.setdefault(key, []).append(len(merged))
+                    merged.append((finding, [run.loaded]))
+
+    # A finding's level depends on its rule and the check's preset, its waiver on the rule and the
+    # policies that raised it: resolved once per distinct combination, not per finding.
+    applied: dict[tuple, WaiverRef] = {}
+    resolutions: dict[tuple[Any, ...], tuple[Enforcement, bool]] = {}
+
+    def resolution(finding: Finding, raisers: list[LoadedPolicy]) -> tuple[Enforcement, bool]:
+        levels = [resolve(loaded.policy, _section_of(loaded.policy, gate), finding.rule, dag_id=dag_id,
+                          task_id=task_id, today=today, preset=finding.enforcement, waivable=False).enforcement
+                  for loaded in evaluators]
+        waivers = [resolve(loaded.policy, None, finding.rule, dag_id=dag_id, task_id=task_id, today=today).waiver
+                   for loaded in raisers]
+        waived = all(w is not None for w in waivers)
+        if waived:
+            for w in waivers:
+                applied[(w.rule, w.approved_by, w.expires)] = WaiverRef(
+                    rule=w.rule, reason=w.reason, approved_by=w.approved_by, expires=w.expires.isoformat()
+                )
+        return functools.reduce(stricter, levels), waived
+
+    resolved = []
+    for finding, raisers in merged:
+        key = (finding.rule, finding.enforcement, *map(id, raisers))
+        found = resolutions.get(key)
+        if found is None:
+            found = resolutions[key] = resolution(finding, raisers)
+        resolved.append(found)
+    findings = Finding.resolved_many([finding for finding, _ in merged], resolved)
+    return findings, applied
 
 
 def evaluate_layered(
@@ -204,41 +269,8 @@ def evaluate_layered(
     if policy is not None and all(e is not policy for e in evaluators):
         evaluators.append(policy)
 
-    # A finding two runs both raised is one finding (raised by both); repeats within a run stay.
-    merged: list[tuple[Finding, list[LoadedPolicy]]] = []
-    by_key: dict[str, list[int]] = {}
-    for run in runs:
-        for finding in run.outcome.findings:
-            key = _finding_key(finding)
-            match = next((i for i in by_key.get(key, []) if all(r is not run.loaded for r in merged[i][1])), None)
-            if match is not None:
-                merged[match][1].append(run.loaded)
-            else:
-                by_key.setdefault(key, []).append(len(merged))
-                merged.append((finding, [run.loaded]))
-
-    findings: list[Finding] = []
-    applied: dict[tuple, WaiverRef] = {}
-    for finding, raisers in merged:
-        level: Enforcement | None = None
-        for loaded in evaluators:
-            res = resolve(loaded.policy, _section_of(loaded.policy, gate), finding.rule, dag_id=dag_id,
-                          task_id=task_id, today=today, preset=finding.enforcement, waivable=False)
-            level = res.enforcement if level is None else stricter(level, res.enforcement)
-        waivers = []
-        for loaded in raisers:
-            res = resolve(loaded.policy, None, finding.rule, dag_id=dag_id, task_id=task_id, today=today)
-            waivers.append(res.waiver)
-        waived = all(w is not None for w in waivers)
-        if waived:
-            for w in waivers:
-                applied[(w.rule, w.approved_by, w.expires)] = WaiverRef(
-                    rule=w.rule, reason=w.reason, approved_by=w.approved_by, expires=w.expires.isoformat()
-                )
-        findings.append(finding.model_copy(update={"enforcement": level, "waived": waived}))
-
-    # model_copy does not re-validate: normalise enums to their values for the contract.
-    findings = [Finding.model_validate(f.model_dump()) for f in findings]
+    with collector_paused():  # a wide table's 100,000s of findings: see core/collector.py
+        findings, applied = _resolved(gate, runs, evaluators, dag_id=dag_id, task_id=task_id, today=today)
     primary = next((r for r in runs if r.loaded is policy), runs[0]).outcome
     inputs = {i.uri: i for r in runs for i in r.outcome.inputs}
     reports = {rep.uri: rep for r in runs for rep in r.outcome.reports}

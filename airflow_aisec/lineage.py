@@ -198,7 +198,7 @@ def run_facet_fields(result: GateResult, evidence: EvidenceRef | Mapping[str, An
         "evidenceLocation": ev.get("location"),
         "evidenceSeq": ev.get("seq"),
         "findings": len(result.findings),
-        "blockingFindings": len(result.blocking_findings),
+        "blockingFindings": result.blocking_count,
         "resultSchemaVersion": result.schema_version,
     }
 

@@ -234,6 +234,10 @@ def print_result(
         flag = " (waived)" if f.waived else ""
         count = f" count={f.count}" if f.count is not None else ""
         stream.write(f"  {f.enforcement:<7} {f.severity:<8} [{f.rule}]{count} {f.message}{flag}\n")
+    for o in result.findings_omitted:
+        flag = " (waived)" if o.waived else ""
+        stream.write(f"  {o.enforcement or '-':<7} {o.severity:<8} [{o.rule}] and {o.findings} more finding(s) "
+                     f"not listed{flag}\n")
     for r in result.reports:
         stream.write(f"  report: {r.uri}\n")
 

@@ -33,7 +33,7 @@ from typing import Any
 from airflow_aisec.core.io.files import read_user_file
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.core.result import utcnow
-from airflow_aisec.exceptions import ConfigurationError, EvidenceChainError, InputDataError
+from airflow_aisec.exceptions import AisecError, ConfigurationError, EvidenceChainError, InputDataError
 
 GENESIS = "0" * 64
 RECORD_VERSION = 1
@@ -159,6 +159,9 @@ class EvidenceStore(abc.ABC):
             for _ in range(MAX_APPEND_ATTEMPTS):
                 seq, prev = self._tip()
                 data = build_record(seq + 1, prev, kind, payload)
+                if len(data) > MAX_RECORD_BYTES:  # never write a record the trail's verifier would refuse to read
+                    raise AisecError(f"record of {len(data)} bytes is larger than the trail's limit "
+                                     f"({MAX_RECORD_BYTES} bytes); nothing was written")
                 name = record_name(seq + 1)
                 if self._create(name, data):
                     digest = _sha256(data)

@@ -20,8 +20,10 @@ from airflow_aisec.constants import RESULT_XCOM_KEY
 from airflow_aisec.core.policy.base import Enforcement, Severity
 
 #: Version of the result contract. Bump the major on incompatible changes, the minor on additions
-#: (1.1: ``baseline``, the platform's policy floor the gate was also evaluated under).
-SCHEMA_VERSION = "1.1"
+#: (1.1: ``baseline``, the platform's policy floor the gate was also evaluated under; 1.2:
+#: ``findings_omitted`` and ``metrics_omitted``, what a bounded result does not list, see
+#: :mod:`airflow_aisec.core.result_bounds`).
+SCHEMA_VERSION = "1.2"
 #: XCom key under which operators push the result.
 XCOM_KEY = RESULT_XCOM_KEY
 
@@ -168,6 +170,16 @@ class WaiverRef(_ResultModel):
     expires: str
 
 
+class OmittedFindings(_ResultModel):
+    """Findings of one rule (and severity, enforcement, waiver) a bounded result counts but does not list."""
+
+    rule: str
+    severity: Severity
+    enforcement: Enforcement | None = None
+    waived: bool = False
+    findings: int
+
+
 class ErrorInfo(_ResultModel):
     """Why a gate ended in ``error``: the exception type and a value-free message."""
 
@@ -189,7 +201,9 @@ class GateResult(_ResultModel):
     policy: PolicyRef | None = None
     baseline: PolicyRef | None = None
     findings: list[Finding] = Field(default_factory=list)
+    findings_omitted: list[OmittedFindings] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics_omitted: dict[str, int] = Field(default_factory=dict)
     inputs: list[InputRef] = Field(default_factory=list)
     reports: list[ReportRef] = Field(default_factory=list)
     waivers_applied: list[WaiverRef] = Field(default_factory=list)
@@ -208,6 +222,12 @@ class GateResult(_ResultModel):
         return [f for f in self.findings if f.enforcement == Enforcement.ENFORCE.value and not f.waived]
 
     @property
+    def blocking_count(self) -> int:
+        """Blocking findings, the listed and the omitted ones (:mod:`~airflow_aisec.core.result_bounds`)."""
+        return len(self.blocking_findings) + sum(
+            o.findings for o in self.findings_omitted if o.enforcement == Enforcement.ENFORCE.value and not o.waived)
+
+    @property
     def warning_findings(self) -> list[Finding]:
         return [f for f in self.findings if f.enforcement == Enforcement.WARN.value and not f.waived]
 
@@ -215,14 +235,18 @@ class GateResult(_ResultModel):
         """One combined, value-free message listing every blocking (or warning) finding."""
         if self.verdict == Verdict.ERROR.value and self.error:
             return f"{self.gate}: error: {self.error.type}: {self.error.message}"
-        chosen = self.blocking_findings or self.warning_findings
+        blocking = self.blocking_findings
+        chosen = blocking or self.warning_findings
         if not chosen:
             return f"{self.gate}: {self.verdict}"
-        lines = [f"{self.gate}: {self.verdict}: {len(chosen)} finding(s)"]
-        for f in chosen[:limit]:
+        level = Enforcement.ENFORCE.value if blocking else Enforcement.WARN.value
+        unlisted = sum(o.findings for o in self.findings_omitted if o.enforcement == level and not o.waived)
+        lines = [f"{self.gate}: {self.verdict}: {len(chosen) + unlisted} finding(s)"]
+        shown = chosen[:limit]
+        for f in shown:
             lines.append(f"  [{f.rule}] {f.message}")
-        if len(chosen) > limit:
-            lines.append(f"  ... and {len(chosen) - limit} more")
+        if len(chosen) + unlisted > len(shown):
+            lines.append(f"  ... and {len(chosen) + unlisted - len(shown)} more")
         return "\n".join(lines)
 
 

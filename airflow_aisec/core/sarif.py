@@ -267,6 +267,9 @@ def sarif_run(result: Mapping[str, Any], *, evidence: Mapping[str, Any] | None =
             properties[key] = {"name": ref.get("name"), "sha256": ref.get("sha256")}
     if evidence:
         properties["evidence"] = {k: evidence.get(k) for k in ("location", "seq", "name", "sha256") if k in evidence}
+    omitted = result.get("findings_omitted")
+    if isinstance(omitted, list) and omitted:  # a bounded result: findings counted, not listed (core/result_bounds.py)
+        properties["findingsOmitted"] = [dict(o) for o in omitted if isinstance(o, Mapping)]
     airflow = result.get("airflow")
     automation = f"{TOOL_NAME}/{gate}/"
     if isinstance(airflow, Mapping):

@@ -36,6 +36,7 @@ from airflow_aisec.core.result import (
     WaiverRef,
     utcnow,
 )
+from airflow_aisec.core.result_bounds import bound_findings, bound_metrics
 from airflow_aisec.exceptions import AisecError, SecurityViolationError, ServiceUnavailableError
 
 if TYPE_CHECKING:
@@ -277,13 +278,17 @@ def evaluate_layered(
     ordered_inputs = [*primary.inputs, *(i for u, i in inputs.items() if u not in {p.uri for p in primary.inputs})]
     ordered_reports = [*primary.reports,
                        *(rep for u, rep in reports.items() if u not in {p.uri for p in primary.reports})]
+    listed, omitted = bound_findings(findings)  # after the verdict's findings are final: it sees them all
+    metrics, metrics_omitted = bound_metrics(primary.metrics)
     return GateResult(
         gate=gate,
         verdict=verdict_of(findings),
         policy=policy_ref(policy),
         baseline=policy_ref(baseline),
-        findings=findings,
-        metrics=primary.metrics,
+        findings=listed,
+        findings_omitted=omitted,
+        metrics=metrics,
+        metrics_omitted=metrics_omitted,
         inputs=ordered_inputs,
         reports=ordered_reports,
         waivers_applied=list(applied.values()),

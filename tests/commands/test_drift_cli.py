@@ -83,3 +83,43 @@ def test_s3_tables_and_report(aisec_cli, files, s3_server):
     result = json.loads(out.stdout)
     assert [i["uri"] for i in result["inputs"]] == ["s3://cli-drift/ref.parquet", "s3://cli-drift/cur.csv"]
     assert b"<svg" in client.get_object(Bucket="cli-drift", Key="r/drift.html")["Body"].read()
+
+
+def test_a_wide_drift_result_is_bounded_and_its_trail_record_verifies(aisec_cli, tmp_path):
+    """1,500 features x 5 rows, nearly all drifting: ~2,700 findings and 1,500 metrics entries. The printed
+    result and the trail record list 1,000 of each and count the rest; `aisec audit verify` reads the record."""
+    rng = np.random.default_rng(0)
+    columns = [f"c{i}" for i in range(1500)]
+    pd.DataFrame(rng.normal(size=(5, 1500)), columns=columns).to_csv(tmp_path / "ref.csv", index=False)
+    pd.DataFrame(rng.normal(3, 1, size=(5, 1500)), columns=columns).to_csv(tmp_path / "cur.csv", index=False)
+    policy = tmp_path / "drift.yaml"
+    policy.write_text("version: 1\nname: wide\ndrift: {}\n")
+    trail = tmp_path / "trail"
+    run = aisec_cli("drift", "check", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), "--policy", str(policy),
+                    "--json", "--evidence", str(trail))
+    assert run.returncode == 1, run.stderr
+    result = json.loads(run.stdout)
+    assert result["schema_version"] == "1.2" and result["verdict"] == "fail"
+    listed = len(result["findings"])
+    omitted = sum(o["findings"] for o in result["findings_omitted"])
+    drifted = result["metrics"]["features_drifted"]
+    assert listed == 1000 and omitted > 0 and drifted > 1000
+    # Every finding is counted: one per violated metric of each drifted feature (psi, ks_statistic here).
+    assert {o["rule"] for o in result["findings_omitted"]} <= {"drift.psi", "drift.ks_statistic"}
+    from airflow_aisec.core.gates.drift import check_drift
+    from airflow_aisec.core.policy import load_policy
+
+    full = check_drift(load_policy(str(policy)).section("drift"), str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"))
+    assert listed + omitted == len(full.findings)
+    assert len(result["metrics"]["features"]) == 1000 and result["metrics_omitted"] == {"features": 500}
+    assert result["metrics"]["features_checked"] == 1500
+    record = json.loads(next(trail.glob("0*.json")).read_text())
+    assert record["payload"]["findings_omitted"] == result["findings_omitted"]
+    verify = aisec_cli("audit", "verify", str(trail))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    text = aisec_cli("drift", "check", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), "--policy", str(policy))
+    assert text.returncode == 1 and "more finding(s) not listed" in text.stdout
+    sarif = aisec_cli("drift", "check", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), "--policy", str(policy),
+                      "--format", "sarif")
+    [sarif_run] = json.loads(sarif.stdout)["runs"]
+    assert len(sarif_run["results"]) == 1000 and sarif_run["properties"]["findingsOmitted"] == result["findings_omitted"]

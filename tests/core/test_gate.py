@@ -54,7 +54,7 @@ def test_no_findings_pass():
     assert result.policy.name == "gate-test" and result.policy.sha256 == POLICY.sha256
     assert result.inputs[0].sha256 == "ab" * 32
     assert result.airflow.dag_id == "legacy_etl"
-    assert result.schema_version == "1.1"
+    assert result.schema_version == "1.2"
 
 
 def test_enforce_fails_warn_warns_audit_passes():

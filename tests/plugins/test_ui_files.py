@@ -246,3 +246,25 @@ def test_evidence_refs_are_validated():
     )
     assert parse_evidence({"location": "/x"}) is None
     assert parse_evidence("garbage") is None
+
+
+def test_a_bounded_result_shows_what_it_does_not_list():
+    """A 1.2 result counts the findings and metrics items it does not list: the run page says so (escaped)."""
+    from airflow_aisec.plugins.app import _env
+
+    doc = {
+        "schema_version": "1.2", "gate": "drift", "verdict": "fail", "started_at": "s", "finished_at": "f",
+        "findings_omitted": [{"rule": "drift.psi", "severity": "high", "enforcement": "enforce", "findings": 98695},
+                             {"rule": "drift.<b>x", "severity": "low", "enforcement": "warn", "waived": True,
+                              "findings": 2}],
+        "metrics_omitted": {"features": 98998},
+        "airflow": {"dag_id": "d", "run_id": "r", "task_id": "t"},
+    }
+    result, problem = parse_result(json.dumps(doc), task_id="t")
+    assert result is not None and problem is None
+    html = str(_env.get_template("_macros.html").module.omitted_notes(result))
+    assert "<code>drift.psi</code> &times; 98695 (enforce)" in html
+    assert "drift.&lt;b&gt;x</code> &times; 2 (warn, waived)" in html
+    assert "<code>features</code> (98998 more)" in html
+    old, _ = parse_result(json.dumps({k: v for k, v in doc.items() if not k.endswith("_omitted")}), task_id="t")
+    assert str(_env.get_template("_macros.html").module.omitted_notes(old)).strip() == ""  # a 1.1 document

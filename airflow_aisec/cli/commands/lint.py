@@ -142,12 +142,12 @@ def _lint(args: argparse.Namespace) -> int:
 
 def _print_sarif(loaded: Any, folder: Path, violations: list, import_errors: dict[str, str], code: int) -> None:
     """The lint as a SARIF log: the platform gate's findings; files that did not import are notifications."""
-    from airflow_aisec.core.result import utcnow
+    from airflow_aisec.core.result import SCHEMA_VERSION, utcnow
     from airflow_aisec.core.sarif import artifact_uri, to_sarif
 
     now = utcnow()
     result: dict[str, Any] = {
-        "schema_version": "1.1", "gate": "platform",
+        "schema_version": SCHEMA_VERSION, "gate": "platform",
         "verdict": "error" if code == EXIT_INVALID else ("fail" if code == EXIT_VIOLATION else (
             "warn" if any(v.enforcement.value == "warn" and not v.waived for v in violations) else "pass")),
         "policy": {"name": loaded.name, "sha256": loaded.sha256, "source": loaded.source},

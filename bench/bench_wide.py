@@ -23,10 +23,13 @@ wide/long <= 3x for every gate and format, and the wide table "in seconds". For 
 targets) the same ratio for pyarrow alone reading each whole table, and for parsing a Parquet
 footer: no gate can be cheaper than reading its input.
 
+With ``--result`` each gate is timed through what every run does after its check too: the verdict
+over its findings and the result document as JSON (bounded: core/result_bounds.py).
+
 Usage::
 
     python bench/bench_wide.py [--columns 100000] [--rows 5] [--formats csv,parquet]
-                               [--gates pii,source,bias,drift]
+                               [--gates pii,source,bias,drift] [--result]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 TARGET_RATIO = 3.0
 WORDS = ["alpha", "beta", "gamma", "delta", "order", "review", "pending", "shipped", "item", "note"]
@@ -124,36 +128,49 @@ source:
     return parse_policy(text.encode()).section("source")
 
 
-def run_pii(reference: Path, current: Path) -> None:
+def run_pii(reference: Path, current: Path):
     from airflow_aisec.core.gates.pii import check_pii
 
-    check_pii(pii_section(), str(current), classification="restricted")
+    return check_pii(pii_section(), str(current), classification="restricted")
 
 
-def run_source(reference: Path, current: Path) -> None:
+def run_source(reference: Path, current: Path):
     from airflow_aisec.core.gates.source import check_sources
 
-    check_sources(source_section(current.parent, current), [str(current)])
+    return check_sources(source_section(current.parent, current), [str(current)])
 
 
-def run_bias(reference: Path, current: Path) -> None:
+def run_bias(reference: Path, current: Path):
     from airflow_aisec.core.gates.bias import check_bias
     from airflow_aisec.core.policy.sections.bias import BiasPolicy
 
-    check_bias(BiasPolicy(label="y", prediction="p", sensitive=["sex"], min_group_size=1,
-                          thresholds={"demographic_parity_difference": {"max": 1.0}}), str(current))
+    return check_bias(BiasPolicy(label="y", prediction="p", sensitive=["sex"], min_group_size=1,
+                                 thresholds={"demographic_parity_difference": {"max": 1.0}}), str(current))
 
 
-def run_drift(reference: Path, current: Path) -> None:
+def run_drift(reference: Path, current: Path):
     from airflow_aisec.core.gates.drift import check_drift
     from airflow_aisec.core.policy.sections.drift import DriftPolicy
 
-    check_drift(DriftPolicy(exclude=["y", "p"], categorical=["sex"], max_unseen_fraction=1.0), str(reference),
-                str(current))
+    return check_drift(DriftPolicy(exclude=["y", "p"], categorical=["sex"], max_unseen_fraction=1.0),
+                       str(reference), str(current))
+
+
+def with_result(gate: str, fn: Callable[[Path, Path], Any]) -> Callable[[Path, Path], None]:
+    """``fn`` and what every gate run does after its check: the verdict over its findings and the
+    result document as XCom and the audit trail receive it (JSON text)."""
+    def run(reference: Path, current: Path) -> None:
+        from airflow_aisec.core.policy.loader import parse_policy
+        from airflow_aisec.core.verdict import evaluate
+
+        outcome = fn(reference, current)
+        evaluate(gate, parse_policy(b"version: 1\nname: bench-result\n"), outcome, started_at="-").model_dump_json()
+
+    return run
 
 
 #: gate -> (runner, table kind)
-GATES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
+GATES: dict[str, tuple[Callable[[Path, Path], Any], str]] = {
     "pii": (run_pii, "text"),
     "source": (run_source, "text"),
     "bias": (run_bias, "numeric"),
@@ -187,7 +204,7 @@ FLOORS: dict[str, tuple[Callable[[Path, Path], None], tuple[str, ...]]] = {
 }
 
 
-def timed(fn: Callable[[Path, Path], None], reference: Path, current: Path) -> tuple[float, float]:
+def timed(fn: Callable[[Path, Path], Any], reference: Path, current: Path) -> tuple[float, float]:
     """Wall and CPU seconds (on a shared, loaded machine the CPU ratio is the steadier one)."""
     gc.collect()
     started, cpu = time.perf_counter(), time.process_time()
@@ -210,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5, help="rows of the wide table")
     parser.add_argument("--formats", default="csv,parquet")
     parser.add_argument("--gates", default=",".join(GATES), help=f"comma-separated, of {', '.join(GATES)}")
+    parser.add_argument("--result", action="store_true",
+                        help="time each gate through its verdict and result document (JSON), not the check alone")
     args = parser.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
     gates = [g for g in args.gates.split(",") if g]
@@ -235,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                     paths[name] = (folder / f"reference.{fmt}", folder / f"current.{fmt}")
                     write(ref, paths[name][0], fmt)
                     write(cur, paths[name][1], fmt)
-                runs = [(g, GATES[g][0]) for g in gates if GATES[g][1] == kind]
+                runs = [(g, with_result(g, GATES[g][0]) if args.result else GATES[g][0])
+                        for g in gates if GATES[g][1] == kind]
                 runs += [(name, fn) for name, (fn, fmts) in FLOORS.items() if fmt in fmts]
                 for gate, fn in runs:
                     fn(*paths["warm"])

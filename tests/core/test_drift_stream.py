@@ -154,9 +154,9 @@ def test_exact_quantiles_past_the_sketch_size_need_extra_passes(monkeypatch):
     passes = []
     real_stream = _evaluate._stream
 
-    def counting(source, units, step):
+    def counting(source, units, step, *plan):
         passes.append(step)
-        return real_stream(source, units, step)
+        return real_stream(source, units, step, *plan)
 
     monkeypatch.setattr(_evaluate, "_stream", counting)
     ev = evaluate_drift(DriftPolicy(thresholds=LOOSE, sketch_bins=10_000), pa.table(ref), pa.table(cur))

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_aisec.core.gates.drift._features import NumericFeature, numeric_values, scipy_ks
 from airflow_aisec.core.gates.drift._statistics import lerp
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
-from airflow_aisec.core.stats import json_float
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -274,10 +273,10 @@ def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy, cache: M
     used = np.arange(width)[None, :] < (n_bins + has_missing)[:, None]
     r_sum, c_sum = r_all.sum(axis=1), c_all.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        pr = r_all / r_sum[:, None]
-        pc = c_all / c_sum[:, None]
-        pr = np.where(pr == 0, policy.psi_epsilon, pr)
-        pc = np.where(pc == 0, policy.psi_epsilon, pc)
+        r_share = r_all / r_sum[:, None]  # also the histograms' shares
+        c_share = c_all / c_sum[:, None]
+        pr = np.where(r_share == 0, policy.psi_epsilon, r_share)
+        pc = np.where(c_share == 0, policy.psi_epsilon, c_share)
         terms = np.where(used, (pc - pr) * np.log(pc / pr), 0.0)
     psi = np.where((r_sum > 0) & (c_sum > 0), terms.sum(axis=1), np.nan)
     d = _ks_statistics(ref, cur, n1, n2)
@@ -286,37 +285,57 @@ def matrix_stats(ref: np.ndarray, cur: np.ndarray, policy: DriftPolicy, cache: M
     ref_rows, cur_rows = len(ref), len(cur)
     ref_frac = (ref_missing / ref_rows).tolist()
     cur_frac = (cur_missing / cur_rows).tolist() if cur_rows else [None] * features
-    psi_list = [json_float(v) for v in psi.tolist()]
-    # Histogram shares of the used bins only, one flat list (a wide table's bins are mostly unused).
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r_flat = (r_all / r_sum[:, None])[used].tolist()
-        c_flat = np.where(c_sum[:, None] > 0, c_all / c_sum[:, None], 0.0)[used].tolist()
+    psi_list = psi.tolist()
+    for j in np.flatnonzero(~np.isfinite(psi)).tolist():
+        psi_list[j] = None  # json_float of each value
+    # Histogram shares of the used bins, a list per feature (its first k_all columns).
     k_all = n_bins + has_missing
-    ends = np.cumsum(k_all).tolist()
+    r_hist = _prefix_lists(_shares(r_all, r_sum, r_share), k_all)
+    c_hist = _prefix_lists(_shares(c_all, c_sum, np.where(c_sum[:, None] > 0, c_share, 0.0)), k_all)
     ks = _ks_values(ref, cur, n1, n2, d, cache)
-    bin_names: dict[tuple[int, bool], list[str]] = {}
-    out: list[tuple[dict[str, Any], list[str]]] = []
-    start = 0
+    # Bin names, one list per (bins, missing) shared by the features that have them.
+    shapes = (n_bins * 2 + has_missing).tolist()
+    names_of = {code: [str(i + 1) for i in range(code // 2)] + (["missing"] if code % 2 else [])
+                for code in set(shapes)}
+    bins_list = list(map(names_of.__getitem__, shapes))
     r_n, c_n = table_rows
-    for name, nb, hm, end, rf, cf, p, (statistic, pvalue) in zip(names, n_bins.tolist(), has_missing.tolist(), ends,
-                                                                ref_frac, cur_frac, psi_list, ks):
-        bins = bin_names.get((nb, hm))
-        if bins is None:
-            bins = bin_names[(nb, hm)] = [str(i + 1) for i in range(nb)] + (["missing"] if hm else [])
-        histogram = {"bins": bins, "reference": r_flat[start:end], "current": c_flat[start:end]}
-        start = end
-        if statistic is None:
-            stats: dict[str, Any] = {
-                "feature": name, "kind": "numeric", "reference_rows": r_n, "current_rows": c_n,
-                "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
-                "ks_statistic": None, "ks_pvalue": None, "bin_count": nb, "sketch_exact": True, "histogram": histogram,
-            }
-        else:
-            stats = {
-                "feature": name, "kind": "numeric", "reference_rows": r_n, "current_rows": c_n,
-                "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
-                "ks_statistic": statistic, "ks_pvalue": pvalue, "ks_error_bound": 0.0, "bin_count": nb,
-                "sketch_exact": True, "histogram": histogram,
-            }
-        out.append((stats, bins))
+    return [({"feature": name, "kind": "numeric", "reference_rows": r_n, "current_rows": c_n,
+              "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
+              "ks_statistic": None, "ks_pvalue": None, "bin_count": nb, "sketch_exact": True,
+              "histogram": {"bins": bins, "reference": rh, "current": ch}}
+             if statistic is None else
+             {"feature": name, "kind": "numeric", "reference_rows": r_n, "current_rows": c_n,
+              "reference_missing_fraction": rf, "current_missing_fraction": cf, "psi": p,
+              "ks_statistic": statistic, "ks_pvalue": pvalue, "ks_error_bound": 0.0, "bin_count": nb,
+              "sketch_exact": True, "histogram": {"bins": bins, "reference": rh, "current": ch}}, bins)
+            for name, nb, bins, rh, ch, rf, cf, p, (statistic, pvalue) in zip(
+                names, n_bins.tolist(), bins_list, r_hist, c_hist, ref_frac, cur_frac, psi_list, ks)]
+
+
+def _shares(counts: np.ndarray, totals: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """``shares`` (``counts / totals`` by row) as an object matrix of shared Python floats, one per
+    distinct count, when every row has the same positive total (a table's rows: always, for the
+    histograms); else ``shares`` itself. 1.6M histogram floats of a wide table are then a few
+    dozen objects, made once and freed once."""
+    import numpy as np
+
+    if not len(totals) or totals[0] <= 0 or not (totals == totals[0]).all():
+        return shares
+    total = int(totals[0])  # counts are at most the total: a table of total + 1 values
+    return np.array([c / total for c in range(total + 1)], dtype=object)[counts]
+
+
+def _prefix_lists(matrix: np.ndarray, lengths: np.ndarray) -> list[list[float]]:
+    """``[row[:k] for row, k in zip(matrix, lengths)]`` as Python lists, made by numpy per distinct
+    length (a wide table's features mostly have the same number of bins)."""
+    import numpy as np
+
+    distinct = np.unique(lengths).tolist()
+    if len(distinct) == 1:
+        return matrix[:, :distinct[0]].tolist()
+    out: list[list[float]] = [[]] * len(lengths)
+    for k in distinct:
+        rows = np.flatnonzero(lengths == k)
+        for j, values in zip(rows.tolist(), matrix[rows, :k].tolist()):
+            out[j] = values
     return out

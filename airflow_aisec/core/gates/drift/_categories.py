@@ -21,7 +21,6 @@ from airflow_aisec.core.gates.drift import _block
 from airflow_aisec.core.gates.drift._features import (
     REPORT_TOP_CATEGORIES,
     CategoricalFeature,
-    finish_histogram,
 )
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.stats import canonical_text, json_float
@@ -34,6 +33,10 @@ if TYPE_CHECKING:
     from airflow_aisec.core.gates.drift._columns import Batch
 
 Columns = Sequence["pa.Array | pa.ChunkedArray"]
+
+
+#: A categorical histogram's last bins, when not empty, as bits of a feature's histogram shape.
+_TAIL = (("other", 4), ("unseen", 2), ("missing", 1))
 
 
 class CategoricalBlock:
@@ -222,15 +225,34 @@ class CategoricalBlock:
         in_top = np.arange(order.shape[1])[None, :] < n_top[:, None]
         other_r = np.where(seen, rc, 0).sum(axis=1) - np.where(in_top, top_r, 0).sum(axis=1)
         other_c = np.where(seen, cc, 0).sum(axis=1) - np.where(in_top, top_c, 0).sum(axis=1)
-        r_share, c_share = (top_r / r_total).tolist(), (top_c / c_total).tolist()
         nameable = (top_r >= min_count).tolist() if show else None
+        # Histograms (as finish_histogram makes them): the top categories, then "other", "unseen" and
+        # "missing" when not empty; all shares as matrices, one flat list cut per feature.
+        has_tail = np.stack(((other_r > 0) | (other_c > 0), unseen_rows > 0, (r_missing > 0) | (c_missing > 0)), axis=1)
+        zeros = np.zeros(features, dtype=np.int64)
+        r_values = np.concatenate((top_r, np.stack((other_r, zeros, r_missing), axis=1)), axis=1) / r_total
+        c_values = np.concatenate((top_c, np.stack((other_c, unseen_rows, c_missing), axis=1)), axis=1) / c_total
+        include = np.concatenate((in_top, has_tail), axis=1)
+        r_flat, c_flat = r_values[include].tolist(), c_values[include].tolist()
+        ends = np.cumsum(np.count_nonzero(include, axis=1)).tolist()
+        shapes = (n_top * 8 + has_tail @ np.array([4, 2, 1])).tolist()
         rank_names = [f"category {rank}" for rank in range(1, REPORT_TOP_CATEGORIES + 1)]
+        bins_of = {code: rank_names[:code // 8] + [t for t, bit in _TAIL if code & bit] for code in set(shapes)}
+        has_missing = has_tail[:, 2].tolist()
         out: list[tuple[dict[str, Any], list[str]]] = []
         r_n, c_n = rows
-        for j, (name, nt, nr, ur, kc, ku, gl, rs, cs, o_r, o_c, rm, cm) in enumerate(zip(
+        start = 0
+        for j, (name, nt, nr, ur, kc, ku, gl, shape, end, hm) in enumerate(zip(
                 self.names, n_top.tolist(), n_ref.tolist(), unseen_rows.tolist(), categories_current.tolist(),
-                unseen_categories.tolist(), shown.tolist(), r_share, c_share, other_r.tolist(), other_c.tolist(),
-                r_missing.tolist(), c_missing.tolist())):
+                unseen_categories.tolist(), shown.tolist(), shapes, ends, has_missing)):
+            metric_bins = bins_of[shape][:]
+            if nameable is None:
+                labels = metric_bins[:]
+            else:
+                ok = nameable[j]
+                labels = [names[gl[r]] if ok[r] else metric_bins[r] for r in range(nt)] + metric_bins[nt:]
+            r_hist, c_hist = r_flat[start:end], c_flat[start:end]
+            start = end
             stats: dict[str, Any] = {
                 "feature": name, "kind": "categorical", "reference_rows": r_n, "current_rows": c_n,
                 "psi": psi[j],
@@ -239,18 +261,10 @@ class CategoricalBlock:
                 "unseen_categories": ku,
                 "unseen_rows": ur,
                 "unseen_fraction": json_float(ur / cur_rows) if cur_rows else None,
+                "histogram": {"bins": metric_bins, "reference": r_hist, "current": c_hist},
+                "reference_missing_fraction": r_hist[-1] if hm else 0.0,
+                "current_missing_fraction": c_hist[-1] if hm else 0.0,
             }
-            metric_bins = rank_names[:nt]
-            if nameable is None:
-                labels = metric_bins[:]
-            else:
-                ok = nameable[j]
-                labels = [names[gl[r]] if ok[r] else metric_bins[r] for r in range(nt)]
-            finish_histogram(stats, (metric_bins, labels, rs[:nt], cs[:nt]), (r_total, c_total), (
-                ("other", o_r, o_c),
-                ("unseen", 0, ur),
-                ("missing", rm, cm),
-            ))
             out.append((stats, labels))
         return out
 

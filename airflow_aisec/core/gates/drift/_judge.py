@@ -63,7 +63,7 @@ class _Check(NamedTuple):
     numeric_only: bool
     low: float  # the bound's min, or -_FAR
     high: float  # its max, or _FAR
-    limits: dict[str, float]
+    location: dict[str, Any]  # a finding's location, with its feature and value to fill in
     rule: str
     head: str  # a finding's message up to the feature's name
     must: str  # and after its value
@@ -84,7 +84,8 @@ class Judge:
             merged = self.section.thresholds.merged(override)
             checks = [_Check(metric, _OTHER_END.get(metric), metric.startswith("ks_"),
                              -_FAR if bound.min is None else bound.min, _FAR if bound.max is None else bound.max,
-                             bound.limits(), f"{GATE}.{metric}", f"{metric} of feature '", f"; must be {bound.describe()}")
+                             {"feature": None, "metric": metric, "value": None, **bound.limits()}, f"{GATE}.{metric}",
+                             f"{metric} of feature '", f"; must be {bound.describe()}")
                       for metric, bound in merged.items()]
             found = self._merged[id(override)] = (
                 checks, {k: v.model_dump(exclude_none=True) for k, v in merged.items()})
@@ -113,7 +114,7 @@ class Judge:
         A bound fails None, NaN and +-inf (:meth:`Bound.violated`): a missing bound is the largest
         finite float, and ``not low <= v <= high`` holds for NaN (this loop runs once per feature)."""
         violated: list[str] = []
-        for metric, other_key, numeric_only, low, high, limits, rule, head, must in checks:
+        for metric, other_key, numeric_only, low, high, template, rule, head, must in checks:
             if numeric_only and kind != "numeric":
                 continue  # KS is defined for numeric features only
             value = stats.get(metric)
@@ -122,12 +123,15 @@ class Judge:
             if not value_fails and (other is None or low <= other <= high):
                 continue
             violated.append(metric)
-            location = {"feature": feature, "metric": metric, "value": value, **limits}
+            location = template.copy()  # its key order; cheaper than a literal with **limits
+            location["feature"] = feature
+            location["value"] = value
             if other is None:
                 if value is None:
                     message = f"{head}{feature}' is undefined (NaN){must}; NaN never satisfies a threshold"
                 else:
-                    message = f"{head}{feature}' is {value:.4g}{must}"  # format_metric, inlined (hot)
+                    # format_metric, inlined (hot): "%.4g" % v is f"{v:.4g}" (a test compares them), faster.
+                    message = f"{head}{feature}' is {'%.4g' % value}{must}"  # noqa: UP031
             else:
                 location["other_end"] = other
                 within = "" if value_fails else (

@@ -74,13 +74,15 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
             local_copy(current, s3_client=s3_client) as cur_copy:
         ref_ds = open_dataset(ref_copy.path, ref_fmt, uri=reference)
         cur_ds = open_dataset(cur_copy.path, cur_fmt, uri=current)
-        chosen = resolve_features(section, ref_ds.schema.names, features)
+        names_of = {"reference": ref_ds.schema.names, "current": cur_ds.schema.names}  # once: 100k names cost
+        chosen = resolve_features(section, names_of["reference"], features)
         sources = []
         for ds_, which, uri in ((ref_ds, "reference", reference), (cur_ds, "current", current)):
-            names = set(ds_.schema.names)
-            missing = [c for c in chosen if c not in names]
-            if missing:
-                raise InputDataError(f"column(s) not in the {which} table: {', '.join(map(repr, missing))}")
+            if which == "reference" or names_of["current"] != names_of["reference"]:  # the same: checked
+                names = set(names_of[which])
+                missing = [c for c in chosen if c not in names]
+                if missing:
+                    raise InputDataError(f"column(s) not in the {which} table: {', '.join(map(repr, missing))}")
 
             def batches(columns: list[str], ds_: Any = ds_, uri: str = uri) -> Iterator[pa.RecordBatch]:
                 yield from iter_batches(ds_, columns=columns, uri=uri, use_threads=threads_for(ds_, len(columns)))
@@ -88,7 +90,8 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
             def blocks(columns: list[str], ds_: Any = ds_, uri: str = uri) -> Iterator[Batch] | None:
                 return wide_csv_batches(ds_, columns, DEFAULT_BATCH_ROWS, uri)
 
-            sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri, blocks=blocks))
+            sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri, blocks=blocks,
+                                       names=names_of[which]))
         inputs = [InputRef(uri=reference, sha256=sha256_file(ref_copy.path)),
                   InputRef(uri=current, sha256=sha256_file(cur_copy.path))]
         yield sources[0], sources[1], chosen, inputs

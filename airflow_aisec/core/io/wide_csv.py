@@ -29,6 +29,14 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.csv_cells import (
+    Rows,
+    first_line,
+    header_names,
+    parse_rows,
+    physical_lines,
+    split_fields,
+)
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -73,37 +81,8 @@ def _default_options(table: Any) -> bool:
             and not read.autogenerate_column_names and read.encoding in ("utf8", "utf-8"))
 
 
-def _lines(fh: Any) -> Iterator[bytes]:
-    """Physical rows: split on LF, CRLF and lone CR (as pyarrow does without newlines in values)."""
-    for raw in fh:
-        raw = raw.rstrip(b"\n").rstrip(b"\r")
-        yield from (raw.split(b"\r") if b"\r" in raw else (raw,))
-
-
-def _split(text: str) -> list[str]:
-    return text.split(",") if '"' not in text else next(csv.reader([text]))
-
-
-def _cells(line: bytes, uri: str, names: Sequence[str], number: int) -> list[str] | None:
-    """One row's cells (None: an empty line, skipped)."""
-    if not line:
-        return None
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        cells = next(csv.reader([line.decode("utf-8", "surrogateescape")]))
-        bad = next((i for i, c in enumerate(cells) if any("\udc80" <= ch <= "\udcff" for ch in c)), None)
-        column = f"'{names[bad]}'" if bad is not None and bad < len(names) else "(unknown)"
-        raise InputDataError(f"{uri}: CSV column {column} holds text that is not UTF-8 (first at line {number})") \
-            from None
-    cells = _split(text)
-    if len(cells) != len(names):
-        raise InputDataError(f"{uri}: malformed CSV: a row has the wrong number of columns (truncated file?)")
-    return cells
-
-
-#: A small wide file parsed whole for its schema is kept (one file, by identity) for the batches that follow.
-_PARSED: dict[tuple[Any, ...], tuple[list[str], list[list[str]]]] = {}
+#: A small wide file parsed whole for its schema is kept (two files, by identity) for the batches that follow.
+_PARSED: dict[tuple[Any, ...], tuple[list[str], Rows]] = {}
 _PARSED_MAX_BYTES = 16 << 20
 
 
@@ -111,14 +90,17 @@ def _identity(st: os.stat_result) -> tuple[Any, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], list[list[str]]] | None:
+def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], Rows] | None:
     """Column names and the rows of the first parse block (pyarrow infers types from them)."""
+    import pyarrow as pa
+
     with open(path, "rb") as fh:
         st = os.fstat(fh.fileno())
         identity = _identity(st)
         head = fh.read(block_size)
         complete = len(head) < block_size
-        if head.split(b"\n", 1)[0].count(b",") + 1 < WIDE_COLUMNS:
+        end = head.find(b"\n")
+        if head.count(b",", 0, end if end >= 0 else len(head)) + 1 < WIDE_COLUMNS:
             return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
         # A small wide file is read whole: the rows past the first block are parsed once, here, for the batches.
         small = st.st_size <= _PARSED_MAX_BYTES
@@ -127,42 +109,28 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], l
     data = head + tail
     if not complete:
         head = head[: head.rfind(b"\n") + 1]
-    lines = list(_lines(io.BytesIO(head.removeprefix(_BOM))))
-    if not lines:
+    line, body = first_line(head.removeprefix(_BOM))
+    names = header_names(line)
+    if names is None or len(names) < WIDE_COLUMNS or len(set(names)) != len(names):
         return None
     try:
-        names = _split(lines[0].decode("utf-8"))
-    except UnicodeDecodeError:
+        # Line numbers only name a bad line in a message; a bad line here sends the file to pyarrow's path.
+        rows = parse_rows(body, names, "", 2)
+    except InputDataError:
         return None
-    if len(names) < WIDE_COLUMNS or len(set(names)) != len(names):
-        return None
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        try:
-            cells = _cells(line, "", names, number)
-        except InputDataError:
-            return None  # pyarrow's path reports it
-        if cells is not None:
-            rows.append(cells)
-    _PARSED.clear()
+    for key in list(_PARSED)[:-1]:
+        del _PARSED[key]  # the last file's rows are kept too: a gate opens two files, then reads them
     if small:
-        kept = rows if complete else _rest(data[len(head):], names, rows, first=len(lines) + 1)
+        kept: Rows | None = rows
+        if not complete:
+            try:
+                rest = parse_rows(data[len(head):], names, "", 2)
+                kept = Rows(pa.concat_arrays([rows.flat, rest.flat]), len(names))
+            except InputDataError:
+                kept = None  # the batches report it
         if kept is not None:
             _PARSED[identity] = (names, kept)  # the whole file: its batches need not parse it again
     return names, rows
-
-
-def _rest(data: bytes, names: list[str], rows: list[list[str]], *, first: int) -> list[list[str]] | None:
-    """``rows`` and the rows of the rest of a small file (None if one is bad: the batches report it)."""
-    out = list(rows)
-    for number, line in enumerate(_lines(io.BytesIO(data)), start=first):
-        try:
-            cells = _cells(line, "", names, number)
-        except InputDataError:
-            return None
-        if cells is not None:
-            out.append(cells)
-    return out
 
 
 def _per_column(flags: pa.Array, rows: int, width: int) -> Any:
@@ -170,24 +138,17 @@ def _per_column(flags: pa.Array, rows: int, width: int) -> Any:
     return flags.to_numpy(zero_copy_only=False).reshape(width, rows)
 
 
-def _row_major(rows: Sequence[Sequence[str]]) -> pa.Array:
-    """The cells of ``rows``, row after row, as one string array (one conversion for all columns)."""
-    import pyarrow as pa
-
-    return pa.array(list(itertools.chain.from_iterable(rows)), pa.string())
-
-
-def _classify(rows: list[list[str]], names: list[str]) -> list[str | None]:
-    """pyarrow's inferred type per column where sure (``int64``, ``bool``, ``double``, ``string``, ``null``)."""
+def _classify(cells: pa.Array, names: Sequence[str]) -> list[str | None]:
+    """pyarrow's inferred type per column where sure (``int64``, ``bool``, ``double``, ``string``, ``null``),
+    from ``cells``: the rows' cells of columns ``names``, row after row."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     width = len(names)
-    if not rows:
+    if not len(cells):
         return ["null"] * width
-    cells = _row_major(rows)
-    n = len(rows)
+    n = len(cells) // width
 
     def flag(values: Any) -> Any:
         return pc.fill_null(values, False).to_numpy(zero_copy_only=False)
@@ -218,7 +179,7 @@ def _classify(rows: list[list[str]], names: list[str]) -> list[str | None]:
     return kinds.tolist()
 
 
-def _arrow_read(rows: Sequence[Sequence[str]], indices: Sequence[int], names: Sequence[str] | Mapping[int, str],
+def _arrow_read(rows: Rows, indices: Sequence[int], names: Sequence[str] | Mapping[int, str],
                 types: Mapping[str, Any] | None, strings_can_be_null: bool, uri: str,
                 path: str | os.PathLike[str]) -> pa.Table:
     """pyarrow's CSV reader over a small CSV of columns ``indices`` (its types, values and errors)."""
@@ -231,7 +192,7 @@ def _arrow_read(rows: Sequence[Sequence[str]], indices: Sequence[int], names: Se
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(sub)
-    writer.writerows([row[i] for i in indices] for row in rows)
+    writer.writerows(rows.lists(indices))
     ARROW_CALLS["count"] += 1
     try:
         return pcsv.read_csv(io.BytesIO(buf.getvalue().encode("utf-8")),
@@ -260,26 +221,27 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     names, rows = found
     if text:
         string = pa.string()
-        return pa.schema([(n, string) for n in names])  # one type object: cheaper than a field per column
+        # One type object: cheaper than a field per column.
+        return _remember(pa.schema([(n, string) for n in names]), names, [string] * len(names))
     declared = dict(declared or {})
     if columns is None:
-        kinds = _classify(rows, names)
+        kinds = _classify(rows.flat, names)
     else:
         # Unread columns cost nothing to type: inference is per cell, over the read ones only.
-        present = set(names)
+        present = set(names) if len(columns) > 16 else names  # a few scans in C: no 100k-entry set
         chosen = _indices(names, [c for c in columns if c in present])  # a missing one is reported when read
         kinds = ["string"] * len(names)
-        for i, kind in zip(chosen, _classify([[row[i] for i in chosen] for row in rows], [names[i] for i in chosen])):
+        for i, kind in zip(chosen, _classify(rows.row_major(chosen), [names[i] for i in chosen])):
             kinds[i] = kind
     aliases = {kind: pa.type_for_alias(kind) for kind in set(kinds) if kind is not None}  # per type, not column
-    types: list[Any] = [aliases.get(kind) for kind in kinds]
+    types: list[Any] = list(map(aliases.get, kinds))
     given = []
     if declared:
         position = {name: i for i, name in enumerate(names)}
         given = [position[name] for name in declared if name in position]
         for i in given:
             types[i] = declared[names[i]]
-    unsure = [i for i, kind in enumerate(kinds) if kind is None and names[i] not in declared]
+    unsure = [i for i, kind in enumerate(kinds) if kind is None and names[i] not in declared] if None in kinds else []
     if unsure:
         table = _arrow_read(rows, unsure, names, None, False, uri, path)
         for i, field in zip(unsure, table.schema):
@@ -287,34 +249,50 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     # Only declared and pyarrow-inferred types can be binary (a classified kind never is).
     if {pa.binary(), pa.large_binary()} & {types[i] for i in given + unsure}:
         return None
-    return pa.schema(list(zip(names, types)))  # (name, type) pairs: cheaper than 100k pa.field calls
+    # (name, type) pairs: cheaper than 100k pa.field calls.
+    return _remember(pa.schema(list(zip(names, types))), names, types)
+
+
+#: The last wide schemas made here, with their names and types as lists: listing 100k fields again
+#: costs tens of milliseconds per read.
+_SCHEMAS: list[tuple[pa.Schema, list[str], list[Any]]] = []
+#: The last projections' column positions and type groups, per schema (see :func:`_layout`).
+_LAYOUTS: list[tuple[pa.Schema, list[str], list[int], list[tuple[Any, str | None, Any]]]] = []
+
+
+def _remember(schema: pa.Schema, names: list[str], types: list[Any]) -> pa.Schema:
+    _SCHEMAS[:] = [(schema, names, types), *_SCHEMAS[:1]]
+    return schema
+
+
+def _names_and_types(schema: pa.Schema) -> tuple[list[str], list[Any]]:
+    for known, names, types in _SCHEMAS:
+        if known is schema:
+            return names, types
+    return schema.names, schema.types
+
+
+def _layout(schema: pa.Schema, projection: Sequence[str]) -> tuple[list[int], list[tuple[Any, str | None, Any]]]:
+    """The positions of ``projection`` in ``schema`` and their groups by type (:func:`_by_type`),
+    kept for the last two (a gate reads a file's columns more than once)."""
+    wanted = list(projection)
+    for known, columns, indices, kinds in _LAYOUTS:
+        if known is schema and columns == wanted:
+            return indices, kinds
+    names, types = _names_and_types(schema)
+    indices = _indices(names, wanted)
+    kinds = _by_type(types if len(indices) == len(types) and indices == list(range(len(types)))
+                     else [types[i] for i in indices])
+    for _, _, where in kinds:
+        where.flags.writeable = False  # shared by the reads that follow
+    _LAYOUTS[:] = [(schema, wanted, indices, kinds), *_LAYOUTS[:1]]
+    return indices, kinds
 
 
 def eligible(table: Any, path: str) -> bool:
     """Whether a CSV :class:`~.tabular.TableFile` is read by :func:`iter_wide_csv`."""
     return (table.kind == "csv" and len(table.schema) >= WIDE_COLUMNS
             and not str(path).lower().endswith((".gz", ".bz2", ".zst")) and _default_options(table))
-
-
-class _Cells:
-    """A row group's cells, handed out column after column: taken from one array of every cell when
-    most columns are read (one conversion, no transposition in Python), else from the few read
-    columns transposed in Python."""
-
-    def __init__(self, rows: Sequence[Sequence[str]], width: int, indices: Sequence[int]) -> None:
-        self.rows, self.width = len(rows), width
-        self.flat = _row_major(rows) if 2 * len(indices) >= width else None
-        self.columns = {} if self.flat is not None else {i: tuple(row[i] for row in rows) for i in indices}
-
-    def pick(self, indices: Sequence[int]) -> pa.Array:
-        """The cells of columns ``indices``, column after column, as one string array."""
-        import numpy as np
-        import pyarrow as pa
-
-        if self.flat is None:
-            return pa.array(list(itertools.chain.from_iterable(self.columns[i] for i in indices)), pa.string())
-        where = np.asarray(indices, dtype=np.int64)[:, None] + np.arange(self.rows, dtype=np.int64)[None, :] * self.width
-        return self.flat.take(pa.array(where.ravel()))
 
 
 def _by_type(types: Sequence[Any]) -> list[tuple[Any, str | None, Any]]:
@@ -339,7 +317,7 @@ def _by_type(types: Sequence[Any]) -> list[tuple[Any, str | None, Any]]:
     return sorted(groups, key=lambda group: int(group[2][0]))
 
 
-def _convert(rows: list[list[str]], columns: _Cells, group: Sequence[int], kind: str,
+def _convert(rows: Rows, group: Sequence[int], kind: str,
              strings_can_be_null: bool) -> tuple[pa.Array | None, list[int]]:
     """The cells of a group of same-typed columns as one converted array, and the columns the fast
     rules do not cover (converted by pyarrow instead)."""
@@ -348,7 +326,7 @@ def _convert(rows: list[list[str]], columns: _Cells, group: Sequence[int], kind:
     import pyarrow.compute as pc
 
     n = len(rows)
-    cells = columns.pick(group)
+    cells = rows.pick(group)
     if kind == "string" and not strings_can_be_null:
         return cells, []
     null = pc.fill_null(pc.is_in(cells, value_set=pa.array(NULL_VALUES)), False)
@@ -371,7 +349,7 @@ def _convert(rows: list[list[str]], columns: _Cells, group: Sequence[int], kind:
     return pc.cast(valued, pa.type_for_alias(kind)), []
 
 
-def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], strings_can_be_null: bool,
+def _batch(rows: Rows, schema: pa.Schema, projection: Sequence[int], strings_can_be_null: bool,
            uri: str, path: str | os.PathLike[str]) -> pa.RecordBatch:
     import numpy as np
     import pyarrow as pa
@@ -385,12 +363,11 @@ def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], 
         types = [f.type for f in fields]
         schema = pa.schema(fields)
     else:
-        everything = schema.types
+        everything = _names_and_types(schema)[1]
         types = everything if whole else [everything[i] for i in projection]
         if not whole:
             schema = pa.schema([schema.field(i) for i in projection])
     where_of = np.asarray(projection, dtype=np.int64)
-    columns = _Cells(rows, width, projection)
     out: list[Any] = [None] * len(projection)
     slow: list[int] = []  # positions in the projection, converted by pyarrow
     rests = []
@@ -398,14 +375,14 @@ def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], 
         if kind is None:
             slow.extend(where.tolist())
             continue
-        converted, rest = _convert(rows, columns, where_of[where].tolist(), kind, strings_can_be_null)
+        converted, rest = _convert(rows, where_of[where].tolist(), kind, strings_can_be_null)
         if converted is None:
             # Some column holds a value the fast rules do not cover: convert the group's conforming
             # columns here and the rest with pyarrow.
             bad = np.isin(where_of[where], rest)
             rests.extend(where[bad].tolist())
             where = where[~bad]
-            converted = _convert(rows, columns, where_of[where].tolist(), kind, strings_can_be_null)[0] \
+            converted = _convert(rows, where_of[where].tolist(), kind, strings_can_be_null)[0] \
                 if len(where) else None
         pieces = map(converted.slice, range(0, len(where) * n, n), itertools.repeat(n)) if len(where) else ()
         for p, piece in zip(where.tolist(), pieces):
@@ -424,29 +401,30 @@ def _batch(rows: list[list[str]], schema: pa.Schema, projection: Sequence[int], 
     return pa.RecordBatch.from_arrays(out, schema=schema)
 
 
-def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: int,
-                uri: str) -> Iterator[list[list[str]]]:
-    """The data rows of a wide CSV file, ``per_batch`` rows at a time (each row's cells as strings)."""
+def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: int, uri: str) -> Iterator[Rows]:
+    """The data rows of a wide CSV file, ``per_batch`` rows at a time."""
     parsed = _PARSED.get(_identity(os.stat(path)))
     if parsed is not None and parsed[0] == list(names):
         for start in range(0, len(parsed[1]), per_batch):
-            yield parsed[1][start:start + per_batch]
+            yield parsed[1].slice(start, start + per_batch)
         return
-    rows: list[list[str]] = []
     with open(path, "rb") as fh:
-        lines = _lines(fh)
-        if _split(next(lines, b"").removeprefix(_BOM).decode("utf-8", "replace")) != names:
+        lines = physical_lines(fh)
+        header = next(lines, b"").removeprefix(_BOM)
+        found = header_names(header)
+        if (found if found is not None else split_fields(header.decode("utf-8", "replace"))) != names:
             raise InputDataError(f"{uri}: the CSV header changed while it was being read")
-        for number, line in enumerate(lines, start=2):
-            cells = _cells(line, uri, names, number)
-            if cells is None:
-                continue
-            rows.append(cells)
-            if len(rows) >= per_batch:
-                yield rows
-                rows = []
-    if rows:
-        yield rows
+        # Lines are gathered until they hold a batch's rows, then parsed together.
+        pending: list[bytes] = []
+        number = full = 0
+        for line in lines:
+            pending.append(line)
+            full += bool(line)
+            if full >= per_batch:
+                yield parse_rows(b"\n".join(pending), names, uri, 2 + number)
+                number, pending, full = number + len(pending), [], 0
+        if full:
+            yield parse_rows(b"\n".join(pending), names, uri, 2 + number)
 
 
 def _indices(names: Sequence[str], projection: Sequence[str] | None) -> list[int]:
@@ -467,7 +445,7 @@ def iter_wide_csv(path: str | os.PathLike[str], schema: pa.Schema, projection: S
         InputDataError: wrong number of columns in a row, text that is not UTF-8, a value that is
             not of its column's type (pyarrow's message, value-free).
     """
-    names = schema.names
+    names = _names_and_types(schema)[0]
     indices = _indices(names, projection)
     per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(names), 1)))
     for rows in _row_groups(path, names, per_batch, uri):
@@ -491,22 +469,19 @@ def iter_wide_csv_groups(table: Any, projection: Sequence[str], batch_rows: int,
     from airflow_aisec.core.io.tabular import _read_error_message
 
     schema = table.schema
-    all_names, types = schema.names, schema.types
-    indices = _indices(all_names, projection)
+    all_names = _names_and_types(schema)[0]
+    indices, kinds = _layout(schema, projection)
     nulls = table.convert_options.strings_can_be_null
     where_of = np.asarray(indices, dtype=np.int64)
-    kinds = _by_type(types if len(indices) == len(types) and indices == list(range(len(types)))
-                     else [types[i] for i in indices])
     simple = all(alias is not None for _, alias, _ in kinds)
     per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(all_names), 1)))
     try:
         for rows in _row_groups(table.path, all_names, per_batch, uri):
             groups: list[tuple[Any, Any, pa.Array]] | None = None
             if simple:
-                columns = _Cells(rows, len(all_names), indices)
                 groups = []
                 for data_type, alias, where in kinds:
-                    cells, _ = _convert(rows, columns, where_of[where].tolist(), alias, nulls)
+                    cells, _ = _convert(rows, where_of[where].tolist(), alias, nulls)
                     if cells is None:  # a value for pyarrow's own conversion: this row group as a batch
                         groups = None
                         break
@@ -524,19 +499,15 @@ def iter_wide_csv_text(path: str | os.PathLike[str], names: Sequence[str], proje
     """``(rows, cells)`` of a wide CSV file read as text (empty fields are empty strings): the cells
     of the projected columns column after column, as one string array, with no per-column array."""
     import numpy as np
-    import pyarrow as pa
 
     indices = np.asarray(_indices(names, projection), dtype=np.int64)
     width = len(names)
     per_batch = max(1, min(batch_rows, BATCH_CELLS // max(width, 1)))
     for rows in _row_groups(path, names, per_batch, uri):
-        n = len(rows)
-        # Row after row into Arrow in one call, then reordered column after column there.
-        flat = pa.array(list(itertools.chain.from_iterable(rows)), pa.string())
-        yield n, flat.take(pa.array((indices[:, None] + np.arange(n, dtype=np.int64)[None, :] * width).ravel()))
+        yield len(rows), rows.pick(indices)
 
 
 def count_rows(path: str | os.PathLike[str]) -> int:
     """Data rows of a plain CSV file read without newlines in values: its non-empty lines but the header."""
     with open(path, "rb") as fh:
-        return max(0, sum(1 for line in _lines(fh) if line) - 1)
+        return max(0, sum(1 for line in physical_lines(fh) if line) - 1)

@@ -127,19 +127,27 @@ def _findings_lines(payload: Mapping[str, Any]) -> list[str]:
         flag = " (waived)" if f.get("waived") else ""
         lines.append(f"  {f.get('enforcement') or '-'} {f.get('severity') or '-'} [{f.get('rule')}] "
                      f"{f.get('message')}{flag}")
-    if len(findings) > _MAX_FINDINGS_LISTED:
-        lines.append(f"  ... and {len(findings) - _MAX_FINDINGS_LISTED} more")
+    more = len(findings) - len(findings[:_MAX_FINDINGS_LISTED]) + sum(
+        int(o.get("findings") or 0) for o in _omitted(payload))
+    if more:
+        lines.append(f"  ... and {more} more")
     return lines
 
 
+def _omitted(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """What a bounded result (schema 1.2) counts but does not list, per rule."""
+    return [o for o in payload.get("findings_omitted") or () if isinstance(o, Mapping)]
+
+
 def _blocking(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [f for f in payload.get("findings") or () if isinstance(f, Mapping)
+    return [f for f in [*(payload.get("findings") or ()), *_omitted(payload)] if isinstance(f, Mapping)
             and f.get("enforcement") == "enforce" and not f.get("waived")]
 
 
 def _summary(payload: Mapping[str, Any]) -> str:
     blocking = _blocking(payload)
-    head = f"{payload.get('gate')}: {payload.get('verdict')}: {len(blocking)} blocking finding(s)"
+    count = sum(int(f.get("findings") or 0) if "findings" in f else 1 for f in blocking)
+    head = f"{payload.get('gate')}: {payload.get('verdict')}: {count} blocking finding(s)"
     rules = sorted({str(f.get("rule")) for f in blocking})
     return head + (f" [{', '.join(rules[:10])}{', ...' if len(rules) > 10 else ''}]" if rules else "")
 

@@ -26,6 +26,7 @@ from airflow_aisec.constants import RESULT_XCOM_KEY
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+_OMITTED_FIELDS = ("rule", "severity", "enforcement", "waived", "findings")
 _FINDING_FIELDS = ("rule", "severity", "count", "enforcement", "waived")
 
 
@@ -58,6 +59,9 @@ def alert_payload(context: Mapping[str, Any], result: Mapping[str, Any] | None) 
         findings = result.get("findings") or []
         payload["findings"] = [{k: f.get(k) for k in _FINDING_FIELDS} for f in findings if isinstance(f, Mapping)]
         payload["rules"] = sorted({str(f["rule"]) for f in payload["findings"] if f.get("rule")})
+        # A bounded result (schema 1.2) counts, per rule, the findings it does not list.
+        payload["findings_omitted"] = [{k: o.get(k) for k in _OMITTED_FIELDS}
+                                       for o in result.get("findings_omitted") or () if isinstance(o, Mapping)]
         error = result.get("error")
         if isinstance(error, Mapping):
             payload["error_type"] = error.get("type")

@@ -109,3 +109,22 @@ def test_broken_or_missing_trail_is_never_exported(trail, tmp_path):
         read_verified_records(trail)
     with pytest.raises(InputDataError):
         read_verified_records(open_evidence_store(tmp_path / "nothing"))
+
+
+def test_a_bounded_result_counts_what_it_does_not_list(tmp_path):
+    """A 1.2 result lists 1,000 findings and counts the rest: the failure's summary and text count them too."""
+    store = open_evidence_store(tmp_path / "ev")
+    doc = result("drift", "fail", dag="monitor", findings=[finding("drift.psi"), finding("drift.ks_statistic", "warn")])
+    doc.update(schema_version="1.2", findings_omitted=[
+        {"rule": "drift.psi", "severity": "high", "enforcement": "enforce", "waived": False, "findings": 98694},
+        {"rule": "drift.unseen_category", "severity": "high", "enforcement": "enforce", "waived": False,
+         "findings": 5},
+        {"rule": "drift.ks_statistic", "severity": "high", "enforcement": "warn", "waived": False, "findings": 7}])
+    store.append(doc)
+    records, head = read_verified_records(store)
+    root = ET.fromstring(junit_xml(records, location=str(tmp_path / "ev"), head_sha256=head))
+    [failure] = root.iter("failure")
+    assert failure.get("message") == ("drift: fail: 98700 blocking finding(s) "
+                                      "[drift.psi, drift.unseen_category]")
+    assert failure.text.splitlines()[-1] == "  ... and 98706 more"
+    assert not junit_errors(ET.tostring(root))

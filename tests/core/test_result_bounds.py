@@ -118,3 +118,14 @@ def test_the_trail_refuses_a_record_its_verifier_could_not_read(tmp_path, monkey
     with pytest.raises(AisecError, match="larger than the trail's limit"):
         store.append({"big": "x" * 5000})
     assert store.verify().records == 1  # nothing written; the chain still verifies
+
+
+def test_the_webhook_alert_carries_the_omitted_counts():
+    from airflow_aisec.notifications.webhook import alert_payload
+
+    result = evaluate("drift", POLICY, CheckOutcome(findings=_many()), started_at="t").to_dict()
+    alert = alert_payload({}, result)
+    assert alert["findings_omitted"] == [{k: o[k] for k in ("rule", "severity", "enforcement", "waived", "findings")}
+                                         for o in result["findings_omitted"]]
+    assert sum(o["findings"] for o in alert["findings_omitted"]) + len(alert["findings"]) == len(_many())
+    assert alert["rules"] == sorted({f.rule for f in _many()})  # every rule, though not every finding, listed

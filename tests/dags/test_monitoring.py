@@ -83,6 +83,7 @@ def test_drift_fails_the_run_and_alerts_the_sink(run_dag, monitoring):
     assert alert["dag_id"] == "model_monitoring" and alert["run_id"] == out.run_id
     assert "drift.psi" in alert["rules"]
     assert all(set(f) == {"rule", "severity", "count", "enforcement", "waived"} for f in alert["findings"])
+    assert alert["findings_omitted"] == []  # a few findings: all listed
     # no data value: neither a logged prompt nor a number from the logs
     assert PLANTED not in request["raw"] and TOKEN not in request["raw"]
     for line in (monitoring["root"] / "drifted.csv").read_text().splitlines()[1:50]:

@@ -17,6 +17,7 @@ check's order. A gate's full detail stays in its report (e.g. the drift HTML rep
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,43 +29,47 @@ MAX_FINDINGS_LISTED = 1000
 MAX_METRIC_ITEMS = 1000
 
 
-def _group(finding: Finding) -> tuple[str, str, str | None, bool]:
-    return finding.rule, str(finding.severity), finding.enforcement, bool(finding.waived)
+#: A finding's group: (rule, severity, enforcement, waived).
+Group = tuple[str, str, "str | None", bool]
 
 
-def _priority(finding: Finding) -> int:
-    if finding.waived:
+def _priority(group: Group) -> int:
+    if group[3]:
         return 3
-    return {"enforce": 0, "warn": 1}.get(str(finding.enforcement), 2)
+    return {"enforce": 0, "warn": 1}.get(str(group[2]), 2)
+
+
+def choose_listed(groups: Sequence[Group], limit: int = MAX_FINDINGS_LISTED) -> tuple[list[int], list[dict[str, Any]]]:
+    """Which findings a result lists, from each one's group: their positions (in the check's order),
+    and the omitted ones counted per group (``{rule, severity, enforcement, waived, findings}``, by rule).
+
+    Decided on the groups alone, so a caller builds only the listed findings (a wide table's check
+    raises 100,000s)."""
+    if len(groups) <= limit:
+        return list(range(len(groups))), []
+    keep: set[int] = set()
+    seen: set[Group] = set()
+    for i, group in enumerate(groups):  # every group keeps its first finding
+        if group not in seen:
+            seen.add(group)
+            keep.add(i)
+    for i in sorted(range(len(groups)), key=lambda i: _priority(groups[i])):  # stable: check order within
+        if len(keep) >= limit:
+            break
+        keep.add(i)
+    counts = Counter(group for i, group in enumerate(groups) if i not in keep)
+    omitted = [{"rule": rule, "severity": severity, "enforcement": enforcement, "waived": waived, "findings": n}
+               for (rule, severity, enforcement, waived), n in sorted(counts.items(), key=lambda kv: (
+                   kv[0][0], kv[0][1], str(kv[0][2]), kv[0][3]))]
+    return sorted(keep), omitted
 
 
 def bound_findings(findings: list[Finding], limit: int = MAX_FINDINGS_LISTED) -> tuple[list[Finding],
                                                                                         list[dict[str, Any]]]:
-    """The findings to list (in the check's order) and the omitted ones counted per group.
-
-    Returns:
-        ``(listed, omitted)``; ``omitted`` holds ``{rule, severity, enforcement, waived, findings}``
-        per group, sorted by rule.
-    """
-    if len(findings) <= limit:
-        return findings, []
-    keep: set[int] = set()
-    seen: set[tuple[str, str, str | None, bool]] = set()
-    for i, finding in enumerate(findings):  # every group keeps its first finding
-        group = _group(finding)
-        if group not in seen:
-            seen.add(group)
-            keep.add(i)
-    for i in sorted(range(len(findings)), key=lambda i: _priority(findings[i])):  # stable: check order within
-        if len(keep) >= limit:
-            break
-        keep.add(i)
-    listed = [findings[i] for i in sorted(keep)]
-    counts = Counter(_group(f) for i, f in enumerate(findings) if i not in keep)
-    omitted = [{"rule": rule, "severity": severity, "enforcement": enforcement, "waived": waived, "findings": n}
-               for (rule, severity, enforcement, waived), n in sorted(counts.items(), key=lambda kv: (
-                   kv[0][0], kv[0][1], str(kv[0][2]), kv[0][3]))]
-    return listed, omitted
+    """:func:`choose_listed` for resolved findings: ``(listed findings, omitted counts)``."""
+    listed, omitted = choose_listed(
+        [(f.rule, str(f.severity), f.enforcement, bool(f.waived)) for f in findings], limit)
+    return (findings, []) if not omitted else ([findings[i] for i in listed], omitted)
 
 
 def _cut(value: Any, limit: int) -> tuple[Any, int]:

@@ -36,7 +36,7 @@ from airflow_aisec.core.result import (
     WaiverRef,
     utcnow,
 )
-from airflow_aisec.core.result_bounds import bound_findings, bound_metrics
+from airflow_aisec.core.result_bounds import bound_metrics, choose_listed
 from airflow_aisec.exceptions import AisecError, SecurityViolationError, ServiceUnavailableError
 
 if TYPE_CHECKING:
@@ -103,7 +103,12 @@ def resolve(
 
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
     """``fail`` if an enforce-level finding is not waived, else ``warn`` if a warn-level one is not, else ``pass``."""
-    live = [f.enforcement for f in findings if not f.waived]  # str enums: values and members compare equal
+    return _verdict_of_levels((f.enforcement, f.waived) for f in findings)
+
+
+def _verdict_of_levels(levels: Iterable[tuple[str | None, bool]]) -> Verdict:
+    """:func:`verdict_of` from the findings' (enforcement, waived) pairs."""
+    live = [level for level, waived in levels if not waived]  # str enums: values and members compare equal
     if Enforcement.ENFORCE in live:
         return Verdict.FAIL
     if Enforcement.WARN in live:
@@ -179,9 +184,20 @@ def evaluate(
                             started_at=started_at, airflow=airflow, today=today)
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    """The findings a result lists (resolved), the omitted ones counted, the verdict over all, the waivers applied."""
+
+    findings: list[Finding]
+    omitted: list[dict[str, Any]]
+    verdict: Verdict
+    applied: dict[tuple, WaiverRef]
+
+
 def _resolved(gate: str, runs: Sequence[LayerRun], evaluators: list[LoadedPolicy], *, dag_id: str, task_id: str,
-              today: _dt.date) -> tuple[list[Finding], dict[tuple, WaiverRef]]:
-    """Every run's findings merged, each with its level and waiver; and the waivers applied."""
+              today: _dt.date) -> _Resolved:
+    """Every run's findings merged and resolved (level and waiver), bounded for the result
+    (:mod:`~airflow_aisec.core.result_bounds`), and the verdict over all of them."""
     # A finding two runs both raised is one finding (raised by both); repeats within a run stay.
     merged: list[tuple[Finding, list[LoadedPolicy]]] = []
     if len(runs) == 1:
@@ -225,8 +241,14 @@ def _resolved(gate: str, runs: Sequence[LayerRun], evaluators: list[LoadedPolicy
         if found is None:
             found = resolutions[key] = resolution(finding, raisers)
         resolved.append(found)
-    findings = Finding.resolved_many([finding for finding, _ in merged], resolved)
-    return findings, applied
+    # The verdict sees every finding; the result lists a bounded number, built only for those.
+    verdict = _verdict_of_levels({(Enforcement(level).value, waived) for level, waived in resolutions.values()})
+    severity = {s: Severity(s).value for s in {f.severity for f, _ in merged}}
+    levels = {level: Enforcement(level).value for level, _ in resolutions.values()}
+    listed, omitted = choose_listed([(f.rule, severity[f.severity], levels[level], waived)
+                                     for (f, _), (level, waived) in zip(merged, resolved)])
+    findings = Finding.resolved_many([merged[i][0] for i in listed], [resolved[i] for i in listed])
+    return _Resolved(findings, omitted, verdict, applied)
 
 
 def evaluate_layered(
@@ -271,27 +293,26 @@ def evaluate_layered(
         evaluators.append(policy)
 
     with collector_paused():  # a wide table's 100,000s of findings: see core/collector.py
-        findings, applied = _resolved(gate, runs, evaluators, dag_id=dag_id, task_id=task_id, today=today)
+        resolved = _resolved(gate, runs, evaluators, dag_id=dag_id, task_id=task_id, today=today)
     primary = next((r for r in runs if r.loaded is policy), runs[0]).outcome
     inputs = {i.uri: i for r in runs for i in r.outcome.inputs}
     reports = {rep.uri: rep for r in runs for rep in r.outcome.reports}
     ordered_inputs = [*primary.inputs, *(i for u, i in inputs.items() if u not in {p.uri for p in primary.inputs})]
     ordered_reports = [*primary.reports,
                        *(rep for u, rep in reports.items() if u not in {p.uri for p in primary.reports})]
-    listed, omitted = bound_findings(findings)  # after the verdict's findings are final: it sees them all
     metrics, metrics_omitted = bound_metrics(primary.metrics)
     return GateResult(
         gate=gate,
-        verdict=verdict_of(findings),
+        verdict=resolved.verdict,
         policy=policy_ref(policy),
         baseline=policy_ref(baseline),
-        findings=listed,
-        findings_omitted=omitted,
+        findings=resolved.findings,
+        findings_omitted=resolved.omitted,
         metrics=metrics,
         metrics_omitted=metrics_omitted,
         inputs=ordered_inputs,
         reports=ordered_reports,
-        waivers_applied=list(applied.values()),
+        waivers_applied=list(resolved.applied.values()),
         started_at=started_at,
         finished_at=utcnow(),
         airflow=airflow,

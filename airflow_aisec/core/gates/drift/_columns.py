@@ -44,7 +44,11 @@ class Batch:
         return [self._columns[p] for p in positions]
 
     def groups(self, positions: Sequence[int]) -> list[Group]:
-        """The columns at ``positions`` by type: (type, their indices in ``positions``, cells)."""
+        """The columns at ``positions`` by type: (type, their indices in ``positions``, cells).
+
+        ``positions`` are distinct (a unit reads each of its columns once: :func:`._evaluate._plan`); a
+        repeated one would be kept once from groups. Cells stay in group order: category ids are
+        numbered in order of first appearance (:mod:`._categories`)."""
         import numpy as np
         import pyarrow as pa
 

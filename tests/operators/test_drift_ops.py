@@ -111,3 +111,28 @@ def test_constructor_does_no_io_and_is_keyword_only():
     assert op.gate == "drift"
     with pytest.raises(TypeError):
         DriftGateOperator("t", "r.csv", "c.csv")
+
+
+def test_a_wide_table_gives_a_bounded_xcom_and_a_trail_that_verifies(run_dag, tmp_path):
+    """1,500 drifting features: the XCom result lists 1,000 findings and counts the rest; the gate's trail
+    record is readable by the trail's verifier (an unbounded one was 95 MB at 100,000 columns)."""
+    from airflow_aisec.core.evidence import open_evidence_store
+
+    rng = np.random.default_rng(0)
+    columns = [f"c{i}" for i in range(1500)]
+    pd.DataFrame(rng.normal(size=(5, 1500)), columns=columns).to_csv(tmp_path / "ref.csv", index=False)
+    pd.DataFrame(rng.normal(3, 1, size=(5, 1500)), columns=columns).to_csv(tmp_path / "cur.csv", index=False)
+    policy = tmp_path / "wide.yaml"
+    policy.write_text("version: 1\nname: wide\ndrift: {}\n")
+    evidence = str(tmp_path / "evidence")
+    wide = gate("wide", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), policy=str(policy), evidence=evidence)
+    out = run_dag(DAG.format(dag_id="drift_ops_wide", gates=wide, upstream="wide"), "drift_ops_wide")
+    assert out.task_states == {"wide": "failed", "retrain": "upstream_failed"}
+    result = out.xcom("wide")
+    assert result["verdict"] == "fail" and len(result["findings"]) == 1000
+    assert sum(o["findings"] for o in result["findings_omitted"]) > 1000
+    assert result["metrics_omitted"] == {"features": 500} and len(json.dumps(result)) < 2_000_000
+    store = open_evidence_store(evidence)
+    assert store.verify().records >= 1
+    [record] = [r for r in store.read_records() if r["payload"].get("gate") == "drift"]
+    assert record["payload"]["findings_omitted"] == result["findings_omitted"]

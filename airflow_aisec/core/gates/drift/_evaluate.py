@@ -152,8 +152,10 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
     judge = Judge(section)
     findings: list[Finding] = []
     forced = set(section.categorical)
-    ref_types = dict(zip(reference.column_names(), reference.schema.types))
-    cur_types = dict(zip(current.column_names(), current.schema.types))
+    from airflow_aisec.core.io.wide_csv import schema_lists
+
+    ref_types = dict(zip(*schema_lists(reference.schema)))
+    cur_types = dict(zip(*schema_lists(current.schema)))
     found = _kinds([ref_types[n] for n in chosen], [cur_types[n] for n in chosen], [n in forced for n in chosen])
     kinds = dict(zip(chosen, [r_kind for r_kind, _ in found]))  # reference kind of every chosen feature
     if len(kinds) == len(chosen) and set(found) <= _SAME_KINDS:  # every feature read, once (the usual case)

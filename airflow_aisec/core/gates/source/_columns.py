@@ -39,8 +39,9 @@ class SchemaColumns:
     def __init__(self, schema: pa.Schema):
         import numpy as np
 
-        self.names: list[str] = schema.names
-        self.types: list[Any] = schema.types
+        from airflow_aisec.core.io.wide_csv import schema_lists
+
+        self.names, self.types = schema_lists(schema)  # shared lists: never changed here
         numeric = np.zeros(len(self.types), dtype=bool)
         for data_type, positions in type_groups(self.types):
             numeric[positions] = is_numeric(data_type)

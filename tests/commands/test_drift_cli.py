@@ -88,12 +88,9 @@ def test_s3_tables_and_report(aisec_cli, files, s3_server):
 def test_a_wide_drift_result_is_bounded_and_its_trail_record_verifies(aisec_cli, tmp_path):
     """1,500 features x 5 rows, nearly all drifting: ~2,700 findings and 1,500 metrics entries. The printed
     result and the trail record list 1,000 of each and count the rest; `aisec audit verify` reads the record."""
-    rng = np.random.default_rng(0)
-    columns = [f"c{i}" for i in range(1500)]
-    pd.DataFrame(rng.normal(size=(5, 1500)), columns=columns).to_csv(tmp_path / "ref.csv", index=False)
-    pd.DataFrame(rng.normal(3, 1, size=(5, 1500)), columns=columns).to_csv(tmp_path / "cur.csv", index=False)
-    policy = tmp_path / "drift.yaml"
-    policy.write_text("version: 1\nname: wide\ndrift: {}\n")
+    from tests.helpers.wide_tables import write_wide_drift_case
+
+    _, _, policy = write_wide_drift_case(tmp_path)
     trail = tmp_path / "trail"
     run = aisec_cli("drift", "check", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), "--policy", str(policy),
                     "--json", "--evidence", str(trail))

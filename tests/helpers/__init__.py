@@ -36,6 +36,7 @@ Data, models and keys
 * ``prompt_corpus`` a labelled prompt-injection corpus (attacks and hard benign negatives)
 * ``regex_sampler`` seeded random strings matching a regular expression
 * ``partitions``    partitioned test data for the mapped / Spark gates
+* ``wide_tables``   ``write_wide_drift_case``: 1,500 drifting features x 5 rows (bounded results)
 * ``pod_dags``      DAG files with insecure and hardened training pods, and their policy
 * ``sarif``         SARIF 2.1.0 and JUnit XML schema validation (``assert_valid_sarif``, ``junit_errors``)
 

@@ -117,13 +117,9 @@ def test_a_wide_table_gives_a_bounded_xcom_and_a_trail_that_verifies(run_dag, tm
     """1,500 drifting features: the XCom result lists 1,000 findings and counts the rest; the gate's trail
     record is readable by the trail's verifier (an unbounded one was 95 MB at 100,000 columns)."""
     from airflow_aisec.core.evidence import open_evidence_store
+    from tests.helpers.wide_tables import write_wide_drift_case
 
-    rng = np.random.default_rng(0)
-    columns = [f"c{i}" for i in range(1500)]
-    pd.DataFrame(rng.normal(size=(5, 1500)), columns=columns).to_csv(tmp_path / "ref.csv", index=False)
-    pd.DataFrame(rng.normal(3, 1, size=(5, 1500)), columns=columns).to_csv(tmp_path / "cur.csv", index=False)
-    policy = tmp_path / "wide.yaml"
-    policy.write_text("version: 1\nname: wide\ndrift: {}\n")
+    _, _, policy = write_wide_drift_case(tmp_path)
     evidence = str(tmp_path / "evidence")
     wide = gate("wide", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), policy=str(policy), evidence=evidence)
     out = run_dag(DAG.format(dag_id="drift_ops_wide", gates=wide, upstream="wide"), "drift_ops_wide")

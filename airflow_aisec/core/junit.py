@@ -139,16 +139,20 @@ def _omitted(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [o for o in payload.get("findings_omitted") or () if isinstance(o, Mapping)]
 
 
+def _is_blocking(finding: Any) -> bool:
+    return isinstance(finding, Mapping) and finding.get("enforcement") == "enforce" and not finding.get("waived")
+
+
 def _blocking(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [f for f in [*(payload.get("findings") or ()), *_omitted(payload)] if isinstance(f, Mapping)
-            and f.get("enforcement") == "enforce" and not f.get("waived")]
+    return [f for f in payload.get("findings") or () if _is_blocking(f)]
 
 
 def _summary(payload: Mapping[str, Any]) -> str:
     blocking = _blocking(payload)
-    count = sum(int(f.get("findings") or 0) if "findings" in f else 1 for f in blocking)
+    unlisted = [o for o in _omitted(payload) if _is_blocking(o)]  # counted per rule by a bounded result
+    count = len(blocking) + sum(int(o.get("findings") or 0) for o in unlisted)
     head = f"{payload.get('gate')}: {payload.get('verdict')}: {count} blocking finding(s)"
-    rules = sorted({str(f.get("rule")) for f in blocking})
+    rules = sorted({str(f.get("rule")) for f in [*blocking, *unlisted]})
     return head + (f" [{', '.join(rules[:10])}{', ...' if len(rules) > 10 else ''}]" if rules else "")
 
 

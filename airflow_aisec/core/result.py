@@ -73,42 +73,9 @@ class Finding(_ResultModel):
         """The finding ``Finding(rule=..., severity=..., message=..., location=..., count=...)`` would be
         (``count`` only set when given), without validation: for a gate's hot loop (a wide table's drift
         check makes 100,000s) whose values already have the field types (``severity`` a :class:`Severity`
-        or its value). ~3x cheaper than validating."""
-        obj = cls.__new__(cls)
-        _set = object.__setattr__
-        # The severity is still checked: a misspelt one must not reach the verdict.
-        _set(obj, "__dict__", {"rule": rule, "severity": Severity(severity).value, "message": message,
-                               "count": count, "location": location, "enforcement": None, "waived": False})
-        _set(obj, "__pydantic_fields_set__", {"rule", "severity", "message", "location"} if count is None else
-             {"rule", "severity", "message", "location", "count"})
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
-        return obj
-
-    @staticmethod
-    def resolved_many(findings: list[Finding], resolutions: list[tuple[Enforcement | str, bool]]) -> list[Finding]:
-        """Each finding with its (enforcement, waived) resolution, as validating it again would give it (enum
-        values, every field set), without validation: evaluation resolves 100,000s for a wide table. The
-        locations are copied: a result does not share them with the check's outcome."""
-        new, _set = Finding.__new__, object.__setattr__
-        severities = {s.value: s.value for s in Severity} | {s: s.value for s in Severity}
-        levels: dict[Any, str] = {}
-        out = []
-        append = out.append
-        for finding, (enforcement, waived) in zip(findings, resolutions, strict=True):
-            data = finding.__dict__
-            level = levels.get(enforcement)
-            if level is None:
-                level = levels[enforcement] = Enforcement(enforcement).value
-            obj = new(Finding)
-            _set(obj, "__dict__", {"rule": data["rule"], "severity": severities[data["severity"]],
-                                   "message": data["message"], "count": data["count"],
-                                   "location": dict(data["location"]), "enforcement": level, "waived": bool(waived)})
-            _set(obj, "__pydantic_fields_set__", set(_FINDING_FIELDS))
-            _set(obj, "__pydantic_extra__", None)
-            _set(obj, "__pydantic_private__", None)
-            append(obj)
-        return out
+        or its value; it is still checked: a misspelt one must not reach the verdict). ~3x cheaper than
+        validating."""
+        return cls.trusted_many(severity, [(rule, message, location, count)])[0]
 
     @classmethod
     def trusted_many(cls, severity: Severity | str,
@@ -116,22 +83,45 @@ class Finding(_ResultModel):
         """:meth:`trusted` for each (rule, message, location, count) of ``items``, all of one severity
         (checked once): half the cost per finding, for a wide table's 100,000s."""
         value = Severity(severity).value
-        new, _set = cls.__new__, object.__setattr__
+        return [_unvalidated({"rule": rule, "severity": value, "message": message, "count": count,
+                              "location": location, "enforcement": None, "waived": False},
+                             _SET_WITHOUT_COUNT if count is None else _SET_WITH_COUNT)
+                for rule, message, location, count in items]
+
+    @staticmethod
+    def resolved_many(findings: list[Finding], resolutions: list[tuple[Enforcement | str, bool]]) -> list[Finding]:
+        """Each finding with its (enforcement, waived) resolution, as validating it again would give it (enum
+        values, every field set), without validation: evaluation resolves 100,000s for a wide table. The
+        locations are copied: a result does not share them with the check's outcome."""
+        severities = {s.value: s.value for s in Severity} | {s: s.value for s in Severity}
+        levels: dict[Any, str] = {}
         out = []
-        append = out.append
-        for rule, message, location, count in items:
-            obj = new(cls)
-            _set(obj, "__dict__", {"rule": rule, "severity": value, "message": message, "count": count,
-                                   "location": location, "enforcement": None, "waived": False})
-            _set(obj, "__pydantic_fields_set__", {"rule", "severity", "message", "location"} if count is None else
-                 {"rule", "severity", "message", "location", "count"})
-            _set(obj, "__pydantic_extra__", None)
-            _set(obj, "__pydantic_private__", None)
-            append(obj)
+        for finding, (enforcement, waived) in zip(findings, resolutions, strict=True):
+            data = finding.__dict__
+            level = levels.get(enforcement)
+            if level is None:
+                level = levels[enforcement] = Enforcement(enforcement).value
+            out.append(_unvalidated({"rule": data["rule"], "severity": severities[data["severity"]],
+                                     "message": data["message"], "count": data["count"],
+                                     "location": dict(data["location"]), "enforcement": level,
+                                     "waived": bool(waived)}, _FINDING_FIELDS))
         return out
 
 
+def _unvalidated(data: dict[str, Any], fields_set: frozenset[str]) -> Finding:
+    """A :class:`Finding` holding ``data`` as is (every field, values already of the field types)."""
+    obj = Finding.__new__(Finding)
+    _set = object.__setattr__
+    _set(obj, "__dict__", data)
+    _set(obj, "__pydantic_fields_set__", set(fields_set))  # its own set: pydantic adds to it on assignment
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
 _FINDING_FIELDS = frozenset(Finding.model_fields)
+_SET_WITHOUT_COUNT = frozenset({"rule", "severity", "message", "location"})
+_SET_WITH_COUNT = _SET_WITHOUT_COUNT | {"count"}
 
 
 class InputRef(_ResultModel):
@@ -224,8 +214,11 @@ class GateResult(_ResultModel):
     @property
     def blocking_count(self) -> int:
         """Blocking findings, the listed and the omitted ones (:mod:`~airflow_aisec.core.result_bounds`)."""
-        return len(self.blocking_findings) + sum(
-            o.findings for o in self.findings_omitted if o.enforcement == Enforcement.ENFORCE.value and not o.waived)
+        return len(self.blocking_findings) + self._omitted(Enforcement.ENFORCE)
+
+    def _omitted(self, level: Enforcement) -> int:
+        """Findings of an enforcement level, not waived, that the result counts but does not list."""
+        return sum(o.findings for o in self.findings_omitted if o.enforcement == level.value and not o.waived)
 
     @property
     def warning_findings(self) -> list[Finding]:
@@ -239,8 +232,7 @@ class GateResult(_ResultModel):
         chosen = blocking or self.warning_findings
         if not chosen:
             return f"{self.gate}: {self.verdict}"
-        level = Enforcement.ENFORCE.value if blocking else Enforcement.WARN.value
-        unlisted = sum(o.findings for o in self.findings_omitted if o.enforcement == level and not o.waived)
+        unlisted = self._omitted(Enforcement.ENFORCE if blocking else Enforcement.WARN)
         lines = [f"{self.gate}: {self.verdict}: {len(chosen) + unlisted} finding(s)"]
         shown = chosen[:limit]
         for f in shown:

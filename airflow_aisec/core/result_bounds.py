@@ -18,10 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from airflow_aisec.core.result import Finding
+from typing import Any
 
 #: Findings a result lists at most (the rest are counted per rule in ``findings_omitted``).
 MAX_FINDINGS_LISTED = 1000
@@ -62,14 +59,6 @@ def choose_listed(groups: Sequence[Group], limit: int = MAX_FINDINGS_LISTED) -> 
                for (rule, severity, enforcement, waived), n in sorted(counts.items(), key=lambda kv: (
                    kv[0][0], kv[0][1], str(kv[0][2]), kv[0][3]))]
     return sorted(keep), omitted
-
-
-def bound_findings(findings: list[Finding], limit: int = MAX_FINDINGS_LISTED) -> tuple[list[Finding],
-                                                                                        list[dict[str, Any]]]:
-    """:func:`choose_listed` for resolved findings: ``(listed findings, omitted counts)``."""
-    listed, omitted = choose_listed(
-        [(f.rule, str(f.severity), f.enforcement, bool(f.waived)) for f in findings], limit)
-    return (findings, []) if not omitted else ([findings[i] for i in listed], omitted)
 
 
 def _cut(value: Any, limit: int) -> tuple[Any, int]:

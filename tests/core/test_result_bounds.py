@@ -13,8 +13,8 @@ from airflow_aisec.core.result import CheckOutcome, Finding, GateResult
 from airflow_aisec.core.result_bounds import (
     MAX_FINDINGS_LISTED,
     MAX_METRIC_ITEMS,
-    bound_findings,
     bound_metrics,
+    choose_listed,
 )
 from airflow_aisec.core.verdict import assess_approval, evaluate
 from airflow_aisec.exceptions import AisecError
@@ -90,7 +90,7 @@ def test_an_approval_sees_every_rule_and_severity_of_the_full_list():
 
 def test_small_results_are_unchanged():
     findings = [_finding("drift.psi", i) for i in range(MAX_FINDINGS_LISTED)]
-    assert bound_findings(findings) == (findings, [])
+    assert choose_listed([(f.rule, f.severity, None, False) for f in findings]) == (list(range(len(findings))), [])
     metrics = {"features": list(range(MAX_METRIC_ITEMS)), "x": {"y": list(range(10))}}
     assert bound_metrics(metrics)[0] is metrics and bound_metrics(metrics)[1] == {}
 

@@ -19,9 +19,14 @@ of five columns, integers in the fifth. bias and drift read a *numeric* table: c
 ``sex`` first, then floats, every fifth column a category of 4 values.
 
 Prints seconds per gate, format and shape and the wide/long ratio. Target (issue 12, item 3):
-wide/long <= 3x for every gate and format, and the wide table "in seconds". For reference (not
-targets) the same ratio for pyarrow alone reading each whole table, and for parsing a Parquet
-footer: no gate can be cheaper than reading its input.
+wide/long <= 3x for every gate and format, and the wide table "in seconds". Each time is the least
+of ``--repeat`` runs, each on fresh copies of the files (no reader cache survives from one run to
+the next).
+
+The *floor* column (Parquet) is parsing the wide input's footer alone, divided by the same gate's
+whole long run: every reader parses the footer before the first value (pyarrow here; polars' parse
+was ~0.7x of it), so a floor above 3x means the target cannot be met by any reader at hand. For
+reference the same ratio is printed for pyarrow alone reading each whole table, and for the footer.
 
 With ``--result`` each gate is timed through what every run does after its check too: the verdict
 over its findings and the result document as JSON (bounded: core/result_bounds.py).
@@ -29,13 +34,17 @@ over its findings and the result document as JSON (bounded: core/result_bounds.p
 Usage::
 
     python bench/bench_wide.py [--columns 100000] [--rows 5] [--formats csv,parquet]
-                               [--gates pii,source,bias,drift] [--result]
+                               [--gates pii,source,bias,drift] [--result] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
+import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -204,12 +213,38 @@ FLOORS: dict[str, tuple[Callable[[Path, Path], None], tuple[str, ...]]] = {
 }
 
 
-def timed(fn: Callable[[Path, Path], Any], reference: Path, current: Path) -> tuple[float, float]:
-    """Wall and CPU seconds (on a shared, loaded machine the CPU ratio is the steadier one)."""
-    gc.collect()
-    started, cpu = time.perf_counter(), time.process_time()
-    fn(reference, current)
-    return time.perf_counter() - started, time.process_time() - cpu
+def read_floor(reference: Path, current: Path) -> None:
+    """What a gate pays before its first value: each distinct Parquet input's footer."""
+    for path in dict.fromkeys((reference, current)):
+        parquet_footer(path, path)
+
+
+def fresh_copies(reference: Path, current: Path, into: Path) -> tuple[Path, Path]:
+    """Copies of the inputs (new inodes: no reader cache knows them), the same file staying one file."""
+    into.mkdir(parents=True)
+    copies = {path: into / path.name for path in dict.fromkeys((reference, current))}
+    for path, copy in copies.items():
+        shutil.copyfile(path, copy)
+    return copies[reference], copies[current]
+
+
+_RUNS = itertools.count()
+
+
+def timed(fn: Callable[[Path, Path], Any], reference: Path, current: Path, repeat: int,
+          scratch: Path) -> tuple[float, float]:
+    """The least wall and CPU seconds of ``repeat`` runs, each on fresh copies (on a shared, loaded
+    machine the CPU ratio is the steadier one)."""
+    best_wall = best_cpu = float("inf")
+    for _ in range(repeat):
+        ref, cur = fresh_copies(reference, current, scratch / f"run{next(_RUNS)}")
+        gc.collect()
+        started, cpu = time.perf_counter(), time.process_time()
+        fn(ref, cur)
+        best_wall = min(best_wall, time.perf_counter() - started)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        shutil.rmtree(ref.parent)
+    return best_wall, best_cpu
 
 
 def _tables(kind: str, columns: int, rows: int) -> dict[str, tuple]:
@@ -221,6 +256,26 @@ def _tables(kind: str, columns: int, rows: int) -> dict[str, tuple]:
     return {name: (numeric_table(c, r, 1), numeric_table(c, r, 2)) for name, (c, r) in shapes.items()}
 
 
+def measure(gate: str, fmt: str, kind: str, data_dir: Path, repeat: int, result: bool) -> dict[str, float]:
+    """One row, in this (fresh) process: a warm-up, then the wide and long runs and the read floor."""
+    paths = {}
+    for name in ("warm", "wide", "long"):
+        folder = data_dir / f"{kind}-{name}-{fmt}"
+        # pii and source read one file (source: as its own reference).
+        reference = folder / f"current.{fmt}" if kind == "text" else folder / f"reference.{fmt}"
+        paths[name] = (reference, folder / f"current.{fmt}")
+    fn = GATES[gate][0] if gate in GATES else FLOORS[gate][0]
+    if result and gate in GATES:
+        fn = with_result(gate, fn)
+    with tempfile.TemporaryDirectory(prefix="runs-", dir=data_dir) as tmp:
+        scratch = Path(tmp)
+        fn(*fresh_copies(*paths["warm"], scratch / "warm"))
+        wide, wide_cpu = timed(fn, *paths["wide"], repeat, scratch)
+        long, long_cpu = timed(fn, *paths["long"], repeat, scratch)
+        read_cpu = timed(read_floor, *paths["wide"], repeat, scratch)[1] if gate in GATES and fmt == "parquet" else 0.0
+    return {"wide": wide, "wide_cpu": wide_cpu, "long": long, "long_cpu": long_cpu, "read_cpu": read_cpu}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--columns", type=int, default=100_000, help="columns of the wide table")
@@ -229,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gates", default=",".join(GATES), help=f"comma-separated, of {', '.join(GATES)}")
     parser.add_argument("--result", action="store_true",
                         help="time each gate through its verdict and result document (JSON), not the check alone")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing; the least is printed")
+    parser.add_argument("--measure", nargs=3, metavar=("GATE", "FORMAT", "KIND"), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
     gates = [g for g in args.gates.split(",") if g]
@@ -236,38 +294,47 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown gate(s) {unknown}; choose from {', '.join(GATES)}")
 
+    if args.measure:
+        print(json.dumps(measure(*args.measure, Path(args.data), args.repeat, args.result)))
+        return 0
+
     with tempfile.TemporaryDirectory(prefix="bench-wide-") as tmp:
         data_dir = Path(tmp)
         print(f"cells per table: {args.columns * args.rows:,} (wide {args.columns:,} cols x {args.rows} rows, "
-              f"long {args.rows} cols x {args.columns:,} rows)")
+              f"long {args.rows} cols x {args.columns:,} rows); least of {args.repeat} runs, one process per row")
         print(f"{'gate':16} {'format':8} {'wide s':>9} {'long s':>9} {'ratio':>7}  {'cpu wide':>9} {'cpu long':>9} "
-              f"{'ratio':>7}  target <= {TARGET_RATIO:.0f}x")
-        worst = 0.0
+              f"{'ratio':>7}  {'floor':>7}  target <= {TARGET_RATIO:.0f}x")
+        worst, reachable = 0.0, 0.0
         for kind in dict.fromkeys(GATES[g][1] for g in gates):
             tables = _tables(kind, args.columns, args.rows)
             for fmt in formats:
-                paths = {}
                 for name, (ref, cur) in tables.items():
-                    # Each gate gets its own directory (source's origin glob covers it).
                     folder = data_dir / f"{kind}-{name}-{fmt}"
                     folder.mkdir()
-                    paths[name] = (folder / f"reference.{fmt}", folder / f"current.{fmt}")
-                    write(ref, paths[name][0], fmt)
-                    write(cur, paths[name][1], fmt)
-                runs = [(g, with_result(g, GATES[g][0]) if args.result else GATES[g][0])
-                        for g in gates if GATES[g][1] == kind]
-                runs += [(name, fn) for name, (fn, fmts) in FLOORS.items() if fmt in fmts]
-                for gate, fn in runs:
-                    fn(*paths["warm"])
-                    wide, wide_cpu = timed(fn, *paths["wide"])
-                    long, long_cpu = timed(fn, *paths["long"])
-                    ratio = wide / long if long > 0 else float("inf")
-                    cpu_ratio = wide_cpu / long_cpu if long_cpu > 0 else float("inf")
+                    write(ref, folder / f"reference.{fmt}", fmt)
+                    write(cur, folder / f"current.{fmt}", fmt)
+                rows = [g for g in gates if GATES[g][1] == kind] + [n for n, (_, fmts) in FLOORS.items() if fmt in fmts]
+                for gate in rows:
+                    # A process per row: one gate's leftovers (caches, a fragmented heap) do not slow the next.
+                    out = subprocess.run([sys.executable, __file__, "--measure", gate, fmt, kind, "--data", tmp,
+                                          "--repeat", str(args.repeat), *(["--result"] if args.result else [])],
+                                         check=True, capture_output=True, text=True).stdout
+                    m = json.loads(out.splitlines()[-1])
+                    ratio = m["wide"] / m["long"] if m["long"] > 0 else float("inf")
+                    cpu_ratio = m["wide_cpu"] / m["long_cpu"] if m["long_cpu"] > 0 else float("inf")
+                    floor, floor_ratio = "", 0.0
+                    if gate in GATES and fmt == "parquet":
+                        floor_ratio = m["read_cpu"] / m["long_cpu"] if m["long_cpu"] > 0 else float("inf")
+                        floor = f"{floor_ratio:6.2f}x"
                     if gate in GATES:
-                        worst = max(worst, ratio)
-                    print(f"{gate:16} {fmt:8} {wide:9.2f} {long:9.2f} {ratio:6.2f}x  {wide_cpu:9.2f} {long_cpu:9.2f} "
-                          f"{cpu_ratio:6.2f}x", flush=True)
-        print(f"worst ratio {worst:.2f}x ({'OK' if worst <= TARGET_RATIO else 'ABOVE TARGET'})")
+                        worst = max(worst, cpu_ratio)
+                        if floor_ratio <= TARGET_RATIO:
+                            reachable = max(reachable, cpu_ratio)
+                    print(f"{gate:16} {fmt:8} {m['wide']:9.2f} {m['long']:9.2f} {ratio:6.2f}x  {m['wide_cpu']:9.2f} "
+                          f"{m['long_cpu']:9.2f} {cpu_ratio:6.2f}x  {floor:>7}", flush=True)
+        print(f"worst cpu ratio {worst:.2f}x ({'OK' if worst <= TARGET_RATIO else 'ABOVE TARGET'}); "
+              f"worst where the floor allows it: {reachable:.2f}x "
+              f"({'OK' if reachable <= TARGET_RATIO else 'ABOVE TARGET'})")
     return 0
 
 

@@ -519,3 +519,35 @@ def test_a_bad_row_past_the_first_block_is_reported_by_the_batches(tmp_path, mon
     table = tabular.open_dataset(path, "csv")
     with pytest.raises(InputDataError, match="wrong number of columns"):
         list(tabular.iter_batches(table, batch_rows=2))
+
+
+def test_wide_readers_in_threads_give_each_file_its_own_table(tmp_path, monkeypatch):
+    """The readers' caches (parsed wide CSV rows, Parquet footers) are shared by a process's threads:
+    many threads reading more files than the caches keep get what a lone read gets, and no error."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_aisec.core.io import tabular, wide_csv
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    paths = []
+    for k in range(6):
+        table = pa.table({f"c{i}": [float(k * 100 + i * 10 + r) for r in range(5)] for i in range(12)})
+        path = tmp_path / f"t{k}.{'csv' if k % 2 else 'parquet'}"
+        (pacsv.write_csv if k % 2 else pq.write_table)(table, path)
+        paths.append(path)
+
+    def read(path):
+        dataset = tabular.open_dataset(path, path.suffix[1:])
+        return pa.Table.from_batches(list(tabular.iter_batches(dataset, batch_rows=2)), schema=dataset.schema)
+
+    alone = {path: read(path) for path in paths}
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: the caches' updates interleave
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(read, paths * 40))
+    finally:
+        sys.setswitchinterval(interval)
+    assert all(table.equals(alone[path]) for path, table in zip(paths * 40, together))
+    assert len({alone[path].column("c0")[0].as_py() for path in paths}) == len(paths)  # six different tables

@@ -40,8 +40,9 @@ def _footer(path: str | os.PathLike[str]) -> tuple[Any, pa.Schema]:
         finally:
             reader.close()
     _FOOTERS[key] = footer
-    while len(_FOOTERS) > _FOOTERS_KEPT:
-        del _FOOTERS[next(iter(_FOOTERS))]
+    # pop, not del: two threads may evict the same oldest entry.
+    for old in list(_FOOTERS)[:-_FOOTERS_KEPT]:
+        _FOOTERS.pop(old, None)
     return footer
 
 

@@ -119,7 +119,9 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], R
     except InputDataError:
         return None
     for key in list(_PARSED)[:-1]:
-        del _PARSED[key]  # the last file's rows are kept too: a gate opens two files, then reads them
+        # The last file's rows are kept too: a gate opens two files, then reads them. pop, not del:
+        # two threads may evict the same entry.
+        _PARSED.pop(key, None)
     if small:
         kept: Rows | None = rows
         if not complete:

@@ -198,3 +198,32 @@ def test_unexpected_values_never_reach_the_result(tmp_path, table_path):
 def test_parse_suite_accepts_bare_list():
     specs = parse_suite(b'[{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]', "s")
     assert specs[0].type == "expect_column_to_exist"
+
+
+def test_expectations_run_where_main_has_no_file(tmp_path, table_path):
+    """``python -c`` (like an embedded interpreter or an xdist worker) has a ``__main__`` without
+    ``__spec__`` or ``__file__``: pyspark, imported by GX, took it for a doctest run and ended the
+    process with status 0 and no result. The check must run and fail on its planted violation."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"version": 1, "name": "gx-main", "source": {
+        "origins": [f"{tmp_path}/*"],
+        "expectations": {"expect": [{"type": "expect_column_values_to_be_between",
+                                     "kwargs": {"column": "amount", "min_value": 0, "max_value": 100}}]}}}))
+    code = ("import sys\n"
+            "from airflow_aisec.core.gates.source import check_sources\n"
+            "from airflow_aisec.core.policy import load_policy\n"
+            f"out = check_sources(load_policy({str(policy)!r}).section('source'), [{table_path!r}])\n"
+            "print('RULES', sorted({f.rule for f in out.findings}))\n"
+            "print('UNEXPECTED', sum(f.count or 0 for f in out.findings))\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300,
+                          env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "RULES ['source.expectation']" in done.stdout, (done.stdout, done.stderr[-2000:])
+    assert "UNEXPECTED 4" in done.stdout

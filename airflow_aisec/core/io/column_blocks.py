@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.schema_lists import column_names, column_types
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class ColumnBlock:
 def _plain_parquet(dataset: TableFile) -> str | None:
     import pyarrow as pa
 
-    if dataset.kind != "parquet" or any(pa.types.is_nested(t) for t in set(dataset.schema.types)):
+    if dataset.kind != "parquet" or any(pa.types.is_nested(t) for t in set(column_types(dataset.schema))):
         return None
     return dataset.path
 
@@ -68,7 +69,7 @@ def _text_csv(dataset: TableFile) -> str | None:
 
     if not eligible(dataset, dataset.path) or dataset.convert_options.strings_can_be_null:
         return None
-    return dataset.path if set(dataset.schema.types) == {pa.string()} else None
+    return dataset.path if set(column_types(dataset.schema)) == {pa.string()} else None
 
 
 def _parquet_blocks(path: str, dataset: TableFile, columns: Sequence[str], batch_rows: int,
@@ -81,7 +82,7 @@ def _parquet_blocks(path: str, dataset: TableFile, columns: Sequence[str], batch
     metadata = parquet_metadata(path)
     if metadata.num_columns != len(dataset.schema):
         raise ValueError("not a flat Parquet file")
-    position = {name: i for i, name in enumerate(dataset.schema.names)}
+    position = {name: i for i, name in enumerate(column_names(dataset.schema))}
     indices = [position[c] for c in columns]
     reader = ParquetReader()
     reader.open(str(path), pre_buffer=False, metadata=metadata)
@@ -113,7 +114,7 @@ def iter_column_blocks(dataset: TableFile, columns: Sequence[str], *, batch_rows
 
     from airflow_aisec.core.io.tabular import _read_error_message, check_columns, iter_batches
 
-    check_columns(dataset.schema.names, columns, uri)
+    check_columns(column_names(dataset.schema), columns, uri)
     everything = range(len(columns))
     if len(columns) >= WIDE_COLUMNS:
         csv_path = _text_csv(dataset)
@@ -121,7 +122,7 @@ def iter_column_blocks(dataset: TableFile, columns: Sequence[str], *, batch_rows
             from airflow_aisec.core.io.wide_csv import iter_wide_csv_text
 
             start = 0
-            for rows, cells in iter_wide_csv_text(csv_path, dataset.schema.names, list(columns), batch_rows, uri=uri):
+            for rows, cells in iter_wide_csv_text(csv_path, column_names(dataset.schema), list(columns), batch_rows, uri=uri):
                 yield ColumnBlock(start, rows, everything, cells=cells)
                 start += rows
             return

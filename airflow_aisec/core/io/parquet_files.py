@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.schema_lists import column_names, column_types
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -66,13 +68,13 @@ def iter_parquet(path: str, schema: pa.Schema, projection: list[str] | None, bat
     from pyarrow._parquet import ParquetReader
 
     metadata = parquet_metadata(path)
-    if metadata.num_columns != len(schema) or any(pa.types.is_nested(t) for t in set(schema.types)):
+    if metadata.num_columns != len(schema) or any(pa.types.is_nested(t) for t in set(column_types(schema))):
         with pq.ParquetFile(path, pre_buffer=False, metadata=metadata) as parquet:
             yield from parquet.iter_batches(batch_size=batch_rows, columns=projection, use_threads=use_threads)
         return
     indices = None
     if projection is not None:
-        position = {name: i for i, name in enumerate(schema.names)}
+        position = {name: i for i, name in enumerate(column_names(schema))}
         indices = [position[c] for c in projection]
     reader = ParquetReader()
     reader.open(str(path), pre_buffer=False, metadata=metadata)

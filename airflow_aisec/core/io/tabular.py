@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.files import check_regular_file, open_user_file
 from airflow_aisec.core.io.parquet_files import iter_parquet, parquet_schema
+from airflow_aisec.core.io.schema_lists import column_names, column_types, schema_lists
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import InputDataError
 
@@ -288,7 +289,7 @@ def _check_text(dataset: TableFile, fmt: str, uri: str, path: str | os.PathLike[
 
     schema = dataset.schema
     try:
-        names = schema.names  # one call for all columns (wide tables); the loop only finds the culprit
+        names = column_names(schema)  # one call for all columns (wide tables); the loop only finds the culprit
     except UnicodeDecodeError:
         for index in range(len(schema)):
             try:
@@ -305,7 +306,7 @@ def _check_text(dataset: TableFile, fmt: str, uri: str, path: str | os.PathLike[
         binary = (pa.binary(), pa.large_binary())
         # ``only``: the other columns of a wide file were typed as text, not inferred.
         present = set(names) if only is not None else set()
-        pairs = zip(names, schema.types) if only is None else (
+        pairs = zip(names, column_types(schema)) if only is None else (
             (c, schema.field(c).type) for c in dict.fromkeys(only) if c in present)
         for column, data_type in pairs:
             if data_type in binary and column not in declared:
@@ -376,6 +377,8 @@ def _csv_error_message(exc: BaseException, names: Sequence[str], uri: str, types
 
 def check_columns(available: Sequence[str], required: Sequence[str], uri: str) -> None:
     """Raise :class:`InputDataError` naming the first required column absent from the table."""
+    if not required:
+        return
     names = set(available)  # a set: wide tables (100k columns) would make this quadratic
     missing = [c for c in required if c not in names]
     if missing:
@@ -386,7 +389,8 @@ def _read_error_message(dataset: TableFile, exc: BaseException, uri: str) -> str
     """A value-free message for a read error (pyarrow's own text may quote a cell)."""
     if dataset.kind == "csv":
         schema = dataset.schema
-        return _csv_error_message(exc, schema.names, uri, schema.types, path=dataset.path)
+        names, types = schema_lists(schema)
+        return _csv_error_message(exc, names, uri, types, path=dataset.path)
     return f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})"
 
 
@@ -444,7 +448,7 @@ def iter_batches(
     import pyarrow as pa
 
     if columns is not None:
-        check_columns(dataset.schema.names, columns, uri)
+        check_columns(column_names(dataset.schema), columns, uri)
     projection = list(columns) if columns is not None else None
     try:
         if dataset.kind == "parquet":
@@ -476,7 +480,7 @@ def count_rows(dataset: TableFile, uri: str) -> int:
 
         if wide_csv.eligible(dataset, dataset.path):
             return wide_csv.count_rows(dataset.path)
-        first = dataset.schema.names[:1]
+        first = column_names(dataset.schema)[:1]
         convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in first}, include_columns=first)
         with pcsv.open_csv(dataset.path, read_options=pcsv.ReadOptions(block_size=dataset.read_options.block_size),
                            parse_options=dataset.parse_options, convert_options=convert) as reader:

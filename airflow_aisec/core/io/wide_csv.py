@@ -37,6 +37,7 @@ from airflow_aisec.core.io.csv_cells import (
     physical_lines,
     split_fields,
 )
+from airflow_aisec.core.io.schema_lists import remember, schema_lists
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     if text:
         string = pa.string()
         # One type object: cheaper than a field per column.
-        return _remember(pa.schema([(n, string) for n in names]), names, [string] * len(names))
+        return remember(pa.schema([(n, string) for n in names]), names, [string] * len(names))
     declared = dict(declared or {})
     if columns is None:
         kinds = _classify(rows.flat, names)
@@ -252,28 +253,11 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     if {pa.binary(), pa.large_binary()} & {types[i] for i in given + unsure}:
         return None
     # (name, type) pairs: cheaper than 100k pa.field calls.
-    return _remember(pa.schema(list(zip(names, types))), names, types)
+    return remember(pa.schema(list(zip(names, types))), names, types)
 
 
-#: The last wide schemas made here, with their names and types as lists: listing 100k fields again
-#: costs tens of milliseconds per read.
-_SCHEMAS: list[tuple[pa.Schema, list[str], list[Any]]] = []
 #: The last projections' column positions and type groups, per schema (see :func:`_layout`).
 _LAYOUTS: list[tuple[pa.Schema, list[str], list[int], list[tuple[Any, str | None, Any]]]] = []
-
-
-def _remember(schema: pa.Schema, names: list[str], types: list[Any]) -> pa.Schema:
-    _SCHEMAS[:] = [(schema, names, types), *_SCHEMAS[:1]]
-    return schema
-
-
-def schema_lists(schema: pa.Schema) -> tuple[list[str], list[Any]]:
-    """``(schema.names, schema.types)``, from memory when this reader made the schema (listing 100,000
-    fields costs ~80 ms per call). The lists may be shared: read them, do not change them."""
-    for known, names, types in _SCHEMAS:
-        if known is schema:
-            return names, types
-    return schema.names, schema.types
 
 
 def _layout(schema: pa.Schema, projection: Sequence[str]) -> tuple[list[int], list[tuple[Any, str | None, Any]]]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_aisec.core.gates.bias._columns import BiasColumns
 from airflow_aisec.core.gates.bias._grouping import GroupingResult, evaluate_grouping
 from airflow_aisec.core.gates.bias._stream import BiasStream
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.policy.base import Bound, Severity
 from airflow_aisec.core.policy.sections.bias import DISPARITY_METRICS, BiasPolicy
 from airflow_aisec.core.result import Finding
@@ -151,7 +152,7 @@ def evaluate_bias(section: BiasPolicy, table: pa.Table, columns: BiasColumns) ->
     """
     if table.num_rows == 0:
         raise InputDataError("the table is empty")
-    names = set(table.schema.names)
+    names = set(column_names(table.schema))
     missing = [c for c in columns.all if c not in names]
     if missing:
         raise InputDataError(f"column(s) not in the data: {', '.join(map(repr, missing))}")

@@ -20,6 +20,7 @@ from airflow_aisec.core.gates.drift._categories import CategoricalBlock
 from airflow_aisec.core.gates.drift._columns import Batch, record_batches
 from airflow_aisec.core.gates.drift._features import feature_kind
 from airflow_aisec.core.gates.drift._judge import DriftEvaluation, Judge, type_changed
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.stats import split_names
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -86,9 +87,9 @@ def evaluate_drift(section: DriftPolicy, reference: pa.Table, current: pa.Table,
         raise InputDataError("the reference table is empty")
     if current.num_rows == 0:
         raise InputDataError("the current table is empty")
-    chosen = resolve_features(section, reference.schema.names, features)
+    chosen = resolve_features(section, column_names(reference.schema), features)
     for table, which in ((reference, "reference"), (current, "current")):
-        names = set(table.schema.names)
+        names = set(column_names(table.schema))
         missing = [c for c in chosen if c not in names]
         if missing:
             raise InputDataError(f"column(s) not in the {which} table: {', '.join(map(repr, missing))}")
@@ -152,7 +153,7 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
     judge = Judge(section)
     findings: list[Finding] = []
     forced = set(section.categorical)
-    from airflow_aisec.core.io.wide_csv import schema_lists
+    from airflow_aisec.core.io.schema_lists import schema_lists
 
     ref_types = dict(zip(*schema_lists(reference.schema)))
     cur_types = dict(zip(*schema_lists(current.schema)))

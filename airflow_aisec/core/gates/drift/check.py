@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_aisec.core.gates.drift._columns import Batch, wide_csv_batches
 from airflow_aisec.core.gates.drift._evaluate import TableSource, evaluate_sources, resolve_features
 from airflow_aisec.core.gates.drift._judge import GATE
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.result import CheckOutcome, InputRef
 from airflow_aisec.exceptions import InputDataError
@@ -74,7 +75,7 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
             local_copy(current, s3_client=s3_client) as cur_copy:
         ref_ds = open_dataset(ref_copy.path, ref_fmt, uri=reference)
         cur_ds = open_dataset(cur_copy.path, cur_fmt, uri=current)
-        names_of = {"reference": ref_ds.schema.names, "current": cur_ds.schema.names}  # once: 100k names cost
+        names_of = {"reference": column_names(ref_ds.schema), "current": column_names(cur_ds.schema)}
         chosen = resolve_features(section, names_of["reference"], features)
         sources = []
         for ds_, which, uri in ((ref_ds, "reference", reference), (cur_ds, "current", current)):

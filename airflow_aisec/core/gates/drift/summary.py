@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
@@ -147,8 +148,10 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
     with local_copy(uri, s3_client=s3_client) as copy:
         digest = sha256_file(copy.path)
         ds = open_dataset(copy.path, detect_format(uri, fmt), uri=uri)
-        chosen = resolve_features(section, ds.schema.names, features)
-        missing = [c for c in chosen if c not in set(ds.schema.names)]
+        names = column_names(ds.schema)
+        chosen = resolve_features(section, names, features)
+        present = set(names)  # once, not per feature
+        missing = [c for c in chosen if c not in present]
         if missing:
             raise InputDataError(f"column(s) not in the reference table: {', '.join(map(repr, missing))}")
 

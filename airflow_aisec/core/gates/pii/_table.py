@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.schema_lists import column_names, column_types, schema_lists
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -119,9 +120,9 @@ def open_for_scan(path: Path, fmt: str, uri: str):
 
     sniff_format(path, fmt, uri)
     dataset = open_dataset(path, fmt, uri=uri, csv_text=True)
-    if fmt != "csv" or set(dataset.schema.types) == {pa.string()}:
+    if fmt != "csv" or set(column_types(dataset.schema)) == {pa.string()}:
         return dataset  # a wide CSV file's types are not inferred at all: read as text already
-    names = dataset.schema.names
+    names = column_names(dataset.schema)
     return dataclasses.replace(dataset, schema=pa.schema([pa.field(n, pa.string()) for n in names]),
                                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
 
@@ -135,15 +136,14 @@ def select_columns(section: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[lis
     """
     from airflow_aisec.core.io.tabular import check_columns
 
-    names = list(schema.names)
+    names, types = schema_lists(schema)
     named = list(section.columns or []) + list(section.exclude_columns)
     check_columns(names, named, uri)
     skipped: dict[str, str] = {}
     chosen = []
-    types = schema.types
     kinds = {t: _is_scannable(t) for t in set(types)}  # per type, not per column (wide tables)
     if section.columns is None and not section.exclude_columns and all(kinds.values()):
-        return names, skipped
+        return list(names), skipped  # the caller's own list: the schema's is shared
     scannable = dict(zip(names, [kinds[t] for t in types]))
     excluded = set(section.exclude_columns)
     types = dict(zip(names, types))

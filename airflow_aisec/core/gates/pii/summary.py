@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
@@ -164,7 +165,7 @@ class ScanSetup:
         refuse_sample(section)
         columns, skipped = select_columns(section, schema, uri)
         detector = new_detector(section)
-        labels, names_with_pii = column_labels(detector, schema.names)
+        labels, names_with_pii = column_labels(detector, column_names(schema))
         setup = cls(section=section, fmt=fmt, columns=columns,
                     skipped={labels.get(c, c): why for c, why in skipped.items()}, labels=labels,
                     names_with_pii=names_with_pii,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.prompt_injection._html import extract
 from airflow_aisec.core.io.files import open_user_file, read_user_file
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.io.storage import is_s3_uri, list_s3_prefix, make_s3_client, parse_s3_uri, walk_tree
 from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy, open_dataset
 from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
@@ -217,7 +218,7 @@ class Reader:
 
         dataset = open_dataset(path, fmt, uri=uri)
         schema = dataset.schema
-        names = list(schema.names)
+        names = list(column_names(schema))
         if self.columns:
             check_columns(names, self.columns, uri)
             chosen = list(dict.fromkeys(self.columns))

@@ -39,7 +39,7 @@ class SchemaColumns:
     def __init__(self, schema: pa.Schema):
         import numpy as np
 
-        from airflow_aisec.core.io.wide_csv import schema_lists
+        from airflow_aisec.core.io.schema_lists import schema_lists
 
         self.names, self.types = schema_lists(schema)  # shared lists: never changed here
         numeric = np.zeros(len(self.types), dtype=bool)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.source._context import Context, finding
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.policy.sections.source import TYPE_FAMILIES, SourcePolicy, pyarrow_type
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def check_schema(ctx: Context, target: Target, schema: pa.Schema) -> None:
                 count=1, uri=target.uri, column=name, actual_type=str(actual), expected_type=declared,
             ))
     if not policy.allow_extra_columns:
-        extra = [n for n in schema.names if n not in policy.columns]
+        extra = [n for n in column_names(schema) if n not in policy.columns]
         if extra:
             ctx.findings.append(finding(
                 "schema_extra_column",

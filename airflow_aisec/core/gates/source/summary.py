@@ -25,6 +25,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
@@ -161,9 +162,9 @@ def summarize_partition(section: SourcePolicy, partition_uri: str, *, partition_
     with denied_is_bad_input(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
         dataset = _open(copy, target, section)
         schema = dataset.schema
-        check_columns(schema.names, _named_columns(section, None), target.uri)
+        check_columns(column_names(schema), _named_columns(section, None), target.uri)
         scan = _plan_scan(ctx, target, schema, None, None)
-        columns = list(dict.fromkeys(scan.columns)) or [schema.names[0]]
+        columns = list(dict.fromkeys(scan.columns)) or [column_names(schema)[0]]
         try:
             if row_group is None:
                 batches = iter_batches(dataset, columns=columns, batch_rows=section.batch_rows, uri=target.uri)
@@ -238,7 +239,7 @@ def check_summary(section: SourcePolicy, summary: SourceSummary, *, reference: s
     if len(files) == 1:
         dm.update({"sha256": files[0][1], "bytes": summary.size})
     schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(summary.schema)))
-    dm.update({"rows": rows, "batches": summary.batches, "columns": len(schema.names)})
+    dm.update({"rows": rows, "batches": summary.batches, "columns": len(schema)})
     check_schema(ctx, target, schema)
     newest = None
     if section.freshness is not None and section.freshness.column:

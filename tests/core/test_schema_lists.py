@@ -1,0 +1,61 @@
+"""A wide schema's names and types listed once and shared (core/io/schema_lists.py)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from airflow_aisec.core.io import schema_lists as lists
+from tests.helpers.calls import count_calls
+
+
+def _schema(columns: int) -> pa.Schema:
+    return pa.schema([(f"c{i}", pa.float64() if i % 2 else pa.string()) for i in range(columns)])
+
+
+def test_a_wide_schema_is_listed_once_and_its_lists_equal_pyarrows():
+    schema = _schema(lists.WIDE_SCHEMA)
+    names, types = lists.schema_lists(schema)
+    assert names == schema.names and types == schema.types
+    again = lists.schema_lists(schema)
+    assert again[0] is names and again[1] is types  # not listed a second time
+    assert lists.column_names(schema) is names and lists.column_types(schema) is types
+
+
+def test_an_equal_but_other_schema_object_gets_its_own_lists():
+    first, second = _schema(lists.WIDE_SCHEMA), _schema(lists.WIDE_SCHEMA + 1)
+    assert lists.column_names(first) == first.names
+    assert lists.column_names(second) == second.names and len(lists.column_names(second)) == lists.WIDE_SCHEMA + 1
+
+
+def test_narrow_schemas_are_not_remembered():
+    schema = _schema(5)
+    names = lists.column_names(schema)
+    assert names == schema.names and lists.column_names(schema) is not names
+    assert all(known is not schema for known, _, _ in lists._KNOWN)
+
+
+def test_only_the_last_few_wide_schemas_are_kept():
+    schemas = [_schema(lists.WIDE_SCHEMA) for _ in range(lists._KEPT + 2)]
+    for schema in schemas:
+        lists.column_names(schema)
+    kept = [known for known, _, _ in lists._KNOWN]
+    assert len(kept) == lists._KEPT and kept[0] is schemas[-1]
+    assert not any(s is k for s in schemas[:2] for k in kept)  # the oldest went (equal schemas: by identity)
+
+
+def test_a_gate_lists_a_wide_csv_schema_no_more_than_its_reader_did(tmp_path, monkeypatch):
+    """pii over a wide CSV asks for the names and types at every step; none lists the schema again."""
+    from airflow_aisec.core.gates.pii import check_pii
+    from airflow_aisec.core.io import wide_csv
+    from airflow_aisec.core.policy.sections.pii import PiiPolicy
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    path = tmp_path / "wide.csv"
+    table = pa.table({f"c{i}": [f"v{i}-{r}" for r in range(4)] for i in range(lists.WIDE_SCHEMA)})
+    pacsv.write_csv(table, path)
+    misses = count_calls(monkeypatch, lists, "remember")  # called here only when a schema is listed anew
+    outcome = check_pii(PiiPolicy(entities=["EMAIL_ADDRESS"], scan={"mode": "full"}), str(path),
+                        classification="restricted")
+    assert len(outcome.metrics["columns"]) == lists.WIDE_SCHEMA
+    assert misses[0] == 0

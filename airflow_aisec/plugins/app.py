@@ -43,6 +43,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_aisec.core.result_bounds import MAX_FINDINGS_LISTED, MAX_METRIC_ITEMS
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, ServiceUnavailableError
 from airflow_aisec.links import run_tab_url, ui_base
 from airflow_aisec.plugins import files, trust
@@ -80,6 +81,8 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# The bounds a result document is cut to (named in the run page's notes on what was not listed).
+_env.globals.update(max_findings_listed=MAX_FINDINGS_LISTED, max_metric_items=MAX_METRIC_ITEMS)
 
 
 def _q(value: Any) -> str:

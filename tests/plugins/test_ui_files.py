@@ -9,6 +9,7 @@ import os
 import pytest
 
 from airflow_aisec.core.evidence import open_evidence_store
+from airflow_aisec.core.result_bounds import MAX_FINDINGS_LISTED, MAX_METRIC_ITEMS
 from airflow_aisec.exceptions import ConfigurationError
 from airflow_aisec.operators.links import run_tab_url, ui_base
 from airflow_aisec.plugins import files
@@ -266,5 +267,6 @@ def test_a_bounded_result_shows_what_it_does_not_list():
     assert "<code>drift.psi</code> &times; 98695 (enforce)" in html
     assert "drift.&lt;b&gt;x</code> &times; 2 (warn, waived)" in html
     assert "<code>features</code> (98998 more)" in html
+    assert f"at most {MAX_FINDINGS_LISTED:,} findings" in html and f"cut to {MAX_METRIC_ITEMS:,} items" in html
     old, _ = parse_result(json.dumps({k: v for k, v in doc.items() if not k.endswith("_omitted")}), task_id="t")
     assert str(_env.get_template("_macros.html").module.omitted_notes(old)).strip() == ""  # a 1.1 document

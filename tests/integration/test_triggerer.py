@@ -85,6 +85,28 @@ def _wait_for_task_state(live, dag_id: str, run_id: str, task_id: str, state: st
     raise AssertionError(f"{dag_id}.{task_id} still {seen}, never {state}\n{live.logs()}")
 
 
+def _wait_for_defer_exits(live, dag_ids, timeout: float = 120) -> None:
+    """Until the scheduler has taken in each sensor's defer exit (the executor reports it as a success).
+
+    Airflow 3.3.2 fails a resumed deferred task when that stale success is processed only after the
+    resumed try is queued or running (apache/airflow#72716; its fix covers a scheduled try only). The
+    signatures are written after this, so no trigger can fire before the stale events are gone.
+    """
+    deadline = time.monotonic() + timeout  # a hang guard, not an assertion on duration
+    log = live.home / "scheduler.log"
+    pending = set(dag_ids)
+    while pending and time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        pending = {dag_id for dag_id in pending
+                   if not any("Received executor event with state success" in line
+                              and f"dag_id='{dag_id}', task_id='wait_signature'" in line
+                              for line in text.splitlines())}
+        if pending:
+            live.check_alive()
+            time.sleep(1)
+    assert not pending, f"the scheduler never took in the defer exits of {sorted(pending)}\n{live.logs()}"
+
+
 def _result(live, dag_id: str, run_id: str) -> dict:
     status, body = live.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
                                        "/taskInstances/wait_signature/xcomEntries/aisec_result")
@@ -131,6 +153,7 @@ def deferred_runs(tmp_path_factory, s3_server):
         deferred = {dag_id: _wait_for_task_state(live, dag_id, run_id, "wait_signature", "deferred")
                     for dag_id, run_id in runs.items()}
         assert not any(Path(f"{m}.sig").exists() for m in models.values())
+        _wait_for_defer_exits(live, DAGS)
 
         _sign(models["deferred_good"], Path(f"{models['deferred_good']}.sig"), private_key)
         # Tampered: signed, then changed; the signature is moved into place only afterwards.

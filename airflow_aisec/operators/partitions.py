@@ -111,6 +111,13 @@ def sign_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
                                         for s in envelope[SUMMARIES_KEY]]}
 
 
+NEEDS_PARTITIONS = (
+    "GateMergeOperator needs partitions= set to the output of the listing task (parts.output of "
+    "GatePartitionListOperator, or a @task returning list_partitions()): the merge verifies its "
+    "signed list, so that a partition dropped with its summary cannot go unnoticed"
+)
+
+
 def _listing_task(partitions: Any) -> str | None:
     """The task whose return value ``partitions`` is (an ``XComArg``); None for anything else."""
     from airflow.sdk import XComArg
@@ -239,7 +246,8 @@ class GateMergeOperator(AisecGateOperator):
         partitions: Required: the output of the task that listed the partitions (``parts.output`` of
             :class:`GatePartitionListOperator`, or of a ``@task`` returning :func:`list_partitions`).
             The merge verifies the signed list that task pushed; each partition must have exactly one
-            summary. Missing (or a literal list), the gate refuses at run time.
+            summary. Missing (or a literal list), the DAG does not load (``ValueError``), and a merge
+            changed after construction refuses at run time.
         data: How the result names the data (templated; default: the file, or the common directory).
         inputs: The gate's extra inputs (templated), e.g. ``{"classification": "internal"}`` for pii.
         policy: Policy file (templated); the same the scans used.
@@ -258,6 +266,8 @@ class GateMergeOperator(AisecGateOperator):
         self.partitions = partitions
         # Known before rendering turns the XComArg into its value: where the signed list is.
         self._aisec_listing_task = _listing_task(partitions)
+        if self._aisec_listing_task is None:
+            raise ValueError(f"{self.task_id}: {NEEDS_PARTITIONS}")  # at parse time: the DAG does not load
         self.data = data
         self.inputs = inputs or {}
 
@@ -268,11 +278,9 @@ class GateMergeOperator(AisecGateOperator):
 
         task = getattr(self, "_aisec_listing_task", None)
         if self.partitions is None or task is None:
-            raise ConfigurationError(
-                "GateMergeOperator needs partitions= set to the output of the listing task (parts.output of "
-                "GatePartitionListOperator, or a @task returning list_partitions()): the merge verifies its "
-                "signed list, so that a partition dropped with its summary cannot go unnoticed"
-            )
+            # Refused when the DAG is parsed too; this is the check that counts (DAG code can change the
+            # operator after construction).
+            raise ConfigurationError(NEEDS_PARTITIONS)
         ti = context["ti"]
         manifest = ti.xcom_pull(task_ids=task, key=MANIFEST_XCOM_KEY)
         expected = verify_manifest(manifest, keys, dag_id=ti.dag_id, run_id=ti.run_id, task_id=task)

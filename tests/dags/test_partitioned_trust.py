@@ -206,9 +206,35 @@ MERGE_WITHOUT_LIST = """
 
 @pytest.mark.parametrize("partitions", ["", ", partitions=[DATA + f'#row_group={{i}}' for i in range(3)]"],
                          ids=["missing", "literal"])
-def test_the_merge_refuses_without_the_listing_task(run_dag, tmp_path, partitions):
+def test_a_merge_without_the_listing_task_does_not_load(tmp_path, partitions):
+    from airflow.dag_processing.dagbag import DagBag
+
     data = _pii_last(tmp_path / "customers.parquet", clean=True)
-    out = _run(run_dag, MERGE_WITHOUT_LIST, "partitioned_unlisted", data, partitions=partitions)
+    path = tmp_path / "partitioned_unlisted.py"
+    path.write_text(HEADER.format(data=str(data), policy=POLICY)
+                    + 'with DAG("partitioned_unlisted", schedule=None, start_date=pendulum.datetime(2025, 1, 1, '
+                      'tz="UTC"), catchup=False):\n' + MERGE_WITHOUT_LIST.format(partitions=partitions))
+    with patched_environ(_env(data)):
+        bag = DagBag(dag_folder=str(path))
+    assert "partitioned_unlisted" not in bag.dags
+    (error,) = bag.import_errors.values()
+    assert "pii_gate: GateMergeOperator needs partitions=" in error
+
+
+MERGE_UNLISTED_AFTER_CONSTRUCTION = """
+    parts = GatePartitionListOperator(task_id="list_partitions", data=DATA, by="row_group")
+    scans = GatePartitionScanOperator.partial(task_id="scan_partition", gate="pii", policy=POLICY) \\
+        .expand(data=parts.output)
+    merge = GateMergeOperator(task_id="pii_gate", gate="pii", policy=POLICY, summaries=scans.output,
+                              partitions=parts.output)
+    merge.{attribute} = None  # DAG code is Python: the constructor's refusal is not the boundary
+"""
+
+
+@pytest.mark.parametrize("attribute", ["partitions", "_aisec_listing_task"])
+def test_the_merge_refuses_at_run_time_without_the_listing_task(run_dag, tmp_path, attribute):
+    data = _pii_last(tmp_path / "customers.parquet", clean=True)
+    out = _run(run_dag, MERGE_UNLISTED_AFTER_CONSTRUCTION, "partitioned_unlisted_later", data, attribute=attribute)
     assert out.state == "failed" and out.task_states["scan_partition"] == "success"
     result = out.xcom("pii_gate")
     assert result["verdict"] == "error" and "needs partitions=" in result["error"]["message"]

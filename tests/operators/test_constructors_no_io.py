@@ -23,7 +23,8 @@ CASES = [
     ("airflow_aisec.operators.partitions.GatePartitionListOperator", {"data": "s3://nowhere/lake/", "by": "row_group"}),
     ("airflow_aisec.operators.partitions.GatePartitionScanOperator",
      {"gate": "pii", "data": "s3://nowhere/x.parquet#row_group=0", **POLICY}),
-    ("airflow_aisec.operators.partitions.GateMergeOperator", {"gate": "pii", "summaries": [], **POLICY}),
+    ("airflow_aisec.operators.partitions.GateMergeOperator",
+     {"gate": "pii", "summaries": [], "partitions": "<listing task output>", **POLICY}),
     ("airflow_aisec.operators.bias.BiasGateOperator",
      {"data": "s3://nowhere/scores.csv", "label_column": "y", "prediction_column": "p",
       "sensitive_columns": "sex,age_band", "report_location": "s3://nowhere/reports/", **POLICY}),
@@ -80,24 +81,40 @@ def _load(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-@pytest.mark.parametrize("in_dag", [True, False], ids=["in_dag", "standalone"])
-@pytest.mark.parametrize(("path", "kwargs"), CASES, ids=[f"{p.rsplit('.', 1)[1]}-{i}" for i, (p, _) in
-                                                         enumerate(CASES)])
-def test_constructor_does_no_io(path, kwargs, in_dag):
+#: (case, in a DAG?) for every case both ways, but a merge: its partitions= is another task's output,
+#: and tasks can be related only inside a DAG.
+COMBINATIONS = [(i, in_dag) for i, (_, kwargs) in enumerate(CASES) for in_dag in (True, False)
+                if in_dag or "partitions" not in kwargs]
+
+
+@pytest.mark.parametrize(("case", "in_dag"), COMBINATIONS,
+                         ids=[f"{CASES[i][0].rsplit('.', 1)[1]}-{i}-{'in_dag' if d else 'standalone'}"
+                              for i, d in COMBINATIONS])
+def test_constructor_does_no_io(case, in_dag):
     from airflow.sdk import DAG
 
+    from airflow_aisec.operators.partitions import GatePartitionListOperator
+
+    path, kwargs = CASES[case]
     cls = _load(path)  # importing the module may read files; constructing it may not
+
+    def construct():
+        args = dict(kwargs)
+        if args.get("partitions") == "<listing task output>":
+            args["partitions"] = GatePartitionListOperator(task_id="list", data="s3://nowhere/lake/").output
+        return cls(task_id="gate", **args)
+
     if in_dag:
         with DAG(f"no_io_{cls.__name__}", schedule=None, default_args={"retries": 2}), \
                 forbid_io(f"{cls.__name__}.__init__"):
-            op = cls(task_id="gate", **kwargs)
+            op = construct()
     else:
         with forbid_io(f"{cls.__name__}.__init__"):
-            op = cls(task_id="gate", **kwargs)
+            op = construct()
     assert op.task_id == "gate"
     for name, value in kwargs.items():
-        if name in ("poke_interval", "timeout", "mode", "paths"):
-            continue  # normalised by the base class / the operator
+        if name in ("poke_interval", "timeout", "mode", "paths", "partitions"):
+            continue  # normalised by the base class / the operator; an XComArg made here
         assert getattr(op, name) == value, name
 
 

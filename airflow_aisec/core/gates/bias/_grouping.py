@@ -163,7 +163,8 @@ def evaluate_grouping(grouping: GroupingCounts, policy: BiasPolicy) -> tuple[Gro
     result.metrics = metrics
     result.ranges = {k: (json_float(lo), json_float(hi)) for k, (lo, hi) in auc_ranges.items()}
     # Metric arrays follow `kept`; excluded groups stay listed in the output, without rates.
-    result.kept_positions = [order.index(i) for i in kept]
+    position = {group: k for k, group in enumerate(order)}  # not order.index: max_groups may be 100,000
+    result.kept_positions = [position[i] for i in kept]
     if policy.bootstrap is not None:
         _bootstrap(result, sub, policy)
     return result, findings

@@ -131,3 +131,113 @@ def test_wide_reader_errors_are_unchanged(tmp_path, monkeypatch):
     _write(latin, [header, good, good, good, "", ",".join(ROWS[2])], encoding="latin-1")
     with pytest.raises(InputDataError, match=r"column 'text' holds text that is not UTF-8 \(first at line 6\)"):
         list(tabular.iter_batches(tabular.open_dataset(latin, "csv")))
+
+
+def _lines_one_by_one(data: bytes) -> list[bytes]:
+    """Physical lines as Python's own line iteration gives them (the reference: LF, CRLF, lone CR)."""
+    out = []
+    for raw in io.BytesIO(data):
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
+        out.extend(raw.split(b"\r") if b"\r" in raw else [raw])
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
+def test_physical_lines_read_in_chunks_equal_line_iteration(monkeypatch, chunk):
+    monkeypatch.setattr(csv_cells, "_CHUNK", chunk)
+    rng = random.Random(chunk)
+    for _ in range(300):
+        data = "".join(rng.choice(["a", "bc", ",", "\n", "\r", "\r\n", "", "é"]) for _ in range(rng.randint(0, 20)))
+        assert list(csv_cells.physical_lines(io.BytesIO(data.encode()))) == _lines_one_by_one(data.encode()), data
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_a_line_longer_than_the_limit_is_refused_before_it_is_read_whole(monkeypatch, chunk):
+    monkeypatch.setattr(csv_cells, "_CHUNK", chunk)
+    ok = b"h\n" + b"x" * 10 + b"\r\n" + b"y" * 10
+    assert list(csv_cells.physical_lines(io.BytesIO(ok), 10, "f.csv")) == [b"h", b"x" * 10, b"y" * 10]
+    for data in (b"h\n" + b"x" * 11 + b"\n", b"h\n" + b"x" * 11, b"h\n" + b"x" * 1000 + b"\nz\n"):
+        with pytest.raises(InputDataError, match=r"^f\.csv: a CSV row is longer than 10 bytes"):
+            list(csv_cells.physical_lines(io.BytesIO(data), 10, "f.csv"))
+
+
+class _Endless(io.RawIOBase):
+    """A file of one endless line (``/dev/zero`` without NULs): counts what was read of it."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        buffer[:] = b"x" * len(buffer)
+        self.served += len(buffer)
+        return len(buffer)
+
+
+def test_an_endless_line_is_read_only_up_to_the_limit():
+    endless = _Endless()
+    with pytest.raises(InputDataError, match="longer than 4096 bytes"):
+        list(csv_cells.physical_lines(io.BufferedReader(endless), 4096, "f.csv"))
+    assert endless.served <= 4 * csv_cells._CHUNK  # a few chunks, not the endless line
+
+
+def _wide_with_gaps(path, columns: int = 20, gap: int = 5000, extra: bytes = b"") -> None:
+    header = ",".join(f"c{i}" for i in range(columns))
+    row = ",".join(str(i) for i in range(columns))
+    path.write_bytes(f"{header}\n{row}\n".encode() + b"\n" * gap + f"{row}\n".encode() + extra)
+
+
+def _lines_parsed(monkeypatch) -> list[int]:
+    """The line breaks of each block the wide reader parses from here on."""
+    parsed: list[int] = []
+    parse = wide_csv.parse_rows
+
+    def counted(data, *args, **kwargs):
+        parsed.append(data.count(b"\n"))
+        return parse(data, *args, **kwargs)
+
+    monkeypatch.setattr(wide_csv, "parse_rows", counted)
+    return parsed
+
+
+def test_a_wide_csv_of_mostly_empty_lines_is_parsed_a_bounded_piece_at_a_time(tmp_path, monkeypatch):
+    """Millions of empty lines are no rows: a parse must not take them all at once (its numpy arrays
+    cost several times the bytes per line; 100 MB of empty lines took 9 GB and 3 minutes)."""
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    monkeypatch.setattr(wide_csv, "_PARSE_LINES", 100)
+    monkeypatch.setattr(wide_csv, "_PARSED_MAX_BYTES", 0)  # the streamed path, not the whole-file one
+    path = tmp_path / "gaps.csv"
+    _wide_with_gaps(path)
+    parsed = _lines_parsed(monkeypatch)
+    table = tabular.open_dataset(path, "csv")
+    read = pa.Table.from_batches(list(tabular.iter_batches(table, batch_rows=10)), schema=table.schema)
+    assert read.num_rows == 2 and read.equals(pacsv.read_csv(path))
+    assert max(parsed) <= 102 and tabular.count_rows(table, "gaps.csv") == 2
+
+
+def test_a_small_wide_csv_of_mostly_empty_lines_is_parsed_whole_a_bounded_piece_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    monkeypatch.setattr(wide_csv, "_PARSE_LINES", 100)
+    path = tmp_path / "gaps.csv"
+    _wide_with_gaps(path)
+    parsed = _lines_parsed(monkeypatch)
+    wide_csv._PARSED.clear()
+    table = tabular.open_dataset(path, "csv")
+    assert wide_csv._PARSED  # kept whole for the batches, parsed in pieces
+    read = pa.Table.from_batches(list(tabular.iter_batches(table, batch_rows=10)), schema=table.schema)
+    assert read.num_rows == 2 and read.equals(pacsv.read_csv(path))
+    assert max(parsed) <= 102  # up to the first line end after 100 bytes
+
+
+def test_a_wide_csv_row_longer_than_the_block_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    monkeypatch.setattr(wide_csv, "_PARSED_MAX_BYTES", 0)
+    path = tmp_path / "long.csv"
+    _wide_with_gaps(path, gap=1, extra=b"9" * (tabular.CSV_BLOCK_BYTES + 10) + b"\n")
+    table = tabular.open_dataset(path, "csv")
+    with pytest.raises(InputDataError, match=rf"^long\.csv: a CSV row is longer than {tabular.CSV_BLOCK_BYTES} bytes"):
+        list(tabular.iter_batches(table, uri="long.csv"))
+    with pytest.raises(InputDataError, match="longer than"):
+        tabular.count_rows(table, "long.csv")

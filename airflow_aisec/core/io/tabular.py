@@ -479,7 +479,7 @@ def count_rows(dataset: TableFile, uri: str) -> int:
         from airflow_aisec.core.io import wide_csv
 
         if wide_csv.eligible(dataset, dataset.path):
-            return wide_csv.count_rows(dataset.path)
+            return wide_csv.count_rows(dataset.path, uri)
         first = column_names(dataset.schema)[:1]
         convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in first}, include_columns=first)
         with pcsv.open_csv(dataset.path, read_options=pcsv.ReadOptions(block_size=dataset.read_options.block_size),

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 WIDE_COLUMNS = 1024
 #: Cells per record batch at most (a wide file's batch has fewer rows than asked).
 BATCH_CELLS = 1 << 20
+#: Bytes and lines parsed at once at most (a batch then has fewer rows): parsing costs a few times
+#: the bytes in numpy arrays, and empty lines count though they hold no row.
+_PARSE_BYTES = 16 << 20
+_PARSE_LINES = 1 << 16
 #: pyarrow's default CSV null tokens and boolean spellings.
 NULL_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A",
                "NA", "NULL", "NaN", "n/a", "nan", "null")
@@ -115,8 +119,8 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], R
     if names is None or len(names) < WIDE_COLUMNS or len(set(names)) != len(names):
         return None
     try:
-        # Line numbers only name a bad line in a message; a bad line here sends the file to pyarrow's path.
-        rows = parse_rows(body, names, "", 2)
+        # A bad line here sends the file to pyarrow's path (no message is shown from here).
+        rows = _parse_pieces(body, names)
     except InputDataError:
         return None
     for key in list(_PARSED)[:-1]:
@@ -127,13 +131,27 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], R
         kept: Rows | None = rows
         if not complete:
             try:
-                rest = parse_rows(data[len(head):], names, "", 2)
-                kept = Rows(pa.concat_arrays([rows.flat, rest.flat]), len(names))
+                kept = Rows(pa.concat_arrays([rows.flat, _parse_pieces(data[len(head):], names).flat]), len(names))
             except InputDataError:
                 kept = None  # the batches report it
         if kept is not None:
             _PARSED[identity] = (names, kept)  # the whole file: its batches need not parse it again
     return names, rows
+
+
+def _parse_pieces(data: bytes, names: Sequence[str]) -> Rows:
+    """:func:`parse_rows` of ``data`` a piece at a time, each piece up to the first line end after
+    _PARSE_LINES bytes (so at most that many lines and one more): a block of millions of empty lines
+    costs no more than a block of rows. Errors carry no line number (the callers do not show them)."""
+    import pyarrow as pa
+
+    pieces, start = [], 0
+    while start < len(data):
+        end = data.find(b"\n", start + _PARSE_LINES)
+        end = len(data) if end < 0 else end + 1
+        pieces.append(parse_rows(data[start:end], names, "", 2).flat)
+        start = end
+    return Rows(pa.concat_arrays(pieces) if pieces else pa.array([], pa.string()), len(names))
 
 
 def _per_column(flags: pa.Array, rows: int, width: int) -> Any:
@@ -396,21 +414,26 @@ def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: i
         for start in range(0, len(parsed[1]), per_batch):
             yield parsed[1].slice(start, start + per_batch)
         return
+    from airflow_aisec.core.io.tabular import csv_block_size
+
     with open(path, "rb") as fh:
-        lines = physical_lines(fh)
+        lines = physical_lines(fh, csv_block_size(path), uri)
         header = next(lines, b"").removeprefix(_BOM)
         found = header_names(header)
         if (found if found is not None else split_fields(header.decode("utf-8", "replace"))) != names:
             raise InputDataError(f"{uri}: the CSV header changed while it was being read")
-        # Lines are gathered until they hold a batch's rows, then parsed together.
+        # Lines are gathered until they hold a batch's rows, then parsed together; a parse never
+        # takes more than _PARSE_BYTES or _PARSE_LINES (a hostile file's millions of empty lines).
         pending: list[bytes] = []
-        number = full = 0
+        number = full = size = 0
         for line in lines:
             pending.append(line)
             full += bool(line)
-            if full >= per_batch:
-                yield parse_rows(b"\n".join(pending), names, uri, 2 + number)
-                number, pending, full = number + len(pending), [], 0
+            size += len(line) + 1
+            if full >= per_batch or size >= _PARSE_BYTES or len(pending) >= _PARSE_LINES:
+                if full:
+                    yield parse_rows(b"\n".join(pending), names, uri, 2 + number)
+                number, pending, full, size = number + len(pending), [], 0, 0
         if full:
             yield parse_rows(b"\n".join(pending), names, uri, 2 + number)
 
@@ -495,7 +518,13 @@ def iter_wide_csv_text(path: str | os.PathLike[str], names: Sequence[str], proje
         yield len(rows), rows.pick(indices)
 
 
-def count_rows(path: str | os.PathLike[str]) -> int:
-    """Data rows of a plain CSV file read without newlines in values: its non-empty lines but the header."""
+def count_rows(path: str | os.PathLike[str], uri: str) -> int:
+    """Data rows of a plain CSV file read without newlines in values: its non-empty lines but the header.
+
+    Raises:
+        InputDataError: a line longer than the file's parse block.
+    """
+    from airflow_aisec.core.io.tabular import csv_block_size
+
     with open(path, "rb") as fh:
-        return max(0, sum(1 for line in physical_lines(fh) if line) - 1)
+        return max(0, sum(1 for line in physical_lines(fh, csv_block_size(path), uri) if line) - 1)

@@ -20,7 +20,7 @@ from airflow_aisec.core.gates.drift._categories import CategoricalBlock
 from airflow_aisec.core.gates.drift._columns import Batch, record_batches
 from airflow_aisec.core.gates.drift._features import feature_kind
 from airflow_aisec.core.gates.drift._judge import DriftEvaluation, Judge, type_changed
-from airflow_aisec.core.io.schema_lists import column_names
+from airflow_aisec.core.io.schema_lists import column_names, schema_lists
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.stats import split_names
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -47,11 +47,6 @@ class TableSource:
     #: Another way to read the same cells, as :class:`._columns.Batch` objects (a wide CSV file's
     #: same-typed groups); returns None when it does not apply.
     blocks: Callable[[list[str]], Iterator[Batch] | None] | None = None
-    #: ``schema.names`` when the caller has it already (a wide schema's names cost ~25 ms per call).
-    names: Sequence[str] | None = None
-
-    def column_names(self) -> Sequence[str]:
-        return self.names if self.names is not None else self.schema.names
 
     @classmethod
     def from_table(cls, table: pa.Table, name: str = "<table>") -> TableSource:
@@ -153,8 +148,6 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
     judge = Judge(section)
     findings: list[Finding] = []
     forced = set(section.categorical)
-    from airflow_aisec.core.io.schema_lists import schema_lists
-
     ref_types = dict(zip(*schema_lists(reference.schema)))
     cur_types = dict(zip(*schema_lists(current.schema)))
     found = _kinds([ref_types[n] for n in chosen], [cur_types[n] for n in chosen], [n in forced for n in chosen])

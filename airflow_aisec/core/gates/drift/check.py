@@ -91,8 +91,7 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
             def blocks(columns: list[str], ds_: Any = ds_, uri: str = uri) -> Iterator[Batch] | None:
                 return wide_csv_batches(ds_, columns, DEFAULT_BATCH_ROWS, uri)
 
-            sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri, blocks=blocks,
-                                       names=names_of[which]))
+            sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri, blocks=blocks))
         inputs = [InputRef(uri=reference, sha256=sha256_file(ref_copy.path)),
                   InputRef(uri=current, sha256=sha256_file(cur_copy.path))]
         yield sources[0], sources[1], chosen, inputs

@@ -12,6 +12,7 @@ pyarrow and numpy are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -345,7 +346,7 @@ class ValueSketch:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON state: shift and, per occupied bin, group, smallest / largest key and count
-        (zlib-compressed little-endian arrays, base64; a bin's key is ``lo >> shift``)."""
+        (little-endian arrays, base64, zlib-compressed past a few hundred bytes; a bin's key is ``lo >> shift``)."""
         self.flush()
         return {"max_bins": self.max_bins, "shift": self.shift,
                 **{name: _pack(getattr(self, name), "<i8" if name in ("group", "count") else "<u8")
@@ -360,8 +361,8 @@ class ValueSketch:
         out.shift = int(d["shift"])
         if not 0 <= out.shift <= 63:
             raise ValueError("sketch shift out of range")
-        out.group, out.count = _unpack(d["group"], "<i8"), _unpack(d["count"], "<i8")
-        out.lo, out.hi = _unpack(d["lo"], "<u8"), _unpack(d["hi"], "<u8")
+        out.group, out.count = unpacked(d["group"], "<i8"), unpacked(d["count"], "<i8")
+        out.lo, out.hi = unpacked(d["lo"], "<u8"), unpacked(d["hi"], "<u8")
         if not len(out.group) == len(out.lo) == len(out.hi) == len(out.count):
             raise ValueError("sketch arrays differ in length")
         out.key = out.lo >> np.uint64(out.shift)
@@ -405,20 +406,75 @@ class ValueSketch:
         return self.merged(empty, (group_map, group_map))
 
 
+#: Arrays packed at most this many bytes are stored uncompressed (a wide table's sketches hold a
+#: few values each: zlib would add its header and cost a call per array), marked by a leading "=".
+_RAW_PACK_BYTES = 256
+
+
 def _pack(values: np.ndarray, dtype: str) -> str:
     import base64
     import zlib
 
     import numpy as np
 
-    return base64.b64encode(zlib.compress(np.ascontiguousarray(values, dtype=dtype).tobytes(), 6)).decode()
+    raw = np.ascontiguousarray(values, dtype=dtype).tobytes()
+    if len(raw) <= _RAW_PACK_BYTES:
+        return "=" + base64.b64encode(raw).decode()
+    return base64.b64encode(zlib.compress(raw, 6)).decode()
 
 
-def _unpack(text: str, dtype: str) -> np.ndarray:
+def unpacked(text: str, dtype: str) -> np.ndarray:
+    """An array of a sketch's JSON state (see :meth:`ValueSketch.to_json`); ValueError if malformed."""
     import base64
     import zlib
 
     import numpy as np
 
-    raw = zlib.decompress(base64.b64decode(str(text), validate=True))
+    text = str(text)
+    if text.startswith("="):  # "=" never starts base64 text: an uncompressed array
+        raw = base64.b64decode(text[1:], validate=True)
+    else:
+        raw = zlib.decompress(base64.b64decode(text, validate=True))
     return np.frombuffer(raw, dtype=dtype).astype(np.int64 if "i" in dtype else np.uint64)
+
+
+def packed_slices(values: np.ndarray, ends: Sequence[int], dtype: str) -> list[str]:
+    """What :meth:`ValueSketch.to_json` writes for each slice ``values[ends[i]:ends[i + 1]]``, converted
+    once for all slices (a wide table's 100,000 sketches hold a few values each)."""
+    import base64
+
+    import numpy as np
+
+    data = np.ascontiguousarray(values, dtype=dtype)
+    raw, size = data.tobytes(), data.itemsize
+    encode = base64.b64encode
+    out = []
+    for start, end in itertools.pairwise(ends):
+        if (end - start) * size <= _RAW_PACK_BYTES:
+            out.append("=" + encode(raw[start * size:end * size]).decode())
+        else:
+            out.append(_pack(data[start:end], dtype))
+    return out
+
+
+def unpacked_many(texts: Sequence[str], dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`unpacked` of each text, as one array of all values and each text's number of values
+    (decoded with one array conversion: a wide table's 100,000 sketches). ValueError if one is malformed."""
+    import binascii
+
+    import numpy as np
+
+    size = np.dtype(dtype).itemsize
+    chunks, sizes = [], []
+    for text in texts:
+        text = str(text)
+        if text.startswith("="):
+            raw = binascii.a2b_base64(text[1:], strict_mode=True)
+        else:
+            raw = unpacked(text, dtype).astype(dtype).tobytes()
+        if len(raw) % size:
+            raise ValueError("packed array length is not a multiple of its item size")
+        chunks.append(raw)
+        sizes.append(len(raw) // size)
+    values = np.frombuffer(b"".join(chunks), dtype=dtype).astype(np.int64 if "i" in dtype else np.uint64)
+    return values, np.asarray(sizes, dtype=np.intp)

@@ -50,17 +50,10 @@ class NumericBlock:
         self.features: list[NumericFeature] | None = None  # after spilling
 
     def _small(self, rows: int) -> bool:
-        return rows <= SMALL_ROWS and rows * len(self.names) <= CELL_BUDGET
+        return small_table(rows, len(self.names))
 
     def _matrix(self, batch: Batch, positions: Sequence[int]) -> np.ndarray:
-        """rows x features float64 (NaN for missing): the columns of one type converted in one call."""
-        import numpy as np
-
-        rows = batch.rows
-        out = np.empty((rows, len(self.names)), dtype=np.float64)
-        for _, indices, cells in batch.groups(positions):
-            out[:, indices] = numeric_values(cells).reshape(len(indices), rows).T
-        return out
+        return value_matrix(batch, positions)
 
     def _spill(self) -> None:
         """Leave matrix mode: feed the rows kept so far to one streamed accumulator per feature."""
@@ -139,6 +132,11 @@ class NumericBlock:
         if not self._small(self._cur_rows):
             self._spill()
 
+    def reference_matrix(self) -> np.ndarray | None:
+        """The reference's (rows x features) values after :meth:`end_reference`, or None once spilled
+        (then :attr:`features` hold the reference)."""
+        return None if self._ref is None or self.features is not None else self._ref[0]
+
     def stats(self, cache: MutableMapping[Any, Any], rows: tuple[int, int]) -> list[tuple[dict[str, Any], list[str]]]:
         """Per feature, in ``names`` order: its metrics entry (:func:`entry`) and histogram bin names."""
         import numpy as np
@@ -149,6 +147,23 @@ class NumericBlock:
         assert self._ref is not None and self._cur is not None
         cur = np.concatenate(self._cur) if self._cur else np.empty((0, len(self.names)))
         return matrix_stats(self._ref[0], cur, self.policy, cache, self.names, rows)
+
+
+def small_table(rows: int, features: int) -> bool:
+    """Whether a table of ``rows`` x ``features`` numeric columns is kept as a matrix."""
+    return rows <= SMALL_ROWS and rows * features <= CELL_BUDGET
+
+
+def value_matrix(batch: Batch, positions: Sequence[int]) -> np.ndarray:
+    """rows x columns (``positions`` of ``batch``) float64, NaN for missing: the columns of one type
+    converted in one call."""
+    import numpy as np
+
+    rows = batch.rows
+    out = np.empty((rows, len(positions)), dtype=np.float64)
+    for _, indices, cells in batch.groups(positions):
+        out[:, indices] = numeric_values(cells).reshape(len(indices), rows).T
+    return out
 
 
 def entry(name: str, kind: str, rows: tuple[int, int], stats: dict[str, Any]) -> dict[str, Any]:

@@ -203,23 +203,25 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
     return judge.evaluate(chosen, kinds, results, ref_rows, cur_rows, findings, entries=True)
 
 
-def _kinds(ref: list[pa.DataType], cur: list[pa.DataType], forced: list[bool]) -> list[tuple[str | None, str | None]]:
-    """(reference kind, current kind) of every feature, found once per distinct (type ids, forced): a
+def feature_kinds(types: list[pa.DataType], forced: list[bool]) -> list[str | None]:
+    """:func:`._features.feature_kind` of every feature, found once per distinct (type id, forced): a
     wide table has 100,000 columns of few types, and a kind depends on the type id alone (a
     dictionary's on its value type: those are keyed by the type itself)."""
     import pyarrow as pa
 
     dictionary = pa.dictionary(pa.int8(), pa.string()).id
-
-    def keys_of(types: list[pa.DataType]) -> list[Any]:
-        ids: list[Any] = [t.id for t in types]  # a listcomp, not a call per type
-        return [t if i == dictionary else i for i, t in zip(ids, types)] if dictionary in ids else ids
-
-    ref_keys, cur_keys = keys_of(ref), keys_of(cur)
-    keys = list(zip(ref_keys, cur_keys, forced))
+    ids: list[Any] = [t.id for t in types]  # a listcomp, not a call per type
+    if dictionary in ids:
+        ids = [t if i == dictionary else i for i, t in zip(ids, types)]
+    keys = list(zip(ids, forced))
     at = dict(zip(keys, range(len(keys))))  # a feature of each distinct key (its last)
-    kind_of = {k: (feature_kind(ref[i], k[2]), feature_kind(cur[i], k[2])) for k, i in at.items()}
+    kind_of = {k: feature_kind(types[i], k[1]) for k, i in at.items()}
     return list(map(kind_of.__getitem__, keys))
+
+
+def _kinds(ref: list[pa.DataType], cur: list[pa.DataType], forced: list[bool]) -> list[tuple[str | None, str | None]]:
+    """(reference kind, current kind) of every feature (:func:`feature_kinds`)."""
+    return list(zip(feature_kinds(ref, forced), feature_kinds(cur, forced)))
 
 
 #: (reference kind, current kind) of a feature that is read as it is.

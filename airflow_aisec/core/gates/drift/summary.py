@@ -27,8 +27,12 @@ verdict, findings and metrics equal :func:`~.check.check_drift` on the concatena
 (counts and PSI exactly; KS exact, scipy's, while both sketches are exact, that is while the whole
 current data has at most ``sketch_bins`` distinct values per feature; beyond, within
 ``ks_error_bound``, and a threshold inside ``[ks_statistic, ks_statistic_upper]`` fails closed).
-Tables of at most 256 rows are compared as matrices by the single-node check: there PSI agrees up to
-float summation order (1e-12).
+
+Small tables (at most 256 rows, :func:`._block.small_table`) take the single-node check's matrix
+path at every step (:mod:`._summary_block`): the states of all numeric features are made at once,
+equal to the per-feature ones byte for byte, and the merge node rebuilds both tables' value matrices
+from their exact sketches and compares them as the single-node check does, with the same numbers. A
+wide table (100,000 columns x 5 rows) then costs seconds, not a minute.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.io.schema_lists import column_names
+from airflow_aisec.core.io.schema_lists import column_names, schema_lists, type_names
 from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
@@ -101,6 +105,8 @@ class DriftReference:
     kinds: dict[str, str]
     state: dict[str, dict[str, Any]]
     labels: dict[str, dict[int, str]] = field(default_factory=dict, compare=False)
+    #: The digest, once taken: a reference is not changed after it is made (a wide table's JSON takes ~1 s).
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"gate": GATE, "kind": "reference", "policy": self.policy, "uri": self.uri, "sha256": self.sha256,
@@ -108,7 +114,9 @@ class DriftReference:
                 "state": self.state}
 
     def digest(self) -> str:
-        return sha256_json(self.to_json())
+        if self._digest is None:
+            self._digest = sha256_json(self.to_json())
+        return self._digest
 
     def signed_json(self) -> dict[str, Any]:
         return {**self.to_json(), "digest": self.digest()}
@@ -119,12 +127,13 @@ class DriftReference:
         try:
             if c.get("kind") != "reference" or c.get("gate") != GATE:
                 raise ValueError("not a drift reference summary")
-            return cls(policy=str(c["policy"]), uri=str(c["uri"]), sha256=c["sha256"], rows=int(c["rows"]),
-                       features=[str(f) for f in c["features"]], types=dict(c["types"]), kinds=dict(c["kinds"]),
-                       state={str(k): dict(v) for k, v in c["state"].items()})
+            out = cls(policy=str(c["policy"]), uri=str(c["uri"]), sha256=c["sha256"], rows=int(c["rows"]),
+                      features=[str(f) for f in c["features"]], types=dict(c["types"]), kinds=dict(c["kinds"]),
+                      state={str(k): dict(v) for k, v in c["state"].items()})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputDataError(f"a drift reference summary is malformed ({type(exc).__name__}: {exc})"[:200]) \
                 from None
+        return out
 
     @property
     def salt(self) -> str:
@@ -139,10 +148,19 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
         InputDataError: empty table, missing column, unsupported type, no values, too many categories.
         ConfigurationError: feature selection problems.
     """
-    from airflow_aisec.core.gates.drift._evaluate import TableSource, _stream, resolve_features
-    from airflow_aisec.core.gates.drift._features import CategoricalFeature, NumericFeature, feature_kind
+    from airflow_aisec.core.gates.drift._block import NumericBlock
+    from airflow_aisec.core.gates.drift._columns import wide_csv_batches
+    from airflow_aisec.core.gates.drift._evaluate import TableSource, _stream, feature_kinds, resolve_features
+    from airflow_aisec.core.gates.drift._features import CategoricalFeature
+    from airflow_aisec.core.gates.drift._summary_block import reference_states
     from airflow_aisec.core.io.storage import sha256_file
-    from airflow_aisec.core.io.tabular import detect_format, iter_batches, local_copy, open_dataset
+    from airflow_aisec.core.io.tabular import (
+        DEFAULT_BATCH_ROWS,
+        detect_format,
+        iter_batches,
+        local_copy,
+        open_dataset,
+    )
 
     uri = str(reference)
     with local_copy(uri, s3_client=s3_client) as copy:
@@ -158,24 +176,31 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
         def batches(columns: list[str]) -> Iterator[Any]:
             yield from iter_batches(ds, columns=columns, uri=uri)
 
-        source = TableSource(schema=ds.schema, batches=batches, name=uri)
+        def blocks(columns: list[str]) -> Iterator[Any] | None:
+            return wide_csv_batches(ds, columns, DEFAULT_BATCH_ROWS, uri)
+
+        source = TableSource(schema=ds.schema, batches=batches, name=uri, blocks=blocks)
         forced = set(section.categorical)
-        types, kinds, units = {}, {}, []
-        for name in chosen:
-            dtype = ds.schema.field(name).type
-            kind = feature_kind(dtype, name in forced)
-            if kind is None:
+        at = {n: i for i, n in enumerate(names)}
+        all_types = schema_lists(ds.schema)[1]
+        chosen_types = [all_types[at[n]] for n in chosen]
+        kinds = dict(zip(chosen, feature_kinds(chosen_types, [n in forced for n in chosen])))
+        for name, dtype in zip(chosen, chosen_types):
+            if kinds[name] is None:
                 raise InputDataError(f"feature '{name}' has an unsupported type ({dtype}); exclude it")
-            types[name], kinds[name] = str(dtype), kind
-            units.append((NumericFeature(name, section) if kind == "numeric" else CategoricalFeature(name, section),
-                          [name]))
+        types = dict(zip(chosen, type_names(chosen_types)))
+        # The numeric features as one block (a small table: one matrix), the categorical ones each alone.
+        numeric = [n for n in chosen if kinds[n] == "numeric"]
+        block = NumericBlock(numeric, section) if numeric else None
+        units: list[tuple[Any, list[str]]] = [(block, numeric)] if block is not None else []
+        units += [(CategoricalFeature(n, section), [n]) for n in chosen if kinds[n] == "categorical"]
         rows = _stream(source, units, "add_reference")
         if rows == 0:
             raise InputDataError(f"the reference table is empty: {uri}")
         for acc, _ in units:
             acc.end_reference()
         for _ in range(_MAX_REFERENCE_PASSES):
-            pending = [(acc, cols) for acc, cols in units if acc.pending]
+            pending = [(acc, acc.pending_names() if acc is block else cols) for acc, cols in units if acc.pending]
             if not pending:
                 break
             _stream(source, pending, "rescan")
@@ -184,18 +209,26 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
     policy = section_digest(section)
     salt = _salt(digest, policy)
     state: dict[str, dict[str, Any]] = {}
+    if block is not None:
+        matrix = block.reference_matrix()
+        if matrix is not None:
+            state.update(zip(numeric, reference_states(matrix, section)))
+        else:
+            assert block.features is not None
+            for acc in block.features:
+                state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "sketch": acc.ref.to_json(),
+                                   "edges": _floats(acc.edges), "bins": [int(x) for x in acc.ref_bins]}
     labels: dict[str, dict[int, str]] = {}
     for acc, _ in units:
-        if acc.kind == "numeric":
-            state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "sketch": acc.ref.to_json(),
-                               "edges": _floats(acc.edges), "bins": [int(x) for x in acc.ref_bins]}
-        else:
-            counts = [int(x) for x in acc.ref_counts[: acc.ref_categories]]
-            state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "counts": counts,
-                               "keys": [category_key(salt, n) for n in acc.index.names[: acc.ref_categories]]}
-            if section.report_category_labels:
-                labels[acc.name] = {i: n for i, n in enumerate(acc.index.names[: acc.ref_categories])
-                                    if counts[i] >= section.category_label_min_count}
+        if acc is block:
+            continue
+        counts = [int(x) for x in acc.ref_counts[: acc.ref_categories]]
+        state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "counts": counts,
+                           "keys": [category_key(salt, n) for n in acc.index.names[: acc.ref_categories]]}
+        if section.report_category_labels:
+            labels[acc.name] = {i: n for i, n in enumerate(acc.index.names[: acc.ref_categories])
+                                if counts[i] >= section.category_label_min_count}
+    state = {name: state[name] for name in chosen}  # in feature order, as before
     return DriftReference(policy=policy, uri=uri, sha256=digest, rows=rows, features=chosen, types=types,
                           kinds=kinds, state=state, labels=labels)
 
@@ -216,7 +249,9 @@ def _reference(section: DriftPolicy, reference: Any, features: Any, s3_client: A
 
 # --- current partitions -----------------------------------------------------------------------------
 
-def _numeric(name: str, section: DriftPolicy, ref: DriftReference) -> NumericFeature:
+def _numeric(name: str, section: DriftPolicy, ref: DriftReference, *, sketch: bool = True) -> NumericFeature:
+    """A numeric feature's accumulator with the reference state; ``sketch``: with the reference's value
+    sketch (KS needs it; a partition only bins its values on the reference edges)."""
     import numpy as np
 
     from airflow_aisec.core.gates.drift._features import NumericFeature
@@ -224,7 +259,8 @@ def _numeric(name: str, section: DriftPolicy, ref: DriftReference) -> NumericFea
 
     r = ref.state[name]
     f = NumericFeature(name, section)
-    f.ref = ValueSketch.from_json(r["sketch"])
+    if sketch:
+        f.ref = ValueSketch.from_json(r["sketch"])
     f.ref_rows, f.ref_missing = int(r["rows"]), int(r["missing"])
     f.edges = _unfloats(r["edges"])
     f.ref_bins = np.array(r["bins"], dtype=np.int64)
@@ -352,7 +388,10 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
     Raises:
         InputDataError / ConfigurationError: as the single-node check, for what one partition can tell.
     """
-    from airflow_aisec.core.gates.drift._features import feature_kind
+    from airflow_aisec.core.gates.drift._block import small_table, value_matrix
+    from airflow_aisec.core.gates.drift._columns import record_batches
+    from airflow_aisec.core.gates.drift._evaluate import feature_kinds
+    from airflow_aisec.core.gates.drift._summary_block import current_states
     from airflow_aisec.core.partitions import partition_batches
 
     ref = _reference(section, reference, features, s3_client)
@@ -360,19 +399,41 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
     forced = set(section.categorical)
     current: dict[str, dict[str, Any]] = {}
     with partition_batches(partition_uri, ref.features, s3_client=s3_client, fmt=fmt) as (schema, batches, uri, digest):
-        types = {n: str(schema.field(n).type) for n in ref.features}
-        kinds = {n: feature_kind(schema.field(n).type, n in forced) for n in ref.features}
+        read_types = schema_lists(schema)[1]  # the partition's columns are ref.features, in order
+        types = dict(zip(ref.features, type_names(read_types)))
+        kinds = dict(zip(ref.features, feature_kinds(read_types, [n in forced for n in ref.features])))
         read = [n for n in ref.features if kinds[n] == ref.kinds[n]]
-        numeric = {n: _numeric(n, section, ref) for n in read if ref.kinds[n] == "numeric"}
+        numeric_names = [n for n in read if ref.kinds[n] == "numeric"]
+        position = {n: i for i, n in enumerate(ref.features)}
+        numeric_at = [position[n] for n in numeric_names]
         categorical = {n: _CurrentCategories(n, section) for n in read if ref.kinds[n] == "categorical"}
+        categorical_at = [(c, position[n]) for n, c in categorical.items()]
+        # A small partition's numeric columns are one matrix (states for all features at once); past
+        # the limits they stream into one accumulator per feature.
+        matrices: list[Any] | None = []
+        numeric: dict[str, NumericFeature] = {}
         rows = 0
-        for batch in batches:
-            rows += batch.num_rows
-            by_name = dict(zip(batch.schema.names, batch.columns))
-            for n, f in numeric.items():
-                f.add_current(by_name[n])
-            for n, c in categorical.items():
-                c.add(by_name[n])
+        for batch in record_batches(batches, ref.features):
+            rows += batch.rows
+            if matrices is not None and small_table(rows, len(numeric_names)):
+                matrices.append(value_matrix(batch, numeric_at))
+            else:
+                if matrices is not None:  # spill: the rows kept so far, then this batch, per feature
+                    numeric = {n: _numeric(n, section, ref, sketch=False) for n in numeric_names}
+                    for kept in matrices:
+                        for j, f in enumerate(numeric.values()):
+                            f.add_current_values(kept[:, j])
+                    matrices = None
+                for f, column in zip(numeric.values(), batch.columns(numeric_at)):
+                    f.add_current(column)
+            for c, at in categorical_at:
+                c.add(batch.columns([at])[0])
+    if matrices is not None and numeric_names:
+        import numpy as np
+
+        values = np.concatenate(matrices) if matrices else np.empty((0, len(numeric_names)))
+        edges = [_unfloats(ref.state[n]["edges"]) for n in numeric_names]
+        current.update(zip(numeric_names, current_states(values, edges, section)))
     for n, f in numeric.items():
         current[n] = {"rows": f.cur_rows, "missing": f.cur_missing, "sketch": f.cur.to_json(),
                       "bins": [int(x) for x in f.cur_bins]}
@@ -419,7 +480,9 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
     import numpy as np
 
     from airflow_aisec.core.collector import collector_paused
+    from airflow_aisec.core.gates.drift._block import entry, matrix_stats, small_table
     from airflow_aisec.core.gates.drift._judge import Judge, type_changed
+    from airflow_aisec.core.gates.drift._summary_block import value_matrices
     from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
     from airflow_aisec.core.stats import ValueSketch
 
@@ -435,27 +498,42 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
         raise InputDataError(f"the current table is empty: {data or summary.coverage.root()}")
     judge = Judge(section)
     findings: list[Finding] = []
+    numeric: list[str] = []
     accumulators: dict[str, Any] = {}
     for name in ref.features:
         kind = ref.kinds[name]
         if name not in summary.current:
             findings.append(type_changed(name, kind, summary.kinds.get(name), ref.types[name], summary.types[name]))
-            continue
-        if kind == "categorical":
-            judge.require_applicable(name)
-        cur = summary.current[name]
-        if kind == "numeric":
-            f: Any = _numeric(name, section, ref)
-            f.cur = ValueSketch.from_json(cur["sketch"])
-            f.cur_bins = np.array(cur["bins"], dtype=np.int64)
-            f.cur_rows, f.cur_missing = int(cur["rows"]), int(cur["missing"])
+        elif kind == "numeric":
+            numeric.append(name)
         else:
-            f = _categorical(name, section, ref, cur)
-        accumulators[name] = f
+            judge.require_applicable(name)
+            accumulators[name] = _categorical(name, section, ref, summary.current[name])
     cache: dict[Any, Any] = {}
+    rows = (ref.rows, cur_rows)
+    results: dict[str, tuple[dict[str, Any], list[str]]] = {}
     with collector_paused():
-        results = {name: f.stats(cache) for name, f in accumulators.items()}
-        evaluation = judge.evaluate(ref.features, ref.kinds, results, ref.rows, cur_rows, findings)
+        # Small tables: their exact sketches rebuilt as value matrices, compared as the single-node check does.
+        ref_values = cur_values = None
+        if numeric and small_table(max(rows), len(numeric)):
+            ref_values = value_matrices([ref.state[n] for n in numeric], ref.rows)
+            cur_values = None if ref_values is None else value_matrices([summary.current[n] for n in numeric],
+                                                                        cur_rows)
+        if cur_values is not None:
+            assert ref_values is not None
+            results.update(zip(numeric, matrix_stats(ref_values, cur_values, section, cache, numeric, rows)))
+        else:
+            for name in numeric:
+                cur = summary.current[name]
+                f = _numeric(name, section, ref)
+                f.cur = ValueSketch.from_json(cur["sketch"])
+                f.cur_bins = np.array(cur["bins"], dtype=np.int64)
+                f.cur_rows, f.cur_missing = int(cur["rows"]), int(cur["missing"])
+                accumulators[name] = f
+        for name, f in accumulators.items():
+            stats, labels = f.stats(cache)
+            results[name] = (entry(name, f.kind, rows, stats), labels)
+        evaluation = judge.evaluate(ref.features, ref.kinds, results, ref.rows, cur_rows, findings, entries=True)
     metrics, report_labels = evaluation.metrics, evaluation.report_labels
     inputs = [InputRef(uri=ref.uri, sha256=ref.sha256), *(InputRef(uri=u, sha256=d) for u, d in files)]
     outcome = CheckOutcome(findings=findings, metrics=metrics, inputs=inputs)

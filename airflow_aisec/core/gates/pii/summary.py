@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.io.schema_lists import column_names
+from airflow_aisec.core.io.schema_lists import schema_lists, type_names
 from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
@@ -165,11 +165,12 @@ class ScanSetup:
         refuse_sample(section)
         columns, skipped = select_columns(section, schema, uri)
         detector = new_detector(section)
-        labels, names_with_pii = column_labels(detector, column_names(schema))
+        names, types = schema_lists(schema)
+        labels, names_with_pii = column_labels(detector, names)
         setup = cls(section=section, fmt=fmt, columns=columns,
                     skipped={labels.get(c, c): why for c, why in skipped.items()}, labels=labels,
                     names_with_pii=names_with_pii,
-                    schema=sha256_json([[f.name, str(f.type)] for f in schema]))
+                    schema=sha256_json([list(pair) for pair in zip(names, type_names(types))]))
         setup._prepared = (detector,)
         return setup
 
@@ -182,30 +183,39 @@ class ScanSetup:
         return cls(section=section, **header)
 
     def _tools(self) -> tuple[Any, Any, Any]:
-        from airflow_aisec.core.gates.pii._detect import build_plan
+        from airflow_aisec.core.gates.pii._bulk import BulkPlan
         from airflow_aisec.core.gates.pii._scan import new_detector
         from airflow_aisec.core.gates.pii._text import build_text_scanner
 
         if self._prepared is None or len(self._prepared) < 3:
             detector = self._prepared[0] if self._prepared else new_detector(self.section)
-            self._prepared = (detector, build_text_scanner(self.section), build_plan(detector, self.columns))
+            self._prepared = (detector, build_text_scanner(self.section), BulkPlan(detector, self.columns))
         return self._prepared
 
     def summarize(self, batches: Iterable[tuple[Any, Any]], *, partition_id: str, uri: str, order: list[Any],
                   rows: int | None = None, sha256: str | None = None, start: int = 0) -> PiiSummary:
         """Count ``(batch, local row positions)`` pairs into a summary of one partition (or of rows
         ``start .. start + rows`` of it when ``rows`` is given and the batches are a slice)."""
+        from airflow_aisec.core.gates.pii._bulk import BlockCounter
         from airflow_aisec.core.gates.pii._presidio import quiet_presidio
-        from airflow_aisec.core.gates.pii._scan import ColumnStats, nlp_metrics, scanned_entities, tally_batch
+        from airflow_aisec.core.gates.pii._scan import ColumnStats, nlp_metrics, scanned_entities
+        from airflow_aisec.core.io.column_blocks import ColumnBlock
 
         started = time.perf_counter()
-        detector, nlp, plans = self._tools()
-        stats = {c: ColumnStats() for c in self.columns}
+        detector, nlp, plan = self._tools()
+        # The single-node scan's counter (columns grouped by hint set, cells of many columns per
+        # detection pass); only columns with something to count get stats (the others read as empty).
+        stats: dict[str, ColumnStats] = {}
+        counter = BlockCounter(stats, plan, detector, nlp)
+        everything = range(len(self.columns))
         scanned = 0
         with quiet_presidio():
             for batch, positions in batches:
                 scanned += batch.num_rows
-                tally_batch(stats, batch, positions, plans, detector, nlp)
+                if batch.schema.names != self.columns:
+                    batch = batch.select(self.columns)
+                counter.add(ColumnBlock(start=0, rows=batch.num_rows, columns=everything, batch=batch), positions)
+            counter.flush()
         columns = {}
         for real, col in stats.items():
             columns[self.labels.get(real, real)] = {

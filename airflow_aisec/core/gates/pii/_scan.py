@@ -144,7 +144,10 @@ def new_detector(section: PiiPolicy) -> Detector:
 
 def tally_batch(stats: dict[str, ColumnStats], batch: Any, rows: Any, plans: Sequence[Any], detector: Detector,
                 nlp: Any) -> None:
-    """Count one batch into ``stats``; ``rows`` (numpy int64) are the positions reported for its rows."""
+    """Count one batch into ``stats``; ``rows`` (numpy int64) are the positions reported for its rows.
+
+    The per-column path: every column its own plan (``plans``) and detection pass. The scans (single
+    node and partitions) count with :class:`~._bulk.BlockCounter`; the tests hold them to this one."""
     for plan, found, tally in detect_columns(batch, plans, detector, nlp):
         col = stats[plan.name]
         for entity, where in found.items():

@@ -241,3 +241,24 @@ def test_a_wide_csv_row_longer_than_the_block_is_refused(tmp_path, monkeypatch):
         list(tabular.iter_batches(table, uri="long.csv"))
     with pytest.raises(InputDataError, match="longer than"):
         tabular.count_rows(table, "long.csv")
+
+
+@pytest.mark.parametrize("gap", [0, 1, 99, 100, 101, 250_000])
+def test_rows_and_line_numbers_after_runs_of_empty_lines(tmp_path, monkeypatch, gap):
+    """Empty lines before a row are counted a chunk at a time, not gathered: the rows, their count and
+    the line an error names are what line-by-line reading gives, across chunk and parse-piece edges."""
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    monkeypatch.setattr(wide_csv, "_PARSE_LINES", 100)
+    monkeypatch.setattr(wide_csv, "_PARSED_MAX_BYTES", 0)
+    monkeypatch.setattr(csv_cells, "_CHUNK", 4096)
+    path = tmp_path / "gaps.csv"
+    _wide_with_gaps(path, gap=gap, extra=b"\n" * gap)
+    table = tabular.open_dataset(path, "csv")
+    read = pa.Table.from_batches(list(tabular.iter_batches(table, batch_rows=1)), schema=table.schema)
+    assert read.num_rows == 2 and read.equals(pacsv.read_csv(path))
+    # The same file with a row that is not UTF-8 at its end, past the rows the schema was inferred from.
+    _wide_with_gaps(path, gap=gap, extra=b"\n" * gap + b"7," * 19 + b"\xff\n")
+    bad_line = 1 + 1 + gap + 1 + gap + 1  # header, row, gap, row, gap, the bad row
+    with pytest.raises(InputDataError, match=rf"holds text that is not UTF-8 \(first at line {bad_line}\)"):
+        list(tabular.iter_batches(table, batch_rows=10))
+    assert tabular.count_rows(table, "gaps.csv") == 3

@@ -28,10 +28,22 @@ _CHUNK = 1 << 20
 def physical_lines(fh: Any, limit: int | None = None, uri: str = "") -> Iterator[bytes]:
     """Physical rows: split on LF, CRLF and lone CR (as pyarrow does without newlines in values).
 
+    The lines of :func:`physical_line_lists`, one at a time.
+
+    Raises:
+        InputDataError: a line longer than ``limit``.
+    """
+    for lines in physical_line_lists(fh, limit, uri):
+        yield from lines
+
+
+def physical_line_lists(fh: Any, limit: int | None = None, uri: str = "") -> Iterator[list[bytes]]:
+    """:func:`physical_lines` a list at a time (the lines that end in one chunk read, never empty).
+
     Read a chunk at a time and split in C: a file of millions of empty lines costs no Python call
-    per line read. With ``limit``, a line longer than ``limit`` bytes is refused once that much of it
-    is read: a hostile file's one endless line is never held whole (pyarrow's reader refuses a row
-    larger than its block, too).
+    per line, for a caller that takes a list of lines at once. With ``limit``, a line longer than
+    ``limit`` bytes is refused once that much of it is read: a hostile file's one endless line is
+    never held whole (pyarrow's reader refuses a row larger than its block, too).
 
     Raises:
         InputDataError: a line longer than ``limit``.
@@ -59,13 +71,12 @@ def physical_lines(fh: Any, limit: int | None = None, uri: str = "") -> Iterator
             parts[0] = b"".join([*unfinished, parts[0]])
         tail = parts.pop()
         unfinished, held = ([tail], len(tail)) if tail else ([], 0)
-        for raw in parts:
-            if b"\r" in raw or (limit is not None and len(raw) > limit):
-                yield from rows(raw)
-            else:
-                yield raw
+        # Lines checked one by one only when one may need it (a CR, or one longer than the limit).
+        if b"\r" in chunk or b"\r" in parts[0] or (limit is not None and max(map(len, parts)) > limit):
+            parts = list(itertools.chain.from_iterable(map(rows, parts)))
+        yield parts
     if unfinished:
-        yield from rows(b"".join(unfinished))
+        yield rows(b"".join(unfinished))
 
 
 def split_fields(text: str) -> list[str]:

@@ -34,7 +34,7 @@ from airflow_aisec.core.io.csv_cells import (
     first_line,
     header_names,
     parse_rows,
-    physical_lines,
+    physical_line_lists,
     split_fields,
 )
 from airflow_aisec.core.io.schema_lists import remember, schema_lists
@@ -417,23 +417,31 @@ def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: i
     from airflow_aisec.core.io.tabular import csv_block_size
 
     with open(path, "rb") as fh:
-        lines = physical_lines(fh, csv_block_size(path), uri)
-        header = next(lines, b"").removeprefix(_BOM)
+        lists = physical_line_lists(fh, csv_block_size(path), uri)
+        first = next(lists, [b""])
+        header = first[0].removeprefix(_BOM)
         found = header_names(header)
         if (found if found is not None else split_fields(header.decode("utf-8", "replace"))) != names:
             raise InputDataError(f"{uri}: the CSV header changed while it was being read")
         # Lines are gathered until they hold a batch's rows, then parsed together; a parse never
         # takes more than _PARSE_BYTES or _PARSE_LINES (a hostile file's millions of empty lines).
+        # Empty lines before a row only count (a line number): a list of them is skipped at once.
         pending: list[bytes] = []
         number = full = size = 0
-        for line in lines:
-            pending.append(line)
-            full += bool(line)
-            size += len(line) + 1
-            if full >= per_batch or size >= _PARSE_BYTES or len(pending) >= _PARSE_LINES:
-                if full:
+        for lines in itertools.chain([first[1:]], lists):
+            if not full and not any(lines):
+                number += len(lines)
+                continue
+            for line in lines:
+                if not full and not line:
+                    number += 1
+                    continue
+                pending.append(line)
+                full += bool(line)
+                size += len(line) + 1
+                if full >= per_batch or size >= _PARSE_BYTES or len(pending) >= _PARSE_LINES:
                     yield parse_rows(b"\n".join(pending), names, uri, 2 + number)
-                number, pending, full, size = number + len(pending), [], 0, 0
+                    number, pending, full, size = number + len(pending), [], 0, 0
         if full:
             yield parse_rows(b"\n".join(pending), names, uri, 2 + number)
 
@@ -527,4 +535,5 @@ def count_rows(path: str | os.PathLike[str], uri: str) -> int:
     from airflow_aisec.core.io.tabular import csv_block_size
 
     with open(path, "rb") as fh:
-        return max(0, sum(1 for line in physical_lines(fh, csv_block_size(path), uri) if line) - 1)
+        return max(0, sum(len(lines) - lines.count(b"") for lines in physical_line_lists(fh, csv_block_size(path), uri))
+                   - 1)

@@ -262,3 +262,26 @@ def test_rows_and_line_numbers_after_runs_of_empty_lines(tmp_path, monkeypatch, 
     with pytest.raises(InputDataError, match=rf"holds text that is not UTF-8 \(first at line {bad_line}\)"):
         list(tabular.iter_batches(table, batch_rows=10))
     assert tabular.count_rows(table, "gaps.csv") == 3
+
+
+@pytest.mark.parametrize("bad", [b"1,2", b"," * 200_000, b'"a",' * 3 + b"x"])
+def test_a_row_with_another_number_of_fields_is_refused_without_pyarrows_reader(tmp_path, monkeypatch, bad):
+    """The message pyarrow's path gives, but the row is not split by pyarrow's reader (a hostile 4 MB
+    line of commas cost it 760 MB): neither the schema nor the batches open it."""
+    import pyarrow.csv as pcsv_module
+
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    path = tmp_path / "bad.csv"
+    header = ",".join(f"c{i}" for i in range(20)).encode()
+    row = ",".join(str(i) for i in range(20)).encode()
+    path.write_bytes(header + b"\n" + row + b"\n" + bad + b"\n" + row + b"\n")
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)  # pyarrow's own path: the expected message
+    with pytest.raises(InputDataError) as arrow:
+        tabular.open_dataset(path, "csv", uri="bad.csv")
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    opened = count_calls(monkeypatch, pcsv_module, "open_csv")
+    with pytest.raises(InputDataError) as wide:
+        tabular.open_dataset(path, "csv", uri="bad.csv")
+    assert str(wide.value) == str(arrow.value) == \
+        "bad.csv: malformed CSV: a row has the wrong number of columns (truncated file?)"
+    assert opened[0] == 0

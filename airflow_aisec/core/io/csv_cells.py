@@ -83,6 +83,10 @@ def split_fields(text: str) -> list[str]:
     return text.split(",") if '"' not in text else next(csv.reader([text]))
 
 
+class WrongFieldCount(InputDataError):
+    """A row with another number of fields than the header: the file is malformed, whoever reads it."""
+
+
 def row_cells(line: bytes, uri: str, names: Sequence[str], number: int) -> list[str] | None:
     """One row's cells (None: an empty line, skipped)."""
     if not line:
@@ -95,9 +99,9 @@ def row_cells(line: bytes, uri: str, names: Sequence[str], number: int) -> list[
         column = f"'{names[bad]}'" if bad is not None and bad < len(names) else "(unknown)"
         raise InputDataError(f"{uri}: CSV column {column} holds text that is not UTF-8 (first at line {number})") \
             from None
-    cells = split_fields(text)
-    if len(cells) != len(names):
-        raise InputDataError(f"{uri}: malformed CSV: a row has the wrong number of columns (truncated file?)")
+    # Without quotes the commas tell the fields: a hostile line of millions is refused unsplit.
+    if ('"' not in text and text.count(",") + 1 != len(names)) or len(cells := split_fields(text)) != len(names):
+        raise WrongFieldCount(f"{uri}: malformed CSV: a row has the wrong number of columns (truncated file?)")
     return cells
 
 
@@ -112,6 +116,8 @@ def plain_cells(data: bytes, width: int | None) -> pa.Array | None:
 
     if not data or b"\x00" in data:
         return None
+    if width is not None and b'"' not in data and data.count(b",") > (width - 1) * (data.count(b"\n") + data.count(b"\r") + 1):
+        return None  # more commas than its lines can hold: not plain (and no arrays made for them)
     try:
         data.decode("utf-8")  # cells are cut at ASCII bytes: all valid iff the whole is
     except UnicodeDecodeError:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.csv_cells import (
     Rows,
+    WrongFieldCount,
     first_line,
     header_names,
     parse_rows,
@@ -95,7 +96,7 @@ def _identity(st: os.stat_result) -> tuple[Any, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], Rows] | None:
+def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[list[str], Rows] | None:
     """Column names and the rows of the first parse block (pyarrow infers types from them)."""
     import pyarrow as pa
 
@@ -119,8 +120,12 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], R
     if names is None or len(names) < WIDE_COLUMNS or len(set(names)) != len(names):
         return None
     try:
-        # A bad line here sends the file to pyarrow's path (no message is shown from here).
-        rows = _parse_pieces(body, names)
+        # A bad line here sends the file to pyarrow's path (its message), but for a row with another
+        # number of fields: pyarrow refuses it with this message too, after splitting it into fields
+        # (a hostile 4 MB line of commas cost its CSV reader 760 MB).
+        rows = _parse_pieces(body, names, uri)
+    except WrongFieldCount:
+        raise
     except InputDataError:
         return None
     for key in list(_PARSED)[:-1]:
@@ -131,7 +136,7 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], R
         kept: Rows | None = rows
         if not complete:
             try:
-                kept = Rows(pa.concat_arrays([rows.flat, _parse_pieces(data[len(head):], names).flat]), len(names))
+                kept = Rows(pa.concat_arrays([rows.flat, _parse_pieces(data[len(head):], names, uri).flat]), len(names))
             except InputDataError:
                 kept = None  # the batches report it
         if kept is not None:
@@ -139,17 +144,18 @@ def _header(path: str | os.PathLike[str], block_size: int) -> tuple[list[str], R
     return names, rows
 
 
-def _parse_pieces(data: bytes, names: Sequence[str]) -> Rows:
+def _parse_pieces(data: bytes, names: Sequence[str], uri: str) -> Rows:
     """:func:`parse_rows` of ``data`` a piece at a time, each piece up to the first line end after
     _PARSE_LINES bytes (so at most that many lines and one more): a block of millions of empty lines
-    costs no more than a block of rows. Errors carry no line number (the callers do not show them)."""
+    costs no more than a block of rows. Line numbers in errors are not the file's (only
+    :class:`~.csv_cells.WrongFieldCount`, which names none, is shown)."""
     import pyarrow as pa
 
     pieces, start = [], 0
     while start < len(data):
         end = data.find(b"\n", start + _PARSE_LINES)
         end = len(data) if end < 0 else end + 1
-        pieces.append(parse_rows(data[start:end], names, "", 2).flat)
+        pieces.append(parse_rows(data[start:end], names, uri, 2).flat)
         start = end
     return Rows(pa.concat_arrays(pieces) if pieces else pa.array([], pa.string()), len(names))
 
@@ -236,7 +242,7 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
 
     if str(path).lower().endswith((".gz", ".bz2", ".zst")):
         return None
-    found = _header(path, block_size)
+    found = _header(path, block_size, uri)
     if found is None:
         return None
     names, rows = found

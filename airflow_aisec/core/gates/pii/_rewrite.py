@@ -10,9 +10,11 @@ from airflow_aisec.core.gates.pii._detect import iter_column_detections
 from airflow_aisec.core.gates.pii._table import as_strings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pyarrow as pa
 
-    from airflow_aisec.core.gates.pii._matches import Match
+    from airflow_aisec.core.gates.pii._matches import CellResult, Match
     from airflow_aisec.core.policy.sections.pii import RedactionSettings
 
 
@@ -70,12 +72,16 @@ def _merge_spans(matches: list[Match]) -> list[tuple[int, int, str]]:
 
 
 def redact_column(arr: pa.Array, plan: Any, entities: set[str], detector: Any, rewriter: Rewriter,
-                  nlp: Any) -> tuple[pa.Array, int]:
-    """One column of one batch with the matches of ``entities`` rewritten, and how many cells changed."""
+                  nlp: Any, detections: Iterable[tuple[int, str, CellResult]] | None = None) -> tuple[pa.Array, int]:
+    """One column of one batch with the matches of ``entities`` rewritten, and how many cells changed.
+
+    ``detections``: the column's (:func:`~._detect.detections_by_column`), else detected here."""
     import pyarrow as pa
 
     changes: dict[int, str | None] = {}
-    for i, text, cell in iter_column_detections(arr, plan, detector, nlp):
+    if detections is None:
+        detections = iter_column_detections(arr, plan, detector, nlp)
+    for i, text, cell in detections:
         chosen = [m for m in cell.matches if m.entity in entities]
         if chosen:
             changes[i] = rewriter.rewrite(text, chosen)
@@ -110,23 +116,42 @@ class TextShape:
         self.words = 0
 
     def add(self, strings: pa.Array) -> None:
-        import pyarrow.compute as pc
-
-        non_empty = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0), False)
-        self.cells += int(pc.sum(non_empty).as_py() or 0)
-        self.words += int(pc.sum(pc.count_substring_regex(strings, _WORD_RE2)).as_py() or 0)
+        cells, words = shape_counts(strings, 1)
+        self.cells += cells[0]
+        self.words += words[0]
 
     @property
     def free_text(self) -> bool:
         return self.cells > 0 and self.words / self.cells >= FREE_TEXT_WORDS
 
 
+def _per_column(values: Any, columns: int) -> list[int]:
+    """Sums of ``columns`` equally long runs of a pyarrow array of booleans or counts (a null counts 0)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    filled = pc.fill_null(values, False if pa.types.is_boolean(values.type) else 0)
+    return filled.to_numpy(zero_copy_only=False).astype("int64").reshape(columns, -1).sum(axis=1).tolist()
+
+
+def shape_counts(strings: pa.Array, columns: int) -> tuple[list[int], list[int]]:
+    """Per column of ``strings`` (``columns`` columns of one batch laid end to end): its non-empty cells
+    and their words, for :class:`TextShape` (one pass for many columns: each pass compiles its
+    expression)."""
+    import pyarrow.compute as pc
+
+    non_empty = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0)
+    return _per_column(non_empty, columns), _per_column(pc.count_substring_regex(strings, _WORD_RE2), columns)
+
+
 def redact_whole_column(arr: pa.Array, plan: Any, entities: set[str], default: str, detector: Any,
-                        rewriter: Rewriter, nlp: Any) -> tuple[pa.Array, int]:
+                        rewriter: Rewriter, nlp: Any,
+                        detections: Iterable[tuple[int, str, CellResult]] | None = None) -> tuple[pa.Array, int]:
     """Every non-empty cell of a column classified as carrying ``entities`` becomes one token.
 
     A cell's token names the entity detected in it, else ``default`` (the column's dominant entity):
     the detector may miss a value in a format it does not know, the column classification does not.
+    ``detections`` as for :func:`redact_column`.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -137,7 +162,9 @@ def redact_whole_column(arr: pa.Array, plan: Any, entities: set[str], default: s
     if rewriter.method == "drop":
         return pc.if_else(non_empty, pa.nulls(len(arr), type=arr.type), arr), n
     seen: dict[int, str] = {}
-    for i, _text, cell in iter_column_detections(arr, plan, detector, nlp):
+    if detections is None:
+        detections = iter_column_detections(arr, plan, detector, nlp)
+    for i, _text, cell in detections:
         chosen = sorted((m for m in cell.matches if m.entity in entities), key=lambda m: -(m.end - m.start))
         if chosen:
             seen[i] = chosen[0].entity
@@ -148,8 +175,9 @@ def redact_whole_column(arr: pa.Array, plan: Any, entities: set[str], default: s
     return pa.array(out, type=pa.string()), n
 
 
-def residual_cells(strings: pa.Array, *, whole_column: bool, method: str, tokens: Any) -> int:
-    """Cells of a redacted column that still hold PII the classification says is there.
+def residual_cells(strings: pa.Array, *, whole_column: bool, method: str, tokens: Any, columns: int = 1) -> list[int]:
+    """Per column of ``strings`` (``columns`` columns of one batch laid end to end), its cells that
+    still hold PII the classification says is there.
 
     ``whole_column``: every non-empty cell must be a redaction token (or null for ``drop``).
     Otherwise (free text): a token glued to leftover digits (``<PHONE_NUMBER>x31948``,
@@ -157,16 +185,16 @@ def residual_cells(strings: pa.Array, *, whole_column: bool, method: str, tokens
     """
     import pyarrow.compute as pc
 
-    non_empty = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0), False)
+    non_empty = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0)
     if whole_column:
         if method == "drop":
-            return int(pc.sum(non_empty).as_py() or 0)
+            return _per_column(non_empty, columns)
         is_token = pc.fill_null(pc.match_substring_regex(strings, f"^(?:{tokens})$"), False)
-        return int(pc.sum(pc.and_(non_empty, pc.invert(is_token))).as_py() or 0)
+        return _per_column(pc.and_(pc.fill_null(non_empty, False), pc.invert(is_token)), columns)
     if method == "drop":
-        return 0
+        return [0] * columns
     partial = rf"\d[\-./(]?(?:{tokens})|(?:{tokens})(?:\s?(?i:x|ext\.?|#)\s?\d|[\-./)]?\d)"
-    return int(pc.sum(pc.fill_null(pc.match_substring_regex(strings, partial), False)).as_py() or 0)
+    return _per_column(pc.match_substring_regex(strings, partial), columns)
 
 
 def token_regex(rewriter: Rewriter, entities: Any) -> str:

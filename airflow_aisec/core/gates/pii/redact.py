@@ -28,12 +28,12 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.pii._classify import ENTITY_SEVERITY, classify, is_classified
-from airflow_aisec.core.gates.pii._detect import build_plan
+from airflow_aisec.core.gates.pii._detect import build_plan, detections_by_column
 from airflow_aisec.core.gates.pii._patterns import Detector
 from airflow_aisec.core.gates.pii._presidio import quiet_presidio
 from airflow_aisec.core.gates.pii._rewrite import (
@@ -42,6 +42,7 @@ from airflow_aisec.core.gates.pii._rewrite import (
     redact_column,
     redact_whole_column,
     residual_cells,
+    shape_counts,
     token_regex,
 )
 from airflow_aisec.core.gates.pii._scan import scan_local
@@ -176,6 +177,22 @@ def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: s
     return pa.schema(fields, metadata=schema.metadata)
 
 
+def _joined(batch: pa.RecordBatch, names: list[str], columns: list[str]) -> Iterator[tuple[list[str], pa.Array]]:
+    """The text of batch ``columns`` (called ``names``) laid end to end, a pass's worth at a time
+    (:data:`~._detect.MAX_CELLS_PER_PASS` cells), with the names of those in it."""
+    import pyarrow as pa
+
+    from airflow_aisec.core.gates.pii._detect import MAX_CELLS_PER_PASS
+    from airflow_aisec.core.gates.pii._table import as_strings
+
+    per_pass = max(1, MAX_CELLS_PER_PASS // max(batch.num_rows, 1))
+    for start in range(0, len(names), per_pass):
+        parts = [as_strings(batch.column(c), c) for c in columns[start:start + per_pass]]
+        if any(a.type != parts[0].type for a in parts):  # string next to large_string
+            parts = [a.cast(pa.large_string()) for a in parts]
+        yield names[start:start + per_pass], pa.concat_arrays(parts)
+
+
 def _whole_columns(path: Path, fmt: str, uri: str, targets: Mapping[str, set[str]], batch_rows: int,
                    before: Any, detector: Detector) -> set[str]:
     """Classified columns whose values *are* the entity: not free text (:class:`~._rewrite.TextShape`), and
@@ -183,13 +200,14 @@ def _whole_columns(path: Path, fmt: str, uri: str, targets: Mapping[str, set[str
     (``phone``, ``ssn``...). A reference column with a few IBANs among invoice ids keeps its ids."""
     if not targets:
         return set()
-    from airflow_aisec.core.gates.pii._table import as_strings
 
     shapes = {name: TextShape() for name in targets}
     dataset = open_for_scan(path, fmt, uri)
     for batch, _rows in iter_rows(dataset, list(targets), batch_rows=batch_rows, uri=uri):
-        for name, shape in shapes.items():
-            shape.add(as_strings(batch.column(name), name))
+        for names, strings in _joined(batch, list(targets), list(targets)):
+            for name, cells, words in zip(names, *shape_counts(strings, len(names))):
+                shapes[name].cells += cells
+                shapes[name].words += words
     out = set()
     for name, shape in shapes.items():
         if shape.free_text or not shape.cells:
@@ -206,17 +224,18 @@ def _against_classification(path: Path, fmt: str, uri: str, targets: Mapping[str
     """Findings for classified columns of the output that still hold an unredacted or partial value."""
     if not targets:
         return []
-    from airflow_aisec.core.gates.pii._table import as_strings
 
     out_name = {name: out_schema.field(schema.get_field_index(name)).name for name in targets}
     counts = dict.fromkeys(targets, 0)
     tokens = token_regex(rewriter, {e for ents in targets.values() for e in ents})
     dataset = open_for_scan(path, fmt, uri)
     for batch, _rows in iter_rows(dataset, [out_name[n] for n in targets], batch_rows=batch_rows, uri=uri):
-        for name in targets:
-            strings = as_strings(batch.column(out_name[name]), out_name[name])
-            counts[name] += residual_cells(strings, whole_column=name in whole, method=rewriter.method,
-                                           tokens=tokens)
+        for kind in (True, False):  # whole columns, then free text: one pass each for many columns
+            chosen = [n for n in targets if (n in whole) == kind]
+            for names, strings in _joined(batch, chosen, [out_name[n] for n in chosen]):
+                for name, count in zip(names, residual_cells(strings, whole_column=kind, method=rewriter.method,
+                                                             tokens=tokens, columns=len(names))):
+                    counts[name] += count
     findings = []
     for name, count in counts.items():
         if not count:
@@ -333,20 +352,24 @@ def redact_table(
                 plans = {p.name: p for p in build_plan(detector, list(targets))}
                 writer = _Writer(tmp, out_fmt, out_schema)
                 try:
+                    target_names = list(targets)
                     for batch, _rows in iter_rows(dataset, schema.names, batch_rows=section.scan.batch_rows,
                                                   uri=src):
-                        arrays = []
-                        for name in schema.names:
-                            arr = batch.column(name)
+                        arrays = batch.columns
+                        # Detected for all target columns in few passes, then rewritten column by column.
+                        found = detections_by_column([(batch.column(n), plans[n]) for n in target_names],
+                                                     detector, nlp)
+                        position = {n: i for i, n in enumerate(batch.schema.names)} if target_names else {}
+                        for name, detections in zip(target_names, found):
+                            i = position[name]
                             if name in whole:
-                                arr, n = redact_whole_column(arr, plans[name], targets[name], dominant[name],
-                                                             detector, rewriter, nlp)
-                            elif name in targets:
-                                arr, n = redact_column(arr, plans[name], targets[name], detector, rewriter, nlp)
-                            if name in targets:
-                                slot = counts.setdefault(before.label(name), {"cells": 0})
-                                slot["cells"] += n
-                            arrays.append(arr)
+                                arrays[i], n = redact_whole_column(arrays[i], plans[name], targets[name],
+                                                                   dominant[name], detector, rewriter, nlp, detections)
+                            else:
+                                arrays[i], n = redact_column(arrays[i], plans[name], targets[name], detector,
+                                                             rewriter, nlp, detections)
+                            slot = counts.setdefault(before.label(name), {"cells": 0})
+                            slot["cells"] += n
                         writer.write(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
                 finally:
                     writer.close()

@@ -13,8 +13,11 @@ one-time imports are not timed):
            of all of them: it must not pay for the columns it does not read
   drift    ``check_drift`` with every column as a feature (reference and current tables of the
            same shape)
+  prompt   ``check_prompt_injection`` with the default rules over every text column
+  redact   ``redact_table`` masking the example entities (the planted e-mails) into a new CSV file,
+           then its re-scan
 
-pii and source read a *text* table: word-like tokens (a planted e-mail in the first cell and every ~1,000) in four
+pii, source, prompt and redact read a *text* table: word-like tokens (a planted e-mail in the first cell and every ~1,000) in four
 of five columns, integers in the fifth. bias and drift read a *numeric* table: columns ``y``, ``p``,
 ``sex`` first, then floats, every fifth column a category of 4 values.
 
@@ -178,12 +181,29 @@ def with_result(gate: str, fn: Callable[[Path, Path], Any]) -> Callable[[Path, P
     return run
 
 
+def run_prompt(reference: Path, current: Path):
+    from airflow_aisec.core.gates.prompt_injection import check_prompt_injection
+    from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
+
+    return check_prompt_injection(PromptInjectionPolicy(), str(current))
+
+
+def run_redact(reference: Path, current: Path):
+    from airflow_aisec.core.gates.pii.redact import redact_table
+
+    out = current.parent / "redacted.csv"
+    out.unlink(missing_ok=True)
+    return redact_table(pii_section(), str(current), str(out), classification="restricted")
+
+
 #: gate -> (runner, table kind)
 GATES: dict[str, tuple[Callable[[Path, Path], Any], str]] = {
     "pii": (run_pii, "text"),
     "source": (run_source, "text"),
     "bias": (run_bias, "numeric"),
     "drift": (run_drift, "numeric"),
+    "prompt": (run_prompt, "text"),
+    "redact": (run_redact, "text"),
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_aisec.core.gates.prompt_injection._detect import ENGINES, CellHits, Detector
-from airflow_aisec.core.gates.prompt_injection._sources import Reader, manifest_digest
+from airflow_aisec.core.gates.prompt_injection._sources import Reader, TextBatch, manifest_digest
 from airflow_aisec.core.gates.prompt_injection._tally import Tally
 from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
 from airflow_aisec.core.result import CheckOutcome, InputRef
@@ -49,24 +49,23 @@ def check_prompt_injection(
     tally = Tally(section)
     stats: dict[str, int] = {}
     nbytes = 0
+    pending: list[TextBatch] = []
+    cells = size = 0
     for batch in reader.batches(data):
         tally.add_units(batch.group, batch.units)
         nbytes += batch.nbytes
         if not len(batch.strings):
             continue
-        parsed = {i for i, segments in enumerate(batch.hidden or []) if segments is not None}
-        found = dict(detector.detect_array(batch.strings, engine=engine, html_done=parsed, stats=stats))
-        if parsed and "html_hidden_text" in detector.enabled:
-            # Hidden HTML was judged while the document was parsed (the same for both engines).
-            for i in sorted(parsed):
-                segments = batch.hidden[i]  # type: ignore[index]
-                if segments and detector.hidden_hit(segments):
-                    prev = found.get(i)
-                    found[i] = CellHits(frozenset({"html_hidden_text", *(prev.rules if prev else ())}),
-                                        prev.encodings if prev else frozenset())
-        for i in sorted(found):
-            document = batch.documents[i] if batch.documents else None
-            tally.add(batch.group, batch.positions[i], document, found[i])
+        # Batches (a wide table's columns, small documents) are checked together: a pass over
+        # strings costs its RE2 compilations and threads whatever their number.
+        if pending and (cells + len(batch.strings) > PASS_CELLS or size + batch.nbytes > PASS_BYTES):
+            _check_together(pending, detector, tally, engine, stats)
+            pending, cells, size = [], 0, 0
+        pending.append(batch)
+        cells += len(batch.strings)
+        size += batch.nbytes
+    if pending:
+        _check_together(pending, detector, tally, engine, stats)
     inputs = reader.inputs
     if inputs.directory:
         digest = manifest_digest(inputs.files) if inputs.files else None
@@ -106,3 +105,43 @@ def check_prompt_injection(
     if tally.allowed:
         metrics["allowed_hits"] = dict(sorted(tally.allowed.items()))
     return CheckOutcome(findings=tally.findings(), metrics=metrics, inputs=[InputRef(uri=str(data), sha256=digest)])
+
+
+#: Strings and bytes checked in one pass at most (consecutive batches are joined up to these).
+PASS_CELLS = 1 << 18
+PASS_BYTES = 16 << 20
+
+
+def _check_together(batches: list[TextBatch], detector: Detector, tally: Tally, engine: str,
+                    stats: dict[str, int]) -> None:
+    """Check the strings of ``batches`` in one pass and tally each hit in its batch, in order."""
+    import bisect
+
+    import pyarrow as pa
+
+    parts = [b.strings for b in batches]
+    if any(a.type != parts[0].type for a in parts):  # string next to large_string
+        parts = [a.cast(pa.large_string()) for a in parts]
+    starts, offset = [], 0
+    for b in batches:
+        starts.append(offset)
+        offset += len(b.strings)
+    parsed_of = [{i for i, segments in enumerate(b.hidden or []) if segments is not None} for b in batches]
+    html_done = {start + i for start, parsed in zip(starts, parsed_of) for i in parsed}
+    strings = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+    found_of: list[dict[int, CellHits]] = [{} for _ in batches]
+    for i, hits in detector.detect_array(strings, engine=engine, html_done=html_done, stats=stats):
+        k = bisect.bisect_right(starts, i) - 1
+        found_of[k][i - starts[k]] = hits
+    for batch, parsed, found in zip(batches, parsed_of, found_of):
+        if parsed and "html_hidden_text" in detector.enabled:
+            # Hidden HTML was judged while the document was parsed (the same for both engines).
+            for i in sorted(parsed):
+                segments = batch.hidden[i]  # type: ignore[index]
+                if segments and detector.hidden_hit(segments):
+                    prev = found.get(i)
+                    found[i] = CellHits(frozenset({"html_hidden_text", *(prev.rules if prev else ())}),
+                                        prev.encodings if prev else frozenset())
+        for i in sorted(found):
+            document = batch.documents[i] if batch.documents else None
+            tally.add(batch.group, batch.positions[i], document, found[i])

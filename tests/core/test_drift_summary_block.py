@@ -150,3 +150,20 @@ def test_sketch_json_small_arrays_raw_large_compressed_old_form_read():
     np.testing.assert_array_equal(ValueSketch.from_json(old).lo, order_keys(values[:3]))
     with pytest.raises(ValueError):
         ValueSketch.from_json({**old, "lo": "=not base64!"})
+
+
+def test_category_block_from_counts_refuses_counts_it_cannot_lay_out():
+    from airflow_aisec.core.gates.drift._categories import CategoricalBlock
+
+    pol = _policy()
+    ok = CategoricalBlock.from_counts(["f"], pol, (4, 3), [(["a", "b", "z"], [3, 1], [1, 0, 2])])
+    assert ok is not None
+    (entry, _labels), = ok.stats({}, (4, 3))
+    assert (entry["categories_reference"], entry["unseen_categories"], entry["unseen_rows"]) == (2, 1, 2)
+    assert entry["reference_missing_fraction"] == 0.0 and entry["current_missing_fraction"] == 0.0
+    for counts in ([(["a", "b"], [3, 0], [1, 1])],      # a reference category without a reference row
+                   [(["a", "z"], [3], [1, 0])],         # an unseen category without a current row
+                   [(["a"], [5], [1])],                 # more values than rows
+                   [(["a"], [3, 1], [1, 1])]):          # counts for categories not named
+        assert CategoricalBlock.from_counts(["f"], pol, (4, 3), counts) is None
+    assert CategoricalBlock.from_counts(["f"], pol, (300, 3), [(["a"], [300], [3])]) is None  # not small

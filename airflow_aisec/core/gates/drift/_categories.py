@@ -180,6 +180,59 @@ class CategoricalBlock:
         else:
             self._add("cur", batch, positions)
 
+    def categories(self) -> list[tuple[list[str], list[int]]]:
+        """Per feature, in ``names`` order: the categories of the rows added as reference so far
+        (canonical names, in the order :class:`~airflow_aisec.core.stats.CategoryIndex` numbers them)
+        and their counts. A partition summary feeds its partition as reference (:mod:`.summary`)."""
+        import numpy as np
+
+        if self.features is not None:
+            return [(list(f.index.names), [int(c) for c in f.ref_counts]) for f in self.features]
+        features = len(self.names)
+        ids = np.concatenate(self._ids["ref"]) if self._ids["ref"] else np.full((0, features), -1)
+        k, feat, _row, local, _first, u_feat, u_local, u_global = self._distinct(ids)
+        width = max(int(k.max(initial=0)), 1)
+        counts = np.bincount(feat * width + local, minlength=features * width).reshape(features, width)
+        global_of = np.zeros((features, width), dtype=np.int64)
+        global_of[u_feat, u_local] = u_global
+        names = list(self._global)
+        return [([names[g] for g in ids_], counts_) for ids_, counts_ in
+                zip(_block._prefix_lists(global_of, k), _block._prefix_lists(counts, k))]
+
+    @classmethod
+    def from_counts(cls, names: Sequence[str], policy: DriftPolicy, rows: tuple[int, int],
+                    features: Sequence[tuple[Sequence[str], Sequence[int], Sequence[int]]]) -> CategoricalBlock | None:
+        """The block that would have been fed two small tables with these category counts: per feature
+        (``names``), its category names (the reference's first, in order), their reference counts and
+        their current counts. The merge of partition summaries compares through it as the single-node
+        check does. None where the rows cannot be laid out so (a reference category without a
+        reference row would be numbered after the current ones; counts beyond the rows)."""
+        import numpy as np
+
+        ref_rows, cur_rows = rows
+        if not _block.small_table(max(ref_rows, cur_rows), len(names)):
+            return None
+        block = cls(names, policy)
+        global_ids: dict[str, int] = {}
+        matrices = []
+        for table, table_rows in ((1, ref_rows), (2, cur_rows)):
+            out = np.full((table_rows, len(names)), -1, dtype=np.int64)
+            for j, feature in enumerate(features):
+                categories, counts = feature[0], feature[table]
+                if len(counts) > len(categories) or any(c <= 0 for c in counts[:len(feature[1])] if table == 1) \
+                        or any(c <= 0 for c in counts[len(feature[1]):]):
+                    return None  # every category is seen in the table that numbers it first
+                if sum(counts) > table_rows or any(c < 0 for c in counts):
+                    return None
+                ids = [global_ids.setdefault(n, len(global_ids)) for n in categories[:len(counts)]]
+                out[:sum(counts), j] = np.repeat(np.asarray(ids, dtype=np.int64), np.asarray(counts, dtype=np.int64))
+            matrices.append(out)
+        block._global = global_ids
+        block._ids = {"ref": [matrices[0]], "cur": [matrices[1]]}
+        block._rows = {"ref": ref_rows, "cur": cur_rows}
+        block._ended = True
+        return block
+
     def stats(self, cache: MutableMapping[Any, Any], rows: tuple[int, int]) -> list[tuple[dict[str, Any], list[str]]]:
         """Per feature, in ``names`` order: :meth:`._features.CategoricalFeature.stats` as a metrics entry
         (:func:`._block.entry`)."""

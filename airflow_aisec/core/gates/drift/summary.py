@@ -149,9 +149,9 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
         ConfigurationError: feature selection problems.
     """
     from airflow_aisec.core.gates.drift._block import NumericBlock
+    from airflow_aisec.core.gates.drift._categories import CategoricalBlock
     from airflow_aisec.core.gates.drift._columns import wide_csv_batches
     from airflow_aisec.core.gates.drift._evaluate import TableSource, _stream, feature_kinds, resolve_features
-    from airflow_aisec.core.gates.drift._features import CategoricalFeature
     from airflow_aisec.core.gates.drift._summary_block import reference_states
     from airflow_aisec.core.io.storage import sha256_file
     from airflow_aisec.core.io.tabular import (
@@ -191,16 +191,17 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
         types = dict(zip(chosen, type_names(chosen_types)))
         # The numeric features as one block (a small table: one matrix), the categorical ones each alone.
         numeric = [n for n in chosen if kinds[n] == "numeric"]
+        categorical = [n for n in chosen if kinds[n] == "categorical"]
         block = NumericBlock(numeric, section) if numeric else None
-        units: list[tuple[Any, list[str]]] = [(block, numeric)] if block is not None else []
-        units += [(CategoricalFeature(n, section), [n]) for n in chosen if kinds[n] == "categorical"]
+        categories = CategoricalBlock(categorical, section) if categorical else None
+        units: list[tuple[Any, list[str]]] = [(b, b.names) for b in (block, categories) if b is not None]
         rows = _stream(source, units, "add_reference")
         if rows == 0:
             raise InputDataError(f"the reference table is empty: {uri}")
         for acc, _ in units:
             acc.end_reference()
         for _ in range(_MAX_REFERENCE_PASSES):
-            pending = [(acc, acc.pending_names() if acc is block else cols) for acc, cols in units if acc.pending]
+            pending = [(acc, acc.pending_names()) for acc, _ in units if acc.pending]
             if not pending:
                 break
             _stream(source, pending, "rescan")
@@ -219,15 +220,13 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
                 state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "sketch": acc.ref.to_json(),
                                    "edges": _floats(acc.edges), "bins": [int(x) for x in acc.ref_bins]}
     labels: dict[str, dict[int, str]] = {}
-    for acc, _ in units:
-        if acc is block:
-            continue
-        counts = [int(x) for x in acc.ref_counts[: acc.ref_categories]]
-        state[acc.name] = {"rows": acc.ref_rows, "missing": acc.ref_missing, "counts": counts,
-                           "keys": [category_key(salt, n) for n in acc.index.names[: acc.ref_categories]]}
-        if section.report_category_labels:
-            labels[acc.name] = {i: n for i, n in enumerate(acc.index.names[: acc.ref_categories])
-                                if counts[i] >= section.category_label_min_count}
+    if categories is not None:
+        key_of: dict[str, str] = {}  # a name's key depends on the name only: made once, not per feature
+        for name, (names_, counts) in zip(categorical, categories.categories()):
+            keys = [key_of.get(n) or key_of.setdefault(n, category_key(salt, n)) for n in names_]
+            state[name] = {"rows": rows, "missing": rows - sum(counts), "counts": counts, "keys": keys}
+            if section.report_category_labels:
+                labels[name] = {i: n for i, n in enumerate(names_) if counts[i] >= section.category_label_min_count}
     state = {name: state[name] for name in chosen}  # in feature order, as before
     return DriftReference(policy=policy, uri=uri, sha256=digest, rows=rows, features=chosen, types=types,
                           kinds=kinds, state=state, labels=labels)
@@ -273,45 +272,24 @@ def _too_many(name: str, section: DriftPolicy) -> InputDataError:
                           "categories: exclude it or declare it numeric")
 
 
-class _CurrentCategories:
-    """Current category counts of one partition, keyed at the end by reference position or salted digest."""
-
-    def __init__(self, name: str, section: DriftPolicy) -> None:
-        import numpy as np
-
-        from airflow_aisec.core.stats import CategoryIndex
-
-        self.name, self.section = name, section
-        self.index = CategoryIndex(limit=section.max_categories)
-        self.counts = np.zeros(0, dtype=np.int64)
-        self.rows = self.missing = 0
-
-    def add(self, column: Any) -> None:
-        import numpy as np
-
-        try:
-            codes = self.index.encode(column)
-        except OverflowError:
-            raise _too_many(self.name, self.section) from None
-        self.rows += len(codes)
-        self.missing += int(np.count_nonzero(codes < 0))
-        found = np.bincount(codes[codes >= 0], minlength=len(self.index))
-        self.counts = np.concatenate((self.counts, np.zeros(len(found) - len(self.counts), dtype=np.int64))) + found
-
-    def state(self, ref: DriftReference) -> dict[str, Any]:
-        keys = ref.state[self.name]["keys"]
-        position = {k: i for i, k in enumerate(keys)}
-        seen = [0] * len(keys)
-        unseen: dict[str, int] = {}
-        for i, n in enumerate(self.index.names):
-            key = category_key(ref.salt, n)
-            if key in position:
-                seen[position[key]] += int(self.counts[i])
-            else:
-                unseen[key] = unseen.get(key, 0) + int(self.counts[i])
-        if len(keys) + len(unseen) > self.section.max_categories:
-            raise _too_many(self.name, self.section)
-        return {"rows": self.rows, "missing": self.missing, "counts": seen, "unseen": dict(sorted(unseen.items()))}
+def _current_categories(name: str, names: Sequence[str], counts: Sequence[int], rows: int, ref: DriftReference,
+                        section: DriftPolicy, key_of: dict[str, str]) -> dict[str, Any]:
+    """A partition's state of a categorical feature: its counts per reference category (by position)
+    and per unseen category (by salted digest). ``key_of``: keys made so far (a name's key is the
+    same for every feature)."""
+    keys = ref.state[name]["keys"]
+    position = {k: i for i, k in enumerate(keys)}
+    seen = [0] * len(keys)
+    unseen: dict[str, int] = {}
+    for n, count in zip(names, counts):
+        key = key_of.get(n) or key_of.setdefault(n, category_key(ref.salt, n))
+        if key in position:
+            seen[position[key]] += int(count)
+        else:
+            unseen[key] = unseen.get(key, 0) + int(count)
+    if len(keys) + len(unseen) > section.max_categories:
+        raise _too_many(name, section)
+    return {"rows": rows, "missing": rows - sum(counts), "counts": seen, "unseen": dict(sorted(unseen.items()))}
 
 
 @dataclass
@@ -389,6 +367,7 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
         InputDataError / ConfigurationError: as the single-node check, for what one partition can tell.
     """
     from airflow_aisec.core.gates.drift._block import small_table, value_matrix
+    from airflow_aisec.core.gates.drift._categories import CategoricalBlock
     from airflow_aisec.core.gates.drift._columns import record_batches
     from airflow_aisec.core.gates.drift._evaluate import feature_kinds
     from airflow_aisec.core.gates.drift._summary_block import current_states
@@ -406,8 +385,10 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
         numeric_names = [n for n in read if ref.kinds[n] == "numeric"]
         position = {n: i for i, n in enumerate(ref.features)}
         numeric_at = [position[n] for n in numeric_names]
-        categorical = {n: _CurrentCategories(n, section) for n in read if ref.kinds[n] == "categorical"}
-        categorical_at = [(c, position[n]) for n, c in categorical.items()]
+        categorical = [n for n in read if ref.kinds[n] == "categorical"]
+        # The partition's categories as a block's "reference": one id matrix while small.
+        categories = CategoricalBlock(categorical, section) if categorical else None
+        categorical_at = [position[n] for n in categorical]
         # A small partition's numeric columns are one matrix (states for all features at once); past
         # the limits they stream into one accumulator per feature.
         matrices: list[Any] | None = []
@@ -426,8 +407,8 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
                     matrices = None
                 for f, column in zip(numeric.values(), batch.columns(numeric_at)):
                     f.add_current(column)
-            for c, at in categorical_at:
-                c.add(batch.columns([at])[0])
+            if categories is not None:
+                categories.add_reference(batch, categorical_at)
     if matrices is not None and numeric_names:
         import numpy as np
 
@@ -437,8 +418,10 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
     for n, f in numeric.items():
         current[n] = {"rows": f.cur_rows, "missing": f.cur_missing, "sketch": f.cur.to_json(),
                       "bins": [int(x) for x in f.cur_bins]}
-    for n, c in categorical.items():
-        current[n] = c.state(ref)
+    if categories is not None:
+        key_of: dict[str, str] = {}
+        for n, (names, counts) in zip(categorical, categories.categories()):
+            current[n] = _current_categories(n, names, counts, rows, ref, section, key_of)
     return DriftSummary(gate=GATE, partition=partition_id, policy=section_digest(section), reference=ref.digest(),
                         features=ref.features, max_categories=section.max_categories, types=types, kinds=kinds,
                         coverage=Coverage.single(partition_id, uri, partition_order(partition_uri), rows, sha256=digest),
@@ -446,6 +429,16 @@ def summarize_partition(section: DriftPolicy, partition_uri: str, *, partition_i
 
 
 # --- judging the merged summary -------------------------------------------------------------------
+
+def _category_counts(name: str, ref: DriftReference, cur: dict[str, Any]) -> tuple[list[str], list[int], list[int]]:
+    """A categorical feature's category names (the reference's, then the unseen ones), reference counts
+    and current counts, in the order :func:`_categorical` numbers them."""
+    r = ref.state[name]
+    shown = ref.labels.get(name, {})
+    unseen = sorted(cur["unseen"])
+    return ([shown.get(i, key) for i, key in enumerate(r["keys"])] + unseen, [int(c) for c in r["counts"]],
+            [int(c) for c in cur["counts"]] + [int(cur["unseen"][k]) for k in unseen])
+
 
 def _categorical(name: str, section: DriftPolicy, ref: DriftReference, cur: dict[str, Any]) -> CategoricalFeature:
     import numpy as np
@@ -481,6 +474,7 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
 
     from airflow_aisec.core.collector import collector_paused
     from airflow_aisec.core.gates.drift._block import entry, matrix_stats, small_table
+    from airflow_aisec.core.gates.drift._categories import CategoricalBlock
     from airflow_aisec.core.gates.drift._judge import Judge, type_changed
     from airflow_aisec.core.gates.drift._summary_block import value_matrices
     from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
@@ -499,6 +493,7 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
     judge = Judge(section)
     findings: list[Finding] = []
     numeric: list[str] = []
+    categorical: list[str] = []
     accumulators: dict[str, Any] = {}
     for name in ref.features:
         kind = ref.kinds[name]
@@ -508,11 +503,19 @@ def check_summary(section: DriftPolicy, summary: DriftSummary, *, reference: Any
             numeric.append(name)
         else:
             judge.require_applicable(name)
-            accumulators[name] = _categorical(name, section, ref, summary.current[name])
+            categorical.append(name)
     cache: dict[Any, Any] = {}
     rows = (ref.rows, cur_rows)
     results: dict[str, tuple[dict[str, Any], list[str]]] = {}
     with collector_paused():
+        # Small tables' categories: the single-node check's block, laid out from the counts.
+        block = CategoricalBlock.from_counts(categorical, section, rows, [
+            _category_counts(name, ref, summary.current[name]) for name in categorical]) if categorical else None
+        if block is not None:
+            results.update(zip(categorical, block.stats(cache, rows)))
+        else:
+            for name in categorical:
+                accumulators[name] = _categorical(name, section, ref, summary.current[name])
         # Small tables: their exact sketches rebuilt as value matrices, compared as the single-node check does.
         ref_values = cur_values = None
         if numeric and small_table(max(rows), len(numeric)):

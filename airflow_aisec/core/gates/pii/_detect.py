@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.pii._matches import CellResult, Match, merge_matches
-from airflow_aisec.core.gates.pii._table import as_strings
+from airflow_aisec.core.gates.pii._table import as_strings, joined_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -277,38 +277,28 @@ def detect_columns(
         Per column: its plan, per entity the sorted batch indices of cells carrying it, and its
         checksum tally.
     """
-    import pyarrow as pa
-
     n = batch.num_rows
-    groups: dict[frozenset[str], list[ColumnPlan]] = {}
-    for plan in plans:
-        groups.setdefault(plan.hinted, []).append(plan)
-    per_pass = max(1, MAX_CELLS_PER_PASS // max(n, 1))
-    for group in groups.values():
-        for start in range(0, len(group), per_pass):
-            chunk = group[start:start + per_pass]
-            if len(chunk) == 1 or n == 0:
-                for plan in chunk:
-                    tally = ChecksumTally()
-                    yield plan, detect_column(batch.column(plan.name), plan, detector, nlp, tally).hits(), tally
-                continue
-            parts = [as_strings(batch.column(p.name), p.name) for p in chunk]
-            if any(a.type != parts[0].type for a in parts):  # string next to large_string
-                parts = [a.cast(pa.large_string()) for a in parts]
-            joined = pa.concat_arrays(parts)
-            tally = PositionTally()
-            hits = detect_column(joined, chunk[0], detector, nlp, tally).hits()
-            tallies = tally.split(n)
-            per_column: dict[int, dict[str, Any]] = {}
-            for entity, where in hits.items():
-                segment = where // n
-                bounds = segment.searchsorted(range(len(chunk) + 1))
-                for i in range(len(chunk)):
-                    lo, hi = bounds[i], bounds[i + 1]
-                    if hi > lo:
-                        per_column.setdefault(i, {})[entity] = where[lo:hi] - i * n
-            for i, plan in enumerate(chunk):
-                yield plan, per_column.get(i, {}), tallies.get(i, ChecksumTally())
+    for members in joint_passes([plan.hinted for plan in plans], n):
+        chunk = [plans[k] for k in members]
+        if len(chunk) == 1 or n == 0:
+            for plan in chunk:
+                tally = ChecksumTally()
+                yield plan, detect_column(batch.column(plan.name), plan, detector, nlp, tally).hits(), tally
+            continue
+        joined = joined_text([batch.column(p.name) for p in chunk], [p.name for p in chunk])
+        tally = PositionTally()
+        hits = detect_column(joined, chunk[0], detector, nlp, tally).hits()
+        tallies = tally.split(n)
+        per_column: dict[int, dict[str, Any]] = {}
+        for entity, where in hits.items():
+            segment = where // n
+            bounds = segment.searchsorted(range(len(chunk) + 1))
+            for i in range(len(chunk)):
+                lo, hi = bounds[i], bounds[i + 1]
+                if hi > lo:
+                    per_column.setdefault(i, {})[entity] = where[lo:hi] - i * n
+        for i, plan in enumerate(chunk):
+            yield plan, per_column.get(i, {}), tallies.get(i, ChecksumTally())
 
 
 def detections_by_column(
@@ -319,29 +309,31 @@ def detections_by_column(
     """:func:`iter_column_detections` of each (column, plan) of one batch, in few passes: columns with
     the same hint set laid end to end, as :func:`detect_columns` does for counting (a redaction of a
     wide table rewrites hundreds of columns; a detection pass costs its RE2 compilations)."""
-    import pyarrow as pa
-
     out: list[list[tuple[int, str, CellResult]]] = [[] for _ in columns]
     if not columns:
         return out
     n = len(columns[0][0])
+    for chunk in joint_passes([plan.hinted for _arr, plan in columns], n):
+        if len(chunk) == 1 or n == 0:
+            for k in chunk:
+                out[k] = list(iter_column_detections(columns[k][0], columns[k][1], detector, nlp))
+            continue
+        joined = joined_text([columns[k][0] for k in chunk], [columns[k][1].name for k in chunk])
+        for i, text, cell in iter_column_detections(joined, columns[chunk[0]][1], detector, nlp):
+            out[chunk[i // n]].append((i % n, text, cell))
+    return out
+
+
+def joint_passes(hinted: Sequence[frozenset[str]], rows: int) -> Iterator[list[int]]:
+    """The columns (indices into ``hinted``, their hint sets) scanned in one pass each: the same hint
+    set (the same plan), at most :data:`MAX_CELLS_PER_PASS` cells of ``rows`` rows per column."""
     groups: dict[frozenset[str], list[int]] = {}
-    for k, (_arr, plan) in enumerate(columns):
-        groups.setdefault(plan.hinted, []).append(k)
-    per_pass = max(1, MAX_CELLS_PER_PASS // max(n, 1))
+    for k, hint in enumerate(hinted):
+        groups.setdefault(hint, []).append(k)
+    per_pass = max(1, MAX_CELLS_PER_PASS // max(rows, 1))
     for members in groups.values():
         for start in range(0, len(members), per_pass):
-            chunk = members[start:start + per_pass]
-            if len(chunk) == 1 or n == 0:
-                for k in chunk:
-                    out[k] = list(iter_column_detections(columns[k][0], columns[k][1], detector, nlp))
-                continue
-            parts = [as_strings(columns[k][0], columns[k][1].name) for k in chunk]
-            if any(a.type != parts[0].type for a in parts):  # string next to large_string
-                parts = [a.cast(pa.large_string()) for a in parts]
-            for i, text, cell in iter_column_detections(pa.concat_arrays(parts), columns[chunk[0]][1], detector, nlp):
-                out[chunk[i // n]].append((i % n, text, cell))
-    return out
+            yield members[start:start + per_pass]
 
 
 def iter_column_detections(

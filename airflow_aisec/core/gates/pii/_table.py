@@ -50,6 +50,17 @@ def _nested_text(dtype: pa.DataType) -> bool:
     return any(_is_text(dtype.field(i).type) or _nested_text(dtype.field(i).type) for i in range(dtype.num_fields))
 
 
+def joined_text(arrays: Sequence[pa.Array], columns: Sequence[str]) -> pa.Array:
+    """:func:`as_strings` of each array (named ``columns``), laid end to end as one array (a detection
+    pass over many columns at once); string next to large_string makes them all large."""
+    import pyarrow as pa
+
+    parts = [as_strings(a, c) for a, c in zip(arrays, columns)]
+    if any(a.type != parts[0].type for a in parts):
+        parts = [a.cast(pa.large_string()) for a in parts]
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
+
 def as_strings(arr: pa.Array, column: str = "?") -> pa.Array:
     """The column as a UTF-8 string array (integers and decimals become their decimal text).
 

@@ -180,17 +180,13 @@ def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: s
 def _joined(batch: pa.RecordBatch, names: list[str], columns: list[str]) -> Iterator[tuple[list[str], pa.Array]]:
     """The text of batch ``columns`` (called ``names``) laid end to end, a pass's worth at a time
     (:data:`~._detect.MAX_CELLS_PER_PASS` cells), with the names of those in it."""
-    import pyarrow as pa
-
     from airflow_aisec.core.gates.pii._detect import MAX_CELLS_PER_PASS
-    from airflow_aisec.core.gates.pii._table import as_strings
+    from airflow_aisec.core.gates.pii._table import joined_text
 
     per_pass = max(1, MAX_CELLS_PER_PASS // max(batch.num_rows, 1))
     for start in range(0, len(names), per_pass):
-        parts = [as_strings(batch.column(c), c) for c in columns[start:start + per_pass]]
-        if any(a.type != parts[0].type for a in parts):  # string next to large_string
-            parts = [a.cast(pa.large_string()) for a in parts]
-        yield names[start:start + per_pass], pa.concat_arrays(parts)
+        chosen = columns[start:start + per_pass]
+        yield names[start:start + per_pass], joined_text([batch.column(c) for c in chosen], chosen)
 
 
 def _whole_columns(path: Path, fmt: str, uri: str, targets: Mapping[str, set[str]], batch_rows: int,

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_aisec.core.gates.pii import _detect, _scan, scan_table
+from airflow_aisec.core.gates.pii import _detect, scan_table
 from airflow_aisec.core.gates.pii._bulk import _text_of
 from airflow_aisec.core.gates.pii._scan import ColumnStats, mark_coincidental, new_detector, tally_batch
 from airflow_aisec.core.gates.pii._table import (
@@ -105,7 +105,7 @@ def test_small_blocks_and_passes_count_what_the_column_by_column_scan_counts(tmp
     section = policy(scan)
     expected = reference(section, path)
     assert len(expected) >= column_blocks.WIDE_COLUMNS  # read by blocks of columns
-    monkeypatch.setattr(_scan, "BLOCK_COLUMNS", block_columns)
+    monkeypatch.setattr(column_blocks, "BLOCK_COLUMNS", block_columns)
     monkeypatch.setattr(_detect, "MAX_CELLS_PER_PASS", cells_per_pass)
     report = scan_table(section, str(path))
     assert list(report.columns) == list(expected)
@@ -128,9 +128,9 @@ def test_blocks_of_a_wide_parquet_file_are_a_few_dozen_columns(tmp_path, monkeyp
 
     monkeypatch.setattr(column_blocks, "iter_column_blocks", spy)
     scan_table(policy({"mode": "full"}), str(path))
-    assert widths and max(widths) == _scan.BLOCK_COLUMNS
-    assert _scan._block_cells(10**6, 65_536) == min(column_blocks.BLOCK_CELLS, _scan.BLOCK_COLUMNS * 65_536)
-    assert _scan._block_cells(5, 65_536) == _scan.BLOCK_COLUMNS * 5
+    assert widths and max(widths) == column_blocks.BLOCK_COLUMNS
+    assert column_blocks.block_cells(10**6, 65_536) == min(column_blocks.BLOCK_CELLS, column_blocks.BLOCK_COLUMNS * 65_536)
+    assert column_blocks.block_cells(5, 65_536) == column_blocks.BLOCK_COLUMNS * 5
 
 
 @pytest.mark.parametrize("start", [0, 9])

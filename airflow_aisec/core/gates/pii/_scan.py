@@ -181,19 +181,6 @@ def scanned_entities(section: PiiPolicy, detector: Detector) -> list[str]:
     return list(detector.entities) + [e for e in ("PERSON", "LOCATION") if e in _text_entities(section)]
 
 
-#: Columns of a wide Parquet file decoded together: pyarrow's cost per column grows with the columns
-#: of one call (100k x 5: 0.9 s CPU at 64, 2.5 s at 50,000); the text is laid end to end again
-#: before detection (:class:`~._bulk.BlockCounter`).
-BLOCK_COLUMNS = 64
-
-
-def _block_cells(total: int, batch_rows: int) -> int:
-    """Cells of one block of a wide table: :data:`BLOCK_COLUMNS` columns of a batch."""
-    from airflow_aisec.core.io import column_blocks
-
-    return min(column_blocks.BLOCK_CELLS, BLOCK_COLUMNS * max(1, min(total, batch_rows)))
-
-
 def scan_table(
     section: PiiPolicy,
     uri: str,
@@ -238,7 +225,7 @@ def scan_local(
     detector: Detector | None = None,
 ) -> ScanReport:
     """:func:`scan_table` on a local file (``uri`` is the name reported)."""
-    from airflow_aisec.core.io.column_blocks import block_rows, iter_column_blocks
+    from airflow_aisec.core.io.column_blocks import block_cells, block_rows, iter_column_blocks
     from airflow_aisec.core.io.storage import sha256_file
 
     started = time.perf_counter()
@@ -259,7 +246,7 @@ def scan_local(
         counter = BlockCounter(found, BulkPlan(detector, columns), detector, nlp)
         scanned = 0
         for block in iter_column_blocks(dataset, columns, batch_rows=section.scan.batch_rows, uri=uri,
-                                        block_cells=_block_cells(total, section.scan.batch_rows)):
+                                        block_cells=block_cells(total, section.scan.batch_rows)):
             chosen = block_rows(block, positions)
             if chosen is None:
                 continue

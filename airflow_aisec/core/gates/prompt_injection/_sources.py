@@ -25,10 +25,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.prompt_injection._html import extract
+from airflow_aisec.core.io.column_blocks import block_cells, iter_column_blocks
 from airflow_aisec.core.io.files import open_user_file, read_user_file
 from airflow_aisec.core.io.schema_lists import schema_lists
 from airflow_aisec.core.io.storage import is_s3_uri, list_s3_prefix, make_s3_client, parse_s3_uri, walk_tree
-from airflow_aisec.core.io.tabular import check_columns, iter_batches, local_copy, open_dataset
+from airflow_aisec.core.io.tabular import check_columns, count_rows, local_copy, open_dataset
 from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
 from airflow_aisec.exceptions import InputDataError
 
@@ -237,23 +238,32 @@ class Reader:
         if not chosen:
             raise InputDataError(f"{uri}: no text column to scan (none, or all allow-listed)")
         self.inputs.columns.extend(chosen)
-        offset = 0
         plain = (pa.string(), pa.large_string())
-        for batch in iter_batches(dataset, columns=chosen, batch_rows=self.section.batch_rows, uri=uri):
-            n = batch.num_rows
-            positions = range(offset, offset + n)
-            # By position (a name lookup per column costs a scan of a wide schema's names).
-            arrays = batch.columns if batch.schema.names == chosen else [batch.column(name) for name in chosen]
+        # A wide Parquet file is decoded a few dozen columns at a time (pyarrow's cost per column
+        # grows with the columns of one call), as the pii gate reads it.
+        cells = None
+        if dataset.kind == "parquet":
+            cells = block_cells(count_rows(dataset, uri), self.section.batch_rows)
+        for block in iter_column_blocks(dataset, chosen, batch_rows=self.section.batch_rows, uri=uri,
+                                        block_cells=cells):
+            n = block.rows
+            positions = range(block.start, block.start + n)
+            names = chosen[block.columns.start:block.columns.stop]
+            if block.cells is not None:
+                arrays = [block.cells.slice(k * n, n) for k in range(len(names))]
+            else:  # by position: a name lookup per column costs a scan of a wide schema's names
+                assert block.batch is not None
+                arrays = block.batch.columns if block.batch.schema.names == names else \
+                    [block.batch.column(name) for name in names]
             for k, arr in enumerate(arrays):
                 if pa.types.is_dictionary(arr.type):
                     arr = arr.dictionary_decode()
                 if arr.type not in plain:
                     arr = arr.cast(pa.large_string())
                 arrays[k] = arr
-            for name, arr, nbytes in zip(chosen, arrays, _text_bytes(arrays, n)):
+            for name, arr, nbytes in zip(names, arrays, _text_bytes(arrays, n)):
                 yield TextBatch(group=("column", name), strings=arr, positions=positions,  # type: ignore[arg-type]
                                 documents=[], units=n - arr.null_count, nbytes=nbytes)
-            offset += n
 
     # --- JSONL ----------------------------------------------------------------------------------
     def _jsonl(self, path: Path, uri: str, rel: str | None) -> Iterator[TextBatch]:

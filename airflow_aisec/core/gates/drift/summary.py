@@ -32,7 +32,7 @@ Small tables (at most 256 rows, :func:`._block.small_table`) take the single-nod
 path at every step (:mod:`._summary_block`): the states of all numeric features are made at once,
 equal to the per-feature ones byte for byte, and the merge node rebuilds both tables' value matrices
 from their exact sketches and compares them as the single-node check does, with the same numbers. A
-wide table (100,000 columns x 5 rows) then costs seconds, not a minute.
+wide table (100,000 columns x 5 rows) then costs seconds (7.5 s CPU for all steps), not a minute (46 s).
 """
 
 from __future__ import annotations

@@ -103,6 +103,8 @@ class PiiSummary(PartitionSummary):
         orders = {pid: part["order"] for pid, part in coverage.parts.items()}
         columns: dict[str, dict[str, Any]] = {}
         for name in self.column_order:
+            if name not in self.columns and name not in other.columns:
+                continue  # nothing counted in either: not listed (read as empty)
             a, b = self.columns.get(name, _empty_column()), other.columns.get(name, _empty_column())
             entities: dict[str, Any] = {}
             for entity in sorted(set(a["entities"]) | set(b["entities"])):

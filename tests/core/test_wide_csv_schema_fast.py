@@ -5,6 +5,7 @@ reading of the same lines, and the wide reader as a whole still equals pyarrow's
 from __future__ import annotations
 
 import io
+import os
 import random
 
 import pyarrow as pa
@@ -285,3 +286,23 @@ def test_a_row_with_another_number_of_fields_is_refused_without_pyarrows_reader(
     assert str(wide.value) == str(arrow.value) == \
         "bad.csv: malformed CSV: a row has the wrong number of columns (truncated file?)"
     assert opened[0] == 0
+
+
+def test_a_wide_schema_is_made_once_per_file_state_and_options(tmp_path, monkeypatch):
+    """A redaction opens its input three times: the 100k-field schema is made once. A changed file, other
+    options or another wide threshold make it anew."""
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 8)
+    made = count_calls(monkeypatch, wide_csv, "_schema")
+    path = tmp_path / "w.csv"
+    _wide_with_gaps(path, gap=0)
+    first = tabular.open_dataset(path, "csv")
+    assert tabular.open_dataset(path, "csv").schema is first.schema and made[0] == 1
+    tabular.open_dataset(path, "csv", csv_text=True)
+    assert made[0] == 2  # other options
+    before = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"\n0,", b"\n9,", 1))  # same size, new content
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 10**6))  # (within one clock tick, a new time)
+    changed = tabular.open_dataset(path, "csv")
+    assert made[0] == 3 and changed.schema.equals(first.schema)
+    monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)
+    assert tabular.open_dataset(path, "csv").schema.equals(first.schema) and made[0] == 4  # looked at anew: pyarrow's path

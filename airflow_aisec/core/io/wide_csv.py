@@ -231,6 +231,12 @@ def _arrow_read(rows: Rows, indices: Sequence[int], names: Sequence[str] | Mappi
                                                 path=path)) from None
 
 
+#: The last wide schemas made, by file identity and the options they were made under: a gate opens
+#: one file several times (a redaction: scan, shape, rewrite), and each 100k-field schema costs ~0.1 s.
+_SCHEMAS: dict[tuple[Any, ...], pa.Schema] = {}
+_SCHEMAS_KEPT = 4
+
+
 def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
                     uri: str, text: bool = False, columns: Sequence[str] | None = None) -> pa.Schema | None:
     """The schema pyarrow would infer for a wide CSV file, or ``None`` (not wide, or not plain).
@@ -238,10 +244,25 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     ``text``: every column is text (a gate reading all cells as strings needs no inference).
     ``columns``: only these columns are ever read; the others are typed as text, not inferred.
     """
-    import pyarrow as pa
-
     if str(path).lower().endswith((".gz", ".bz2", ".zst")):
         return None
+    key = (_identity(os.stat(path)), WIDE_COLUMNS, block_size, text, None if columns is None else tuple(columns),
+           tuple((name, str(kind)) for name, kind in (declared or {}).items()))
+    schema = _SCHEMAS.pop(key, None)
+    if schema is None:
+        schema = _schema(path, block_size, declared=declared, uri=uri, text=text, columns=columns)
+        if schema is None:
+            return None
+    _SCHEMAS[key] = schema
+    for old in list(_SCHEMAS)[:-_SCHEMAS_KEPT]:  # pop, not del: two threads may evict the same entry
+        _SCHEMAS.pop(old, None)
+    return schema
+
+
+def _schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
+            uri: str, text: bool, columns: Sequence[str] | None) -> pa.Schema | None:
+    import pyarrow as pa
+
     found = _header(path, block_size, uri)
     if found is None:
         return None

@@ -171,6 +171,9 @@ def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: s
 
     fields = []
     for f in schema:
+        if f.name not in targets and f.name not in labels:
+            fields.append(f)  # unchanged (most columns of a wide table): no new field
+            continue
         name = f"column_{labels[f.name].lstrip('#')}" if f.name in labels else f.name
         dtype = pa.string() if f.name in targets and method != "drop" else f.type
         fields.append(pa.field(name, dtype, nullable=True if f.name in targets else f.nullable, metadata=f.metadata))
@@ -320,7 +323,9 @@ def redact_table(
                                 phone_regions=section.phone_regions)
         before = scan_local(section, copy.path, src, in_fmt, full=True, detector=detector)
         input_digest = before.sha256
-        targets = {name: {e for e in col.carried() if not level.allows(e)} for name, col in before.columns.items()}
+        # Columns where something was found (the rest share NOTHING_FOUND: a wide table's 100,000).
+        targets = {name: {e for e in col.carried() if not level.allows(e)} for name, col in before.columns.items()
+                   if col.entities}
         targets = {name: ents for name, ents in targets.items() if ents}
         # A column classified as an entity is redacted as a column (every non-empty cell), free text by span.
         classified = {name: {e for e in ents if is_classified(section, e, before.columns[name].entities[e].count,

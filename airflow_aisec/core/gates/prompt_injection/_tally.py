@@ -58,7 +58,8 @@ class Tally:
         self.cells_with_hits = 0
 
     def add_units(self, group: Group, n: int) -> None:
-        self.units[group] += n
+        units = self.units
+        units[group] = units.get(group, 0) + n  # Counter's += on a new key goes through __missing__: 4x slower
 
     def _allowed(self, rule: str, group: Group, document: str | None) -> bool:
         threshold = self.section.threshold(rule)

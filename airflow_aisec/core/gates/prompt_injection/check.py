@@ -126,7 +126,9 @@ def _check_together(batches: list[TextBatch], detector: Detector, tally: Tally, 
     for b in batches:
         starts.append(offset)
         offset += len(b.strings)
-    parsed_of = [{i for i, segments in enumerate(b.hidden or []) if segments is not None} for b in batches]
+    none: frozenset[int] = frozenset()
+    parsed_of = [{i for i, segments in enumerate(b.hidden) if segments is not None} if b.hidden else none
+                 for b in batches]
     html_done = {start + i for start, parsed in zip(starts, parsed_of) for i in parsed}
     strings = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
     found_of: list[dict[int, CellHits]] = [{} for _ in batches]

@@ -25,6 +25,7 @@ from airflow_aisec.core.gates.pii._table import (
 from airflow_aisec.core.io import column_blocks
 from airflow_aisec.core.io.column_blocks import ColumnBlock
 from airflow_aisec.core.policy.sections.pii import PiiPolicy
+from tests.helpers.calls import record_yields
 
 ROWS = 5
 PLANTED = ["user{c}@example.com", "4539148803436467", "4539148803436468", "call (212) 555-0199",
@@ -118,15 +119,7 @@ def test_small_blocks_and_passes_count_what_the_column_by_column_scan_counts(tmp
 def test_blocks_of_a_wide_parquet_file_are_a_few_dozen_columns(tmp_path, monkeypatch):
     path = tmp_path / "wide.parquet"
     pq.write_table(mixed_table(), path)
-    widths = []
-    real = column_blocks.iter_column_blocks
-
-    def spy(*args, **kwargs):
-        for block in real(*args, **kwargs):
-            widths.append(len(block.columns))
-            yield block
-
-    monkeypatch.setattr(column_blocks, "iter_column_blocks", spy)
+    widths = record_yields(monkeypatch, column_blocks, "iter_column_blocks", lambda block: len(block.columns))
     scan_table(policy({"mode": "full"}), str(path))
     assert widths and max(widths) == column_blocks.BLOCK_COLUMNS
     assert column_blocks.block_cells(10**6, 65_536) == min(column_blocks.BLOCK_CELLS, column_blocks.BLOCK_COLUMNS * 65_536)

@@ -28,6 +28,7 @@ from airflow_aisec.core.gates.prompt_injection._html import extract
 from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
 from airflow_aisec.exceptions import InputDataError
 from tests.helpers import prompt_corpus as corpus
+from tests.helpers.calls import record_yields
 
 POLICY = PromptInjectionPolicy()
 
@@ -338,15 +339,7 @@ def test_wide_parquet_read_by_blocks_of_columns_equals_whole_batches(tmp_path, m
     columns = {f"c{c}": [PAYLOADS[(c + r) % len(PAYLOADS)] if (c * 7 + r) % 31 == 0 else f"plain text {c} {r}"
                          for r in range(3)] for c in range(column_blocks.WIDE_COLUMNS + 100)}
     pq.write_table(pa.table(columns), path)
-    blocks = []
-    real = column_blocks._parquet_blocks
-
-    def counted(*args, **kwargs):
-        for block in real(*args, **kwargs):
-            blocks.append(len(block.columns))
-            yield block
-
-    monkeypatch.setattr(column_blocks, "_parquet_blocks", counted)
+    blocks = record_yields(monkeypatch, column_blocks, "_parquet_blocks", lambda block: len(block.columns))
     by_blocks = check_prompt_injection(POLICY, str(path))
     assert blocks and max(blocks) == column_blocks.BLOCK_COLUMNS
     monkeypatch.setattr(column_blocks, "WIDE_COLUMNS", 10**9)  # one record batch of every column

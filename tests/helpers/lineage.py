@@ -24,12 +24,14 @@ from typing import Any
 _RUNNER = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
-path, dag_id = sys.argv[1], sys.argv[2]
+path, dag_id, out = sys.argv[1], sys.argv[2], sys.argv[3]
 bag = DagBag(dag_folder=path)
 assert not bag.import_errors, bag.import_errors
 dr = bag.get_dag(dag_id).test()
 states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
-print("AISEC-RUN " + json.dumps({"state": str(getattr(dr.state, "value", dr.state)), "tasks": states}))
+# A file, not stdout: the listener's forked children log to the same stdout, mid-line at times.
+with open(out, "w") as fh:
+    json.dump({"state": str(getattr(dr.state, "value", dr.state)), "tasks": states}, fh)
 """
 
 
@@ -69,11 +71,12 @@ def run_dag_with_lineage(source: str, dag_id: str, *, workdir: Path, extra_env: 
     }
     env.pop("AIRFLOW__OPENLINEAGE__DISABLED", None)
     env.pop("PYTHONPATH", None)
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(path), dag_id], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=str(workdir), check=False)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("AISEC-RUN ")), None)
-    assert proc.returncode == 0 and line, (proc.stdout[-3000:] + proc.stderr[-6000:])
-    summary = json.loads(line.removeprefix("AISEC-RUN "))
+    result = workdir / "run.json"
+    result.unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(path), dag_id, str(result)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=str(workdir), check=False)
+    assert proc.returncode == 0 and result.exists(), (proc.stdout[-3000:] + proc.stderr[-6000:])
+    summary = json.loads(result.read_text())
     text = events.read_text() if events.exists() else ""
     parsed = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
     return LineageRun(state=summary["state"], task_states=summary["tasks"], events=parsed, events_text=text,

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.io.schema_lists import column_names, column_types
+from airflow_aisec.core.io.schema_lists import column_names, column_types, schema_lists
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -65,15 +65,22 @@ def _plain_parquet(dataset: TableFile) -> str | None:
     return dataset.path
 
 
-def _text_csv(dataset: TableFile) -> str | None:
-    """The file of a wide CSV table whose columns are all read as non-null text."""
+def _text_csv(dataset: TableFile, columns: Sequence[str]) -> str | None:
+    """The file of a wide CSV table whose ``columns`` are all read as non-null text (their cells as
+    they stand in the file: no conversion)."""
     import pyarrow as pa
 
     from airflow_aisec.core.io.wide_csv import eligible
 
     if not eligible(dataset, dataset.path) or dataset.convert_options.strings_can_be_null:
         return None
-    return dataset.path if set(column_types(dataset.schema)) == {pa.string()} else None
+    names, types = schema_lists(dataset.schema)
+    if len(columns) == len(names):
+        chosen = set(types)
+    else:
+        position = {name: i for i, name in enumerate(names)}
+        chosen = {types[position[c]] for c in columns}
+    return dataset.path if chosen == {pa.string()} else None
 
 
 def _parquet_blocks(path: str, dataset: TableFile, columns: Sequence[str], batch_rows: int,
@@ -126,7 +133,7 @@ def iter_column_blocks(dataset: TableFile, columns: Sequence[str], *, batch_rows
     check_columns(column_names(dataset.schema), columns, uri)
     everything = range(len(columns))
     if len(columns) >= WIDE_COLUMNS:
-        csv_path = _text_csv(dataset)
+        csv_path = _text_csv(dataset, columns)
         if csv_path is not None:
             from airflow_aisec.core.io.wide_csv import iter_wide_csv_text
 

@@ -53,23 +53,31 @@ class TextBatch:
     """Strings to check and where each came from.
 
     Attributes:
-        group: What a finding names: a column, a JSONL field path, or the documents.
+        groups: What a finding names: a column, a JSONL field path, or the documents. Several for a
+            block of table columns: ``strings`` then holds them column after column, one string per
+            entry of ``positions`` each (a wide table's 100,000 columns are not 100,000 batches).
         strings: The texts (pyarrow string array).
-        positions: Row index, JSONL line (``file:line`` in a directory) or document path, per string.
+        positions: Row index, JSONL line (``file:line`` in a directory) or document path, per string
+            of a group.
         documents: Document path per string (empty for a table).
         hidden: Per string, the hidden text segments of an HTML document, None for other strings
             (None for the whole batch when it holds no document).
-        units: Rows / records / documents this batch adds to the group's denominator.
+        units: Per group, the rows / records / documents this batch adds to its denominator.
         nbytes: UTF-8 bytes of the texts.
     """
 
-    group: Group
+    groups: list[Group]
     strings: pa.Array
-    positions: list[Any]
+    positions: Sequence[Any]
     documents: list[str | None]
     hidden: list[list[str] | None] | None = None
-    units: int = 0
+    units: list[int] = field(default_factory=list)
     nbytes: int = 0
+
+    def origin(self, i: int) -> tuple[Group, Any]:
+        """The group and position of string ``i``."""
+        n = len(self.positions)
+        return self.groups[i // n], self.positions[i % n]
 
 
 @dataclass
@@ -233,12 +241,13 @@ class Reader:
         else:
             chosen = [n for n, text in zip(names, is_text) if text]
         skipped = [n for n in chosen if _matches(n, self.section.allow_columns)]
-        chosen = [n for n in chosen if n not in skipped]
+        if skipped:
+            allowed = set(skipped)
+            chosen = [n for n in chosen if n not in allowed]
         self.inputs.skipped_columns.extend(skipped)
         if not chosen:
             raise InputDataError(f"{uri}: no text column to scan (none, or all allow-listed)")
         self.inputs.columns.extend(chosen)
-        plain = (pa.string(), pa.large_string())
         # A wide Parquet file is decoded a few dozen columns at a time (pyarrow's cost per column
         # grows with the columns of one call), as the pii gate reads it.
         cells = None
@@ -246,24 +255,10 @@ class Reader:
             cells = block_cells(count_rows(dataset, uri), self.section.batch_rows)
         for block in iter_column_blocks(dataset, chosen, batch_rows=self.section.batch_rows, uri=uri,
                                         block_cells=cells):
-            n = block.rows
-            positions = range(block.start, block.start + n)
-            names = chosen[block.columns.start:block.columns.stop]
-            if block.cells is not None:
-                arrays = [block.cells.slice(k * n, n) for k in range(len(names))]
-            else:  # by position: a name lookup per column costs a scan of a wide schema's names
-                assert block.batch is not None
-                arrays = block.batch.columns if block.batch.schema.names == names else \
-                    [block.batch.column(name) for name in names]
-            for k, arr in enumerate(arrays):
-                if pa.types.is_dictionary(arr.type):
-                    arr = arr.dictionary_decode()
-                if arr.type not in plain:
-                    arr = arr.cast(pa.large_string())
-                arrays[k] = arr
-            for name, arr, nbytes in zip(names, arrays, _text_bytes(arrays, n)):
-                yield TextBatch(group=("column", name), strings=arr, positions=positions,  # type: ignore[arg-type]
-                                documents=[], units=n - arr.null_count, nbytes=nbytes)
+            groups = [("column", name) for name in chosen[block.columns.start:block.columns.stop]]
+            strings = block.cells if block.batch is None else _block_text(block.batch, groups)
+            yield TextBatch(groups=groups, strings=strings, positions=range(block.start, block.start + block.rows),
+                            documents=[], units=_non_null(strings, len(groups)), nbytes=_text_bytes(strings))
 
     # --- JSONL ----------------------------------------------------------------------------------
     def _jsonl(self, path: Path, uri: str, rel: str | None) -> Iterator[TextBatch]:
@@ -276,8 +271,8 @@ class Reader:
             nonlocal size, rows
             for name, (values, positions) in buffers.items():
                 if values:
-                    yield TextBatch(group=("field", name), strings=_strings(values), positions=positions,
-                                    documents=[rel] * len(values), units=units.get(name, 0),
+                    yield TextBatch(groups=[("field", name)], strings=_strings(values), positions=positions,
+                                    documents=[rel] * len(values), units=[units.get(name, 0)],
                                     nbytes=sum(len(v.encode("utf-8", "surrogatepass")) for v in values))
             buffers.clear()
             units.clear()
@@ -352,8 +347,8 @@ class _DocumentBatcher:
 
     def flush(self) -> Iterator[TextBatch]:
         if self.values or self.units:
-            batch = TextBatch(group=("documents", ""), strings=_strings(self.values), positions=self.positions,
-                              documents=list(self.positions), hidden=self.hidden, units=self.units,
+            batch = TextBatch(groups=[("documents", "")], strings=_strings(self.values), positions=self.positions,
+                              documents=list(self.positions), hidden=self.hidden, units=[self.units],
                               nbytes=sum(len(v.encode("utf-8", "surrogatepass")) for v in self.values))
             self.values, self.positions, self.hidden = [], [], []
             self.units = self.size = 0
@@ -417,20 +412,38 @@ def manifest_digest(files: Sequence[tuple[str, str]]) -> str:
 
 
 
-def _text_bytes(arrays: list[Any], rows: int) -> list[int]:
-    """UTF-8 bytes of each of ``arrays`` (text columns of one batch, ``rows`` long; nulls count 0), with
-    one length kernel per text type rather than two per column (a wide table has 100,000)."""
-    import numpy as np
+def _block_text(batch: pa.RecordBatch, groups: Sequence[Group]) -> pa.Array:
+    """The text columns of a record batch (``groups``, in its order or not) column after column, as one array."""
     import pyarrow as pa
+
+    names = [name for _, name in groups]
+    # By position: a name lookup per column costs a scan of a wide schema's names.
+    arrays = list(batch.columns) if batch.schema.names == names else [batch.column(name) for name in names]
+    plain = (pa.string(), pa.large_string())
+    for k, arr in enumerate(arrays):
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        if arr.type not in plain:
+            arr = arr.cast(pa.large_string())
+        arrays[k] = arr
+    if len(arrays) == 1:
+        return arrays[0]
+    if any(a.type != arrays[0].type for a in arrays):  # string next to large_string
+        arrays = [a.cast(pa.large_string()) for a in arrays]
+    return pa.concat_arrays(arrays)
+
+
+def _non_null(strings: pa.Array, width: int) -> list[int]:
+    """Non-null strings of each of the ``width`` equal parts of ``strings`` (a block's columns)."""
+    rows = len(strings) // max(width, 1)
+    if not strings.null_count:
+        return [rows] * width
+    valid = strings.is_valid().to_numpy(zero_copy_only=False).reshape(width, rows)
+    return valid.sum(axis=1).tolist()
+
+
+def _text_bytes(strings: pa.Array) -> int:
+    """UTF-8 bytes of ``strings`` (nulls count 0)."""
     import pyarrow.compute as pc
 
-    out = [0] * len(arrays)
-    by_type: dict[Any, list[int]] = {}
-    for k, arr in enumerate(arrays):
-        by_type.setdefault(arr.type, []).append(k)
-    for dtype, members in by_type.items():
-        lengths = pc.fill_null(pc.binary_length(pa.chunked_array([arrays[k] for k in members], type=dtype)), 0)
-        sums = np.asarray(lengths.to_numpy(), dtype=np.int64).reshape(len(members), rows).sum(axis=1).tolist()
-        for k, total in zip(members, sums):
-            out[k] = int(total)
-    return out
+    return int(pc.sum(pc.binary_length(strings)).as_py() or 0)

@@ -52,11 +52,11 @@ def check_prompt_injection(
     pending: list[TextBatch] = []
     cells = size = 0
     for batch in reader.batches(data):
-        tally.add_units(batch.group, batch.units)
+        tally.add_units(batch.groups, batch.units)
         nbytes += batch.nbytes
         if not len(batch.strings):
             continue
-        # Batches (a wide table's columns, small documents) are checked together: a pass over
+        # Batches (a wide table's column blocks, small documents) are checked together: a pass over
         # strings costs its RE2 compilations and threads whatever their number.
         if pending and (cells + len(batch.strings) > PASS_CELLS or size + batch.nbytes > PASS_BYTES):
             _check_together(pending, detector, tally, engine, stats)
@@ -146,4 +146,4 @@ def _check_together(batches: list[TextBatch], detector: Detector, tally: Tally, 
                                         prev.encodings if prev else frozenset())
         for i in sorted(found):
             document = batch.documents[i] if batch.documents else None
-            tally.add(batch.group, batch.positions[i], document, found[i])
+            tally.add(*batch.origin(i), document, found[i])

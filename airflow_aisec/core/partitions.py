@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, SecurityViolationError
 
 if TYPE_CHECKING:
@@ -405,7 +404,7 @@ def partition_batches(partition_uri: str, columns: Sequence[str], *, s3_client: 
     with local_copy(uri, s3_client=s3_client) as copy:
         digest = sha256_file(copy.path)
         dataset = open_dataset(copy.path, fmt, uri=uri)
-        present = set(column_names(dataset.schema))  # once, not per column
+        present = set(dataset.names)  # once, not per column
         missing = [c for c in columns if c not in present]
         if missing:
             raise InputDataError(f"{uri}: column(s) not in the data: {', '.join(map(repr, missing))}")

@@ -9,6 +9,7 @@ import pytest
 
 from airflow_aisec.core.gates.drift import _block, _categories, _evaluate, evaluate_drift
 from airflow_aisec.core.gates.drift._statistics import psi
+from airflow_aisec.core.io.schema_lists import ColumnLists
 from airflow_aisec.core.policy.base import Bound
 from airflow_aisec.core.policy.sections.drift import DriftPolicy, DriftThresholds
 from airflow_aisec.exceptions import InputDataError
@@ -134,7 +135,7 @@ def test_a_source_may_return_its_columns_in_another_order():
         def batches(columns):
             yield from table.select(columns[::-1]).to_batches()
 
-        return _evaluate.TableSource(schema=table.schema, batches=batches, name=name)
+        return _evaluate.TableSource(column_lists=ColumnLists.of(table.schema), batches=batches, name=name)
 
     chosen = _evaluate.resolve_features(section, ref.schema.names)
     got = _evaluate.evaluate_sources(section, reversed_source(ref, "r"), reversed_source(cur, "c"), chosen)

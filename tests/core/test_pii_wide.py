@@ -77,7 +77,7 @@ def policy(scan: dict) -> PiiPolicy:
 def reference(section: PiiPolicy, path) -> dict[str, dict]:
     """Every column its own plan and detection pass, over record batches."""
     dataset = open_for_scan(path, "parquet", str(path))
-    columns, _ = select_columns(section, dataset.schema, str(path))
+    columns, _ = select_columns(section, dataset.names, dataset.types, str(path))
     detector = new_detector(section)
     plans = _detect.build_plan(detector, columns)
     stats = {c: ColumnStats() for c in columns}

@@ -75,7 +75,7 @@ def write(table: pa.Table, path, fmt: str) -> None:
 def reference(section: PiiPolicy, path) -> dict[str, ColumnStats]:
     """The record-batch scan: every column its own plan and detection pass (``tally_batch``)."""
     dataset = open_for_scan(path, "csv" if str(path).endswith(".csv") else "parquet", str(path))
-    columns, _ = select_columns(section, dataset.schema, str(path))
+    columns, _ = select_columns(section, dataset.names, dataset.types, str(path))
     detector = new_detector(section)
     plans = _detect.build_plan(detector, columns)
     stats = {c: ColumnStats() for c in columns}

@@ -319,7 +319,7 @@ def _groups_and_batch(path, names, batch_rows: int = 5):
     dataset = open_dataset(path, "csv", uri=path, csv_empty_as_null=True)
     names = names if names is not None else dataset.schema.names
     parts = list(wide_csv.iter_wide_csv_groups(dataset, names, batch_rows, uri=path))
-    batches = list(wide_csv.iter_wide_csv(dataset.path, dataset.schema, names, batch_rows, uri=path,
+    batches = list(wide_csv.iter_wide_csv(dataset.path, dataset.column_lists, names, batch_rows, uri=path,
                                           strings_can_be_null=True))
     assert all(groups is not None for _, groups, _ in parts)
     return [GroupColumns(rows, groups, list(names)) for rows, groups, _ in parts], batches

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.io.schema_lists import column_names, column_types, schema_lists
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class ColumnBlock:
 def _plain_parquet(dataset: TableFile) -> str | None:
     import pyarrow as pa
 
-    if dataset.kind != "parquet" or any(pa.types.is_nested(t) for t in set(column_types(dataset.schema))):
+    if dataset.kind != "parquet" or any(pa.types.is_nested(t) for t in set(dataset.types)):
         return None
     return dataset.path
 
@@ -74,7 +73,7 @@ def _text_csv(dataset: TableFile, columns: Sequence[str]) -> str | None:
 
     if not eligible(dataset, dataset.path) or dataset.convert_options.strings_can_be_null:
         return None
-    names, types = schema_lists(dataset.schema)
+    names, types = dataset.names, dataset.types
     if len(columns) == len(names):
         chosen = set(types)
     else:
@@ -91,9 +90,9 @@ def _parquet_blocks(path: str, dataset: TableFile, columns: Sequence[str], batch
     from airflow_aisec.core.io.parquet_files import parquet_metadata
 
     metadata = parquet_metadata(path)
-    if metadata.num_columns != len(dataset.schema):
+    if metadata.num_columns != len(dataset.names):
         raise ValueError("not a flat Parquet file")
-    position = {name: i for i, name in enumerate(column_names(dataset.schema))}
+    position = {name: i for i, name in enumerate(dataset.names)}
     indices = [position[c] for c in columns]
     reader = ParquetReader()
     reader.open(str(path), pre_buffer=False, metadata=metadata)
@@ -130,7 +129,7 @@ def iter_column_blocks(dataset: TableFile, columns: Sequence[str], *, batch_rows
 
     from airflow_aisec.core.io.tabular import _read_error_message, check_columns, iter_batches
 
-    check_columns(column_names(dataset.schema), columns, uri)
+    check_columns(dataset.names, columns, uri)
     everything = range(len(columns))
     if len(columns) >= WIDE_COLUMNS:
         csv_path = _text_csv(dataset, columns)
@@ -138,7 +137,7 @@ def iter_column_blocks(dataset: TableFile, columns: Sequence[str], *, batch_rows
             from airflow_aisec.core.io.wide_csv import iter_wide_csv_text
 
             start = 0
-            for rows, cells in iter_wide_csv_text(csv_path, column_names(dataset.schema), list(columns), batch_rows, uri=uri):
+            for rows, cells in iter_wide_csv_text(csv_path, dataset.names, list(columns), batch_rows, uri=uri):
                 yield ColumnBlock(start, rows, everything, cells=cells)
                 start += rows
             return

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.files import check_regular_file, open_user_file
 from airflow_aisec.core.io.parquet_files import iter_parquet, parquet_schema
-from airflow_aisec.core.io.schema_lists import column_names, column_types, schema_lists
+from airflow_aisec.core.io.schema_lists import ColumnLists, column_names, column_types
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import InputDataError
 
@@ -66,17 +66,33 @@ class TableFile:
     Attributes:
         path: Local file.
         kind: ``csv`` or ``parquet``.
-        schema: Column names and types (Parquet: from the footer; CSV: inferred from the first
-            block as pyarrow does, or declared).
+        column_lists: Column names and types (Parquet: from the footer; CSV: inferred from the first
+            block as pyarrow does, or declared), and the Arrow :attr:`schema` made from them when
+            first asked for (a wide CSV file's 100,000 fields cost ~50 ms: ask for :attr:`names`
+            and :attr:`types` where they do).
         read_options / parse_options / convert_options: pyarrow CSV options (CSV only).
     """
 
     path: str
     kind: str
-    schema: pa.Schema
+    column_lists: ColumnLists
     read_options: pcsv.ReadOptions | None = None
     parse_options: pcsv.ParseOptions | None = None
     convert_options: pcsv.ConvertOptions | None = None
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.column_lists.schema
+
+    @property
+    def names(self) -> list[str]:
+        """Column names (shared: read them, never change them)."""
+        return self.column_lists.names
+
+    @property
+    def types(self) -> list[Any]:
+        """Column types (shared: read them, never change them)."""
+        return self.column_lists.types
 
     @property
     def files(self) -> list[str]:
@@ -255,17 +271,16 @@ def open_dataset(
             # A wide file's schema is inferred per cell, not by pyarrow's per-column inference.
             wide_schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text,
                                           columns=csv_columns)
-            schema = wide_schema
-            if schema is None:
+            lists = wide_schema
+            if lists is None:
                 # pyarrow infers types from the first block, as its dataset layer would.
                 with pcsv.open_csv(str(path), read_options=read, parse_options=parse,
                                    convert_options=convert) as reader:
-                    schema = reader.schema
-            table = TableFile(str(path), "csv", schema, read, parse, convert)
+                    lists = ColumnLists.of(reader.schema)
+            table = TableFile(str(path), "csv", lists, read, parse, convert)
         else:
             # One footer parse per file: the schema is kept, the batches do not read the footer again.
-            schema = parquet_schema(path)
-            table = TableFile(str(path), "parquet", schema)
+            table = TableFile(str(path), "parquet", ColumnLists.of(parquet_schema(path)))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         if fmt == "csv":
             raise InputDataError(_csv_error_message(exc, _csv_header(path), name, path=path)) from None
@@ -388,9 +403,7 @@ def check_columns(available: Sequence[str], required: Sequence[str], uri: str) -
 def _read_error_message(dataset: TableFile, exc: BaseException, uri: str) -> str:
     """A value-free message for a read error (pyarrow's own text may quote a cell)."""
     if dataset.kind == "csv":
-        schema = dataset.schema
-        names, types = schema_lists(schema)
-        return _csv_error_message(exc, names, uri, types, path=dataset.path)
+        return _csv_error_message(exc, dataset.names, uri, dataset.types, path=dataset.path)
     return f"{uri}: table could not be read (truncated or corrupt? {type(exc).__name__})"
 
 
@@ -448,7 +461,7 @@ def iter_batches(
     import pyarrow as pa
 
     if columns is not None:
-        check_columns(column_names(dataset.schema), columns, uri)
+        check_columns(dataset.names, columns, uri)
     projection = list(columns) if columns is not None else None
     try:
         if dataset.kind == "parquet":
@@ -457,7 +470,7 @@ def iter_batches(
         from airflow_aisec.core.io.wide_csv import eligible, iter_wide_csv
 
         if eligible(dataset, dataset.path):
-            yield from iter_wide_csv(dataset.path, dataset.schema, projection, batch_rows, uri=uri,
+            yield from iter_wide_csv(dataset.path, dataset.column_lists, projection, batch_rows, uri=uri,
                                      strings_can_be_null=dataset.convert_options.strings_can_be_null)
             return
         yield from _iter_csv(dataset, projection, batch_rows, use_threads)
@@ -480,7 +493,7 @@ def count_rows(dataset: TableFile, uri: str) -> int:
 
         if wide_csv.eligible(dataset, dataset.path):
             return wide_csv.count_rows(dataset.path, uri)
-        first = column_names(dataset.schema)[:1]
+        first = dataset.names[:1]
         convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in first}, include_columns=first)
         with pcsv.open_csv(dataset.path, read_options=pcsv.ReadOptions(block_size=dataset.read_options.block_size),
                            parse_options=dataset.parse_options, convert_options=convert) as reader:

@@ -38,7 +38,7 @@ from airflow_aisec.core.io.csv_cells import (
     physical_line_lists,
     split_fields,
 )
-from airflow_aisec.core.io.schema_lists import remember, schema_lists
+from airflow_aisec.core.io.schema_lists import ColumnLists
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -233,13 +233,14 @@ def _arrow_read(rows: Rows, indices: Sequence[int], names: Sequence[str] | Mappi
 
 #: The last wide schemas made, by file identity and the options they were made under: a gate opens
 #: one file several times (a redaction: scan, shape, rewrite), and each 100k-field schema costs ~0.1 s.
-_SCHEMAS: dict[tuple[Any, ...], pa.Schema] = {}
+_SCHEMAS: dict[tuple[Any, ...], ColumnLists] = {}
 _SCHEMAS_KEPT = 4
 
 
 def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
-                    uri: str, text: bool = False, columns: Sequence[str] | None = None) -> pa.Schema | None:
-    """The schema pyarrow would infer for a wide CSV file, or ``None`` (not wide, or not plain).
+                    uri: str, text: bool = False, columns: Sequence[str] | None = None) -> ColumnLists | None:
+    """The columns (names, types; the Arrow schema made when asked for) pyarrow would infer for a wide
+    CSV file, or ``None`` (not wide, or not plain).
 
     ``text``: every column is text (a gate reading all cells as strings needs no inference).
     ``columns``: only these columns are ever read; the others are typed as text, not inferred.
@@ -260,7 +261,7 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
 
 
 def _schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
-            uri: str, text: bool, columns: Sequence[str] | None) -> pa.Schema | None:
+            uri: str, text: bool, columns: Sequence[str] | None) -> ColumnLists | None:
     import pyarrow as pa
 
     found = _header(path, block_size, uri)
@@ -268,9 +269,7 @@ def _schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[
         return None
     names, rows = found
     if text:
-        string = pa.string()
-        # One type object: cheaper than a field per column.
-        return remember(pa.schema([(n, string) for n in names]), names, [string] * len(names))
+        return ColumnLists(names, [pa.string()] * len(names))
     declared = dict(declared or {})
     if columns is None:
         kinds = _classify(rows.flat, names)
@@ -297,34 +296,33 @@ def _schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[
     # Only declared and pyarrow-inferred types can be binary (a classified kind never is).
     if {pa.binary(), pa.large_binary()} & {types[i] for i in given + unsure}:
         return None
-    # (name, type) pairs: cheaper than 100k pa.field calls.
-    return remember(pa.schema(list(zip(names, types))), names, types)
+    return ColumnLists(names, types)
 
 
-#: The last projections' column positions and type groups, per schema (see :func:`_layout`).
-_LAYOUTS: list[tuple[pa.Schema, list[str], list[int], list[tuple[Any, str | None, Any]]]] = []
+#: The last projections' column positions and type groups, per table's columns (see :func:`_layout`).
+_LAYOUTS: list[tuple[ColumnLists, list[str], list[int], list[tuple[Any, str | None, Any]]]] = []
 
 
-def _layout(schema: pa.Schema, projection: Sequence[str]) -> tuple[list[int], list[tuple[Any, str | None, Any]]]:
-    """The positions of ``projection`` in ``schema`` and their groups by type (:func:`_by_type`),
+def _layout(columns: ColumnLists, projection: Sequence[str]) -> tuple[list[int], list[tuple[Any, str | None, Any]]]:
+    """The positions of ``projection`` in ``columns`` and their groups by type (:func:`_by_type`),
     kept for the last two (a gate reads a file's columns more than once)."""
     wanted = list(projection)
-    for known, columns, indices, kinds in _LAYOUTS:
-        if known is schema and columns == wanted:
+    for known, chosen, indices, kinds in _LAYOUTS:
+        if known is columns and chosen == wanted:
             return indices, kinds
-    names, types = schema_lists(schema)
+    names, types = columns.names, columns.types
     indices = _indices(names, wanted)
     kinds = _by_type(types if len(indices) == len(types) and indices == list(range(len(types)))
                      else [types[i] for i in indices])
     for _, _, where in kinds:
         where.flags.writeable = False  # shared by the reads that follow
-    _LAYOUTS[:] = [(schema, wanted, indices, kinds), *_LAYOUTS[:1]]
+    _LAYOUTS[:] = [(columns, wanted, indices, kinds), *_LAYOUTS[:1]]
     return indices, kinds
 
 
 def eligible(table: Any, path: str) -> bool:
     """Whether a CSV :class:`~.tabular.TableFile` is read by :func:`iter_wide_csv`."""
-    return (table.kind == "csv" and len(table.schema) >= WIDE_COLUMNS
+    return (table.kind == "csv" and len(table.column_lists) >= WIDE_COLUMNS
             and not str(path).lower().endswith((".gz", ".bz2", ".zst")) and _default_options(table))
 
 
@@ -382,24 +380,20 @@ def _convert(rows: Rows, group: Sequence[int], kind: str,
     return pc.cast(valued, pa.type_for_alias(kind)), []
 
 
-def _batch(rows: Rows, schema: pa.Schema, projection: Sequence[int], strings_can_be_null: bool,
+def _batch(rows: Rows, columns: ColumnLists, projection: Sequence[int], strings_can_be_null: bool,
            uri: str, path: str | os.PathLike[str]) -> pa.RecordBatch:
     import numpy as np
     import pyarrow as pa
 
     n = len(rows)
-    width = len(schema)
-    whole = len(projection) == width and list(projection) == list(range(width))
-    if 2 * len(projection) < width:
-        # A few columns of a wide file: only their fields are looked up.
-        fields = [schema.field(i) for i in projection]
-        types = [f.type for f in fields]
-        schema = pa.schema(fields)
+    all_names, all_types = columns.names, columns.types
+    width = len(all_names)
+    if len(projection) == width and list(projection) == list(range(width)):
+        types, schema = all_types, columns.schema
     else:
-        everything = schema_lists(schema)[1]
-        types = everything if whole else [everything[i] for i in projection]
-        if not whole:
-            schema = pa.schema([schema.field(i) for i in projection])
+        # Some columns of a wide file: their schema alone, not the file's (100,000 fields: ~50 ms).
+        types = [all_types[i] for i in projection]
+        schema = pa.schema([(all_names[i], all_types[i]) for i in projection])
     where_of = np.asarray(projection, dtype=np.int64)
     out: list[Any] = [None] * len(projection)
     slow: list[int] = []  # positions in the projection, converted by pyarrow
@@ -425,7 +419,7 @@ def _batch(rows: Rows, schema: pa.Schema, projection: Sequence[int], strings_can
         # Each column once, in this order (pyarrow reports the first bad one).
         index_of = {p: int(where_of[p]) for p in slow}
         wanted = list(dict.fromkeys(index_of.values()))
-        names = {index_of[p]: schema.field(p).name for p in slow}
+        names = {index_of[p]: all_names[index_of[p]] for p in slow}
         table = _arrow_read(rows, wanted, names, {names[index_of[p]]: types[p] for p in slow}, strings_can_be_null,
                             uri, path)
         read = {i: table.column(k).combine_chunks() for k, i in enumerate(wanted)}
@@ -483,19 +477,19 @@ def _indices(names: Sequence[str], projection: Sequence[str] | None) -> list[int
     return [position[c] for c in projection]
 
 
-def iter_wide_csv(path: str | os.PathLike[str], schema: pa.Schema, projection: Sequence[str] | None,
+def iter_wide_csv(path: str | os.PathLike[str], columns: ColumnLists, projection: Sequence[str] | None,
                   batch_rows: int, *, strings_can_be_null: bool, uri: str) -> Iterator[pa.RecordBatch]:
-    """Record batches of a wide CSV file with ``schema`` (from :func:`wide_csv_schema` or pyarrow).
+    """Record batches of a wide CSV file with ``columns`` (from :func:`wide_csv_schema` or pyarrow).
 
     Raises:
         InputDataError: wrong number of columns in a row, text that is not UTF-8, a value that is
             not of its column's type (pyarrow's message, value-free).
     """
-    names = schema_lists(schema)[0]
+    names = columns.names
     indices = _indices(names, projection)
     per_batch = max(1, min(batch_rows, BATCH_CELLS // max(len(names), 1)))
     for rows in _row_groups(path, names, per_batch, uri):
-        yield _batch(rows, schema, indices, strings_can_be_null, uri, path)
+        yield _batch(rows, columns, indices, strings_can_be_null, uri, path)
 
 
 def iter_wide_csv_groups(table: Any, projection: Sequence[str], batch_rows: int, *,
@@ -514,9 +508,8 @@ def iter_wide_csv_groups(table: Any, projection: Sequence[str], batch_rows: int,
 
     from airflow_aisec.core.io.tabular import _read_error_message
 
-    schema = table.schema
-    all_names = schema_lists(schema)[0]
-    indices, kinds = _layout(schema, projection)
+    all_names = table.names
+    indices, kinds = _layout(table.column_lists, projection)
     nulls = table.convert_options.strings_can_be_null
     where_of = np.asarray(indices, dtype=np.int64)
     simple = all(alias is not None for _, alias, _ in kinds)
@@ -533,7 +526,7 @@ def iter_wide_csv_groups(table: Any, projection: Sequence[str], batch_rows: int,
                         break
                     groups.append((data_type, where, cells))
             if groups is None:
-                yield len(rows), None, _batch(rows, schema, indices, nulls, uri, table.path)
+                yield len(rows), None, _batch(rows, table.column_lists, indices, nulls, uri, table.path)
             else:
                 yield len(rows), groups, None
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as exc:

@@ -20,7 +20,7 @@ from airflow_aisec.core.gates.drift._categories import CategoricalBlock
 from airflow_aisec.core.gates.drift._columns import Batch, record_batches
 from airflow_aisec.core.gates.drift._features import feature_kind
 from airflow_aisec.core.gates.drift._judge import DriftEvaluation, Judge, type_changed
-from airflow_aisec.core.io.schema_lists import column_names, schema_lists
+from airflow_aisec.core.io.schema_lists import ColumnLists, column_names
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.stats import split_names
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -39,9 +39,10 @@ _MAX_REFERENCE_PASSES = 70
 
 @dataclass(frozen=True)
 class TableSource:
-    """A table to stream: its schema and ``batches(columns)``, which may be called several times."""
+    """A table to stream: its columns (names and types) and ``batches(columns)``, which may be called
+    several times."""
 
-    schema: pa.Schema
+    column_lists: ColumnLists
     batches: Callable[[list[str]], Iterator[pa.RecordBatch]]
     name: str = "<table>"
     #: Another way to read the same cells, as :class:`._columns.Batch` objects (a wide CSV file's
@@ -53,7 +54,7 @@ class TableSource:
         def batches(columns: list[str]) -> Iterator[pa.RecordBatch]:
             yield from table.select(columns).to_batches(max_chunksize=TABLE_BATCH_ROWS)
 
-        return cls(schema=table.schema, batches=batches, name=name)
+        return cls(column_lists=ColumnLists.of(table.schema), batches=batches, name=name)
 
 
 def resolve_features(section: DriftPolicy, reference_columns: Sequence[str],
@@ -148,8 +149,8 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
     judge = Judge(section)
     findings: list[Finding] = []
     forced = set(section.categorical)
-    ref_types = dict(zip(*schema_lists(reference.schema)))
-    cur_types = dict(zip(*schema_lists(current.schema)))
+    ref_types = dict(zip(reference.column_lists.names, reference.column_lists.types))
+    cur_types = dict(zip(current.column_lists.names, current.column_lists.types))
     found = _kinds([ref_types[n] for n in chosen], [cur_types[n] for n in chosen], [n in forced for n in chosen])
     kinds = dict(zip(chosen, [r_kind for r_kind, _ in found]))  # reference kind of every chosen feature
     if len(kinds) == len(chosen) and set(found) <= _SAME_KINDS:  # every feature read, once (the usual case)

@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_aisec.core.gates.drift._columns import Batch, wide_csv_batches
 from airflow_aisec.core.gates.drift._evaluate import TableSource, evaluate_sources, resolve_features
 from airflow_aisec.core.gates.drift._judge import GATE
-from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.result import CheckOutcome, InputRef
 from airflow_aisec.exceptions import InputDataError
@@ -75,7 +74,7 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
             local_copy(current, s3_client=s3_client) as cur_copy:
         ref_ds = open_dataset(ref_copy.path, ref_fmt, uri=reference)
         cur_ds = open_dataset(cur_copy.path, cur_fmt, uri=current)
-        names_of = {"reference": column_names(ref_ds.schema), "current": column_names(cur_ds.schema)}
+        names_of = {"reference": ref_ds.names, "current": cur_ds.names}
         chosen = resolve_features(section, names_of["reference"], features)
         sources = []
         for ds_, which, uri in ((ref_ds, "reference", reference), (cur_ds, "current", current)):
@@ -91,7 +90,7 @@ def _open_both(section: DriftPolicy, reference: str, current: str, features: Seq
             def blocks(columns: list[str], ds_: Any = ds_, uri: str = uri) -> Iterator[Batch] | None:
                 return wide_csv_batches(ds_, columns, DEFAULT_BATCH_ROWS, uri)
 
-            sources.append(TableSource(schema=ds_.schema, batches=batches, name=uri, blocks=blocks))
+            sources.append(TableSource(column_lists=ds_.column_lists, batches=batches, name=uri, blocks=blocks))
         inputs = [InputRef(uri=reference, sha256=sha256_file(ref_copy.path)),
                   InputRef(uri=current, sha256=sha256_file(cur_copy.path))]
         yield sources[0], sources[1], chosen, inputs

@@ -42,7 +42,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.io.schema_lists import column_names, schema_lists, type_names
+from airflow_aisec.core.io.schema_lists import schema_lists, type_names
 from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
@@ -166,7 +166,7 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
     with local_copy(uri, s3_client=s3_client) as copy:
         digest = sha256_file(copy.path)
         ds = open_dataset(copy.path, detect_format(uri, fmt), uri=uri)
-        names = column_names(ds.schema)
+        names = ds.names
         chosen = resolve_features(section, names, features)
         present = set(names)  # once, not per feature
         missing = [c for c in chosen if c not in present]
@@ -179,10 +179,10 @@ def summarize_reference(section: DriftPolicy, reference: str, *, features: Seque
         def blocks(columns: list[str]) -> Iterator[Any] | None:
             return wide_csv_batches(ds, columns, DEFAULT_BATCH_ROWS, uri)
 
-        source = TableSource(schema=ds.schema, batches=batches, name=uri, blocks=blocks)
+        source = TableSource(column_lists=ds.column_lists, batches=batches, name=uri, blocks=blocks)
         forced = set(section.categorical)
         at = {n: i for i, n in enumerate(names)}
-        all_types = schema_lists(ds.schema)[1]
+        all_types = ds.types
         chosen_types = [all_types[at[n]] for n in chosen]
         kinds = dict(zip(chosen, feature_kinds(chosen_types, [n in forced for n in chosen])))
         for name, dtype in zip(chosen, chosen_types):

@@ -21,7 +21,6 @@ from airflow_aisec.core.gates.pii._presidio import quiet_presidio
 from airflow_aisec.core.gates.pii._table import open_for_scan, sample_positions, select_columns
 from airflow_aisec.core.gates.pii._text import build_text_scanner
 from airflow_aisec.core.gates.pii._validators import coincidental
-from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -231,7 +230,7 @@ def scan_local(
     started = time.perf_counter()
     with quiet_presidio(), collector_paused():
         dataset = open_for_scan(path, fmt, uri)
-        columns, skipped = select_columns(section, dataset.schema, uri)
+        columns, skipped = select_columns(section, dataset.names, dataset.types, uri)
         from airflow_aisec.core.io.tabular import count_rows
 
         total = count_rows(dataset, uri)
@@ -240,7 +239,7 @@ def scan_local(
         sampled = section.scan.mode == "sample" and not full
         positions = sample_positions(total, section.scan.sample_size, section.scan.seed) if sampled else None
         detector = detector or new_detector(section)
-        labels, names_with_pii = column_labels(detector, column_names(dataset.schema))
+        labels, names_with_pii = column_labels(detector, dataset.names)
         nlp = build_text_scanner(section)
         found: dict[str, ColumnStats] = {}
         counter = BlockCounter(found, BulkPlan(detector, columns), detector, nlp)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.io.schema_lists import column_names, column_types, schema_lists
+from airflow_aisec.core.io.schema_lists import ColumnLists
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -131,15 +131,15 @@ def open_for_scan(path: Path, fmt: str, uri: str):
 
     sniff_format(path, fmt, uri)
     dataset = open_dataset(path, fmt, uri=uri, csv_text=True)
-    if fmt != "csv" or set(column_types(dataset.schema)) == {pa.string()}:
+    if fmt != "csv" or set(dataset.types) == {pa.string()}:
         return dataset  # a wide CSV file's types are not inferred at all: read as text already
-    names = column_names(dataset.schema)
-    return dataclasses.replace(dataset, schema=pa.schema([pa.field(n, pa.string()) for n in names]),
+    names = dataset.names
+    return dataclasses.replace(dataset, column_lists=ColumnLists(names, [pa.string()] * len(names)),
                                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
 
 
-def select_columns(section: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[list[str], dict[str, str]]:
-    """Columns to scan, and skipped ones with their type.
+def select_columns(section: PiiPolicy, names: list[str], types: list[Any], uri: str) -> tuple[list[str], dict[str, str]]:
+    """Columns to scan (of a table's column ``names`` and ``types``), and skipped ones with their type.
 
     Raises:
         InputDataError: a column named in the policy is not in the data, or a nested column
@@ -147,7 +147,6 @@ def select_columns(section: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[lis
     """
     from airflow_aisec.core.io.tabular import check_columns
 
-    names, types = schema_lists(schema)
     named = list(section.columns or []) + list(section.exclude_columns)
     check_columns(names, named, uri)
     skipped: dict[str, str] = {}
@@ -157,12 +156,12 @@ def select_columns(section: PiiPolicy, schema: pa.Schema, uri: str) -> tuple[lis
         return list(names), skipped  # the caller's own list: the schema's is shared
     scannable = dict(zip(names, [kinds[t] for t in types]))
     excluded = set(section.exclude_columns)
-    types = dict(zip(names, types))
+    type_of = dict(zip(names, types))
     for name in (section.columns if section.columns is not None else names):
         if name in excluded:
             skipped[name] = "excluded by policy"
             continue
-        dtype = types[name]
+        dtype = type_of[name]
         if scannable[name] or section.columns is not None:
             chosen.append(name)
         elif _nested_text(dtype):

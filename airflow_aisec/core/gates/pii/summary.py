@@ -165,9 +165,9 @@ class ScanSetup:
         from airflow_aisec.core.gates.pii._table import select_columns
 
         refuse_sample(section)
-        columns, skipped = select_columns(section, schema, uri)
-        detector = new_detector(section)
         names, types = schema_lists(schema)
+        columns, skipped = select_columns(section, names, types, uri)
+        detector = new_detector(section)
         labels, names_with_pii = column_labels(detector, names)
         setup = cls(section=section, fmt=fmt, columns=columns,
                     skipped={labels.get(c, c): why for c, why in skipped.items()}, labels=labels,

@@ -102,3 +102,20 @@ def test_a_gate_over_a_wide_csv_never_makes_the_files_schema(tmp_path, monkeypat
         outcome = check_drift(DriftPolicy(exclude=["y", "p"], categorical=["sex"]), str(path), str(path))
         assert outcome.metrics["features_checked"] == width + 1 and not outcome.findings
     assert made[0] == 0
+
+
+def test_per_type_id_decides_once_per_type_id_and_per_dictionary_type():
+    seen = []
+
+    def is_text(t):
+        seen.append(t)
+        return pa.types.is_string(t.value_type if pa.types.is_dictionary(t) else t)
+
+    words, codes = pa.dictionary(pa.int8(), pa.string()), pa.dictionary(pa.int8(), pa.int64())
+    types = [pa.string(), pa.int64(), words, pa.string(), codes, pa.int64(), words] * 300
+    assert lists.per_type_id(types, is_text) == [True, False, True, True, False, False, True] * 300
+    assert len(seen) == 4  # string, int64 and the two dictionary types
+    seen.clear()
+    forced = [i % 2 == 0 for i in range(len(types))]
+    got = lists.per_type_id(types, lambda t, f: (is_text(t), f), forced)
+    assert got == [(is_text(t), f) for t, f in zip(types, forced)] and len(seen) == 8 + len(types)

@@ -9,10 +9,13 @@ and not worth an entry.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+T = TypeVar("T")
 
 #: From this many columns a schema's lists are remembered.
 WIDE_SCHEMA = 1024
@@ -114,3 +117,23 @@ class ColumnLists:
 
     def __len__(self) -> int:
         return len(self._names) if self._names is not None else len(self._schema)  # type: ignore[arg-type]
+
+
+def per_type_id(types: Sequence[Any], decide: Callable[..., T], extra: Sequence[Any] | None = None) -> list[T]:
+    """``decide(t)`` (``decide(t, extra[i])`` with ``extra``) for each of ``types``, called once per
+    distinct type id (and extra value): a wide table has 100,000 columns of few types. ``decide`` must
+    depend on the type id alone, but for dictionaries, which are keyed by the type itself (their value
+    type matters)."""
+    import pyarrow as pa
+
+    dictionary = pa.dictionary(pa.int8(), pa.string()).id
+    ids: list[Any] = [t.id for t in types]  # a listcomp, not a call per type
+    if dictionary in ids:
+        ids = [t if i == dictionary else i for i, t in zip(ids, types)]
+    keys: list[Any] = ids if extra is None else list(zip(ids, extra))
+    first = dict(zip(keys, range(len(keys))))  # a column of each distinct key (its last)
+    if extra is None:
+        value_of = {key: decide(types[i]) for key, i in first.items()}
+    else:
+        value_of = {key: decide(types[i], key[1]) for key, i in first.items()}
+    return list(map(value_of.__getitem__, keys))

@@ -20,7 +20,7 @@ from airflow_aisec.core.gates.drift._categories import CategoricalBlock
 from airflow_aisec.core.gates.drift._columns import Batch, record_batches
 from airflow_aisec.core.gates.drift._features import feature_kind
 from airflow_aisec.core.gates.drift._judge import DriftEvaluation, Judge, type_changed
-from airflow_aisec.core.io.schema_lists import ColumnLists, column_names
+from airflow_aisec.core.io.schema_lists import ColumnLists, column_names, per_type_id
 from airflow_aisec.core.policy.sections.drift import DriftPolicy
 from airflow_aisec.core.stats import split_names
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -205,19 +205,8 @@ def _evaluate_sources(section: DriftPolicy, reference: TableSource, current: Tab
 
 
 def feature_kinds(types: list[pa.DataType], forced: list[bool]) -> list[str | None]:
-    """:func:`._features.feature_kind` of every feature, found once per distinct (type id, forced): a
-    wide table has 100,000 columns of few types, and a kind depends on the type id alone (a
-    dictionary's on its value type: those are keyed by the type itself)."""
-    import pyarrow as pa
-
-    dictionary = pa.dictionary(pa.int8(), pa.string()).id
-    ids: list[Any] = [t.id for t in types]  # a listcomp, not a call per type
-    if dictionary in ids:
-        ids = [t if i == dictionary else i for i, t in zip(ids, types)]
-    keys = list(zip(ids, forced))
-    at = dict(zip(keys, range(len(keys))))  # a feature of each distinct key (its last)
-    kind_of = {k: feature_kind(types[i], k[1]) for k, i in at.items()}
-    return list(map(kind_of.__getitem__, keys))
+    """:func:`._features.feature_kind` of every feature, found once per distinct (type id, forced)."""
+    return per_type_id(types, feature_kind, forced)
 
 
 def _kinds(ref: list[pa.DataType], cur: list[pa.DataType], forced: list[bool]) -> list[tuple[str | None, str | None]]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_aisec.core.gates.prompt_injection._html import extract
 from airflow_aisec.core.io.column_blocks import block_cells, iter_column_blocks
 from airflow_aisec.core.io.files import open_user_file, read_user_file
-from airflow_aisec.core.io.schema_lists import schema_lists
+from airflow_aisec.core.io.schema_lists import per_type_id
 from airflow_aisec.core.io.storage import is_s3_uri, list_s3_prefix, make_s3_client, parse_s3_uri, walk_tree
 from airflow_aisec.core.io.tabular import check_columns, count_rows, local_copy, open_dataset
 from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
@@ -222,24 +222,18 @@ class Reader:
 
     # --- tables ---------------------------------------------------------------------------------
     def _table(self, path: Path, fmt: str, uri: str) -> Iterator[TextBatch]:
-        import pyarrow as pa
 
         dataset = open_dataset(path, fmt, uri=uri)
-        schema = dataset.schema
-        names, types = schema_lists(schema)
-        # Decided once per type id (a dictionary's by its value type): a wide table has 100,000 columns.
-        ids = [t.id for t in types]
-        dictionary = pa.dictionary(pa.int8(), pa.string()).id
-        text_of = {i: _is_text(t) for i, t in dict(zip(ids, types)).items() if i != dictionary}
-        is_text = [_is_text(t) if i == dictionary else text_of[i] for i, t in zip(ids, types)]
+        names, types = dataset.names, dataset.types
         if self.columns:
             check_columns(names, self.columns, uri)
             chosen = list(dict.fromkeys(self.columns))
+            type_of = dict(zip(names, types))
             for name in chosen:
-                if not _is_text(schema.field(name).type):
-                    raise InputDataError(f"{uri}: column '{name}' is not a text column ({schema.field(name).type})")
+                if not _is_text(type_of[name]):
+                    raise InputDataError(f"{uri}: column '{name}' is not a text column ({type_of[name]})")
         else:
-            chosen = [n for n, text in zip(names, is_text) if text]
+            chosen = [n for n, text in zip(names, per_type_id(types, _is_text)) if text]
         skipped = [n for n in chosen if _matches(n, self.section.allow_columns)]
         if skipped:
             allowed = set(skipped)

@@ -103,14 +103,21 @@ ROWS = [
 
 @pytest.mark.parametrize("inner_commas", [False, True])  # cells trimmed in place, or copied
 @pytest.mark.parametrize("quoted_header", [False, True])
-@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 @pytest.mark.parametrize("bom", [False, True])
-def test_wide_reader_equals_pyarrows_reader(tmp_path, monkeypatch, inner_commas, quoted_header, newline, bom):
+# split: the rows past the first parse block are parsed apart (lone-CR lines are one physical line
+# to the block reader: a file of them is not split)
+@pytest.mark.parametrize(("newline", "split"), [("\n", False), ("\r\n", False), ("\r", False), ("\n", True),
+                                                ("\r\n", True)])
+def test_wide_reader_equals_pyarrows_reader(tmp_path, monkeypatch, inner_commas, quoted_header, newline, bom, split):
     path = tmp_path / "w.csv"
     keep = [i for i, n in enumerate(NAMES) if inner_commas or n != "comma"]
     header = ",".join(f'"{NAMES[i]}"' if quoted_header else NAMES[i] for i in keep)
     rows = [",".join(r[i] for i in keep) for r in ROWS]
     _write(path, [header, *rows, "", *rows[::-1]], bom=bom, newline=newline)
+    if split:  # a first block of the header and every distinct row (types inferred as from the whole file)
+        block = 3 * bom + len("".join([header, *rows]).encode()) + 4 * len(newline) + 1
+        assert block < path.stat().st_size
+        monkeypatch.setattr(tabular, "csv_block_size", lambda path: block)
     slow = count_calls(monkeypatch, csv_cells, "row_cells")
     got, want = _both(monkeypatch, path)
     assert slow[0] == 0  # every line was split at the byte level
@@ -306,3 +313,22 @@ def test_a_wide_schema_is_made_once_per_file_state_and_options(tmp_path, monkeyp
     assert made[0] == 3 and changed.schema.equals(first.schema)
     monkeypatch.setattr(wide_csv, "WIDE_COLUMNS", 10**9)
     assert tabular.open_dataset(path, "csv").schema.equals(first.schema) and made[0] == 4  # looked at anew: pyarrow's path
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_wide_reader_takes_a_lone_cr_in_the_first_line_as_a_line_end(tmp_path, monkeypatch, split):
+    """The header ends at a lone CR and the first rows follow on the same LF-ended line: pyarrow's
+    reading, with the rows of the first block and the rest parsed apart or together."""
+    path = tmp_path / "cr.csv"
+    header = ",".join(NAMES[:-2])
+    rows = [",".join(r[: len(NAMES) - 2]) for r in ROWS]
+    data = f"{header}\r{rows[0]}\r{rows[1]}\n{rows[2]}\n\n{rows[1]}\r\n{rows[0]}\n".encode()
+    path.write_bytes(data)
+    if split:
+        block = data.index(rows[2].encode()) + len(rows[2]) + 1
+        monkeypatch.setattr(tabular, "csv_block_size", lambda path: block)
+    parsed = count_calls(monkeypatch, wide_csv, "_parse_pieces")
+    got, want = _both(monkeypatch, path)
+    assert parsed[0] == 1 + split  # the wide reader's own path: the first block, then the rest
+    assert got.num_rows == 5
+    assert got.schema.equals(want.schema) and got.equals(want)

@@ -103,19 +103,24 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
     with open(path, "rb") as fh:
         st = os.fstat(fh.fileno())
         identity = _identity(st)
-        head = fh.read(block_size)
-        complete = len(head) < block_size
-        end = head.find(b"\n")
-        if head.count(b",", 0, end if end >= 0 else len(head)) + 1 < WIDE_COLUMNS:
-            return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
-        # A small wide file is read whole: the rows past the first block are parsed once, here, for the batches.
+        # A small wide file is read whole (one read, no join): the rows past the first block are
+        # parsed once, here, for the batches.
         small = st.st_size <= _PARSED_MAX_BYTES
-        tail = fh.read(st.st_size - len(head) + 1) if small and not complete else b""
-    small = small and len(head) + len(tail) == st.st_size  # it changed while being read: no rows kept
-    data = head + tail
-    if not complete:
-        head = head[: head.rfind(b"\n") + 1]
-    line, body = first_line(head.removeprefix(_BOM))
+        data = fh.read(max(block_size, st.st_size + 1) if small else block_size)
+    end = data.find(b"\n", 0, block_size)
+    if data.count(b",", 0, end if end >= 0 else min(len(data), block_size)) + 1 < WIDE_COLUMNS:
+        return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
+    complete = len(data) < block_size
+    small = small and len(data) == st.st_size  # it changed while being read: no rows kept
+    head_end = len(data) if complete else data.rfind(b"\n", 0, block_size) + 1
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    line_end = data.find(b"\n", start, head_end)
+    line_end = head_end if line_end < 0 else line_end
+    body_start = line_end + 1
+    line = data[start:line_end].rstrip(b"\r")
+    if b"\r" in line:  # a lone CR in the first line: first_line's reading (its pieces are lines)
+        line, body = first_line(data[start:head_end])
+        data, body_start, head_end = body + data[head_end:], 0, len(body)
     names = header_names(line)
     if names is None or len(names) < WIDE_COLUMNS or len(set(names)) != len(names):
         return None
@@ -123,7 +128,7 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
         # A bad line here sends the file to pyarrow's path (its message), but for a row with another
         # number of fields: pyarrow refuses it with this message too, after splitting it into fields
         # (a hostile 4 MB line of commas cost its CSV reader 760 MB).
-        rows = _parse_pieces(body, names, uri)
+        rows = _parse_pieces(data, names, uri, body_start, head_end)
     except WrongFieldCount:
         raise
     except InputDataError:
@@ -136,7 +141,7 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
         kept: Rows | None = rows
         if not complete:
             try:
-                kept = Rows(pa.concat_arrays([rows.flat, _parse_pieces(data[len(head):], names, uri).flat]), len(names))
+                kept = Rows(pa.concat_arrays([rows.flat, _parse_pieces(data, names, uri, head_end).flat]), len(names))
             except InputDataError:
                 kept = None  # the batches report it
         if kept is not None:
@@ -144,17 +149,19 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
     return names, rows
 
 
-def _parse_pieces(data: bytes, names: Sequence[str], uri: str) -> Rows:
-    """:func:`parse_rows` of ``data`` a piece at a time, each piece up to the first line end after
+def _parse_pieces(data: bytes, names: Sequence[str], uri: str, start: int = 0, stop: int | None = None) -> Rows:
+    """:func:`parse_rows` of ``data[start:stop]`` (sliced a piece at a time, not copied whole first)
+    a piece at a time, each piece up to the first line end after
     _PARSE_LINES bytes (so at most that many lines and one more): a block of millions of empty lines
     costs no more than a block of rows. Line numbers in errors are not the file's (only
     :class:`~.csv_cells.WrongFieldCount`, which names none, is shown)."""
     import pyarrow as pa
 
-    pieces, start = [], 0
-    while start < len(data):
-        end = data.find(b"\n", start + _PARSE_LINES)
-        end = len(data) if end < 0 else end + 1
+    stop = len(data) if stop is None else stop
+    pieces = []
+    while start < stop:
+        end = data.find(b"\n", start + _PARSE_LINES, stop)
+        end = stop if end < 0 else end + 1
         pieces.append(parse_rows(data[start:end], names, uri, 2).flat)
         start = end
     return Rows(pa.concat_arrays(pieces) if pieces else pa.array([], pa.string()), len(names))

@@ -78,10 +78,11 @@ def test_column_lists_make_the_schema_only_when_asked_and_share_their_lists():
             lists.ColumnLists(*bad)
 
 
-@pytest.mark.parametrize("gate", ["bias", "drift"])
+@pytest.mark.parametrize("gate", ["bias", "drift", "source"])
 def test_a_gate_over_a_wide_csv_never_makes_the_files_schema(tmp_path, monkeypatch, gate):
-    """bias reads 3 columns of a wide CSV file, drift every column by type groups: neither needs the
-    file's Arrow schema (100,000 fields cost ~50 ms, more than bias's whole run on a long table)."""
+    """bias reads 3 columns of a wide CSV file, drift and source every column by type groups: none
+    needs the file's Arrow schema (100,000 fields cost ~50 ms, more than bias's whole run on a long
+    table)."""
     from airflow_aisec.core.gates.bias import check_bias
     from airflow_aisec.core.gates.drift import check_drift
     from airflow_aisec.core.io import wide_csv
@@ -98,9 +99,27 @@ def test_a_gate_over_a_wide_csv_never_makes_the_files_schema(tmp_path, monkeypat
         outcome = check_bias(BiasPolicy(label="y", prediction="p", sensitive=["sex"], min_group_size=1,
                                         thresholds={"demographic_parity_difference": {"max": 1.0}}), str(path))
         assert outcome.metrics["rows"] == 6
-    else:
+    elif gate == "drift":
         outcome = check_drift(DriftPolicy(exclude=["y", "p"], categorical=["sex"]), str(path), str(path))
         assert outcome.metrics["features_checked"] == width + 1 and not outcome.findings
+    else:
+        from airflow_aisec.core.gates.source import check_sources
+        from airflow_aisec.core.policy.loader import parse_policy
+
+        section = parse_policy(f"""
+version: 1
+name: wide-source
+source:
+  origins: ["{tmp_path}/*"]
+  rows: {{min: 1}}
+  schema: {{columns: {{y: integer, sex: string}}, allow_extra_columns: true}}
+  poisoning:
+    reference: {path}
+    duplicates: {{max_rate: 1.0}}
+    out_of_range: {{max_rate: 1.0, margin: 0.5}}
+""".encode()).section("source")
+        outcome = check_sources(section, [str(path)])
+        assert outcome.metrics["datasets"][0]["columns"] == width + 3 and not outcome.findings
     assert made[0] == 0
 
 

@@ -372,7 +372,7 @@ def test_a_wide_csv_missing_a_policy_column_is_named_before_reading(tmp_path, mo
 def test_the_columns_read_are_the_named_ones_without_repeats_in_order(names):
     from airflow_aisec.core.gates.source._columns import SchemaColumns
 
-    cols = SchemaColumns(pa.schema([("a", pa.int64()), ("b", pa.string()), ("c", pa.float64())]))
+    cols = SchemaColumns.of(pa.schema([("a", pa.int64()), ("b", pa.string()), ("c", pa.float64())]))
     assert _scan._union(cols, names) == list(dict.fromkeys(names))
     cols.position  # noqa: B018 - the same answer once the name -> index map is built
     assert _scan._union(cols, names) == list(dict.fromkeys(names))

@@ -34,20 +34,26 @@ def type_groups(types: Sequence[Any]) -> list[tuple[Any, np.ndarray]]:
 
 
 class SchemaColumns:
-    """Names, types and numeric-ness of a schema's columns (decided per distinct type, not per column)."""
+    """Names, types and numeric-ness of a table's columns (decided per distinct type, not per column).
 
-    def __init__(self, schema: pa.Schema):
+    Made from the lists (a wide CSV file's Arrow schema is not made for them: :class:`.ColumnLists`)."""
+
+    def __init__(self, names: list[str], types: list[Any]):
         import numpy as np
 
-        from airflow_aisec.core.io.schema_lists import schema_lists
-
-        self.names, self.types = schema_lists(schema)  # shared lists: never changed here
+        self.names, self.types = names, types  # shared lists: never changed here
         numeric = np.zeros(len(self.types), dtype=bool)
         for data_type, positions in type_groups(self.types):
             numeric[positions] = is_numeric(data_type)
         self.numeric: list[bool] = numeric.tolist()
         self._numeric = numeric
         self._position: dict[str, int] | None = None
+
+    @classmethod
+    def of(cls, schema: pa.Schema) -> SchemaColumns:
+        from airflow_aisec.core.io.schema_lists import schema_lists
+
+        return cls(*schema_lists(schema))
 
     @property
     def position(self) -> dict[str, int]:

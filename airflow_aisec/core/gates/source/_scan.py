@@ -177,7 +177,7 @@ def profile_reference(ctx: Context, target: Target, metrics: dict[str, Any]) -> 
         digest = sha256_file(copy.path)
         _record_pins(ctx, target, copy, digest)
         dataset = _open(copy, target, ctx.section)
-        cols = SchemaColumns(dataset.schema)
+        cols = SchemaColumns(dataset.names, dataset.types)
         profile, accumulators, needed = _plan_reference(ctx, target, cols)
         for rows in _stream(dataset, needed, ctx.section.batch_rows, target.uri, accumulators, cols):
             profile.rows += rows
@@ -220,7 +220,7 @@ def _plan_scan(ctx: Context, target: Target, schema: pa.Schema | SchemaColumns, 
     from airflow_aisec.core.io.tabular import check_columns
 
     section = ctx.section
-    cols = schema if isinstance(schema, SchemaColumns) else SchemaColumns(schema)
+    cols = schema if isinstance(schema, SchemaColumns) else SchemaColumns.of(schema)
     scan = Scan()
     freshness = section.freshness
     if freshness is not None and freshness.column:
@@ -318,7 +318,7 @@ def scan_input(ctx: Context, target: Target, reference: Profile | None, *,
             first = self_reference.target
             _record_pins(ctx, first, copy, digest)
             dataset = _open(copy, first, section)
-            cols = SchemaColumns(dataset.schema)
+            cols = SchemaColumns(dataset.names, dataset.types)
             reference, own, needed = _plan_reference(ctx, first, cols)
             self_reference.profile = reference
         _record_pins(ctx, target, copy, digest)
@@ -330,14 +330,13 @@ def scan_input(ctx: Context, target: Target, reference: Profile | None, *,
 
         if self_reference is None:
             dataset = _open(copy, target, section)
-            cols = SchemaColumns(dataset.schema)
-        schema = dataset.schema
+            cols = SchemaColumns(dataset.names, dataset.types)
         gx = None
         if ctx.expectation_items:
             limit = section.expectations.max_full_table_rows if section.expectations else 1
-            gx = GxValidator(ctx.expectation_items, schema, target.uri, limit)
+            gx = GxValidator(ctx.expectation_items, dataset.schema, target.uri, limit)
         check_columns(cols.names, _named_columns(section, gx), target.uri)
-        check_schema(ctx, target, schema)
+        check_schema(ctx, target, cols)
 
         scan = _plan_scan(ctx, target, cols, gx, reference, self_reference=self_reference is not None)
         columns = _union(cols, [*scan.columns, *needed]) or [cols.names[0]]

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.source._context import Context, finding
-from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.policy.sections.source import TYPE_FAMILIES, SourcePolicy, pyarrow_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_aisec.core.gates.source._columns import SchemaColumns
     from airflow_aisec.core.gates.source._origin import Target
 
 
@@ -74,20 +74,20 @@ def declared_csv_types(section: SourcePolicy) -> dict[str, Any]:
     return types
 
 
-def check_schema(ctx: Context, target: Target, schema: pa.Schema) -> None:
+def check_schema(ctx: Context, target: Target, cols: SchemaColumns) -> None:
     """Append ``schema_type`` / ``schema_extra_column`` findings (declared columns exist: checked before)."""
     policy = ctx.section.table_schema
     if policy is None:
         return
     for name, declared in policy.columns.items():
-        actual = schema.field(name).type
+        actual = cols.type_of(name)
         if not type_matches(declared, actual):
             ctx.findings.append(finding(
                 "schema_type", f"{target.uri}: column '{name}' is {actual}, the policy requires {declared}",
                 count=1, uri=target.uri, column=name, actual_type=str(actual), expected_type=declared,
             ))
     if not policy.allow_extra_columns:
-        extra = [n for n in column_names(schema) if n not in policy.columns]
+        extra = [n for n in cols.names if n not in policy.columns]
         if extra:
             ctx.findings.append(finding(
                 "schema_extra_column",

@@ -25,7 +25,6 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_aisec.core.io.schema_lists import column_names
 from airflow_aisec.core.partitions import (
     Coverage,
     PartitionSummary,
@@ -147,6 +146,7 @@ def summarize_partition(section: SourcePolicy, partition_uri: str, *, partition_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from airflow_aisec.core.gates.source._columns import SchemaColumns
     from airflow_aisec.core.gates.source._context import denied_is_bad_input
     from airflow_aisec.core.gates.source._origin import canonical_target, check_origins
     from airflow_aisec.core.gates.source._scan import _named_columns, _open, _plan_scan
@@ -161,10 +161,10 @@ def summarize_partition(section: SourcePolicy, partition_uri: str, *, partition_
     ctx = _context(section, base_dir, s3_client)
     with denied_is_bad_input(), local_copy(target.read_uri, s3_client=ctx.s3.for_uri(target.uri)) as copy:
         dataset = _open(copy, target, section)
-        schema = dataset.schema
-        check_columns(column_names(schema), _named_columns(section, None), target.uri)
-        scan = _plan_scan(ctx, target, schema, None, None)
-        columns = list(dict.fromkeys(scan.columns)) or [column_names(schema)[0]]
+        cols = SchemaColumns(dataset.names, dataset.types)
+        check_columns(cols.names, _named_columns(section, None), target.uri)
+        scan = _plan_scan(ctx, target, cols, None, None)
+        columns = list(dict.fromkeys(scan.columns)) or [cols.names[0]]
         try:
             if row_group is None:
                 batches = iter_batches(dataset, columns=columns, batch_rows=section.batch_rows, uri=target.uri)
@@ -186,7 +186,7 @@ def summarize_partition(section: SourcePolicy, partition_uri: str, *, partition_
     labels = {class_key(k): v for k, v in scan.labels.counts.items()} if scan.labels is not None else {}
     oor = scan.out_of_range
     return SourceSummary(
-        gate=GATE, partition=partition_id, policy=section_digest(section), schema=_schema_bytes(schema),
+        gate=GATE, partition=partition_id, policy=section_digest(section), schema=_schema_bytes(dataset.schema),
         coverage=Coverage.single(partition_id, uri, partition_order(partition_uri), scan.rows, sha256=digest),
         batches=scan.batches, newest=scan.newest.value.isoformat() if scan.newest and scan.newest.value else None,
         last_modified=modified, labels=labels, outside=dict(oor.outside) if oor else {},
@@ -200,6 +200,7 @@ def check_summary(section: SourcePolicy, summary: SourceSummary, *, reference: s
     """``check_sources``' verdict on merged summaries (one dataset: the partitions' file or directory)."""
     import pyarrow as pa
 
+    from airflow_aisec.core.gates.source._columns import SchemaColumns
     from airflow_aisec.core.gates.source._freshness import NewestTimestamp, freshness_findings
     from airflow_aisec.core.gates.source._origin import canonical_target, check_origins
     from airflow_aisec.core.gates.source._poisoning import LabelCounter, OutOfRangeCounter, poisoning_findings
@@ -240,7 +241,7 @@ def check_summary(section: SourcePolicy, summary: SourceSummary, *, reference: s
         dm.update({"sha256": files[0][1], "bytes": summary.size})
     schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(summary.schema)))
     dm.update({"rows": rows, "batches": summary.batches, "columns": len(schema)})
-    check_schema(ctx, target, schema)
+    check_schema(ctx, target, SchemaColumns.of(schema))
     newest = None
     if section.freshness is not None and section.freshness.column:
         newest = NewestTimestamp(section.freshness.column)

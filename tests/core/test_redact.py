@@ -286,3 +286,21 @@ def test_redaction_renames_a_column_whose_name_holds_pii(tmp_path):
     text = out.read_text()
     assert text.splitlines()[0] == '"1","column_1"'
     assert_no_planted(text + json.dumps(outcome.model_dump(mode="json")))
+
+
+@pytest.mark.parametrize("method", ["mask", "drop"])
+def test_output_schema_from_lists_equals_the_one_from_fields(method):
+    """A wide CSV file's output schema is made from its names and types (its input schema is never
+    made): the same fields as from the input schema's, renamed and retyped alike."""
+    from airflow_aisec.core.gates.pii.redact import _output_schema
+    from airflow_aisec.core.io.schema_lists import ColumnLists
+
+    names = ["id", "email", "alice@example.com", "note", "n"]
+    types = [pa.int64(), pa.string(), pa.string(), pa.string(), pa.float64()]
+    targets = {"email": {"EMAIL_ADDRESS"}, "note": {"PHONE_NUMBER"}}
+    labels = {"alice@example.com": "#3"}
+    from_lists = _output_schema(ColumnLists(names, types), targets, method, labels)
+    from_fields = _output_schema(ColumnLists.of(pa.schema(list(zip(names, types)))), targets, method, labels)
+    assert ColumnLists(names, types).plain and not ColumnLists.of(pa.schema([("a", pa.int64())])).plain
+    assert from_lists.equals(from_fields, check_metadata=True)
+    assert from_lists.names == ["id", "email", "column_3", "note", "n"]

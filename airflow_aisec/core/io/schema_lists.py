@@ -76,13 +76,14 @@ class ColumnLists:
     the schema and lists it only when asked (:func:`schema_lists`).
     """
 
-    __slots__ = ("_names", "_schema", "_types")
+    __slots__ = ("_made", "_names", "_schema", "_types")
 
     def __init__(self, names: list[str] | None = None, types: list[Any] | None = None, *,
                  schema: pa.Schema | None = None) -> None:
         if schema is None and (names is None or types is None or len(names) != len(types)):
             raise ValueError("ColumnLists needs a schema, or names and types of one length")
         self._names, self._types, self._schema = names, types, schema
+        self._made = False  # the schema was made here, from the lists
 
     @classmethod
     def of(cls, schema: pa.Schema) -> ColumnLists:
@@ -113,7 +114,14 @@ class ColumnLists:
             # (name, type) pairs: cheaper than 100k pa.field calls. Two threads may both make it:
             # the same schema, and the last one kept.
             self._schema = remember(pa.schema(list(zip(names, types))), names, types)
+            self._made = True
         return self._schema
+
+    @property
+    def plain(self) -> bool:
+        """Whether the schema is (or will be) made from the lists alone: every field nullable, no
+        metadata. A reader's own schema (Parquet's footer) may carry more than the lists."""
+        return self._names is not None and (self._schema is None or self._made)
 
     def __len__(self) -> int:
         return len(self._names) if self._names is not None else len(self._schema)  # type: ignore[arg-type]

@@ -56,6 +56,7 @@ from airflow_aisec.exceptions import ConfigurationError, InputDataError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_aisec.core.io.schema_lists import ColumnLists
     from airflow_aisec.core.io.vault import VaultClient
     from airflow_aisec.core.policy.sections.pii import (
         Classification,
@@ -164,11 +165,22 @@ class _Writer:
             self._stream.close()
 
 
-def _output_schema(schema: pa.Schema, targets: Mapping[str, set[str]], method: str,
+def _output_schema(columns: ColumnLists, targets: Mapping[str, set[str]], method: str,
                    labels: Mapping[str, str]) -> pa.Schema:
     """Redacted columns become text (mask / hash); a column whose name holds PII is renamed ``column_<i>``."""
     import pyarrow as pa
 
+    if columns.plain:
+        # Fields made from the lists (a wide CSV file's), without making the input's schema first.
+        names, types = list(columns.names), list(columns.types)
+        for i in [i for i, name in enumerate(names) if name in targets or name in labels]:
+            name = names[i]
+            if name in targets and method != "drop":
+                types[i] = pa.string()
+            if name in labels:
+                names[i] = f"column_{labels[name].lstrip('#')}"
+        return pa.schema(list(zip(names, types)))
+    schema = columns.schema
     fields = []
     for f in schema:
         if f.name not in targets and f.name not in labels:
@@ -218,13 +230,16 @@ def _whole_columns(path: Path, fmt: str, uri: str, targets: Mapping[str, set[str
 
 
 def _against_classification(path: Path, fmt: str, uri: str, targets: Mapping[str, set[str]], whole: set[str],
-                            out_schema: pa.Schema, schema: pa.Schema, rewriter: Rewriter, batch_rows: int,
+                            out_schema: pa.Schema, input_names: list[str], rewriter: Rewriter, batch_rows: int,
                             labels: Mapping[str, str]) -> list[Finding]:
     """Findings for classified columns of the output that still hold an unredacted or partial value."""
     if not targets:
         return []
 
-    out_name = {name: out_schema.field(schema.get_field_index(name)).name for name in targets}
+    # The output's column at each target's input position (renamed or not); a few targets: no 100k-entry dict.
+    position = {name: i for i, name in enumerate(input_names)} if len(targets) > 16 else None
+    out_name = {name: out_schema.field(position[name] if position else input_names.index(name)).name
+                for name in targets}
     counts = dict.fromkeys(targets, 0)
     tokens = token_regex(rewriter, {e for ents in targets.values() for e in ents})
     dataset = open_for_scan(path, fmt, uri)
@@ -347,14 +362,13 @@ def redact_table(
             counts: dict[str, dict[str, int]] = {}
             with quiet_presidio():
                 dataset = open_for_scan(copy.path, in_fmt, src)
-                schema = dataset.schema
-                out_schema = _output_schema(schema, targets, settings.method, before.labels)
+                out_schema = _output_schema(dataset.column_lists, targets, settings.method, before.labels)
                 nlp = build_text_scanner(section)
                 plans = {p.name: p for p in build_plan(detector, list(targets))}
                 writer = _Writer(tmp, out_fmt, out_schema)
                 try:
                     target_names = list(targets)
-                    for batch, _rows in iter_rows(dataset, schema.names, batch_rows=section.scan.batch_rows,
+                    for batch, _rows in iter_rows(dataset, dataset.names, batch_rows=section.scan.batch_rows,
                                                   uri=src):
                         arrays = batch.columns
                         # Detected for all target columns in few passes, then rewritten column by column.
@@ -380,7 +394,7 @@ def redact_table(
             # The re-scan uses the detector that may have missed values: also hold the output against
             # the classification made before redaction.
             residual.findings.extend(_against_classification(
-                tmp, out_fmt, dst, targets, whole, out_schema, schema, rewriter, section.scan.batch_rows,
+                tmp, out_fmt, dst, targets, whole, out_schema, dataset.names, rewriter, section.scan.batch_rows,
                 {name: before.label(name) for name in targets}))
             output_digest = sha256_file(tmp)
             if not residual.findings:

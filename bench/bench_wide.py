@@ -26,13 +26,15 @@ wide/long <= 3x for every gate and format, and the wide table "in seconds". Each
 of ``--repeat`` runs, each on fresh copies of the files (no reader cache survives from one run to
 the next).
 
-The *floor* column (Parquet) is what pyarrow alone pays for the wide input before any gate logic,
-divided by the same gate's whole long run: parsing the footer (every reader parses it before the
+The *floor* column is what reading the wide input alone costs, before any gate logic, divided by the
+same gate's whole long run. Parquet: pyarrow parsing the footer (every reader parses it before the
 first value; polars' parse was ~0.7x of pyarrow's), then decoding the columns the gate reads, the
 cheapest way found (64 columns per call, no threads: ~6.5 us per column chunk), and for redact
-writing the same table back as Parquet (pyarrow's defaults, as the gate writes it). A floor above 3x
-means the target cannot be met with pyarrow. For reference the same ratio is printed for pyarrow
-alone reading each whole table, and for the footer alone.
+writing the same table back as Parquet (pyarrow's defaults, as the gate writes it). CSV: the fastest
+reader at hand, this package's wide reader (pyarrow's takes seconds per file: the ``(pyarrow read)``
+row), opening the file and reading the gate's columns as text or typed. A floor above 3x means the
+target cannot be met with the readers at hand. For reference the same ratio is printed for pyarrow
+alone reading each whole table, and for the Parquet footer alone.
 
 With ``--result`` each gate is timed through what every run does after its check too: the verdict
 over its findings and the result document as JSON (bounded: core/result_bounds.py).
@@ -255,9 +257,42 @@ def floor_columns(gate: str, width: int) -> list[int]:
     return list(range(width))  # source and redact: all of them
 
 
-def read_floor(gate: str) -> Callable[[Path, Path], None]:
+#: Gates that read their columns as text (no types inferred or converted).
+READS_TEXT = {"pii", "prompt", "redact"}
+
+
+def csv_floor(gate: str) -> Callable[[Path, Path], None]:
+    """What the fastest CSV reader at hand pays for what ``gate`` reads of the wide CSV files: this
+    package's wide reader (pyarrow's own takes the ``(pyarrow read)`` row's time), opening each file
+    (its header, types inferred from its rows unless read as text) and reading the gate's columns,
+    as text cells or converted to their types. Nothing else: no digest, no statistics, no output."""
+    def read(reference: Path, current: Path) -> None:
+        from airflow_aisec.core.io import wide_csv
+        from airflow_aisec.core.io.tabular import DEFAULT_BATCH_ROWS, open_dataset
+
+        for path in dict.fromkeys((reference, current) if gate in READS_REFERENCE else (current,)):
+            text = gate in READS_TEXT
+            dataset = open_dataset(path, "csv", uri=str(path), csv_text=text,
+                                   csv_columns=["y", "p", "sex"] if gate == "bias" else None)
+            names = dataset.names
+            chosen = [names[i] for i in floor_columns(gate, len(names))]
+            if text:
+                for _ in wide_csv.iter_wide_csv_text(path, names, chosen, DEFAULT_BATCH_ROWS, uri=str(path)):
+                    pass
+            else:
+                for _ in wide_csv.iter_wide_csv_groups(dataset, chosen, DEFAULT_BATCH_ROWS, uri=str(path)):
+                    pass
+
+    return read
+
+
+def read_floor(gate: str, fmt: str = "parquet") -> Callable[[Path, Path], None]:
     """What pyarrow alone pays for what ``gate`` reads (and writes) of the wide Parquet files: each
-    file's footer, then its columns decoded 64 at a time without threads; redact also writes the table."""
+    file's footer, then its columns decoded 64 at a time without threads; redact also writes the table.
+    For CSV: :func:`csv_floor`."""
+    if fmt == "csv":
+        return csv_floor(gate)
+
     def read(reference: Path, current: Path) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -333,7 +368,7 @@ def measure(gate: str, fmt: str, kind: str, data_dir: Path, repeat: int, result:
         fn(*fresh_copies(*paths["warm"], scratch / "warm"))
         wide, wide_cpu = timed(fn, *paths["wide"], repeat, scratch)
         long, long_cpu = timed(fn, *paths["long"], repeat, scratch)
-        read_cpu = timed(read_floor(gate), *paths["wide"], repeat, scratch)[1] if gate in GATES and fmt == "parquet" else 0.0
+        read_cpu = timed(read_floor(gate, fmt), *paths["wide"], repeat, scratch)[1] if gate in GATES else 0.0
     return {"wide": wide, "wide_cpu": wide_cpu, "long": long, "long_cpu": long_cpu, "read_cpu": read_cpu}
 
 
@@ -384,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                     ratio = m["wide"] / m["long"] if m["long"] > 0 else float("inf")
                     cpu_ratio = m["wide_cpu"] / m["long_cpu"] if m["long_cpu"] > 0 else float("inf")
                     floor, floor_ratio = "", 0.0
-                    if gate in GATES and fmt == "parquet":
+                    if gate in GATES:
                         floor_ratio = m["read_cpu"] / m["long_cpu"] if m["long_cpu"] > 0 else float("inf")
                         floor = f"{floor_ratio:6.2f}x"
                     if gate in GATES:

@@ -104,10 +104,10 @@ ROWS = [
 @pytest.mark.parametrize("inner_commas", [False, True])  # cells trimmed in place, or copied
 @pytest.mark.parametrize("quoted_header", [False, True])
 @pytest.mark.parametrize("bom", [False, True])
-# split: the rows past the first parse block are parsed apart (lone-CR lines are one physical line
-# to the block reader: a file of them is not split)
+# split: the rows past the first parse block are parsed apart (a file of lone-CR lines longer than
+# its block was refused as one long row)
 @pytest.mark.parametrize(("newline", "split"), [("\n", False), ("\r\n", False), ("\r", False), ("\n", True),
-                                                ("\r\n", True)])
+                                                ("\r\n", True), ("\r", True)])
 def test_wide_reader_equals_pyarrows_reader(tmp_path, monkeypatch, inner_commas, quoted_header, newline, bom, split):
     path = tmp_path / "w.csv"
     keep = [i for i, n in enumerate(NAMES) if inner_commas or n != "comma"]
@@ -332,3 +332,14 @@ def test_wide_reader_takes_a_lone_cr_in_the_first_line_as_a_line_end(tmp_path, m
     assert parsed[0] == 1 + split  # the wide reader's own path: the first block, then the rest
     assert got.num_rows == 5
     assert got.schema.equals(want.schema) and got.equals(want)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_lone_cr_lines_are_lines_under_the_limit(monkeypatch, chunk):
+    """A file of old Mac line ends (lone CRs, no LF) longer than the limit is its short lines, not one
+    long row; a line longer than the limit is still refused."""
+    monkeypatch.setattr(csv_cells, "_CHUNK", chunk)
+    data = b"h,i\r" + b"\r".join(b"%d,x" % i for i in range(40)) + b"\r\r"
+    assert list(csv_cells.physical_lines(io.BytesIO(data), limit=8)) == _lines_one_by_one(data)
+    with pytest.raises(InputDataError, match="longer than 8 bytes"):
+        list(csv_cells.physical_lines(io.BytesIO(data + b"y" * 9 + b"\rz"), limit=8))

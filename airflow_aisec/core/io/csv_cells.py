@@ -51,26 +51,43 @@ def physical_line_lists(fh: Any, limit: int | None = None, uri: str = "") -> Ite
     def too_long() -> InputDataError:
         return InputDataError(f"{uri}: a CSV row is longer than {limit} bytes (the reader's block size)")
 
+    def checked(lines: list[bytes]) -> list[bytes]:
+        if limit is not None and max(map(len, lines)) > limit:
+            raise too_long()
+        return lines
+
     def rows(raw: bytes) -> list[bytes]:
         line = raw.rstrip(b"\r")
-        if limit is not None and len(line) > limit:
-            raise too_long()
-        return line.split(b"\r") if b"\r" in line else [line]
+        return checked(line.split(b"\r") if b"\r" in line else [line])
 
     unfinished: list[bytes] = []  # the pieces of a line that goes on in the next chunk
     held = 0
+    cr_held = False  # whether ``unfinished`` holds a CR (a lone one ends a line once text follows it)
     while chunk := fh.read(_CHUNK):
         parts = chunk.split(b"\n")
         if len(parts) == 1:
-            unfinished.append(chunk)
-            held += len(chunk)
+            if cr_held or b"\r" in chunk:
+                # Lines ended by lone CRs (a file of old Mac line ends) are lines too: those up to the
+                # last CR before other text (CRs at the end may come before an LF: dropped then).
+                pending = b"".join([*unfinished, chunk])
+                cut = pending.rstrip(b"\r").rfind(b"\r")
+                if cut >= 0:
+                    rest = pending[cut + 1:]
+                    lines = checked(pending[:cut].split(b"\r"))
+                    unfinished, held, cr_held = [rest], len(rest.rstrip(b"\r")), b"\r" in rest
+                    yield lines
+                    continue
+                unfinished, held, cr_held = [pending], len(pending.rstrip(b"\r")), True
+            else:
+                unfinished.append(chunk)
+                held += len(chunk)
             if limit is not None and held > limit + 1:  # + a CR before the LF
                 raise too_long()
             continue
         if unfinished:
             parts[0] = b"".join([*unfinished, parts[0]])
         tail = parts.pop()
-        unfinished, held = ([tail], len(tail)) if tail else ([], 0)
+        unfinished, held, cr_held = ([tail], len(tail), b"\r" in tail) if tail else ([], 0, False)
         # Lines checked one by one only when one may need it (a CR, or one longer than the limit).
         if b"\r" in chunk or b"\r" in parts[0] or (limit is not None and max(map(len, parts)) > limit):
             parts = list(itertools.chain.from_iterable(map(rows, parts)))

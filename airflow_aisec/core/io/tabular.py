@@ -258,7 +258,7 @@ def open_dataset(
 
     name = uri or str(path)
     sniff_format(path, fmt, uri=name)
-    wide_schema = None
+    wide_lists = None
     try:
         if fmt == "csv":
             from airflow_aisec.core.io.wide_csv import wide_csv_schema
@@ -269,9 +269,9 @@ def open_dataset(
             convert = pcsv.ConvertOptions(column_types=dict(csv_column_types or {}),
                                           strings_can_be_null=csv_empty_as_null)
             # A wide file's schema is inferred per cell, not by pyarrow's per-column inference.
-            wide_schema = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text,
+            wide_lists = wide_csv_schema(path, block_size, declared=csv_column_types, uri=name, text=csv_text,
                                           columns=csv_columns)
-            lists = wide_schema
+            lists = wide_lists
             if lists is None:
                 # pyarrow infers types from the first block, as its dataset layer would.
                 with pcsv.open_csv(str(path), read_options=read, parse_options=parse,
@@ -285,7 +285,7 @@ def open_dataset(
         if fmt == "csv":
             raise InputDataError(_csv_error_message(exc, _csv_header(path), name, path=path)) from None
         raise InputDataError(f"{name}: not a readable {fmt} table ({type(exc).__name__})") from None
-    if wide_schema is None:
+    if wide_lists is None:
         # A wide CSV schema needs no check: its names were decoded and found unique, and a binary
         # column sends the file to pyarrow's path (wide_csv_schema returns None).
         _check_text(table, fmt, name, path, declared=csv_column_types or {})

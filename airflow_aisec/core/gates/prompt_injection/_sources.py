@@ -41,6 +41,8 @@ JSONL_EXTENSIONS = (".jsonl", ".ndjson")
 HTML_EXTENSIONS = (".html", ".htm")
 #: Characters a segment shares with the previous one (longer than any phrase a rule looks for).
 SEGMENT_OVERLAP = 4096
+#: Bytes a ``string`` array's 32-bit offsets reach (a block's text past it is joined as ``large_string``).
+STRING_BYTES = (1 << 31) - 1
 #: Bytes of text buffered before a batch is handed over (besides the row/record count).
 BATCH_BYTES = 16 * 1024 * 1024
 _MAX_JSON_DEPTH = 64
@@ -422,7 +424,8 @@ def _block_text(batch: pa.RecordBatch, groups: Sequence[Group]) -> pa.Array:
         arrays[k] = arr
     if len(arrays) == 1:
         return arrays[0]
-    if any(a.type != arrays[0].type for a in arrays):  # string next to large_string
+    # string next to large_string, or more text than 32-bit offsets reach (long texts in a long batch)
+    if any(a.type != arrays[0].type for a in arrays) or sum(a.nbytes for a in arrays) > STRING_BYTES:
         arrays = [a.cast(pa.large_string()) for a in arrays]
     return pa.concat_arrays(arrays)
 

@@ -397,3 +397,20 @@ def test_a_block_of_text_columns_past_32_bit_offsets_is_joined_as_large_string(t
     assert joined and all(arr.type == pa.large_string() for arr in joined)
     assert before.metrics == after.metrics and before.findings
     assert [f.model_dump() for f in before.findings] == [f.model_dump() for f in after.findings]
+
+
+def test_a_batch_of_many_text_columns_is_checked_a_few_columns_at_a_time(tmp_path, monkeypatch):
+    """A long table's batch of many text columns is cut into batches of at most BATCH_CELLS strings
+    (whole columns): one detection pass never holds every column of a batch; same findings."""
+    from airflow_aisec.core.gates.prompt_injection import _sources
+
+    path = tmp_path / "many.parquet"
+    pq.write_table(pa.table({f"t{c}": [PAYLOADS[(c + r) % len(PAYLOADS)] if (c * 5 + r) % 17 == 0 else f"row {r}"
+                                       for r in range(50)] for c in range(12)}), path)
+    whole = check_prompt_injection(POLICY, str(path))
+    monkeypatch.setattr(_sources, "BATCH_CELLS", 120)
+    sizes = record_yields(monkeypatch, _sources.Reader, "batches", lambda batch: (len(batch.groups), len(batch.strings)))
+    cut = check_prompt_injection(POLICY, str(path))
+    assert sizes == [(2, 100)] * 6
+    assert cut.metrics == whole.metrics and whole.findings
+    assert [f.model_dump() for f in cut.findings] == [f.model_dump() for f in whole.findings]

@@ -41,6 +41,8 @@ JSONL_EXTENSIONS = (".jsonl", ".ndjson")
 HTML_EXTENSIONS = (".html", ".htm")
 #: Characters a segment shares with the previous one (longer than any phrase a rule looks for).
 SEGMENT_OVERLAP = 4096
+#: Cells of a table batch at most (a column's rows, when they are more): its strings are one detection pass.
+BATCH_CELLS = 1 << 18
 #: Bytes a ``string`` array's 32-bit offsets reach (a block's text past it is joined as ``large_string``).
 STRING_BYTES = (1 << 31) - 1
 #: Bytes of text buffered before a batch is handed over (besides the row/record count).
@@ -224,6 +226,7 @@ class Reader:
 
     # --- tables ---------------------------------------------------------------------------------
     def _table(self, path: Path, fmt: str, uri: str) -> Iterator[TextBatch]:
+        import pyarrow as pa
 
         dataset = open_dataset(path, fmt, uri=uri)
         names, types = dataset.names, dataset.types
@@ -251,10 +254,20 @@ class Reader:
             cells = block_cells(count_rows(dataset, uri), self.section.batch_rows)
         for block in iter_column_blocks(dataset, chosen, batch_rows=self.section.batch_rows, uri=uri,
                                         block_cells=cells):
-            groups = [("column", name) for name in chosen[block.columns.start:block.columns.stop]]
-            strings = block.cells if block.batch is None else _block_text(block.batch, groups)
-            yield TextBatch(groups=groups, strings=strings, positions=range(block.start, block.start + block.rows),
-                            documents=[], units=_non_null(strings, len(groups)), nbytes=_text_bytes(strings))
+            # A batch holds a few columns' cells, up to BATCH_CELLS (or one column): a long table's
+            # batch of many columns is not one detection pass.
+            n = block.rows
+            names = chosen[block.columns.start:block.columns.stop]
+            batch = block.batch
+            if batch is not None and batch.schema.names != names:  # the block's columns in their order
+                batch = pa.RecordBatch.from_arrays([batch.column(name) for name in names], names=names)
+            per_batch = max(1, BATCH_CELLS // max(n, 1))
+            for lo in range(0, len(names), per_batch):
+                hi = min(lo + per_batch, len(names))
+                strings = block.cells.slice(lo * n, (hi - lo) * n) if batch is None else _block_text(batch, range(lo, hi))
+                yield TextBatch(groups=[("column", name) for name in names[lo:hi]], strings=strings,
+                                positions=range(block.start, block.start + n), documents=[],
+                                units=_non_null(strings, hi - lo), nbytes=_text_bytes(strings))
 
     # --- JSONL ----------------------------------------------------------------------------------
     def _jsonl(self, path: Path, uri: str, rel: str | None) -> Iterator[TextBatch]:
@@ -408,13 +421,12 @@ def manifest_digest(files: Sequence[tuple[str, str]]) -> str:
 
 
 
-def _block_text(batch: pa.RecordBatch, groups: Sequence[Group]) -> pa.Array:
-    """The text columns of a record batch (``groups``, in its order or not) column after column, as one array."""
+def _block_text(batch: pa.RecordBatch, positions: range) -> pa.Array:
+    """The text of the batch's columns at ``positions``, column after column, as one array."""
     import pyarrow as pa
 
-    names = [name for _, name in groups]
     # By position: a name lookup per column costs a scan of a wide schema's names.
-    arrays = list(batch.columns) if batch.schema.names == names else [batch.column(name) for name in names]
+    arrays = [batch.column(i) for i in positions]
     plain = (pa.string(), pa.large_string())
     for k, arr in enumerate(arrays):
         if pa.types.is_dictionary(arr.type):

@@ -119,8 +119,10 @@ def test_wide_reader_equals_pyarrows_reader(tmp_path, monkeypatch, inner_commas,
         assert block < path.stat().st_size
         monkeypatch.setattr(tabular, "csv_block_size", lambda path: block)
     slow = count_calls(monkeypatch, csv_cells, "row_cells")
+    parsed = count_calls(monkeypatch, wide_csv, "_parse_pieces")
     got, want = _both(monkeypatch, path)
     assert slow[0] == 0  # every line was split at the byte level
+    assert parsed[0] == 1 + split  # the schema is the wide reader's (first block, then the rest), not pyarrow's
     assert got.schema.equals(want.schema), (got.schema, want.schema)
     assert got.equals(want)
 

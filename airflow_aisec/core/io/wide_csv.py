@@ -112,7 +112,11 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
         return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
     complete = len(data) < block_size
     small = small and len(data) == st.st_size  # it changed while being read: no rows kept
-    head_end = len(data) if complete else data.rfind(b"\n", 0, block_size) + 1
+    if complete:
+        head_end = len(data)
+    else:  # the first block's whole lines (a file of lone-CR line ends has no LF: its CRs end them)
+        head_end = data.rfind(b"\n", 0, block_size)
+        head_end = (head_end if head_end >= 0 else data.rfind(b"\r", 0, block_size)) + 1
     start = len(_BOM) if data.startswith(_BOM) else 0
     line_end = data.find(b"\n", start, head_end)
     line_end = head_end if line_end < 0 else line_end

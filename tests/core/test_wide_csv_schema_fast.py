@@ -345,3 +345,6 @@ def test_lone_cr_lines_are_lines_under_the_limit(monkeypatch, chunk):
     assert list(csv_cells.physical_lines(io.BytesIO(data), limit=8)) == _lines_one_by_one(data)
     with pytest.raises(InputDataError, match="longer than 8 bytes"):
         list(csv_cells.physical_lines(io.BytesIO(data + b"y" * 9 + b"\rz"), limit=8))
+    # A flood of CRs after a line is held and counted like a long line (never held without bound).
+    with pytest.raises(InputDataError, match="longer than 8 bytes"):
+        list(csv_cells.physical_lines(io.BytesIO(b"h,i\r1,x" + b"\r" * 100), limit=8))

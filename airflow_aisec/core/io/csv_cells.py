@@ -66,23 +66,25 @@ def physical_line_lists(fh: Any, limit: int | None = None, uri: str = "") -> Ite
     while chunk := fh.read(_CHUNK):
         parts = chunk.split(b"\n")
         if len(parts) == 1:
-            if cr_held or b"\r" in chunk:
+            if (cr_held or b"\r" in chunk) and chunk.strip(b"\r"):
                 # Lines ended by lone CRs (a file of old Mac line ends) are lines too: those up to the
-                # last CR before other text (CRs at the end may come before an LF: dropped then).
+                # last CR before other text (CRs at the end may come before an LF: dropped then). A
+                # chunk of CRs only ends no line yet: it is held (and counted) like any other.
                 pending = b"".join([*unfinished, chunk])
                 cut = pending.rstrip(b"\r").rfind(b"\r")
-                if cut >= 0:
-                    rest = pending[cut + 1:]
-                    lines = checked(pending[:cut].split(b"\r"))
-                    unfinished, held, cr_held = [rest], len(rest.rstrip(b"\r")), b"\r" in rest
-                    yield lines
-                    continue
-                unfinished, held, cr_held = [pending], len(pending.rstrip(b"\r")), True
+                lines = checked(pending[:cut].split(b"\r")) if cut >= 0 else []
+                unfinished = [pending[cut + 1:]]  # all of it when no line ended
+                held, cr_held = len(unfinished[0]), b"\r" in unfinished[0]
             else:
+                lines = []
                 unfinished.append(chunk)
                 held += len(chunk)
+                cr_held = cr_held or b"\r" in chunk
+            # Held bytes count their CRs: a flood of them after a line is refused like a long line.
             if limit is not None and held > limit + 1:  # + a CR before the LF
                 raise too_long()
+            if lines:
+                yield lines
             continue
         if unfinished:
             parts[0] = b"".join([*unfinished, parts[0]])

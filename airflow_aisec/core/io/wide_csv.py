@@ -154,10 +154,10 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
 
 
 def _parse_pieces(data: bytes, names: Sequence[str], uri: str, start: int = 0, stop: int | None = None) -> Rows:
-    """:func:`parse_rows` of ``data[start:stop]`` (sliced a piece at a time, not copied whole first)
-    a piece at a time, each piece up to the first line end after
-    _PARSE_LINES bytes (so at most that many lines and one more): a block of millions of empty lines
-    costs no more than a block of rows. Line numbers in errors are not the file's (only
+    """:func:`parse_rows` of ``data[start:stop]`` a piece at a time (each sliced from ``data``, which
+    is not copied whole first), each piece up to the first line end after _PARSE_LINES bytes (so at
+    most that many lines and one more): a block of millions of empty lines costs no more than a block
+    of rows. Line numbers in errors are not the file's (only
     :class:`~.csv_cells.WrongFieldCount`, which names none, is shown)."""
     import pyarrow as pa
 

@@ -385,6 +385,7 @@ def test_a_block_of_text_columns_past_32_bit_offsets_is_joined_as_large_string(t
     """A block's columns are checked as one array: more text than ``string`` offsets reach (2 GiB, here
     lowered) is joined as ``large_string``, with the same findings."""
     from airflow_aisec.core.gates.prompt_injection import _sources
+    from airflow_aisec.core.io import column_blocks
 
     path = tmp_path / "long.parquet"
     pq.write_table(pa.table({"a": [PAYLOADS[0], "fine", "plain"] * 20, "b": ["x", PAYLOADS[2], "y"] * 20}), path)
@@ -392,7 +393,7 @@ def test_a_block_of_text_columns_past_32_bit_offsets_is_joined_as_large_string(t
     joined = []
     original = _sources._block_text
     monkeypatch.setattr(_sources, "_block_text", lambda *a: joined.append(original(*a)) or joined[-1])
-    monkeypatch.setattr(_sources, "STRING_BYTES", 100)
+    monkeypatch.setattr(column_blocks, "STRING_BYTES", 100)
     after = check_prompt_injection(POLICY, str(path))
     assert joined and all(arr.type == pa.large_string() for arr in joined)
     assert before.metrics == after.metrics and before.findings

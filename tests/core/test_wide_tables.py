@@ -551,3 +551,19 @@ def test_wide_readers_in_threads_give_each_file_its_own_table(tmp_path, monkeypa
         sys.setswitchinterval(interval)
     assert all(table.equals(alone[path]) for path, table in zip(paths * 40, together))
     assert len({alone[path].column("c0")[0].as_py() for path in paths}) == len(paths)  # six different tables
+
+
+def test_text_laid_end_to_end_is_large_past_32_bit_offsets_or_beside_large(monkeypatch):
+    """One join rule for every detection pass over many columns (pii, redaction, prompt injection):
+    ``large_string`` beside a large one, or past what ``string`` offsets reach (2 GiB, here lowered)."""
+    from airflow_aisec.core.io import column_blocks
+
+    small, other, large = pa.array(["ab", None, "c"]), pa.array(["de"]), pa.array(["f"], pa.large_string())
+    assert column_blocks.end_to_end([small]) is small
+    assert column_blocks.end_to_end([]).equals(pa.array([], pa.string()))
+    joined = column_blocks.end_to_end([small, other])
+    assert joined.type == pa.string() and joined.to_pylist() == ["ab", None, "c", "de"]
+    assert column_blocks.end_to_end([small, large]).type == pa.large_string()
+    monkeypatch.setattr(column_blocks, "STRING_BYTES", small.nbytes + other.nbytes - 1)
+    past = column_blocks.end_to_end([small, other])
+    assert past.type == pa.large_string() and past.to_pylist() == ["ab", None, "c", "de"]

@@ -155,6 +155,26 @@ def iter_column_blocks(dataset: TableFile, columns: Sequence[str], *, batch_rows
         start += batch.num_rows
 
 
+#: Bytes a ``string`` array's 32-bit offsets reach (text past it is joined as ``large_string``).
+STRING_BYTES = (1 << 31) - 1
+
+
+def end_to_end(texts: Sequence[pa.Array]) -> pa.Array:
+    """String arrays (columns of a block, batches of a pass) laid end to end as one: ``large_string``
+    when one of them is, or when together they hold more text than 32-bit offsets reach (many long
+    texts); the one array itself when alone."""
+    import pyarrow as pa
+
+    if not texts:
+        return pa.array([], pa.string())
+    if len(texts) == 1:
+        return texts[0]
+    if any(t.type != texts[0].type for t in texts) or (
+            texts[0].type != pa.large_string() and sum(t.nbytes for t in texts) > STRING_BYTES):
+        texts = [t if t.type == pa.large_string() else t.cast(pa.large_string()) for t in texts]
+    return pa.concat_arrays(texts)
+
+
 def block_rows(block: ColumnBlock, positions: Any) -> tuple[ColumnBlock, Any] | None:
     """The block restricted to the sorted global row ``positions`` it holds, and those positions
     (None when it holds none); all its rows when ``positions`` is None."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.pii import _detect
 from airflow_aisec.core.gates.pii._table import as_strings
+from airflow_aisec.core.io.column_blocks import end_to_end
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -144,7 +145,6 @@ class _Text:
         self.order: list[int] = []
         self.ints: dict[int, tuple[list[pa.Array], list[int]]] = {}  # type id -> (arrays, order)
         self.cells = 0
-        self.large = False  # a large_string among the texts
 
     def add(self, block: ColumnBlock, columns: Sequence[str], members: list[int]) -> None:
         """Block columns ``members`` (indices into ``block.columns``)."""
@@ -160,7 +160,6 @@ class _Text:
             else:
                 take = (np.asarray(members, dtype=np.int64)[:, None] * n + np.arange(n, dtype=np.int64)[None, :])
                 self.texts.append(block.cells.take(pa.array(take.ravel())))
-            self.large = self.large or pa.types.is_large_string(self.texts[-1].type)
             return
         # Grouped by Arrow type id, not a Python step per column beyond the id (a block of a wide
         # table has dozens to thousands); for text and integers the id is the whole type.
@@ -181,11 +180,8 @@ class _Text:
                 slot[0].extend(arrays)
                 slot[1].extend(order)
                 continue
-            if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-                self.large = self.large or pa.types.is_large_string(dtype)
-            else:
+            if not (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)):
                 arrays = [as_strings(a, columns[start + k]) for a, k in zip(arrays, ks)]
-                self.large = self.large or any(pa.types.is_large_string(a.type) for a in arrays)
             self.texts += arrays  # copied once, by the concatenation in join()
             self.order += order
 
@@ -196,13 +192,7 @@ class _Text:
         for arrays, ints_order in self.ints.values():  # one cast per integer type (their decimal text)
             texts.append(as_strings(pa.concat_arrays(arrays) if len(arrays) > 1 else arrays[0]))
             order += ints_order
-        if not texts:
-            return pa.array([], pa.string()), order
-        if len(texts) == 1:
-            return texts[0], order
-        if self.large:  # string next to large_string
-            texts = [t if pa.types.is_large_string(t.type) else t.cast(pa.large_string()) for t in texts]
-        return pa.concat_arrays(texts), order
+        return end_to_end(texts), order
 
 
 def _text_of(block: ColumnBlock, columns: Sequence[str], members: list[int]) -> tuple[pa.Array, list[int]]:

@@ -52,13 +52,10 @@ def _nested_text(dtype: pa.DataType) -> bool:
 
 def joined_text(arrays: Sequence[pa.Array], columns: Sequence[str]) -> pa.Array:
     """:func:`as_strings` of each array (named ``columns``), laid end to end as one array (a detection
-    pass over many columns at once); string next to large_string makes them all large."""
-    import pyarrow as pa
+    pass over many columns at once: :func:`~airflow_aisec.core.io.column_blocks.end_to_end`)."""
+    from airflow_aisec.core.io.column_blocks import end_to_end
 
-    parts = [as_strings(a, c) for a, c in zip(arrays, columns)]
-    if any(a.type != parts[0].type for a in parts):
-        parts = [a.cast(pa.large_string()) for a in parts]
-    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+    return end_to_end([as_strings(a, c) for a, c in zip(arrays, columns)])
 
 
 def as_strings(arr: pa.Array, column: str = "?") -> pa.Array:

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.prompt_injection._html import extract
-from airflow_aisec.core.io.column_blocks import block_cells, iter_column_blocks
+from airflow_aisec.core.io.column_blocks import block_cells, end_to_end, iter_column_blocks
 from airflow_aisec.core.io.files import open_user_file, read_user_file
 from airflow_aisec.core.io.schema_lists import per_type_id
 from airflow_aisec.core.io.storage import is_s3_uri, list_s3_prefix, make_s3_client, parse_s3_uri, walk_tree
@@ -43,8 +43,6 @@ HTML_EXTENSIONS = (".html", ".htm")
 SEGMENT_OVERLAP = 4096
 #: Cells of a table batch at most (a column's rows, when they are more): its strings are one detection pass.
 BATCH_CELLS = 1 << 18
-#: Bytes a ``string`` array's 32-bit offsets reach (a block's text past it is joined as ``large_string``).
-STRING_BYTES = (1 << 31) - 1
 #: Bytes of text buffered before a batch is handed over (besides the row/record count).
 BATCH_BYTES = 16 * 1024 * 1024
 _MAX_JSON_DEPTH = 64
@@ -434,12 +432,7 @@ def _block_text(batch: pa.RecordBatch, positions: range) -> pa.Array:
         if arr.type not in plain:
             arr = arr.cast(pa.large_string())
         arrays[k] = arr
-    if len(arrays) == 1:
-        return arrays[0]
-    # string next to large_string, or more text than 32-bit offsets reach (long texts in a long batch)
-    if any(a.type != arrays[0].type for a in arrays) or sum(a.nbytes for a in arrays) > STRING_BYTES:
-        arrays = [a.cast(pa.large_string()) for a in arrays]
-    return pa.concat_arrays(arrays)
+    return end_to_end(arrays)
 
 
 def _non_null(strings: pa.Array, width: int) -> list[int]:

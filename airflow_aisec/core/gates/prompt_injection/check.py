@@ -117,11 +117,8 @@ def _check_together(batches: list[TextBatch], detector: Detector, tally: Tally, 
     """Check the strings of ``batches`` in one pass and tally each hit in its batch, in order."""
     import bisect
 
-    import pyarrow as pa
+    from airflow_aisec.core.io.column_blocks import end_to_end
 
-    parts = [b.strings for b in batches]
-    if any(a.type != parts[0].type for a in parts):  # string next to large_string
-        parts = [a.cast(pa.large_string()) for a in parts]
     starts, offset = [], 0
     for b in batches:
         starts.append(offset)
@@ -130,7 +127,7 @@ def _check_together(batches: list[TextBatch], detector: Detector, tally: Tally, 
     parsed_of = [{i for i, segments in enumerate(b.hidden) if segments is not None} if b.hidden else none
                  for b in batches]
     html_done = {start + i for start, parsed in zip(starts, parsed_of) for i in parsed}
-    strings = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+    strings = end_to_end([b.strings for b in batches])
     found_of: list[dict[int, CellHits]] = [{} for _ in batches]
     for i, hits in detector.detect_array(strings, engine=engine, html_done=html_done, stats=stats):
         k = bisect.bisect_right(starts, i) - 1

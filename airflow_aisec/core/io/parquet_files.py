@@ -2,7 +2,7 @@
 
 A 100,000-column footer takes seconds to parse, and a gate opens a file more than once (the schema,
 then the batches; the same file as data and as reference): parsed footers are kept for the last
-few files, keyed by the file's identity (device, inode, size, modification and change times).
+few files (:mod:`.parse_cache`: served only while the footer's bytes are unchanged).
 """
 
 from __future__ import annotations
@@ -11,41 +11,61 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.parse_cache import ParseCache, Source, file_identity, source_unchanged
 from airflow_aisec.core.io.schema_lists import column_names, column_types
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 
-#: Parsed Parquet footers by file identity: a 100k-column footer costs seconds to parse, and a gate
-#: opens a file more than once (schema, then batches; the same file as data and reference).
-_FOOTERS: dict[tuple[Any, ...], Any] = {}
-_FOOTERS_KEPT = 2
+#: Parsed Parquet footers: a 100k-column footer costs seconds to parse, and a gate opens a file more
+#: than once (schema, then batches; the same file as data and reference).
+_FOOTERS = ParseCache(kept=2)
 PARQUET_FOOTER_PARSES = {"count": 0}
+#: A Parquet file ends with its footer's length (4 bytes, little-endian) and the magic ``PAR1``.
+_TAIL = 8
+#: A longer footer is parsed whenever it is read, not kept (its bytes are kept with its parse).
+_KEPT_FOOTER_BYTES = 64 << 20
 
 
 def _footer(path: str | os.PathLike[str]) -> tuple[Any, pa.Schema]:
-    """(FileMetaData, Arrow schema) of a file, parsed once while the file is unchanged."""
+    """(FileMetaData, Arrow schema) of a file, parsed once while its footer's bytes are unchanged."""
     from pyarrow._parquet import ParquetReader
 
     st = os.stat(path)
-    # ctime too: a rewrite that keeps size and (user-settable) mtime still changes it.
-    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    footer = _FOOTERS.pop(key, None)
-    if footer is None:
-        PARQUET_FOOTER_PARSES["count"] += 1
-        # ParquetReader rather than pq.read_metadata: ParquetFile builds a per-leaf path table in Python.
-        reader = ParquetReader()
-        reader.open(str(path), pre_buffer=False)
-        try:
-            footer = (reader.metadata, reader.schema_arrow)
-        finally:
-            reader.close()
-    _FOOTERS[key] = footer
-    # pop, not del: two threads may evict the same oldest entry.
-    for old in list(_FOOTERS)[:-_FOOTERS_KEPT]:
-        _FOOTERS.pop(old, None)
+    key = (os.path.abspath(path), *file_identity(st))
+    footer = _FOOTERS.get(key, path)
+    if footer is not None:
+        return footer
+    source = _footer_bytes(path, st.st_size)
+    PARQUET_FOOTER_PARSES["count"] += 1
+    # ParquetReader rather than pq.read_metadata: ParquetFile builds a per-leaf path table in Python.
+    reader = ParquetReader()
+    reader.open(str(path), pre_buffer=False)
+    try:
+        footer = (reader.metadata, reader.schema_arrow)
+    finally:
+        reader.close()
+    if source is not None and source_unchanged(path, source):  # not rewritten while it was parsed
+        _FOOTERS.put(key, footer, source)
     return footer
+
+
+def _footer_bytes(path: str | os.PathLike[str], size: int) -> Source | None:
+    """The footer of a file ``size`` bytes long and its tail, as the file holds them now (None when the
+    tail is not a Parquet tail, which pyarrow's parse reports, or the footer is too long to keep)."""
+    if size < _TAIL:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(size - _TAIL)
+        tail = fh.read(_TAIL)
+        if len(tail) != _TAIL or tail[4:] != b"PAR1":
+            return None
+        length = int.from_bytes(tail[:4], "little")
+        if length > min(size - _TAIL, _KEPT_FOOTER_BYTES):
+            return None
+        fh.seek(size - _TAIL - length)
+        return Source(size - _TAIL - length, fh.read(length + _TAIL))
 
 
 def parquet_metadata(path: str | os.PathLike[str]) -> Any:

@@ -38,6 +38,7 @@ from airflow_aisec.core.io.csv_cells import (
     physical_line_lists,
     split_fields,
 )
+from airflow_aisec.core.io.parse_cache import ParseCache, Source, file_identity
 from airflow_aisec.core.io.schema_lists import ColumnLists
 from airflow_aisec.exceptions import InputDataError
 
@@ -87,26 +88,24 @@ def _default_options(table: Any) -> bool:
             and not read.autogenerate_column_names and read.encoding in ("utf8", "utf-8"))
 
 
-#: A small wide file parsed whole for its schema is kept (two files, by identity) for the batches that follow.
-_PARSED: dict[tuple[Any, ...], tuple[list[str], Rows]] = {}
+#: A small wide file parsed whole for its schema is kept (two files) for the batches that follow.
+_PARSED = ParseCache(kept=2)
 _PARSED_MAX_BYTES = 16 << 20
 
 
-def _identity(st: os.stat_result) -> tuple[Any, ...]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[list[str], Rows] | None:
-    """Column names and the rows of the first parse block (pyarrow infers types from them)."""
+def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[list[str], Rows, Source] | None:
+    """Column names, the rows of the first parse block (pyarrow infers types from them) and the bytes
+    they were parsed from."""
     import pyarrow as pa
 
     with open(path, "rb") as fh:
         st = os.fstat(fh.fileno())
-        identity = _identity(st)
+        identity = file_identity(st)
         # A small wide file is read whole (one read, no join): the rows past the first block are
         # parsed once, here, for the batches.
         small = st.st_size <= _PARSED_MAX_BYTES
         data = fh.read(max(block_size, st.st_size + 1) if small else block_size)
+    source = Source(0, data)  # data may be rebuilt below (a lone CR in the first line)
     end = data.find(b"\n", 0, block_size)
     if data.count(b",", 0, end if end >= 0 else min(len(data), block_size)) + 1 < WIDE_COLUMNS:
         return None  # too few fields, even if no comma is quoted: not wide (no need to split the block)
@@ -137,10 +136,6 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
         raise
     except InputDataError:
         return None
-    for key in list(_PARSED)[:-1]:
-        # The last file's rows are kept too: a gate opens two files, then reads them. pop, not del:
-        # two threads may evict the same entry.
-        _PARSED.pop(key, None)
     if small:
         kept: Rows | None = rows
         if not complete:
@@ -148,9 +143,9 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
                 kept = Rows(pa.concat_arrays([rows.flat, _parse_pieces(data, names, uri, head_end).flat]), len(names))
             except InputDataError:
                 kept = None  # the batches report it
-        if kept is not None:
-            _PARSED[identity] = (names, kept)  # the whole file: its batches need not parse it again
-    return names, rows
+        if kept is not None:  # the whole file: its batches need not parse it again
+            _PARSED.put(identity, (names, kept), source)
+    return names, rows, source
 
 
 def _parse_pieces(data: bytes, names: Sequence[str], uri: str, start: int = 0, stop: int | None = None) -> Rows:
@@ -244,8 +239,7 @@ def _arrow_read(rows: Rows, indices: Sequence[int], names: Sequence[str] | Mappi
 
 #: The last wide schemas made, by file identity and the options they were made under: a gate opens
 #: one file several times (a redaction: scan, shape, rewrite), and each 100k-field schema costs ~0.1 s.
-_SCHEMAS: dict[tuple[Any, ...], ColumnLists] = {}
-_SCHEMAS_KEPT = 4
+_SCHEMAS = ParseCache(kept=4)
 
 
 def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
@@ -258,29 +252,29 @@ def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: 
     """
     if str(path).lower().endswith((".gz", ".bz2", ".zst")):
         return None
-    key = (_identity(os.stat(path)), WIDE_COLUMNS, block_size, text, None if columns is None else tuple(columns),
+    key = (file_identity(os.stat(path)), WIDE_COLUMNS, block_size, text, None if columns is None else tuple(columns),
            tuple((name, str(kind)) for name, kind in (declared or {}).items()))
-    schema = _SCHEMAS.pop(key, None)
+    schema = _SCHEMAS.get(key, path)
     if schema is None:
-        schema = _schema(path, block_size, declared=declared, uri=uri, text=text, columns=columns)
-        if schema is None:
+        made = _schema(path, block_size, declared=declared, uri=uri, text=text, columns=columns)
+        if made is None:
             return None
-    _SCHEMAS[key] = schema
-    for old in list(_SCHEMAS)[:-_SCHEMAS_KEPT]:  # pop, not del: two threads may evict the same entry
-        _SCHEMAS.pop(old, None)
+        schema, source = made
+        _SCHEMAS.put(key, schema, source)
     return schema
 
 
 def _schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,
-            uri: str, text: bool, columns: Sequence[str] | None) -> ColumnLists | None:
+            uri: str, text: bool, columns: Sequence[str] | None) -> tuple[ColumnLists, Source] | None:
+    """The columns, and the bytes they were inferred from."""
     import pyarrow as pa
 
     found = _header(path, block_size, uri)
     if found is None:
         return None
-    names, rows = found
+    names, rows, source = found
     if text:
-        return ColumnLists(names, [pa.string()] * len(names))
+        return ColumnLists(names, [pa.string()] * len(names)), source
     declared = dict(declared or {})
     if columns is None:
         kinds = _classify(rows.flat, names)
@@ -307,7 +301,7 @@ def _schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[
     # Only declared and pyarrow-inferred types can be binary (a classified kind never is).
     if {pa.binary(), pa.large_binary()} & {types[i] for i in given + unsure}:
         return None
-    return ColumnLists(names, types)
+    return ColumnLists(names, types), source
 
 
 #: The last projections' column positions and type groups, per table's columns (see :func:`_layout`).
@@ -441,7 +435,7 @@ def _batch(rows: Rows, columns: ColumnLists, projection: Sequence[int], strings_
 
 def _row_groups(path: str | os.PathLike[str], names: Sequence[str], per_batch: int, uri: str) -> Iterator[Rows]:
     """The data rows of a wide CSV file, ``per_batch`` rows at a time."""
-    parsed = _PARSED.get(_identity(os.stat(path)))
+    parsed = _PARSED.get(file_identity(os.stat(path)), path)
     if parsed is not None and parsed[0] == list(names):
         for start in range(0, len(parsed[1]), per_batch):
             yield parsed[1].slice(start, start + per_batch)

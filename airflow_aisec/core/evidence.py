@@ -50,6 +50,29 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_head(data: bytes) -> tuple[int, str]:
+    """``(seq, sha256)`` that a HEAD's bytes name: a record (a number from 1) and its digest.
+
+    Every HEAD a writer makes names a record it has written. A HEAD naming none (seq 0 or below, an
+    empty digest) would otherwise check nothing, and a trail cut to nothing would verify.
+
+    Raises:
+        EvidenceChainError: anything else.
+    """
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    seq = doc.get("seq") if isinstance(doc, dict) else None
+    sha = doc.get("sha256") if isinstance(doc, dict) else None
+    if type(seq) is not int or seq < 1 or not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
+        raise EvidenceChainError("HEAD is not valid", record=HEAD_NAME)
+    return seq, sha
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -186,13 +209,7 @@ class EvidenceStore(abc.ABC):
             EvidenceChainError: HEAD exists but is not valid.
         """
         head = self._read(HEAD_NAME)
-        if head is None:
-            return None
-        try:
-            doc = json.loads(head)
-            return int(doc["seq"]), str(doc["sha256"])
-        except (ValueError, KeyError, TypeError):
-            raise EvidenceChainError("HEAD is not valid", record=HEAD_NAME) from None
+        return None if head is None else parse_head(head)
 
     def read_records(self, *, require_location: bool = False) -> list[dict[str, Any]]:
         """All records, parsed, in order (does not verify; call :meth:`verify` for that).
@@ -270,22 +287,17 @@ class EvidenceStore(abc.ABC):
                 )
             prev = last_sha = _sha256(data)
             expected += 1
-        head = self._read(HEAD_NAME)
+        head = self.read_head()
         if head is not None:
-            try:
-                head_doc = json.loads(head)
-                head_seq, head_sha = int(head_doc["seq"]), str(head_doc["sha256"])
-            except (ValueError, KeyError, TypeError):
-                raise EvidenceChainError("HEAD is not valid", record=HEAD_NAME) from None
+            head_seq, head_sha = head
             if head_seq > expected - 1:
                 raise EvidenceChainError(
                     f"HEAD names record {head_seq} but the chain ends at {expected - 1} (records removed?)",
                     record=record_name(expected),
                 )
-            if head_seq > 0:
-                data = self._read(record_name(head_seq))
-                if data is None or _sha256(data) != head_sha:
-                    raise EvidenceChainError("record does not match HEAD (edited?)", record=record_name(head_seq))
+            data = self._read(record_name(head_seq))
+            if data is None or _sha256(data) != head_sha:
+                raise EvidenceChainError("record does not match HEAD (edited?)", record=record_name(head_seq))
         elif expected > 1:
             raise EvidenceChainError("HEAD is missing", record=HEAD_NAME)
         elif require_records:
@@ -430,8 +442,8 @@ class S3EvidenceStore(EvidenceStore):
         # HEAD only moves forward; a writer that lost a race to a later record leaves it alone.
         current = self._read(HEAD_NAME)
         if current is not None:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                if int(json.loads(current)["seq"]) >= seq:
+            with contextlib.suppress(EvidenceChainError):  # an invalid HEAD is replaced
+                if parse_head(current)[0] >= seq:
                     return
         with translate_s3_errors(self.location):
             self.client.put_object(

@@ -211,7 +211,7 @@ class TrailIndex:
             try:
                 self._add(seq, data)
             except EvidenceChainError as exc:
-                self.broken = f"{exc.record}: {exc}"
+                self.broken = str(exc)  # it names the record
                 return
             seq += 1
 
@@ -226,7 +226,7 @@ class TrailIndex:
         seq, sha = head
         if seq > self.last_seq:
             self.broken = f"HEAD: names record {seq} but the chain ends at {self.last_seq} (records removed?)"
-        elif seq > 0 and self.shas[seq - 1] != sha:
+        elif self.shas[seq - 1] != sha:  # seq >= 1: parse_head
             self.broken = f"{record_name(seq)}: record does not match HEAD (edited?)"
 
 
@@ -251,7 +251,7 @@ def build_index(store: EvidenceStore, cached: TrailIndex | None = None) -> Trail
     try:
         head = store.read_head()
     except EvidenceChainError as exc:
-        index = TrailIndex(location=store.location, broken=f"{exc.record}: {exc}")
+        index = TrailIndex(location=store.location, broken=str(exc))
         index._extend(store)
         return index
     index = cached if cached is not None and _still_valid(store, cached, head) else None

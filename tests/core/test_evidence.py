@@ -96,6 +96,40 @@ def test_removal_at_the_end_is_detected(tmp_path):
         store.verify()
 
 
+# A HEAD that names no record (or no digest) checks nothing: the whole trail could be cut off.
+@pytest.mark.parametrize("head", [
+    b'{"seq":0,"sha256":""}', b'{"seq":-1,"sha256":""}', b'{"seq":true,"sha256":"%s"}', b'{"seq":"5","sha256":"%s"}',
+    b'{"seq":5.0,"sha256":"%s"}', b'{"seq":5,"sha256":""}', b'{"seq":5,"sha256":"%s "}', b'{"seq":5}', b"[5]", b"null",
+])
+def test_a_head_that_names_no_record_is_not_valid(tmp_path, head):
+    from airflow_aisec.core.trail_index import build_index
+
+    store, _ = fill(tmp_path / "ev")
+    real = json.loads((tmp_path / "ev" / HEAD_NAME).read_bytes())
+    assert real["seq"] == 5 and build_index(store).broken is None
+    (tmp_path / "ev" / HEAD_NAME).write_bytes(head.replace(b"%s", real["sha256"].encode()))
+    with pytest.raises(EvidenceChainError, match="HEAD is not valid"):
+        store.verify()
+    assert build_index(store).broken == "HEAD: HEAD is not valid"  # the UI's index agrees
+    for record in range(1, 6):
+        (tmp_path / "ev" / record_name(record)).unlink()
+    with pytest.raises(EvidenceChainError, match="HEAD is not valid"):  # a trail cut to nothing
+        store.verify()
+
+
+def test_a_head_behind_the_chain_names_a_record_and_its_digest(tmp_path):
+    """A writer that stopped between its record and HEAD leaves HEAD one behind: accepted, checked."""
+    store, _ = fill(tmp_path / "ev")
+    head = tmp_path / "ev" / HEAD_NAME
+    real = json.loads(head.read_bytes())
+    behind = json.loads((tmp_path / "ev" / record_name(5)).read_bytes())["prev_sha256"]
+    head.write_bytes(json.dumps({"seq": 4, "sha256": behind}).encode())
+    assert store.verify().records == 5
+    head.write_bytes(json.dumps({"seq": 4, "sha256": real["sha256"]}).encode())  # the wrong record's digest
+    with pytest.raises(EvidenceChainError, match="does not match HEAD"):
+        store.verify()
+
+
 def test_reorder_is_detected(tmp_path):
     store, _ = fill(tmp_path / "ev")
     a, b = tmp_path / "ev" / record_name(2), tmp_path / "ev" / record_name(3)

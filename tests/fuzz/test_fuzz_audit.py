@@ -101,7 +101,8 @@ def test_fuzzed_trail(trail, edits, data):
                 (root / "HEAD").unlink(missing_ok=True)
             elif edit == "corrupt_head":
                 (root / "HEAD").write_bytes(data.draw(st.binary(max_size=40) | st.sampled_from(
-                    [b"{}", b'{"seq": 99, "sha256": "x"}', b'{"seq": -1, "sha256": ""}', b"null"])))
+                    [b"{}", b'{"seq": 99, "sha256": "x"}', b'{"seq": -1, "sha256": ""}', b"null",
+                     b'{"seq":0,"sha256":""}'])))
             elif edit == "extra_record":
                 (root / record(RECORDS + data.draw(st.integers(1, 3)))).write_bytes(raw)
             elif edit == "junk_file":

@@ -134,8 +134,20 @@ def test_single_file(aisec_cli, tmp_path, policy, env):
 def test_import_error_is_invalid_input(aisec_cli, tmp_path, policy, env):
     out = aisec_cli("lint", str(folder(tmp_path, good=GOOD, broken=BROKEN)), "--policy", str(policy), env=env)
     assert out.returncode == 2, out.stdout + out.stderr
-    assert "broken.py: import error:" in out.stdout and "does_not_exist_anywhere" in out.stdout
+    assert "broken.py:2: import error: ModuleNotFoundError" in out.stdout and "does_not_exist_anywhere" in out.stdout
     assert "could not be imported" in out.stderr
+    # One line per error, with its line: not Airflow's logged traceback of it.
+    assert "Traceback" not in out.stdout + out.stderr and "Failed to import" not in out.stdout + out.stderr
+
+
+def test_an_unparsable_dag_file_is_one_line_with_its_line(aisec_cli, tmp_path, policy, env):
+    d = folder(tmp_path, good=GOOD, syntax="from airflow.sdk import DAG\nwith DAG('x'):\n    y = (\n")
+    out = aisec_cli("lint", str(d), "--policy", str(policy), "--json", env=env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    errors = json.loads(out.stdout)["import_errors"]
+    assert [(Path(e["file"]).name, e["line"], e["error"]) for e in errors] == [
+        ("syntax.py", 3, "SyntaxError: '(' was never closed")]
+    assert "Traceback" not in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,9 +39,11 @@ from airflow_aisec.cli.args import (
 
 #: Runs in the child: parse, describe every DAG, write plain JSON to argv[2].
 _CHILD = """
-import json, sys
+import json, logging, sys
 from airflow.dag_processing.dagbag import DagBag
 from airflow_aisec.cluster_policy import describe_dag
+# Each import error is reported once, in one line, by the parent: not as Airflow's logged traceback.
+logging.getLogger("airflow.dag_processing").setLevel(logging.CRITICAL)
 bag = DagBag(dag_folder=sys.argv[1])
 doc = {"dags": [describe_dag(d).to_dict() for d in bag.dags.values()],
        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}}
@@ -69,7 +72,9 @@ def _parse(folder: Path) -> tuple[dict[str, Any], dict[str, str]]:
     in which the cluster policy is off (its setting is empty in the child's environment)."""
     from airflow_aisec import settings
 
-    env = {**os.environ, settings.env_var("platform_policy"): ""}
+    # Airflow's parse messages (its structlog loggers) are left out too: the report names each error.
+    env = {**os.environ, settings.env_var("platform_policy"): "",
+           "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "airflow.dag_processing=CRITICAL"}
     with tempfile.TemporaryDirectory(prefix="aisec-lint-") as tmp:
         out = Path(tmp) / "dags.json"
         sys.stdout.flush()
@@ -87,6 +92,17 @@ def _parse(folder: Path) -> tuple[dict[str, Any], dict[str, str]]:
         doc = json.loads(out.read_text())
     dags = {d["dag_id"]: _spec(d) for d in doc["dags"]}
     return dags, dict(doc["import_errors"])
+
+
+def _error_text(error: str) -> str:
+    """An import error's last line (the exception), without the traceback before it."""
+    return error.strip().splitlines()[-1] if error.strip() else ""
+
+
+def _error_line(file: str, error: str) -> int | None:
+    """The line of ``file`` that the import error's traceback names last (its innermost frame there)."""
+    lines = [int(n) for f, n in re.findall(r'File "([^"\n]*)", line (\d+)', error) if Path(f) == Path(file)]
+    return lines[-1] if lines else None
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -112,7 +128,7 @@ def _lint(args: argparse.Namespace) -> int:
         doc = {
             "policy": {"name": loaded.name, "sha256": loaded.sha256, "source": loaded.source},
             "dags": sorted(dags),
-            "import_errors": [{"file": f, "error": e.strip().splitlines()[-1] if e.strip() else ""}
+            "import_errors": [{"file": f, "line": _error_line(f, e), "error": _error_text(e)}
                               for f, e in sorted(import_errors.items())],
             "violations": [v.to_finding().model_dump(mode="json") for v in violations],
             "metrics": violations_outcome(violations, dags=len(dags)).metrics,
@@ -123,8 +139,8 @@ def _lint(args: argparse.Namespace) -> int:
         for v in violations:
             print(f"{v.dag_id}: {v.task_id}: {v.format()}")
         for f, e in sorted(import_errors.items()):
-            last = e.strip().splitlines()[-1] if e.strip() else "import error"
-            print(f"{f}: import error: {last}")
+            line = _error_line(f, e)
+            print(f"{f}{'' if line is None else f':{line}'}: import error: {_error_text(e) or 'import error'}")
         print(
             f"aisec lint: {len(dags)} DAG(s), {len(blocking)} blocking violation(s), "
             f"{len(violations) - len(blocking)} non-blocking, {len(import_errors)} import error(s); "

@@ -136,6 +136,9 @@ _FIXED: tuple[tuple[str, str, bool], ...] = (
     ("model_scan.format_mismatch", "A model file's content does not match its extension", True),
     ("model_scan.unscannable", "A model file could not be scanned", True),
     ("model_scan.symlink", "A symbolic link in a model directory", True),
+    ("prompt_injection.unscanned_file", ("A scanned directory holds a symbolic link out of it or to a file the "
+                                         "gate does not scan, or a FIFO, socket or device: not read, but what "
+                                         "reads the directory may read it"), True),
     ("model_scan.external_data_path", "An ONNX tensor's external data path is absolute or escapes the model directory",
      True),
     ("model_scan.unsafe_layer", "A Keras model holds a Lambda layer or a layer class from outside Keras", True),

@@ -161,7 +161,7 @@ def test_lineage_and_sarif_read_the_catalogue():
     for gate in catalogue_mod.GATE_DESCRIPTIONS:
         assert GATE_RULES[gate] == tuple(r.id for r in catalogue().values() if r.gate == gate and r.always)
     assert "endpoint.tls_required" in GATE_RULES["endpoint"]
-    assert len(GATE_RULES["prompt_injection"]) == 11
+    assert len(GATE_RULES["prompt_injection"]) == 12 and "prompt_injection.unscanned_file" in GATE_RULES["prompt_injection"]
     doc = {"gate": "drift", "verdict": "fail", "findings": [
         {"rule": "drift.psi", "message": "m", "severity": "high", "enforcement": "enforce"},
         {"rule": "drift.unseen_category", "message": "m", "severity": "high", "enforcement": "enforce"}]}

@@ -89,6 +89,9 @@ class ScanInputs:
     files: list[tuple[str, str]] = field(default_factory=list)
     skipped_documents: list[str] = field(default_factory=list)
     skipped_other: int = 0
+    #: (relative path, reason): entries of a scanned directory that were not read, but that what reads
+    #: the directory may read (:meth:`TextReader._unread`).
+    unscanned: list[tuple[str, str]] = field(default_factory=list)
     skipped_columns: list[str] = field(default_factory=list)
     skipped_fields: set[str] = field(default_factory=set)
     columns: list[str] = field(default_factory=list)
@@ -182,15 +185,39 @@ class Reader:
         found = False
         pending = _DocumentBatcher(self.section)
         for rel, full, _st, kind in walk_tree(root):
-            if kind != "file":
-                if kind != "dir":  # symlinks are never followed, devices and FIFOs never opened
+            if kind == "file":
+                found = True
+                yield from self._member(full, rel, pending)
+            elif kind != "dir":  # symlinks are never followed, devices and FIFOs never opened
+                reason = self._unread(root, rel, full, kind)
+                if reason is None:
                     self.inputs.skipped_other += 1
-                continue
-            found = True
-            yield from self._member(full, rel, pending)
+                else:
+                    self.inputs.unscanned.append((rel, reason))
         yield from pending.flush()
         if not found:
             raise InputDataError(f"{root}: the directory holds no file")
+
+    def _unread(self, root: Path, rel: str, full: str, kind: str) -> str | None:
+        """Why an entry that is not read (a symlink, a FIFO, socket or device) still matters, or None.
+
+        A loader of the directory may follow a link or open a FIFO: what it would read was not
+        scanned. A link inside the directory reads nothing new when its name is not one the gate
+        scans, or its target is a directory inside (walked) or a file scanned in its own right.
+        """
+        if kind == "special":
+            return "special_file"
+        if kind == "escaping_symlink":
+            return "symlink_outside"
+        if _suffix(rel) not in self.section.extensions or _matches(rel, self.section.allow_documents):
+            return None  # a name the gate would not scan as a file either
+        target = Path(os.path.realpath(full))
+        if target.is_dir() or not target.is_file():
+            return None  # a directory inside is walked; a dangling link reads nothing
+        target_rel = target.relative_to(os.path.realpath(root)).as_posix()
+        if _suffix(target_rel) in self.section.extensions and not _matches(target_rel, self.section.allow_documents):
+            return None  # scanned in its own right
+        return "symlink_to_unscanned"
 
     def _s3_prefix(self, uri: str) -> Iterator[TextBatch]:
         client = self.s3_client or make_s3_client()

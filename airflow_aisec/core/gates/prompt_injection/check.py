@@ -8,8 +8,9 @@ from typing import Any
 from airflow_aisec.core.gates.prompt_injection._detect import ENGINES, CellHits, Detector
 from airflow_aisec.core.gates.prompt_injection._sources import Reader, TextBatch, manifest_digest
 from airflow_aisec.core.gates.prompt_injection._tally import Tally
+from airflow_aisec.core.policy.base import Severity
 from airflow_aisec.core.policy.sections.prompt_injection import PromptInjectionPolicy
-from airflow_aisec.core.result import CheckOutcome, InputRef
+from airflow_aisec.core.result import CheckOutcome, Finding, InputRef
 from airflow_aisec.exceptions import ConfigurationError
 
 
@@ -104,7 +105,26 @@ def check_prompt_injection(
         metrics["skipped"] = skipped
     if tally.allowed:
         metrics["allowed_hits"] = dict(sorted(tally.allowed.items()))
-    return CheckOutcome(findings=tally.findings(), metrics=metrics, inputs=[InputRef(uri=str(data), sha256=digest)])
+    if inputs.unscanned:
+        metrics["unscanned_files"] = len(inputs.unscanned)
+    findings = [*tally.findings(), *map(_unscanned_finding, inputs.unscanned)]
+    return CheckOutcome(findings=findings, metrics=metrics, inputs=[InputRef(uri=str(data), sha256=digest)])
+
+
+#: A scanned directory's entry that was not read but may be (symlinks are never followed here).
+RULE_UNSCANNED = "prompt_injection.unscanned_file"
+_UNSCANNED_WHY = {
+    "special_file": "is a FIFO, socket or device",
+    "symlink_outside": "is a symbolic link out of the scanned directory",
+    "symlink_to_unscanned": "is a symbolic link to a file the gate does not scan",
+}
+
+
+def _unscanned_finding(entry: tuple[str, str]) -> Finding:
+    rel, reason = entry
+    return Finding(rule=RULE_UNSCANNED, severity=Severity.HIGH, count=1,
+                   message=f"'{rel}' {_UNSCANNED_WHY[reason]}: not read, but what reads the directory may read it",
+                   location={"file": rel, "reason": reason})
 
 
 #: Strings and bytes checked in one pass at most (consecutive batches are joined up to these).

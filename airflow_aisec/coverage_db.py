@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.constants import RESULT_XCOM_KEY
 from airflow_aisec.core.coverage import ResultRow, RunRows, TaskRow
+from airflow_aisec.core.io.json_input import loads_json
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -38,13 +39,12 @@ def _state(value: Any) -> str | None:
 
 
 def _json(value: Any) -> Any:
-    import json
 
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8", errors="replace")
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads_json(value)
         except ValueError:
             return value
     return value

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_aisec.core.io.files import read_user_file
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.core.result import utcnow
 from airflow_aisec.exceptions import AisecError, ConfigurationError, EvidenceChainError, InputDataError
@@ -63,7 +64,7 @@ def parse_head(data: bytes) -> tuple[int, str]:
         EvidenceChainError: anything else.
     """
     try:
-        doc = json.loads(data)
+        doc = loads_json(data)
     except ValueError:
         doc = None
     seq = doc.get("seq") if isinstance(doc, dict) else None
@@ -220,7 +221,8 @@ class EvidenceStore(abc.ABC):
 
         Raises:
             InputDataError: ``require_location`` and the location does not exist.
-            EvidenceChainError: a record is not a regular file (FIFO, device, symlink loop) or too large.
+            EvidenceChainError: a record is not a regular file (FIFO, device, symlink loop), too large, or
+                not JSON.
         """
         if require_location and self._missing():
             raise InputDataError(f"no audit trail at {self.location}: the location does not exist")
@@ -229,8 +231,12 @@ class EvidenceStore(abc.ABC):
             if seq < 0:
                 continue
             data = self._read(name)
-            if data is not None:
-                out.append(json.loads(data))
+            if data is None:
+                continue
+            try:
+                out.append(loads_json(data))
+            except ValueError:
+                raise EvidenceChainError("record is not valid JSON (edited?)", record=name) from None
         return out
 
     def _missing(self) -> bool:
@@ -264,7 +270,7 @@ class EvidenceStore(abc.ABC):
             if data is None:
                 raise EvidenceChainError("record disappeared during verification", record=name)
             try:
-                record = json.loads(data)
+                record = loads_json(data)
                 if not isinstance(record, dict):
                     raise ValueError("not an object")  # noqa: TRY004 - caught right below
             except ValueError:

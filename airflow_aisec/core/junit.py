@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.evidence import record_name
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.exceptions import EvidenceChainError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def read_verified_records(store: EvidenceStore) -> tuple[list[TrailRecord], str 
         if data is None:
             raise EvidenceChainError("record disappeared while exporting", record=name)
         digest = hashlib.sha256(data).hexdigest()
-        record = json.loads(data)
+        record = loads_json(data)
         if prev is not None and record.get("prev_sha256") != prev:
             raise EvidenceChainError("record changed while exporting", record=name)
         prev = digest

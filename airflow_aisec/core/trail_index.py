@@ -18,7 +18,6 @@ number, link to the previous record, HEAD); from the first bad record on nothing
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.evidence import GENESIS, canonical_json, record_name
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.exceptions import EvidenceChainError
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class TrailIndex:
         """
         name = record_name(seq)
         try:
-            record = json.loads(data)
+            record = loads_json(data)
             if not isinstance(record, dict):
                 raise TypeError("not an object")
             claimed = record.pop("body_sha256", None)

@@ -30,7 +30,6 @@ is not in the audit trail does not count.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_aisec.constants import EVIDENCE_XCOM_KEY, RESULT_XCOM_KEY
+from airflow_aisec.core.io.json_input import loads_json
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -175,7 +175,7 @@ class _WaiverApproval:
         if data is None or hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise self._fail("the gate's evidence record is missing or does not match its digest")
         try:
-            payload = json.loads(data).get("payload")
+            payload = loads_json(data).get("payload")
         except (ValueError, AttributeError):
             raise self._fail("the gate's evidence record is not valid JSON") from None
         if payload != raw:

@@ -16,7 +16,6 @@ set of DAG ids the user may read.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_, select
 
 from airflow_aisec.constants import EVIDENCE_XCOM_KEY
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.result import XCOM_KEY, GateResult, Verdict
 from airflow_aisec.links import AisecGateResultLink
 
@@ -56,7 +56,7 @@ def parse_xcom_value(raw: Any) -> Any:
         raw = raw.decode("utf-8", errors="replace")
     if isinstance(raw, str):
         try:
-            return json.loads(raw)
+            return loads_json(raw)
         except ValueError:
             return raw
     return raw

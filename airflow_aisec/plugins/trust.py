@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec import settings
 from airflow_aisec.core.evidence import open_evidence_store, record_name
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.io.storage import is_s3_uri
 from airflow_aisec.exceptions import AisecError
 
@@ -91,7 +91,7 @@ def read_confirmed_record(entry: TrailEntry, doc: Any, evidence_ref: dict[str, A
     sha = hashlib.sha256(data).hexdigest()
     if sha != entry.sha256:
         raise RecordMismatch("the confirming record changed since it was verified (digest differs)")
-    record = json.loads(data)
+    record = loads_json(data)
     anchor = None
     if evidence_ref is not None:
         anchor = evidence_ref.get("seq") == entry.seq and evidence_ref.get("sha256") == entry.sha256

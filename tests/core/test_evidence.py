@@ -130,6 +130,20 @@ def test_a_head_behind_the_chain_names_a_record_and_its_digest(tmp_path):
         store.verify()
 
 
+@pytest.mark.parametrize("which", ["record", "HEAD"])
+def test_json_nested_past_the_parsers_recursion_limit_is_a_broken_chain(tmp_path, which):
+    """Small enough to be read, too deep for ``json.loads`` (a RecursionError, not a ValueError)."""
+    store, _ = fill(tmp_path / "ev")
+    target = tmp_path / "ev" / (record_name(2) if which == "record" else HEAD_NAME)
+    target.chmod(0o644)
+    target.write_bytes(b"[" * 100_000)
+    with pytest.raises(EvidenceChainError, match="not valid"):
+        store.verify()
+    if which == "record":
+        with pytest.raises(EvidenceChainError, match="not valid JSON"):
+            store.read_records()
+
+
 def test_reorder_is_detected(tmp_path):
     store, _ = fill(tmp_path / "ev")
     a, b = tmp_path / "ev" / record_name(2), tmp_path / "ev" / record_name(3)

@@ -1,5 +1,6 @@
 """Fuzzed audit trails through ``aisec audit verify``: every edit of the chain (bytes, records removed,
-swapped, replaced by links or FIFOs, HEAD changed) is found, and nothing hangs or crashes."""
+swapped, replaced by links, FIFOs or JSON nested too deeply to parse, HEAD changed) is found, and
+nothing hangs or crashes there or in ``audit show`` and ``audit export``."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def record(i: int) -> str:
 
 EDITS = st.sampled_from([
     "flip", "truncate", "append_bytes", "delete", "swap", "fifo", "symlink_dev_zero", "symlink_loop", "directory",
-    "delete_head", "corrupt_head", "extra_record", "junk_file", "hidden_file", "rewrite_same",
+    "delete_head", "corrupt_head", "extra_record", "junk_file", "hidden_file", "rewrite_same", "deep_nesting",
 ])
 
 
@@ -109,6 +110,8 @@ def test_fuzzed_trail(trail, edits, data):
                 (root / record(RECORDS + data.draw(st.integers(1, 3)))).write_bytes(raw)
             elif edit == "junk_file":
                 (root / data.draw(st.sampled_from(["notes.txt", "x.json", "000.json", "HEAD.bak"]))).write_bytes(b"x")
+            elif edit == "deep_nesting":  # under the size limit, past the JSON parser's recursion limit
+                target.write_bytes(data.draw(st.sampled_from([b"[" * 50_000, b'{"a":' * 50_000])))
             elif edit == "hidden_file":
                 (root / ".tmp-leftover").write_bytes(b"partial")
             else:
@@ -118,6 +121,11 @@ def test_fuzzed_trail(trail, edits, data):
         run = run_cli("audit", "verify", str(root))
         event(f"verify exit {run.code} ({'changed' if planted else 'unchanged'})")
         check_contract(run, violation_planted=planted)
+        out = str(Path(tmp) / "export")  # export writes bytes: a file, not the captured stdout
+        for argv in (("show",), ("export", "--format", "junit", "--output", out),
+                     ("export", "--format", "sarif", "--output", out)):
+            other = run_cli("audit", argv[0], str(root), *argv[1:])
+            check_contract(other, violation_planted=planted and argv[0] == "export")
 
 
 @fuzz_settings(max_examples=20)

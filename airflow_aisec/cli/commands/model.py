@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from airflow_aisec.cli.args import add_gate_arguments, add_verbs, run_gate_command
+from airflow_aisec.core.io.json_input import loads_json
 
 #: Policy used by ``aisec model sign`` when no ``--policy`` is given: the library's defaults.
 BUILTIN_SIGNING_POLICY = b"""version: 1
@@ -69,7 +70,6 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _provenance_request(args: argparse.Namespace) -> Any:
     """What ``model sign`` records in the provenance; None when nothing asks for one."""
-    import json
 
     from airflow_aisec.cli.args import CliError
     from airflow_aisec.core.gates.signing import ProvenanceRequest, check_training_parameters, dataset_ref
@@ -84,7 +84,7 @@ def _provenance_request(args: argparse.Namespace) -> Any:
         if not sep or not key:
             raise CliError(f"--training-param {item[:40]!r}: expected KEY=VALUE")
         try:
-            params[key] = json.loads(value)
+            params[key] = loads_json(value)
         except ValueError:
             params[key] = value
     from airflow_aisec.core.evidence import open_evidence_store

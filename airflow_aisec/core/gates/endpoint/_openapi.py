@@ -7,12 +7,12 @@ list of paths to probe, which are checked like the policy's own (plain paths on 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.policy.sections.endpoint import split_probe
 from airflow_aisec.exceptions import InputDataError
 
@@ -47,8 +47,8 @@ def parse_document(body: bytes, *, truncated: bool, limit: int) -> dict[str, Any
     if truncated:
         raise InputDataError(f"the OpenAPI document is larger than {limit} bytes (policy openapi.max_document_bytes)")
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        doc = loads_json(body.decode("utf-8"))
+    except ValueError:
         raise InputDataError("the OpenAPI document is not valid JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
         raise InputDataError("the OpenAPI document has no 'paths' mapping")

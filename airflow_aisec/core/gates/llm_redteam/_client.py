@@ -15,12 +15,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import ipaddress
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.policy.sections.llm_redteam import LlmRedTeamPolicy
 from airflow_aisec.exceptions import (
     AccessDeniedError,
@@ -135,7 +135,7 @@ class HttpTarget:
 
 def _content(raw: bytes) -> str:
     try:
-        doc = json.loads(raw)
+        doc = loads_json(raw)
         content = doc["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise ProbeError("not a chat-completions response") from None

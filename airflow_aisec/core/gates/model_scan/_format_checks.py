@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 from collections.abc import Iterator
 from typing import IO, Any
 
 from airflow_aisec.core.gates.model_scan._streams import Unscannable
+from airflow_aisec.core.io.json_input import loads_json
 
 RULE_EXTERNAL_DATA = "model_scan.external_data_path"
 RULE_UNSAFE_LAYER = "model_scan.unsafe_layer"
@@ -53,7 +53,7 @@ def check_safetensors(fh: IO[bytes], size: int) -> None:
     if not text.startswith(b"{"):
         raise Unscannable("safetensors header is not a JSON object")
     try:
-        header = json.loads(text.decode("utf-8"))
+        header = loads_json(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise Unscannable("safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
@@ -209,8 +209,8 @@ def keras_config_hazards(raw: bytes) -> list[tuple[str, str, str]]:
     if len(raw) > MAX_KERAS_CONFIG:
         raise Unscannable("Keras config.json too large")
     try:
-        config = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        config = loads_json(raw.decode("utf-8"))
+    except ValueError:
         raise Unscannable("Keras config.json is not valid JSON") from None
     lambdas = 0
     foreign: set[str] = set()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import codecs
 import fnmatch
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_aisec.core.gates.prompt_injection._html import extract
 from airflow_aisec.core.io.column_blocks import block_cells, end_to_end, iter_column_blocks
 from airflow_aisec.core.io.files import open_user_file, read_user_file
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.io.schema_lists import per_type_id
 from airflow_aisec.core.io.storage import is_s3_uri, list_s3_prefix, make_s3_client, parse_s3_uri, walk_tree
 from airflow_aisec.core.io.tabular import check_columns, count_rows, local_copy, open_dataset
@@ -317,12 +317,18 @@ class Reader:
                 if not raw.strip():
                     continue
                 try:
-                    record = json.loads(raw)
-                except (UnicodeDecodeError, ValueError):
-                    raise InputDataError(f"{uri}: line {line_no} is not valid JSON (or not UTF-8)") from None
+                    record = loads_json(raw)
+                except ValueError:
+                    raise InputDataError(f"{uri}: line {line_no} is not valid JSON (or not UTF-8, or nested "
+                                         "too deeply)") from None
+                try:
+                    leaves = list(_leaves(record))
+                except _TooDeep:
+                    raise InputDataError(f"{uri}: line {line_no}: JSON nested deeper than {_MAX_JSON_DEPTH} "
+                                         "levels") from None
                 position = f"{rel}:{line_no}" if rel is not None else line_no
                 seen: set[str] = set()
-                for name, value in _leaves(record):
+                for name, value in leaves:
                     if not _matches(name, self.section.fields):
                         continue
                     if _matches(name, self.section.allow_columns):
@@ -425,10 +431,14 @@ def _is_text(dtype: Any) -> bool:
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
 
 
+class _TooDeep(Exception):
+    """A JSON value nested deeper than :data:`_MAX_JSON_DEPTH` (the caller names the file and line)."""
+
+
 def _leaves(value: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
     """``(path, string)`` for every string in a JSON value; list items share the path ``name[]``."""
     if depth > _MAX_JSON_DEPTH:
-        raise InputDataError(f"JSON nested deeper than {_MAX_JSON_DEPTH} levels")
+        raise _TooDeep
     if isinstance(value, str):
         yield (prefix or "$"), value
     elif isinstance(value, dict):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from airflow_aisec.core.gates.signing._errors import listing, malformed
 from airflow_aisec.core.gates.signing._hashing import MANIFEST_HASH_NAME
 from airflow_aisec.core.gates.signing._s3 import AISEC_PREDICATE_KEY
 from airflow_aisec.core.gates.signing._tree import GIT_PATHS, manifest_path_ok
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.io.storage import is_plain_relative_path
 from airflow_aisec.core.policy.sections.signing import SigningPolicy
 
@@ -62,8 +62,8 @@ def parse_bundle(data: bytes) -> ParsedBundle:
     if not data.strip():
         raise malformed("signature file is empty", "empty")
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        doc = loads_json(data.decode("utf-8"))
+    except ValueError:
         raise malformed("signature is not a JSON sigstore bundle", "not_json") from None
     if not isinstance(doc, dict):
         raise malformed("signature is not a JSON object", "not_json")
@@ -107,8 +107,8 @@ def validate_statement(bundle: ParsedBundle, policy: SigningPolicy) -> SignedSta
         MalformedSignatureError: for every defect, with ``location.reason``.
     """
     try:
-        statement = json.loads(bundle.raw_payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        statement = loads_json(bundle.raw_payload.decode("utf-8"))
+    except ValueError:
         raise malformed("signed payload is not JSON", "payload_json") from None
     if not isinstance(statement, dict) or statement.get("_type") != _IN_TOTO_STATEMENT:
         raise malformed("signed payload is not an in-toto v1 statement", "statement_type")

@@ -13,11 +13,11 @@ digest the index verified. A broken trail is an :class:`EvidenceChainError`, nev
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.evidence import record_name
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.trail_index import PASSING_VERDICTS, payload_digest, trail_index
 from airflow_aisec.exceptions import EvidenceChainError
 
@@ -92,7 +92,7 @@ def _scan(store: EvidenceStore) -> _Latest:
         data = store.read_record(record_name(seq))
         if data is None or hashlib.sha256(data).hexdigest() != index.shas[seq - 1]:
             raise EvidenceChainError("record changed while it was read", record=record_name(seq))
-        record = json.loads(data)
+        record = loads_json(data)
         payload = record.get("payload")
         if record.get("kind") != "gate_result" or not isinstance(payload, dict):
             continue

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.signing import _model_signing_compat as compat
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.policy.base import Severity
 from airflow_aisec.core.result import Finding, utcnow
 from airflow_aisec.exceptions import ConfigurationError, InputDataError, SecurityViolationError
@@ -317,8 +318,8 @@ def parse_envelope(data: bytes, uri: str) -> Envelope:
         return InputDataError(f"{uri}: provenance {what}")
 
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        doc = loads_json(data.decode("utf-8"))
+    except ValueError:
         raise bad("is not JSON") from None
     if not isinstance(doc, dict):
         raise bad("is not a JSON object")
@@ -344,8 +345,8 @@ def parse_statement(raw: bytes, uri: str) -> dict[str, Any]:
         InputDataError: malformed (one line naming the file and field).
     """
     try:
-        statement = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        statement = loads_json(raw.decode("utf-8"))
+    except ValueError:
         raise InputDataError(f"{uri}: provenance field 'payload' is not a JSON statement") from None
     if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
         raise InputDataError(f"{uri}: provenance field '_type' is not an in-toto v1 statement")

@@ -24,13 +24,13 @@ a policy declares expectations. Results never copy GX's ``partial_unexpected_lis
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.gates.source._context import Context, S3ClientProvider, finding, read_policy_file
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.policy.sections.source import EXPECTATION_TYPE_PATTERN, ExpectationSpec, SourcePolicy
 from airflow_aisec.core.result import InputRef
 from airflow_aisec.exceptions import ConfigurationError, InputDataError
@@ -142,8 +142,8 @@ def parse_suite(data: bytes, source: str) -> list[ExpectationSpec]:
         ConfigurationError: not JSON, not a suite, or an entry without a valid type.
     """
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        document = loads_json(data.decode("utf-8"))
+    except ValueError:
         raise ConfigurationError(f"{source}: GX suite is not valid JSON") from None
     if isinstance(document, dict):
         entries = document.get("expectations")

@@ -6,7 +6,6 @@ like the datasets they pin (local paths resolved against the policy's or the man
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from airflow_aisec.core.gates.source._context import (
@@ -17,6 +16,7 @@ from airflow_aisec.core.gates.source._context import (
     read_policy_file,
 )
 from airflow_aisec.core.gates.source._origin import Target, resolve_local
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.core.io.storage import is_s3_uri, parse_s3_uri
 from airflow_aisec.core.policy.base import Severity
 from airflow_aisec.core.policy.sections.source import SHA256_PATTERN, S3Pin, SourcePolicy
@@ -54,7 +54,7 @@ def parse_manifest(data: bytes, source: str) -> tuple[dict[str, str], dict[str, 
     versions: dict[str, dict[str, str]] = {}
     if text.lstrip().startswith("{"):
         try:
-            doc = json.loads(text)
+            doc = loads_json(text)
         except ValueError:
             raise ConfigurationError(f"{source}: manifest is not valid JSON") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("sha256", {}), dict) or not isinstance(

@@ -10,10 +10,10 @@ case-insensitively, as AWS does for keys). Statements that narrow it (``NotPrinc
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Iterable
 from typing import Any
 
+from airflow_aisec.core.io.json_input import loads_json
 from airflow_aisec.exceptions import InputDataError
 
 
@@ -26,8 +26,8 @@ def parse_policy_document(text: str | bytes | None) -> dict[str, Any] | None:
     if text is None or text == "" or text == b"":
         return None
     try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):
+        doc = loads_json(text)
+    except ValueError:
         raise InputDataError("the bucket policy is not valid JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("Statement"), (list, dict)):
         raise InputDataError("the bucket policy has no Statement")

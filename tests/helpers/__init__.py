@@ -26,6 +26,7 @@ Services
 * ``endpoint_setup``  ``write_endpoint_setup``: what the endpoint gate's CLI and operator tests probe
 * ``model_server``  a rule-based chat model behind an OpenAI-compatible API (``running_model_server``)
 * ``webhook_sink``  an HTTP server recording every POST (``running_sink``)
+* ``trickle``       a server answering a byte at a time (``running_trickler``: headers, body, TLS handshake)
 
 Data, models and keys
 

@@ -85,7 +85,7 @@ class Prober:
     Attributes:
         endpoint: Where every request goes.
         max_requests: The budget; :meth:`reserve` refuses a plan that exceeds it.
-        timeout: Seconds per request.
+        timeout: Seconds per request, in all (:mod:`~airflow_aisec.core.io.deadline`): not per read.
         verify: SSL context for ``https`` (None for ``http``).
         max_body: Most body bytes read from a response (unless a request asks for more).
     """
@@ -112,9 +112,12 @@ class Prober:
     def session(self) -> Iterator[Prober]:
         import httpx
 
+        from airflow_aisec.core.io.deadline import bounded_transport
+
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        with httpx.Client(verify=self.verify if self.verify is not None else True, follow_redirects=False,
-                          trust_env=False, timeout=self.timeout, limits=limits) as client:
+        transport = bounded_transport(verify=self.verify if self.verify is not None else True, trust_env=False,
+                                      limits=limits)
+        with httpx.Client(transport=transport, follow_redirects=False, trust_env=False, timeout=self.timeout) as client:
             self._client = client
             try:
                 yield self
@@ -138,6 +141,8 @@ class Prober:
         """
         import httpx
 
+        from airflow_aisec.core.io.deadline import DeadlineExceeded, within
+
         if self._client is None:
             raise RuntimeError("Prober.request outside session()")
         if self.sent >= self.max_requests:
@@ -150,7 +155,8 @@ class Prober:
         self.sent += 1
         limit = self.max_body if read is None else read
         try:
-            with self._client.stream(method, url, headers=dict(headers or {}), content=content) as resp:
+            with within(self.timeout), \
+                    self._client.stream(method, url, headers=dict(headers or {}), content=content) as resp:
                 body = bytearray()
                 truncated = False
                 if limit > 0:
@@ -162,9 +168,9 @@ class Prober:
                             break
                 return Response(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
                                 bytes(body), truncated)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, DeadlineExceeded):
             raise ServiceUnavailableError(
-                f"endpoint {self.endpoint.origin} timed out on {method} {path[:80]}") from None
+                f"endpoint {self.endpoint.origin} timed out on {method} {path[:80]} (limit {self.timeout:g}s)") from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
                 httpx.NetworkError) as exc:
             raise ServiceUnavailableError(

@@ -75,10 +75,15 @@ def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
 
 def _handshake(ctx: ssl.SSLContext, endpoint: Endpoint, timeout: float) -> str | None:
     """One handshake; returns the negotiated version. SSL errors propagate; socket errors are unreachable."""
+    from airflow_aisec.core.io.deadline import DeadlineExceeded, within
+
     sock = _connect(endpoint, timeout)
     try:
-        with ctx.wrap_socket(sock, server_hostname=endpoint.host) as tls:
+        with within(timeout, sock), ctx.wrap_socket(sock, server_hostname=endpoint.host) as tls:
             return tls.version()
+    except DeadlineExceeded:
+        raise ServiceUnavailableError(
+            f"endpoint {endpoint.origin} did not finish the TLS handshake within {timeout:g}s") from None
     except (TimeoutError, ConnectionError) as exc:
         raise ServiceUnavailableError(
             f"endpoint {endpoint.origin} dropped the TLS handshake: {type(exc).__name__}") from None

@@ -93,8 +93,11 @@ class HttpTarget:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        from airflow_aisec.core.io.deadline import bounded_transport
+
         limits = httpx.Limits(max_connections=section.concurrency, max_keepalive_connections=section.concurrency)
-        self._client = httpx.Client(headers=headers, limits=limits, follow_redirects=False, trust_env=False)
+        self._client = httpx.Client(headers=headers, transport=bounded_transport(limits=limits, trust_env=False),
+                                    follow_redirects=False, trust_env=False)
 
     def close(self) -> None:
         self._client.close()
@@ -102,12 +105,15 @@ class HttpTarget:
     def __call__(self, messages: Messages, timeout: float) -> str:
         import httpx
 
+        from airflow_aisec.core.io.deadline import DeadlineExceeded, within
+
         body: dict[str, Any] = {"messages": messages, "max_tokens": self.section.max_tokens,
                                 "temperature": self.section.temperature, "stream": False}
         if self.model:
             body["model"] = self.model
         try:
-            with self._client.stream("POST", self.url, json=body, timeout=httpx.Timeout(timeout)) as response:
+            with within(timeout), \
+                    self._client.stream("POST", self.url, json=body, timeout=httpx.Timeout(timeout)) as response:
                 status = response.status_code
                 if status in (401, 403):
                     raise AccessDeniedError(f"the model endpoint refused the request (HTTP {status})",
@@ -126,7 +132,7 @@ class HttpTarget:
                         raise ProbeError("response larger than max_response_bytes")
         except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
             raise ServiceUnavailableError(f"the model endpoint is unreachable ({type(exc).__name__})") from None
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, DeadlineExceeded):
             raise ProbeError("timeout") from None
         except httpx.HTTPError as exc:
             raise ProbeError(type(exc).__name__) from None

@@ -191,7 +191,7 @@ class EndpointPolicy(GateSection):
         cors: The CORS check.
         rate_limit: The rate-limit check (None: not checked).
         body_limit: The body-size check (None: not checked).
-        timeout_seconds: Time limit of one request.
+        timeout_seconds: Time limit of one request (or TLS handshake), in all (not per read).
         max_requests: Most requests of one run; a policy (or OpenAPI document) needing more is an
             input error before the first request.
         max_response_bytes: Most bytes read from one response (the OpenAPI document has its own limit).

@@ -50,7 +50,7 @@ class LlmRedTeamPolicy(GateSection):
             finding (an unreachable or failing model never passes by answering nothing).
         max_requests: Most chat requests sent (probes are chosen round-robin across families).
         concurrency: Most requests in flight at once.
-        request_timeout_seconds: Time limit of one request.
+        request_timeout_seconds: Time limit of one request, in all (not per read).
         total_timeout_seconds: Time limit of the whole suite; unfinished probes count as not answered.
         max_tokens: ``max_tokens`` sent with each request.
         temperature: ``temperature`` sent with each request.

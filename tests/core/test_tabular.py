@@ -183,3 +183,33 @@ def test_parquet_footer_is_parsed_once_per_file(tmp_path, parquet_file):
     pq.write_table(pa.table({"id": [1], "name": ["x"]}), parquet_file)  # rewritten: parsed again
     assert sum(b.num_rows for b in iter_batches(open_dataset(parquet_file, "parquet"))) == 1
     assert parquet_files.PARQUET_FOOTER_PARSES["count"] - before == 2
+
+
+def test_a_compressed_csv_gets_its_block_from_its_decompressed_header(tmp_path):
+    """Its compressed bytes have no lines: the first newline byte among them set the block (up to 256 MiB;
+    pyarrow holds a few: a 1 MB gzip file of empty lines took 1.3 GB). Now the plain block, and a header
+    too long for it (a wide table) is an input error naming the file."""
+    import bz2
+    import gzip
+
+    from airflow_aisec.core.io.tabular import COMPRESSED_HEADER_BYTES, CSV_BLOCK_BYTES, csv_block_size
+
+    empty_lines = b"id,text\n" + b"\n" * (16 << 20)
+    for suffix, compress in ((".gz", gzip.compress), (".bz2", bz2.compress)):
+        path = tmp_path / f"lines.csv{suffix}"
+        path.write_bytes(compress(empty_lines))
+        assert csv_block_size(path) == CSV_BLOCK_BYTES
+        dataset = open_dataset(path, "csv", uri=str(path))
+        assert dataset.read_options.block_size == CSV_BLOCK_BYTES
+        assert sum(b.num_rows for b in iter_batches(dataset, uri=str(path))) == 0
+    fits = tmp_path / "fits.csv.gz"
+    columns = COMPRESSED_HEADER_BYTES // 8
+    names = ",".join(f"c{i}" for i in range(columns))
+    assert len(names) < COMPRESSED_HEADER_BYTES
+    fits.write_bytes(gzip.compress(f"{names}\n{','.join(['1'] * columns)}\n".encode()))
+    assert open_dataset(fits, "csv", uri="fits.csv.gz").names[:2] == ["c0", "c1"]
+    wide = tmp_path / "wide.csv.gz"
+    wide.write_bytes(gzip.compress((",".join(f"column_{i}" for i in range(20_000)) + "\n").encode()))
+    with pytest.raises(InputDataError, match=f"wide.csv.gz: the header line of a compressed CSV file is longer "
+                                            f"than {COMPRESSED_HEADER_BYTES} bytes"):
+        open_dataset(wide, "csv", uri="wide.csv.gz")

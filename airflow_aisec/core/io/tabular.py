@@ -213,16 +213,60 @@ def sniff_format(path: str | os.PathLike[str], fmt: str, *, uri: str | None = No
 #: CSV parse block: pyarrow's default, larger for wide tables (a row must fit in a block).
 CSV_BLOCK_BYTES = 1 << 20
 CSV_MAX_BLOCK_BYTES = 1 << 28
+#: A compressed CSV file's header line at most (it must fit the plain block: see :func:`csv_block_size`).
+COMPRESSED_HEADER_BYTES = CSV_BLOCK_BYTES // 8
+
+
+def _first_line(stream: Any, limit: int) -> bytes:
+    """The first line of a stream without ``readline`` (pyarrow's decompressing streams), up to ``limit`` bytes."""
+    head = bytearray()
+    while len(head) < limit:
+        chunk = stream.read(min(1 << 16, limit - len(head)))
+        if not chunk:
+            break
+        end = chunk.find(b"\n")
+        if end >= 0:
+            head += chunk[:end + 1]
+            break
+        head += chunk
+    return bytes(head)
 
 
 def csv_block_size(path: str | os.PathLike[str]) -> int:
-    """The CSV parse block for ``path``: 1 MiB, or 8x the header line of a wide table (capped)."""
+    """The CSV parse block for ``path``: 1 MiB, or 8x the header line of a wide table (capped).
+
+    A compressed file gets the plain block (:func:`check_compressed_header`): its compressed bytes have
+    no lines, and the first newline byte among them made any block size up to the cap (pyarrow holds a
+    few blocks: a 1 MB gzip file of empty lines took 1.3 GB).
+    """
+    if str(path).lower().endswith(_COMPRESSED_SUFFIXES):
+        return CSV_BLOCK_BYTES
     try:
         with open(path, "rb") as fh:
             header = fh.readline(CSV_MAX_BLOCK_BYTES // 8)
     except OSError:
         return CSV_BLOCK_BYTES
     return max(CSV_BLOCK_BYTES, min(CSV_MAX_BLOCK_BYTES, 8 * len(header)))
+
+
+def check_compressed_header(path: str | os.PathLike[str], uri: str) -> None:
+    """Refuse a compressed CSV file whose header line does not fit the plain block: such a file is read
+    by pyarrow alone, whose memory grows with the columns (~10 kB each), not by the wide reader.
+
+    Raises:
+        InputDataError: the header (decompressed) is longer than :data:`COMPRESSED_HEADER_BYTES`.
+    """
+    import pyarrow as pa
+
+    try:
+        with pa.input_stream(str(path), compression="detect") as fh:  # the codec from the extension
+            header = _first_line(fh, COMPRESSED_HEADER_BYTES + 1)
+    except (OSError, pa.ArrowException):
+        return  # the read that follows reports it
+    if len(header) > COMPRESSED_HEADER_BYTES:
+        raise InputDataError(
+            f"{uri}: the header line of a compressed CSV file is longer than {COMPRESSED_HEADER_BYTES} bytes "
+            "(a wide table): decompress it, wide tables are read from plain CSV or Parquet files")
 
 
 def open_dataset(
@@ -263,6 +307,8 @@ def open_dataset(
         if fmt == "csv":
             from airflow_aisec.core.io.wide_csv import wide_csv_schema
 
+            if str(path).lower().endswith(_COMPRESSED_SUFFIXES):
+                check_compressed_header(path, name)
             block_size = csv_block_size(path)
             read = pcsv.ReadOptions(block_size=block_size)
             parse = pcsv.ParseOptions()

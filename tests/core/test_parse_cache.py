@@ -120,5 +120,5 @@ def test_a_file_that_is_not_parquet_leaves_nothing_kept(tmp_path):
     path.write_bytes(b"not a parquet file at all")
     with pytest.raises((InputDataError, pa.ArrowInvalid)):
         parquet_files.parquet_schema(path)
-    assert parquet_files._footer_bytes(path, path.stat().st_size) is None
+    assert parquet_files._footer_bytes(path, path.stat().st_size, "t.parquet") is None
     assert parse_cache.source_unchanged(tmp_path / "missing", Source(0, b"x")) is False

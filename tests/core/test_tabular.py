@@ -16,6 +16,7 @@ from airflow_aisec.core.io.tabular import (
     sniff_format,
 )
 from airflow_aisec.exceptions import InputDataError
+from tests.helpers.calls import count_calls
 
 SECRET_CELL = "zz-planted-cell-4242"
 
@@ -213,3 +214,33 @@ def test_a_compressed_csv_gets_its_block_from_its_decompressed_header(tmp_path):
     with pytest.raises(InputDataError, match=f"wide.csv.gz: the header line of a compressed CSV file is longer "
                                             f"than {COMPRESSED_HEADER_BYTES} bytes"):
         open_dataset(wide, "csv", uri="wide.csv.gz")
+
+
+def test_a_table_wider_than_the_limit_is_an_input_error_before_it_is_read(tmp_path, monkeypatch):
+    """Every gate's memory has a per-column part: a table's width is bounded (a 32 MB CSV header of
+    3,000,000 names took 1.5 GB), for CSV read by the wide reader or by pyarrow, and for Parquet."""
+    from airflow_aisec.core.io import parquet_files, schema_lists, wide_csv
+
+    monkeypatch.setattr(schema_lists, "MAX_COLUMNS", 1500)
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(1501)) + "\n" + ",".join(["1"] * 1501) + "\n")
+    made = count_calls(monkeypatch, wide_csv, "_parse_pieces")
+    with pytest.raises(InputDataError, match=r"wide.csv: 1,501 columns, more than the 1,500 a table may have"):
+        open_dataset(wide, "csv", uri="wide.csv")
+    assert made[0] == 0  # refused from its header, before its rows
+    monkeypatch.setattr(schema_lists, "MAX_COLUMNS", 3)
+    narrow = tmp_path / "narrow.csv"
+    narrow.write_text("a,b,c,d\n1,2,3,4\n")
+    with pytest.raises(InputDataError, match="narrow.csv: 4 columns, more than the 3"):
+        open_dataset(narrow, "csv", uri="narrow.csv")
+    table = tmp_path / "t.parquet"
+    pq.write_table(pa.table({n: [1] for n in "abcd"}), table)
+    with pytest.raises(InputDataError, match="t.parquet: 4 columns, more than the 3"):
+        open_dataset(table, "parquet", uri="t.parquet")
+    # A Parquet footer is bounded in bytes before pyarrow parses it (its parse holds ~16x them).
+    monkeypatch.setattr(parquet_files, "MAX_FOOTER_BYTES", 64)
+    parquet_files._FOOTERS.clear()
+    parses = parquet_files.PARQUET_FOOTER_PARSES["count"]
+    with pytest.raises(InputDataError, match=r"t.parquet: Parquet footer of [0-9,]+ bytes, more than 64"):
+        open_dataset(table, "parquet", uri="t.parquet")
+    assert parquet_files.PARQUET_FOOTER_PARSES["count"] == parses

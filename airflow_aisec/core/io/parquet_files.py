@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.parse_cache import ParseCache, Source, file_identity, source_unchanged
 from airflow_aisec.core.io.schema_lists import column_names, column_types
+from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,12 +25,17 @@ _FOOTERS = ParseCache(kept=2)
 PARQUET_FOOTER_PARSES = {"count": 0}
 #: A Parquet file ends with its footer's length (4 bytes, little-endian) and the magic ``PAR1``.
 _TAIL = 8
-#: A longer footer is parsed whenever it is read, not kept (its bytes are kept with its parse).
-_KEPT_FOOTER_BYTES = 64 << 20
+#: The longest footer read: pyarrow's parse holds ~16x its bytes (a 100,000-column footer: 18.5 MB,
+#: ~300 MB parsed), before a reader can tell how many columns it describes.
+MAX_FOOTER_BYTES = 48 << 20
 
 
-def _footer(path: str | os.PathLike[str]) -> tuple[Any, pa.Schema]:
-    """(FileMetaData, Arrow schema) of a file, parsed once while its footer's bytes are unchanged."""
+def _footer(path: str | os.PathLike[str], uri: str | None = None) -> tuple[Any, pa.Schema]:
+    """(FileMetaData, Arrow schema) of a file, parsed once while its footer's bytes are unchanged.
+
+    Raises:
+        InputDataError: the footer is longer than :data:`MAX_FOOTER_BYTES`.
+    """
     from pyarrow._parquet import ParquetReader
 
     st = os.stat(path)
@@ -37,7 +43,7 @@ def _footer(path: str | os.PathLike[str]) -> tuple[Any, pa.Schema]:
     footer = _FOOTERS.get(key, path)
     if footer is not None:
         return footer
-    source = _footer_bytes(path, st.st_size)
+    source = _footer_bytes(path, st.st_size, uri or str(path))
     PARQUET_FOOTER_PARSES["count"] += 1
     # ParquetReader rather than pq.read_metadata: ParquetFile builds a per-leaf path table in Python.
     reader = ParquetReader()
@@ -51,9 +57,13 @@ def _footer(path: str | os.PathLike[str]) -> tuple[Any, pa.Schema]:
     return footer
 
 
-def _footer_bytes(path: str | os.PathLike[str], size: int) -> Source | None:
+def _footer_bytes(path: str | os.PathLike[str], size: int, uri: str) -> Source | None:
     """The footer of a file ``size`` bytes long and its tail, as the file holds them now (None when the
-    tail is not a Parquet tail, which pyarrow's parse reports, or the footer is too long to keep)."""
+    tail is not a Parquet tail or names more bytes than the file holds: pyarrow's parse reports it).
+
+    Raises:
+        InputDataError: the footer is longer than :data:`MAX_FOOTER_BYTES`.
+    """
     if size < _TAIL:
         return None
     with open(path, "rb") as fh:
@@ -62,18 +72,21 @@ def _footer_bytes(path: str | os.PathLike[str], size: int) -> Source | None:
         if len(tail) != _TAIL or tail[4:] != b"PAR1":
             return None
         length = int.from_bytes(tail[:4], "little")
-        if length > min(size - _TAIL, _KEPT_FOOTER_BYTES):
+        if length > size - _TAIL:
             return None
+        if length > MAX_FOOTER_BYTES:
+            raise InputDataError(f"{uri}: Parquet footer of {length:,} bytes, more than {MAX_FOOTER_BYTES:,} (a "
+                                 "table far wider than any gate reads)")
         fh.seek(size - _TAIL - length)
         return Source(size - _TAIL - length, fh.read(length + _TAIL))
 
 
-def parquet_metadata(path: str | os.PathLike[str]) -> Any:
-    return _footer(path)[0]
+def parquet_metadata(path: str | os.PathLike[str], uri: str | None = None) -> Any:
+    return _footer(path, uri)[0]
 
 
-def parquet_schema(path: str | os.PathLike[str]) -> pa.Schema:
-    return _footer(path)[1]
+def parquet_schema(path: str | os.PathLike[str], uri: str | None = None) -> pa.Schema:
+    return _footer(path, uri)[1]
 
 
 def iter_parquet(path: str, schema: pa.Schema, projection: list[str] | None, batch_rows: int,

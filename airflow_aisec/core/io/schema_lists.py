@@ -19,6 +19,22 @@ T = TypeVar("T")
 
 #: From this many columns a schema's lists are remembered.
 WIDE_SCHEMA = 1024
+#: Columns a table may have at most. Every gate's memory has a per-column part (~500 bytes for pii,
+#: ~3 kB for a parsed Parquet footer): a 32 MB CSV header of 3,000,000 names took 1.5 GB, and a wider
+#: one would end in the OOM killer, not in an error. 2.5 times the widest bench table.
+MAX_COLUMNS = 250_000
+
+
+def check_width(columns: int, uri: str) -> None:
+    """Refuse a table of more than :data:`MAX_COLUMNS` columns.
+
+    Raises:
+        InputDataError: naming the file and its number of columns.
+    """
+    if columns > MAX_COLUMNS:
+        from airflow_aisec.exceptions import InputDataError
+
+        raise InputDataError(f"{uri}: {columns:,} columns, more than the {MAX_COLUMNS:,} a table may have")
 _KEPT = 4
 #: (schema, names, types), newest first. A list replaced whole, never changed in place: threads
 #: reading it see one version or the other.

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aisec.core.io.files import check_regular_file, open_user_file
 from airflow_aisec.core.io.parquet_files import iter_parquet, parquet_schema
-from airflow_aisec.core.io.schema_lists import ColumnLists, column_names, column_types
+from airflow_aisec.core.io.schema_lists import ColumnLists, check_width, column_names, column_types
 from airflow_aisec.core.io.storage import is_s3_uri, make_s3_client, parse_s3_uri, translate_s3_errors
 from airflow_aisec.exceptions import InputDataError
 
@@ -326,7 +326,8 @@ def open_dataset(
             table = TableFile(str(path), "csv", lists, read, parse, convert)
         else:
             # One footer parse per file: the schema is kept, the batches do not read the footer again.
-            table = TableFile(str(path), "parquet", ColumnLists.of(parquet_schema(path)))
+            table = TableFile(str(path), "parquet", ColumnLists.of(parquet_schema(path, name)))
+        check_width(len(table.column_lists), name)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         if fmt == "csv":
             raise InputDataError(_csv_error_message(exc, _csv_header(path), name, path=path)) from None

@@ -39,7 +39,7 @@ from airflow_aisec.core.io.csv_cells import (
     split_fields,
 )
 from airflow_aisec.core.io.parse_cache import ParseCache, Source, file_identity
-from airflow_aisec.core.io.schema_lists import ColumnLists
+from airflow_aisec.core.io.schema_lists import ColumnLists, check_width
 from airflow_aisec.exceptions import InputDataError
 
 if TYPE_CHECKING:
@@ -125,6 +125,8 @@ def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[li
         line, body = first_line(data[start:head_end])
         data, body_start, head_end = body + data[head_end:], 0, len(body)
     names = header_names(line)
+    if names is not None:
+        check_width(len(names), uri)  # before a set, a schema or a row of that many
     if names is None or len(names) < WIDE_COLUMNS or len(set(names)) != len(names):
         return None
     try:

@@ -21,6 +21,8 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_aisec.core.io.expansion import within_values
+
 #: Qualified name of the operator whose arguments describe a pod.
 KPO_CLASS = "airflow.providers.cncf.kubernetes.operators.pod.KubernetesPodOperator"
 #: Source labels of the pod specs (shown in findings).
@@ -76,6 +78,11 @@ def merge(base: Any, top: Any) -> Any:
     return top
 
 
+#: Values a pod template may hold once its YAML aliases (or shared Python objects) are followed: the
+#: pod rules and the DAG description walk them all (a 1 kB template of nested aliases holds 10^8).
+MAX_POD_VALUES = 100_000
+
+
 def _read_template(path: str) -> dict[str, Any] | None:
     import yaml
 
@@ -87,7 +94,7 @@ def _read_template(path: str) -> dict[str, Any] | None:
         doc = yaml.safe_load(raw)
     except (OSError, yaml.YAMLError, RecursionError):
         return None
-    return doc if isinstance(doc, dict) else None
+    return doc if isinstance(doc, dict) and within_values(doc, MAX_POD_VALUES) else None
 
 
 def _attr(task: Any, name: str) -> Any:
@@ -104,6 +111,8 @@ def operator_pod(task: Any) -> dict[str, Any] | None:
     template_dict = _attr(task, "pod_template_dict")
     template_file = _attr(task, "pod_template_file")
     if template_dict:
+        if not within_values(template_dict, MAX_POD_VALUES):
+            return None
         base = to_plain(template_dict)
     elif template_file:
         base = _read_template(str(template_file))

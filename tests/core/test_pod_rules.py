@@ -155,6 +155,11 @@ def test_hardened_pods_from_real_operators(tmp_path):
 def test_pod_template_file_is_judged_and_an_unreadable_one_fails(tmp_path):
     template = tmp_path / "pod.yaml"
     template.write_text("apiVersion: v1\nkind: Pod\nspec:\n  hostNetwork: true\n  containers:\n  - name: base\n")
+    laughs = tmp_path / "laughs.yaml"
+    levels = ["x0: &a0 [" + ", ".join(['"x"'] * 10) + "]"]
+    levels += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    laughs.write_text("apiVersion: v1\nkind: Pod\n" + "\n".join(levels)
+                      + "\nspec:\n  containers: [{name: base, args: *a7}]\n")
     source = f'''
 import pendulum
 from airflow.sdk import DAG
@@ -163,7 +168,10 @@ with DAG("templated_pods", schedule=None, start_date=pendulum.datetime(2024, 1, 
     KubernetesPodOperator(task_id="from_template", image="{DIGEST_IMAGE}", pod_template_file="{template}")
     KubernetesPodOperator(task_id="missing_template", image="{DIGEST_IMAGE}",
                           pod_template_file="{tmp_path / 'absent.yaml'}")
+    KubernetesPodOperator(task_id="laughs", image="{DIGEST_IMAGE}", pod_template_file="{laughs}")
 '''
     found = findings_by_task(_described(tmp_path, source, "templated_pods"))
     assert "platform.pod_host_network" in found["from_template"]
     assert found["missing_template"] == {"platform.pod_spec_unreadable"}
+    # 1 kB of nested aliases holding 10^8 values: refused as unreadable, not walked (that never ended).
+    assert found["laughs"] == {"platform.pod_spec_unreadable"}

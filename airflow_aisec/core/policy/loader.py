@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from airflow_aisec.core.io.expansion import within_values
 from airflow_aisec.core.io.files import read_user_file
 from airflow_aisec.core.policy.document import LoadedPolicy, Policy
 from airflow_aisec.exceptions import PolicyError
@@ -75,23 +76,11 @@ def _check_expanded_size(document: Any, source: str) -> None:
     PyYAML shares an aliased node instead of copying it, but validation walks every reference:
     counting references before they are followed keeps the walk itself bounded.
     """
-    count = 1
-    stack = [document]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            children: list[Any] = [*node.keys(), *node.values()]
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        count += len(children)
-        if count > MAX_POLICY_VALUES:
-            raise PolicyError(
-                f"policy expands to more than {MAX_POLICY_VALUES} values (YAML aliases repeating large or "
-                "recursive parts?)", source=source,
-            )
-        stack.extend(children)
+    if not within_values(document, MAX_POLICY_VALUES):
+        raise PolicyError(
+            f"policy expands to more than {MAX_POLICY_VALUES} values (YAML aliases repeating large or "
+            "recursive parts?)", source=source,
+        )
 
 
 _YAML_TYPE_NAMES = {bool: "a boolean", str: "a string", float: "a floating-point number", int: "an integer",

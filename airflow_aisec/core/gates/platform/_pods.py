@@ -101,7 +101,8 @@ def judge_pod(rules: PodRules, pod: Mapping[str, Any] | None) -> dict[str, list[
         hits.setdefault(rule, []).append(what)
 
     if pod is None:
-        add("pod_spec_unreadable", "the pod spec (template file missing, too large or not YAML)")
+        add("pod_spec_unreadable", "the pod spec (template file missing, too large or not YAML, or YAML aliases "
+                                   "expanding it past 100,000 values)")
         return hits
     spec = _spec(pod)
     pod_sc = get(spec, "securityContext") or {}

@@ -7,6 +7,8 @@ the gate must then read the new bytes, never the parse of the old ones.
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -54,7 +56,9 @@ def _cells(path, **options) -> list:
 def test_a_kept_parse_is_served_while_its_bytes_are_there_and_dropped_when_they_are_not(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"0123456789")
-    cache = ParseCache(kept=2)
+    cache = ParseCache(kept=2, max_source_bytes=4)
+    cache.put("long", "parse", Source(0, b"01234"))  # a source over the bound is not kept
+    assert len(cache) == 0
     cache.put("k", "parse of 0123456789", Source(2, b"2345"))
     assert cache.get("k", path) == "parse of 0123456789"
     path.write_bytes(b"01xx456789")  # same size, other bytes where the parse read
@@ -67,6 +71,9 @@ def test_a_kept_parse_is_served_while_its_bytes_are_there_and_dropped_when_they_
     assert cache.get("j", path) is None and cache.get("k", path) == 1 and len(cache) == 2  # the oldest left
     path.unlink()
     assert cache.get("k", path) is None  # gone: the read that follows reports it
+    os.mkfifo(path)  # no longer a regular file: never opened (an open would wait for a writer)
+    cache.put("k", 1, Source(0, b"0123"))
+    assert cache.get("k", path) is None
 
 
 def test_a_wide_csv_rewritten_with_the_same_identity_is_read_anew(tmp_path, blind_identity, monkeypatch):

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from airflow_aisec.core.io.files import open_user_file
 from airflow_aisec.core.io.parse_cache import ParseCache, Source, file_identity, source_unchanged
 from airflow_aisec.core.io.schema_lists import column_names, column_types
 from airflow_aisec.exceptions import InputDataError
@@ -21,13 +22,13 @@ if TYPE_CHECKING:
 
 #: Parsed Parquet footers: a 100k-column footer costs seconds to parse, and a gate opens a file more
 #: than once (schema, then batches; the same file as data and reference).
-_FOOTERS = ParseCache(kept=2)
 PARQUET_FOOTER_PARSES = {"count": 0}
 #: A Parquet file ends with its footer's length (4 bytes, little-endian) and the magic ``PAR1``.
 _TAIL = 8
 #: The longest footer read: pyarrow's parse holds ~16x its bytes (a 100,000-column footer: 18.5 MB,
 #: ~300 MB parsed), before a reader can tell how many columns it describes.
 MAX_FOOTER_BYTES = 48 << 20
+_FOOTERS = ParseCache(kept=2, max_source_bytes=MAX_FOOTER_BYTES + _TAIL)  # every footer read
 
 
 def _footer(path: str | os.PathLike[str], uri: str | None = None) -> tuple[Any, pa.Schema]:
@@ -66,7 +67,11 @@ def _footer_bytes(path: str | os.PathLike[str], size: int, uri: str) -> Source |
     """
     if size < _TAIL:
         return None
-    with open(path, "rb") as fh:
+    try:
+        fh = open_user_file(path, "data file")
+    except (OSError, InputDataError):
+        return None  # pyarrow's parse reports it
+    with fh:
         fh.seek(size - _TAIL)
         tail = fh.read(_TAIL)
         if len(tail) != _TAIL or tail[4:] != b"PAR1":

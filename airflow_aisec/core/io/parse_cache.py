@@ -16,6 +16,9 @@ import os
 import threading
 from typing import Any, NamedTuple
 
+from airflow_aisec.core.io.files import open_user_file
+from airflow_aisec.exceptions import AisecError
+
 
 def file_identity(st: os.stat_result) -> tuple[int, ...]:
     """What finds a file's entry (device, inode, size, modification and change times): not proof of
@@ -31,10 +34,15 @@ class Source(NamedTuple):
 
 
 class ParseCache:
-    """The last ``kept`` parses, by a caller's key (a file's identity and what else the parse depended on)."""
+    """The last ``kept`` parses, by a caller's key (a file's identity and what else the parse depended on).
 
-    def __init__(self, kept: int) -> None:
+    A parse whose source is longer than ``max_source_bytes`` is not kept: the cache holds at most
+    ``kept`` sources of that size, whatever the files.
+    """
+
+    def __init__(self, kept: int, max_source_bytes: int) -> None:
         self._kept = kept
+        self._max_source_bytes = max_source_bytes
         self._entries: dict[Any, tuple[Any, Source]] = {}
         self._lock = threading.Lock()
 
@@ -52,7 +60,8 @@ class ParseCache:
         return value
 
     def put(self, key: Any, value: Any, source: Source) -> None:
-        self._keep(key, (value, source))
+        if len(source.data) <= self._max_source_bytes:
+            self._keep(key, (value, source))
 
     def clear(self) -> None:
         with self._lock:
@@ -71,10 +80,10 @@ class ParseCache:
 
 def source_unchanged(path: str | os.PathLike[str], source: Source) -> bool:
     """Whether ``path`` holds ``source.data`` at ``source.offset`` (a read of its length: bounded when
-    the parse read it)."""
+    the parse read it). A path that is no longer a regular file does not (it is never opened)."""
     try:
-        with open(path, "rb") as fh:
+        with open_user_file(path, "data file") as fh:
             fh.seek(source.offset)
             return fh.read(len(source.data)) == source.data
-    except OSError:
-        return False  # the parse that follows reports it
+    except (OSError, AisecError):
+        return False  # the read that follows reports it

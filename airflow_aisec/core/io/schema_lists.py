@@ -23,6 +23,10 @@ WIDE_SCHEMA = 1024
 #: ~3 kB for a parsed Parquet footer): a 32 MB CSV header of 3,000,000 names took 1.5 GB, and a wider
 #: one would end in the OOM killer, not in an error. 2.5 times the widest bench table.
 MAX_COLUMNS = 250_000
+_KEPT = 4
+#: (schema, names, types), newest first. A list replaced whole, never changed in place: threads
+#: reading it see one version or the other.
+_KNOWN: list[tuple[pa.Schema, list[str], list[Any]]] = []
 
 
 def check_width(columns: int, uri: str) -> None:
@@ -35,10 +39,6 @@ def check_width(columns: int, uri: str) -> None:
         from airflow_aisec.exceptions import InputDataError
 
         raise InputDataError(f"{uri}: {columns:,} columns, more than the {MAX_COLUMNS:,} a table may have")
-_KEPT = 4
-#: (schema, names, types), newest first. A list replaced whole, never changed in place: threads
-#: reading it see one version or the other.
-_KNOWN: list[tuple[pa.Schema, list[str], list[Any]]] = []
 
 
 def remember(schema: pa.Schema, names: list[str], types: list[Any]) -> pa.Schema:

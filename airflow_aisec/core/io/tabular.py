@@ -251,11 +251,14 @@ def csv_block_size(path: str | os.PathLike[str]) -> int:
 
 def check_compressed_header(path: str | os.PathLike[str], uri: str) -> None:
     """Refuse a compressed CSV file whose header line does not fit the plain block: such a file is read
-    by pyarrow alone, whose memory grows with the columns (~10 kB each), not by the wide reader.
+    by pyarrow alone, whose memory grows with the columns (~10 kB each), not by the wide reader. A
+    plain file is left alone.
 
     Raises:
         InputDataError: the header (decompressed) is longer than :data:`COMPRESSED_HEADER_BYTES`.
     """
+    if not str(path).lower().endswith(_COMPRESSED_SUFFIXES):
+        return
     import pyarrow as pa
 
     try:
@@ -307,8 +310,7 @@ def open_dataset(
         if fmt == "csv":
             from airflow_aisec.core.io.wide_csv import wide_csv_schema
 
-            if str(path).lower().endswith(_COMPRESSED_SUFFIXES):
-                check_compressed_header(path, name)
+            check_compressed_header(path, name)
             block_size = csv_block_size(path)
             read = pcsv.ReadOptions(block_size=block_size)
             parse = pcsv.ParseOptions()

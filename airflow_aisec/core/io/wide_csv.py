@@ -89,8 +89,8 @@ def _default_options(table: Any) -> bool:
 
 
 #: A small wide file parsed whole for its schema is kept (two files) for the batches that follow.
-_PARSED = ParseCache(kept=2)
 _PARSED_MAX_BYTES = 16 << 20
+_PARSED = ParseCache(kept=2, max_source_bytes=_PARSED_MAX_BYTES)
 
 
 def _header(path: str | os.PathLike[str], block_size: int, uri: str) -> tuple[list[str], Rows, Source] | None:
@@ -241,7 +241,8 @@ def _arrow_read(rows: Rows, indices: Sequence[int], names: Sequence[str] | Mappi
 
 #: The last wide schemas made, by file identity and the options they were made under: a gate opens
 #: one file several times (a redaction: scan, shape, rewrite), and each 100k-field schema costs ~0.1 s.
-_SCHEMAS = ParseCache(kept=4)
+#: A schema is kept with the block it was inferred from: a larger block (a header over 2 MB) is read again.
+_SCHEMAS = ParseCache(kept=4, max_source_bytes=_PARSED_MAX_BYTES + 1)
 
 
 def wide_csv_schema(path: str | os.PathLike[str], block_size: int, *, declared: Mapping[str, Any] | None,

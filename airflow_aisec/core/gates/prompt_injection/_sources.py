@@ -214,7 +214,10 @@ class Reader:
         target = Path(os.path.realpath(full))
         if target.is_dir() or not target.is_file():
             return None  # a directory inside is walked; a dangling link reads nothing
-        target_rel = target.relative_to(os.path.realpath(root)).as_posix()
+        try:
+            target_rel = target.relative_to(os.path.realpath(root)).as_posix()
+        except ValueError:  # it changed since the walk, to point out of the directory
+            return "symlink_outside"
         if _suffix(target_rel) in self.section.extensions and not _matches(target_rel, self.section.allow_documents):
             return None  # scanned in its own right
         return "symlink_to_unscanned"
